@@ -1,0 +1,139 @@
+"""The ``comanage-dashboard`` command: wires settings to the rest and holds no logic.
+
+Exit codes: 0 success (warnings about dropped rows included), 2 a problem the user must fix
+(bad config, unreadable source, unknown filter), 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from . import __version__
+from .settings import SETTINGS, Settings, SettingsError, load_settings
+
+
+class UsageError(Exception):
+    """Exit 2 with this one line."""
+
+
+def _progress(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False) and getattr(args, "format", "table") != "json":
+        print(message, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS
+                 if getattr(args, s.name, None) is not None}
+    return settings.with_values(**overrides) if overrides else settings
+
+
+def load_checked(settings: Settings, args: argparse.Namespace):
+    """Load the estate, print drop warnings to stderr, and validate --site/--collection."""
+    from .data.estate import load_estate
+
+    started = time.perf_counter()
+    _progress(args, f"loading {len(settings.sources)} source(s) ...")
+    estate = load_estate(settings)
+    for report in estate.sources:
+        if report.dropped:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.reasons.items()))
+            print(f"warning: site {report.site}: dropped {report.dropped} of {report.rows} "
+                  f"rows ({reasons})", file=sys.stderr)
+            for line in report.problems:
+                print(f"warning:   {line}", file=sys.stderr)
+    _progress(args, f"loaded {len(estate.devices):,} devices in "
+                    f"{time.perf_counter() - started:.1f} s")
+    site = getattr(args, "site", None)
+    if site and site not in [s.site for s in settings.sources] + estate.sites:
+        raise UsageError(f"unknown site {site!r} (configured: "
+                         f"{', '.join(s.site for s in settings.sources)})")
+    collection = getattr(args, "collection", None)
+    if collection and collection not in settings.named_collections:
+        raise UsageError(f"collection {collection!r} is not named in the configuration "
+                         f"(named: {', '.join(settings.named_collections) or 'none'})")
+    return estate
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .model.summary import summarize
+    from .summary_table import format_table
+
+    settings = _settings(args)
+    estate = load_checked(settings, args)
+    summary = summarize(estate.select(args.site, args.collection),
+                        [s.as_dict() for s in estate.sources], estate.data_as_of)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(summary, settings))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .data.sample import main_sample
+
+    main_sample(devices=args.devices, seed=args.seed, out=args.out, sqlite=args.sqlite,
+                as_of=args.as_of, quiet=args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="comanage-dashboard",
+        description="Co-management dashboard for Configuration Manager and Intune.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", metavar="FILE",
+                         help="TOML config file (default: $COMANAGE_CONFIG, else the bundled "
+                              "sample estate)")
+        sub.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    summary = commands.add_parser("summary", help="print the co-management aggregates")
+    common(summary)
+    summary.add_argument("--site", help="only this site's devices")
+    summary.add_argument("--collection", metavar="ID",
+                         help="only members of this collection (one the config names)")
+    summary.add_argument("--format", choices=("table", "json"), default="table")
+    summary.set_defaults(func=cmd_summary)
+
+    sample = commands.add_parser("sample", help="generate a realistic sample estate")
+    sample.add_argument("--devices", type=int, default=5000, metavar="N")
+    sample.add_argument("--seed", type=int, default=42, metavar="S")
+    sample.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the CSV exports and comanage.toml")
+    sample.add_argument("--sqlite", metavar="FILE",
+                        help="also write a SQLite replica of the site views (one per site)")
+    sample.add_argument("--as-of", dest="as_of", metavar="DATE",
+                        help="the estate's 'as of' time (ISO 8601; default now)")
+    sample.add_argument("--quiet", action="store_true", help="no progress messages")
+    sample.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data.contract import ContractError
+    from .data.estate import LoadError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (SettingsError, LoadError, ContractError, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The export contract (domain.md §5) and the rules for reading its raw values (§4).
+
+Both sources (CSV exports and SQL through ``queries/*.sql``) hand this module a table of raw
+text, one column per contract column; it returns typed columns and the rows it had to drop.
+Parsing works on the distinct values of a column (``pd.factorize``) wherever a column repeats
+itself (flags, OS names, builds, codes), so a million-row estate costs a few thousand Python
+calls, not a million.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "ResourceID",
+    "Name",
+    "Domain",
+    "OperatingSystem",
+    "Build",
+    "ProductType",
+    "ClientInstalled",
+    "ClientVersion",
+    "ClientActive",
+    "LastPolicyRequest",
+    "LastActiveTime",
+    "AADDeviceID",
+    "HybridAADJoined",
+    "AADJoined",
+    "MDMEnrolled",
+    "ComgmtPolicyPresent",
+    "MDMProvisioned",
+    "EnrollmentScheduled",
+    "PendingLogon",
+    "EnrollmentFailed",
+    "EnrollmentStatusCode",
+    "EnrollmentErrorDetail",
+    "MDMWorkloads",
+)
+OPTIONAL_DEVICE_COLUMNS: tuple[str, ...] = ("SiteCode",)
+MEMBERSHIP_COLUMNS: tuple[str, ...] = ("ResourceID", "CollectionID", "CollectionName")
+
+FLAG_COLUMNS: tuple[str, ...] = (
+    "ClientInstalled",
+    "ClientActive",
+    "HybridAADJoined",
+    "AADJoined",
+    "MDMEnrolled",
+    "ComgmtPolicyPresent",
+    "MDMProvisioned",
+    "EnrollmentScheduled",
+    "PendingLogon",
+    "EnrollmentFailed",
+)
+DATE_COLUMNS: tuple[str, ...] = ("LastPolicyRequest", "LastActiveTime")
+TEXT_COLUMNS: tuple[str, ...] = (
+    "Name",
+    "Domain",
+    "OperatingSystem",
+    "ClientVersion",
+    "AADDeviceID",
+    "EnrollmentErrorDetail",
+)
+
+_TRUE = {"1", "1.0", "true", "yes"}
+_FALSE = {"0", "0.0", "false", "no"}
+_NULLS = {"", "null"}
+_INT_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
+_HEX_RE = re.compile(r"^(0x)?[0-9a-f]+$")
+_NT_RE = re.compile(r"(\d+)\.(\d+)")
+EXAMPLES_KEPT = 5
+
+
+@dataclass
+class Problem:
+    """One dropped row: where it was and why, in words a user can act on."""
+
+    line: int | None
+    column: str | None
+    value: str | None
+    message: str
+
+    def describe(self, file: str) -> str:
+        where = f"{file} line {self.line}" if self.line is not None else file
+        if self.column is None:
+            return f"{where}: {self.message}"
+        return f'{where}: {self.column} "{self.value}" {self.message}'
+
+
+@dataclass
+class ParseResult:
+    """Typed device rows plus the problems found; ``dropped`` counts every dropped row."""
+
+    frame: pd.DataFrame
+    dropped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class ContractError(Exception):
+    """A source that cannot be loaded at all (unreadable, empty, missing a column)."""
+
+
+def is_null(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or (
+        isinstance(value, str) and value.strip().lower() in _NULLS
+    )
+
+
+def parse_flag(value: object) -> float:
+    """1.0 / 0.0 for a readable flag, NaN for unknown; raises ValueError for anything else."""
+    if is_null(value):
+        return np.nan
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    raise ValueError("is not a flag (expected 1, 0, True, False or empty)")
+
+
+def parse_number(value: object) -> float:
+    """A whole number, written as decimal (``8193`` or ``8193.0``); NaN when empty."""
+    if is_null(value):
+        return np.nan
+    text = str(value).strip()
+    if not _INT_RE.match(text):
+        raise ValueError("is not a whole number")
+    return float(int(float(text)))
+
+
+def parse_status_code(value: object) -> str | None:
+    """Normalise an HRESULT to unsigned 32 bits written ``0x%08X``; None when empty.
+
+    Digits with an optional minus are decimal (signed or unsigned); a ``0x`` prefix or any
+    of the letters A-F makes it hexadecimal.
+    """
+    if is_null(value):
+        return None
+    text = str(value).strip().lower()
+    if _INT_RE.match(text):
+        number = int(float(text)) if "." in text else int(text)
+    elif _HEX_RE.match(text):
+        number = int(text[2:] if text.startswith("0x") else text, 16)
+    else:
+        raise ValueError("is not an error code (decimal or hexadecimal)")
+    return f"0x{number & 0xFFFFFFFF:08X}"
+
+
+def parse_product_type(value: object) -> float:
+    """1, 2 or 3; anything else (not an error) is unknown and lets the OS name decide."""
+    if is_null(value):
+        return np.nan
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return np.nan
+    return number if number in (1.0, 2.0, 3.0) else np.nan
+
+
+def parse_nt_version(operating_system: object, build: object) -> str | None:
+    """``major.minor`` from the OS name, else from a dotted build (``10.0.19045``)."""
+    for text in (operating_system, build):
+        if is_null(text):
+            continue
+        text = str(text)
+        if text is build and "." not in text:
+            continue
+        match = _NT_RE.search(text)
+        if match:
+            return f"{int(match.group(1))}.{int(match.group(2))}"
+    return None
+
+
+def parse_build_number(build: object) -> float:
+    """``19045``, ``10.0.19045`` or ``10.0.19045.4651`` -> 19045; ``10.0`` alone -> unknown."""
+    if is_null(build):
+        return np.nan
+    parts = str(build).strip().split(".")
+    if len(parts) >= 3:
+        candidate = parts[2]
+    elif len(parts) == 1:
+        candidate = parts[0]
+    else:
+        return np.nan
+    return float(candidate) if candidate.isdigit() else np.nan
+
+
+def _map_distinct(column: pd.Series, parse, dtype=None):
+    """Apply ``parse`` to each distinct value once; return (values, bad mask, bad messages)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    parsed: list[object] = []
+    bad_unique = np.zeros(len(uniques) + 1, dtype=bool)
+    messages: dict[int, str] = {}
+    for index, raw in enumerate(uniques):
+        try:
+            parsed.append(parse(raw))
+        except ValueError as error:
+            parsed.append(None if dtype is object else np.nan)
+            bad_unique[index] = True
+            messages[index] = str(error)
+    parsed.append(parse(None))  # the NA sentinel (-1) maps to the last slot
+    lookup = np.array(parsed, dtype=dtype if dtype is not None else float)
+    values = lookup[codes]
+    return values, bad_unique[codes], codes, messages
+
+
+def parse_devices(raw: pd.DataFrame, line_numbers=None) -> ParseResult:
+    """Type the raw text columns of a device export; drop and report rows with bad values.
+
+    ``raw`` holds the contract columns as text (missing values as NA or ""). ``line_numbers``
+    gives each row's position in its file for messages (defaults to the row number + 2, the
+    header being line 1).
+    """
+    n = len(raw)
+    if line_numbers is None:
+        line_numbers = np.arange(2, n + 2)
+    line_numbers = np.asarray(line_numbers)
+    out: dict[str, object] = {}
+    bad_any = np.zeros(n, dtype=bool)
+    first_bad: list[tuple[int, str, str, str]] = []  # (row, column, value, message)
+    reasons: dict[str, int] = {}
+
+    def note(column: str, bad: np.ndarray, values_raw: pd.Series, message_of) -> None:
+        """Record rows newly found bad in ``column``; keep the first few as examples."""
+        nonlocal bad_any
+        new = bad & ~bad_any
+        if new.any():
+            reasons[f"bad {column}"] = reasons.get(f"bad {column}", 0) + int(new.sum())
+            for row in np.flatnonzero(new)[:EXAMPLES_KEPT]:
+                first_bad.append((int(row), column, str(values_raw.iloc[row]), message_of(row)))
+        bad_any |= bad
+
+    # ResourceID: every value is distinct, so parse vectorised rather than per distinct value.
+    rid_text = raw["ResourceID"].astype("str").str.strip()
+    rid_num = pd.to_numeric(rid_text.where(rid_text.str.match(_INT_RE.pattern), None),
+                            errors="coerce")
+    note("ResourceID", rid_num.isna().to_numpy(), raw["ResourceID"],
+         lambda row: "is not a whole number")
+    out["ResourceID"] = rid_num.fillna(-1).astype("int64").to_numpy()
+
+    for column in FLAG_COLUMNS:
+        values, bad, codes, messages = _map_distinct(raw[column], parse_flag)
+        note(column, bad, raw[column], lambda row, c=codes, m=messages: m[int(c[row])])
+        out[column] = values
+
+    for column in ("MDMWorkloads",):
+        values, bad, codes, messages = _map_distinct(raw[column], parse_number)
+        note(column, bad, raw[column], lambda row, c=codes, m=messages: m[int(c[row])])
+        out[column] = values
+
+    values, bad, codes, messages = _map_distinct(
+        raw["EnrollmentStatusCode"], parse_status_code, dtype=object
+    )
+    note("EnrollmentStatusCode", bad, raw["EnrollmentStatusCode"],
+         lambda row, c=codes, m=messages: m[int(c[row])])
+    out["EnrollmentStatusCode"] = values
+
+    for column in DATE_COLUMNS:
+        text = raw[column].astype("str").str.strip()
+        empty = text.isna() | text.str.lower().isin(list(_NULLS)) | (text == "nan") | (
+            text == "<NA>"
+        )
+        parsed = pd.to_datetime(text.where(~empty, None), format="ISO8601", errors="coerce",
+                                utc=True)
+        bad = (parsed.isna() & ~empty).to_numpy()
+        note(column, bad, raw[column],
+             lambda row: "is not a date (expected 2026-11-20 13:45:12.000 or ISO 8601)")
+        out[column] = parsed.dt.tz_localize(None).to_numpy()
+
+    out["ProductType"], _, _, _ = _map_distinct(raw["ProductType"], parse_product_type)
+    out["BuildNumber"], _, _, _ = _map_distinct(raw["Build"], parse_build_number)
+
+    # NT version depends on two columns: factorise the pair.
+    pair = raw["OperatingSystem"].astype("str").fillna("") + "\x00" + raw["Build"].astype(
+        "str").fillna("")
+    codes, uniques = pd.factorize(pair)
+    nt = np.array(
+        [parse_nt_version(*(u.split("\x00", 1))) for u in uniques] + [None], dtype=object
+    )
+    out["NTVersion"] = nt[codes]
+
+    for column in TEXT_COLUMNS + ("Build",):
+        text = raw[column].astype("str")
+        null = text.isna() | text.str.strip().str.lower().isin(list(_NULLS))
+        out[column] = text.where(~null, None)
+    if "SiteCode" in raw.columns:
+        site = raw["SiteCode"].astype("str").str.strip()
+        out["SiteCode"] = site.where(~site.str.lower().isin(list(_NULLS)), None)
+
+    frame = pd.DataFrame({k: (v.to_numpy() if isinstance(v, pd.Series) else v)
+                          for k, v in out.items()})
+    keep = ~bad_any
+    problems = [
+        Problem(int(line_numbers[row]), column, value, message)
+        for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]
+    ]
+    frame = frame.loc[keep].reset_index(drop=True)
+    frame.attrs["lines"] = line_numbers[keep]
+    return ParseResult(frame=frame, dropped=int(bad_any.sum()), problems=problems,
+                       reasons=reasons)

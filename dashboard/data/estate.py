@@ -1,0 +1,198 @@
+"""Loading an estate: every configured source read, validated, combined and classified.
+
+An ``Estate`` is immutable once built; a refresh builds a new one and swaps it in, so readers
+never see half a load. It keeps its provenance (sources, rows read, rows dropped and why,
+"data as of") and answers the site and collection filters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..model.states import classify
+from ..settings import Settings, Source
+from .contract import MEMBERSHIP_COLUMNS, ContractError, ParseResult, Problem, parse_devices
+from .csv_source import fetch_csv
+
+
+class LoadError(Exception):
+    """A source could not be loaded at all: one line, naming the source, no secrets."""
+
+
+@dataclass
+class SourceReport:
+    site: str
+    kind: str
+    location: str
+    rows: int
+    dropped: int
+    problems: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"site": self.site, "kind": self.kind, "rows": self.rows, "dropped": self.dropped}
+
+
+@dataclass
+class Estate:
+    devices: pd.DataFrame  # classified, one row per (site, ResourceID)
+    memberships: pd.DataFrame  # site, ResourceID, CollectionID, CollectionName, row
+    sources: list[SourceReport]
+    data_as_of: str
+    collection_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted(self.devices["site"].unique().tolist())
+
+    @cached_property
+    def _collection_rows(self) -> dict[str, np.ndarray]:
+        rows = self.memberships["row"].to_numpy()
+        ids = self.memberships["CollectionID"].to_numpy()
+        return {cid: np.unique(rows[ids == cid]) for cid in pd.unique(ids)}
+
+    def collection_mask(self, collection_id: str) -> np.ndarray:
+        mask = np.zeros(len(self.devices), dtype=bool)
+        mask[self._collection_rows.get(collection_id, np.empty(0, dtype=np.int64))] = True
+        return mask
+
+    def select(self, site: str | None = None, collection: str | None = None) -> pd.DataFrame:
+        """The devices of one site and/or one collection (membership rows only)."""
+        mask = np.ones(len(self.devices), dtype=bool)
+        if site:
+            mask &= (self.devices["site"] == site).to_numpy()
+        if collection:
+            mask &= self.collection_mask(collection)
+        return self.devices if mask.all() else self.devices.loc[mask]
+
+    def device_collections(self, row: int) -> pd.DataFrame:
+        return self.memberships.loc[self.memberships["row"] == row,
+                                    ["CollectionID", "CollectionName"]]
+
+
+def _problem_lines(file: str, result: ParseResult, extra: list[Problem]) -> list[str]:
+    problems = sorted(result.problems + extra, key=lambda p: (p.line is None, p.line or 0))
+    return [p.describe(file) for p in problems[:5]]
+
+
+def _load_source(source: Source, collection_ids: list[str], settings: Settings):
+    """(typed devices, memberships, report) for one source."""
+    invalid: list[Problem] = []
+    if source.kind == "csv":
+        table, memberships = fetch_csv(source.csv)
+        raw, file = table.frame, table.path.name
+        location = str(source.csv)
+        lines = table.line_numbers()
+        invalid = [Problem(line, None, None, message) for line, message in table.invalid]
+    else:
+        from .sql_source import SourceError, fetch_sql, redact
+
+        password = os.environ.get(source.password_env) if source.password_env else None
+        try:
+            raw, memberships = fetch_sql(source.url, collection_ids, password=password,
+                                         timeout_seconds=settings.query_timeout_seconds)
+        except SourceError as error:
+            raise LoadError(f"site {source.site}: {error}") from None
+        file, location, lines = "devices.sql", redact(source.url), None
+    result = parse_devices(raw, line_numbers=lines)
+    typed = result.frame
+    site = np.full(len(typed), source.site, dtype=object)
+    if "SiteCode" in typed.columns:
+        site = np.where(typed["SiteCode"].isna(), site, typed["SiteCode"].to_numpy(object))
+    typed.insert(0, "site", site)
+    typed_lines = typed.attrs.get("lines")
+
+    # A repeated (site, ResourceID) keeps its first row and is reported like a bad value.
+    repeated = typed.duplicated(["site", "ResourceID"], keep="first").to_numpy()
+    duplicate_problems = []
+    if repeated.any():
+        first_line = dict(zip(typed.loc[~repeated, "ResourceID"], typed_lines[~repeated],
+                              strict=True)) if typed_lines is not None else {}
+        for row in np.flatnonzero(repeated)[:5]:
+            rid = int(typed["ResourceID"].iat[row])
+            seen = first_line.get(rid)
+            message = "is repeated" + (f" (first on line {seen}); kept the first row"
+                                       if seen is not None else "; kept the first row")
+            line = int(typed_lines[row]) if typed_lines is not None else None
+            duplicate_problems.append(Problem(line, "ResourceID", str(rid), message))
+        result.reasons["repeated ResourceID"] = int(repeated.sum())
+        typed = typed.loc[~repeated].reset_index(drop=True)
+    dropped = result.dropped + int(repeated.sum()) + len(invalid)
+    if invalid:
+        result.reasons["wrong number of fields"] = len(invalid)
+    report = SourceReport(
+        site=source.site, kind=source.kind, location=location,
+        rows=len(raw) + len(invalid), dropped=dropped,
+        problems=_problem_lines(file, result, invalid + duplicate_problems),
+        reasons=result.reasons,
+    )
+    memberships = _typed_memberships(memberships, source.site)
+    return typed, memberships, report
+
+
+def _typed_memberships(memberships: pd.DataFrame, site: str) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "site": site,
+        "ResourceID": pd.to_numeric(memberships["ResourceID"], errors="coerce"),
+        "CollectionID": memberships["CollectionID"].astype("str").str.strip(),
+        "CollectionName": memberships["CollectionName"].astype("str"),
+    })
+    frame = frame.dropna(subset=["ResourceID"])
+    frame["ResourceID"] = frame["ResourceID"].astype("int64")
+    return frame
+
+
+def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
+    """Read every source, then classify the combined estate once."""
+    collection_ids = list(settings.named_collections)
+    typed_parts, member_parts, reports = [], [], []
+    for source in settings.sources:
+        try:
+            typed, memberships, report = _load_source(source, collection_ids, settings)
+        except ContractError as error:
+            raise LoadError(str(error)) from None
+        typed_parts.append(typed)
+        member_parts.append(memberships)
+        reports.append(report)
+    devices = pd.concat(typed_parts, ignore_index=True) if len(typed_parts) > 1 \
+        else typed_parts[0]
+    memberships = pd.concat(member_parts, ignore_index=True)
+    memberships = memberships[memberships["CollectionID"].isin(collection_ids)]
+    devices["site"] = devices["site"].astype("category")
+
+    # Map each membership row to the device's row: membership belongs to its source's site.
+    keys = pd.MultiIndex.from_arrays([devices["site"].astype("str"), devices["ResourceID"]])
+    rows = keys.get_indexer(pd.MultiIndex.from_arrays(
+        [memberships["site"], memberships["ResourceID"]]))
+    memberships = memberships.assign(row=rows)[rows >= 0].reset_index(drop=True)
+    names = (memberships.drop_duplicates("CollectionID")
+             .set_index("CollectionID")["CollectionName"].to_dict())
+
+    pilot_members, stages = {}, {}
+    for key, workload in settings.workloads.items():
+        stages[key] = workload.stage
+        mask = np.zeros(len(devices), dtype=bool)
+        member_rows = memberships.loc[
+            memberships["CollectionID"].isin(workload.pilot_collections), "row"].to_numpy()
+        mask[member_rows] = True
+        pilot_members[key] = mask
+    classified = classify(devices, pilot_members, stages)
+
+    if settings.as_of:
+        as_of = pd.Timestamp(settings.as_of)
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+        data_as_of = as_of.isoformat()
+    else:
+        data_as_of = (now or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    return Estate(devices=classified, memberships=memberships[
+        ["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
+        sources=reports, data_as_of=data_as_of, collection_names=names)
+
+
+__all__ = ["Estate", "LoadError", "SourceReport", "load_estate", "MEMBERSHIP_COLUMNS"]

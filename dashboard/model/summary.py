@@ -1,0 +1,57 @@
+"""The aggregates every tile shows, and ``comanage-dashboard summary`` prints.
+
+One function turns classified device rows into the summary dictionary; the page, the CLI,
+the history store and the report all read it, so their numbers cannot disagree.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..settings import WORKLOADS
+from .errors import error_table
+from .states import AUTHORITIES, ENROLLMENT_STATUSES, OS_GROUPS, REASONS
+
+
+def _counts(column: pd.Series, keys) -> dict[str, int]:
+    counts = column.value_counts(dropna=True)
+    return {key: int(counts.get(key, 0)) for key in keys}
+
+
+def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str) -> dict:
+    """The summary of classified devices (already filtered by site and collection)."""
+    comanaged = int(devices["comanaged"].sum())
+    releases = devices["os_release"].value_counts(dropna=True)
+    releases = releases[releases > 0]
+    os_releases = {str(label): int(count) for label, count in
+                   sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
+    failed = devices.loc[devices["failed"].to_numpy(), ["error_code", "EnrollmentErrorDetail"]]
+    return {
+        "devices": len(devices),
+        "comanaged": comanaged,
+        "os_groups": _counts(devices["os_group"], OS_GROUPS),
+        "os_releases": os_releases,
+        "funnel": {
+            "eligible": int(devices["eligible"].sum()),
+            "scheduled": int(devices["scheduled"].sum()),
+            "initiated": int(devices["initiated"].sum()),
+            "enrolled": comanaged,
+        },
+        "enrollment_status": _counts(devices["enrollment_status"], ENROLLMENT_STATUSES),
+        "workloads": {
+            key: _counts(devices[f"wl_{key}"], AUTHORITIES) for key in WORKLOADS
+        },
+        "enrollment_errors": [
+            {"code": row["code"], "description": row["description"], "count": row["count"]}
+            for row in error_table(failed["error_code"].astype("str"),
+                                   failed["EnrollmentErrorDetail"])
+        ],
+        "not_comanaged_reasons": _counts(devices["reason"], REASONS),
+        "data_as_of": data_as_of,
+        "sources": [
+            {"site": s["site"], "kind": s["kind"], "rows": int(s["rows"]),
+             "dropped": int(s["dropped"])}
+            for s in sources
+        ],
+    }
+

@@ -1,0 +1,235 @@
+"""Settings, declared once: the CLI, the config file, the environment and the README all use
+the table below (``SETTINGS``).
+
+Precedence, lowest first: built-in default < config file (TOML) < environment variable
+(``COMANAGE_<NAME>``) < command-line flag. With no config file at all, the bundled sample
+estate's config (``sample_data/comanage.toml``) is used, so a fresh clone shows numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CONFIG = PROJECT_ROOT / "sample_data" / "comanage.toml"
+QUERIES_DIR = PROJECT_ROOT / "queries"
+
+WORKLOADS: dict[str, tuple[int, str]] = {
+    # key: (MDMWorkloads bit, label in the ConfigMgr console)
+    "compliance_policies": (2, "Compliance policies"),
+    "resource_access_policies": (4, "Resource access policies"),
+    "device_configuration": (8, "Device configuration"),
+    "windows_update_policies": (16, "Windows Update policies"),
+    "endpoint_protection": (32, "Endpoint Protection"),
+    "client_apps": (64, "Client apps"),
+    "office_click_to_run_apps": (128, "Office Click-to-Run apps"),
+}
+STAGES = ("configmgr", "pilot", "intune")
+
+
+class SettingsError(Exception):
+    """A configuration a user must fix; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    kind: type
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "COMANAGE_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("organisation", "", str, "Organisation name shown in the header and the report."),
+    Setting("as_of", "", str,
+            "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
+            "sample pins it so that its ages (days since last policy request) never drift."),
+    Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
+    Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
+    Setting("port", 8050, int, "Port `serve` listens on."),
+    Setting("status_labels", "entra", str,
+            "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
+            "or 'azure' (the older hybrid Azure AD-joined)."),
+    Setting("client_inactive_days", 14, int,
+            "A last policy request older than this many days counts as an inactive client."),
+    Setting("query_timeout_seconds", 300, int, "Time limit for each SQL query."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One site: a folder of CSV exports or a SQLAlchemy URL."""
+
+    site: str
+    csv: Path | None = None
+    url: str | None = None
+    password_env: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "csv" if self.csv is not None else "sql"
+
+
+@dataclass(frozen=True)
+class Workload:
+    stage: str = "configmgr"
+    pilot_collections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Collection:
+    collection_id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    sources: tuple[Source, ...]
+    workloads: dict[str, Workload] = field(default_factory=dict)
+    collections: tuple[str, ...] = ()
+    config_path: Path | None = None
+    values: dict[str, object] = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        if name in _BY_NAME:
+            return self.values.get(name, _BY_NAME[name].default)
+        raise AttributeError(name)
+
+    def workload(self, key: str) -> Workload:
+        return self.workloads.get(key, Workload())
+
+    @property
+    def named_collections(self) -> tuple[str, ...]:
+        """Every collection the configuration names: filters first, then pilot collections."""
+        seen: dict[str, None] = dict.fromkeys(self.collections)
+        for workload in self.workloads.values():
+            seen.update(dict.fromkeys(workload.pilot_collections))
+        return tuple(seen)
+
+    def with_values(self, **overrides: object) -> Settings:
+        values = dict(self.values)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _coerce(_BY_NAME[name], value, "command line")
+        return replace(self, values=values)
+
+
+def _coerce(setting: Setting, value: object, where: str) -> object:
+    try:
+        if setting.kind is int and isinstance(value, bool):
+            raise ValueError
+        return setting.kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"{where}: {setting.name} must be {setting.kind.__name__}, got {value!r}"
+        ) from None
+
+
+def _as_tuple(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise SettingsError(f"{where} must be a string or a list of strings")
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None
+                  ) -> Settings:
+    """Read a TOML config (or the sample's) and apply environment overrides."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get("COMANAGE_CONFIG") or SAMPLE_CONFIG
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: {error}") from None
+    except OSError as error:
+        raise SettingsError(f"{path}: {error.strerror}") from None
+    return settings_from_dict(raw, path, environ)
+
+
+def settings_from_dict(raw: dict, path: Path | None = None,
+                       environ: dict[str, str] | None = None) -> Settings:
+    environ = {} if environ is None else environ
+    where = str(path) if path else "config"
+    base = path.parent if path else Path.cwd()
+    known = set(_BY_NAME) | {"sources", "workloads", "collections"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting {unknown[0]!r}")
+
+    values = {}
+    for setting in SETTINGS:
+        if setting.name in raw:
+            values[setting.name] = _coerce(setting, raw[setting.name], where)
+        if setting.env in environ:
+            values[setting.name] = _coerce(setting, environ[setting.env], setting.env)
+    if values.get("status_labels", "entra") not in ("entra", "azure"):
+        raise SettingsError(f"{where}: status_labels must be 'entra' or 'azure'")
+
+    sources = []
+    for index, entry in enumerate(raw.get("sources", [])):
+        here = f"{where}: sources[{index}]"
+        site = entry.get("site")
+        if not isinstance(site, str) or not site.strip():
+            raise SettingsError(f"{here}: needs a site label (site = \"PS1\")")
+        csv, url = entry.get("csv"), entry.get("url")
+        if (csv is None) == (url is None):
+            raise SettingsError(f"{here}: give exactly one of csv = \"folder\" or url = \"...\"")
+        extra = set(entry) - {"site", "csv", "url", "password_env"}
+        if extra:
+            raise SettingsError(f"{here}: unknown key {sorted(extra)[0]!r}")
+        sources.append(Source(
+            site=site.strip(),
+            csv=(base / csv).resolve() if csv is not None else None,
+            url=_resolve_sqlite(url, base) if url is not None else None,
+            password_env=entry.get("password_env"),
+        ))
+    if not sources:
+        raise SettingsError(f"{where}: no [[sources]] configured")
+    sites = [s.site for s in sources]
+    if len(set(sites)) != len(sites):
+        raise SettingsError(f"{where}: two sources share the site label "
+                            f"{next(s for s in sites if sites.count(s) > 1)!r}")
+
+    workloads = {}
+    for key, entry in (raw.get("workloads") or {}).items():
+        here = f"{where}: workloads.{key}"
+        if key not in WORKLOADS:
+            raise SettingsError(f"{here}: unknown workload (known: {', '.join(WORKLOADS)})")
+        stage = entry.get("stage", "configmgr")
+        if stage not in STAGES:
+            raise SettingsError(f"{here}: stage must be one of {', '.join(STAGES)}")
+        pilots = _as_tuple(entry.get("pilot_collection"), f"{here}.pilot_collection")
+        if stage == "pilot" and not pilots:
+            raise SettingsError(f"{here}: stage 'pilot' needs pilot_collection")
+        workloads[key] = Workload(stage=stage, pilot_collections=pilots)
+
+    collections = _as_tuple((raw.get("collections") or {}).get("filter"),
+                            f"{where}: collections.filter")
+    return Settings(sources=tuple(sources), workloads=workloads, collections=collections,
+                    config_path=path, values=values)
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths in a config file are relative to that file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+        rest = url[len(prefix):]
+        if not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url

@@ -1,0 +1,69 @@
+"""The summary as an aligned table for people (``summary --format table``)."""
+
+from __future__ import annotations
+
+from .labels import (
+    AUTHORITY_LABELS,
+    FUNNEL_LABELS,
+    REASON_LABELS,
+    WORKLOAD_LABELS,
+    enrollment_status_labels,
+)
+from .settings import Settings
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:5.1f} %" if whole else "    - "
+
+
+def _section(title: str, rows: list[tuple[str, int]], whole: int, width: int = 44) -> list[str]:
+    lines = [title]
+    for label, count in rows:
+        lines.append(f"  {label:<{width}} {count:>10,}  {_pct(count, whole)}")
+    return lines + [""]
+
+
+def format_table(summary: dict, settings: Settings) -> str:
+    devices = summary["devices"]
+    comanaged = summary["comanaged"]
+    targeted = sum(summary["enrollment_status"].values())
+    not_comanaged = devices - comanaged
+    lines = [
+        f"Co-management summary, data as of {summary['data_as_of']}",
+        "  sources: " + ", ".join(
+            f"{s['site']} ({s['kind']}, {s['rows']:,} rows, {s['dropped']:,} dropped)"
+            for s in summary["sources"]),
+        "",
+    ]
+    lines += _section("Devices", [("Devices", devices), ("Co-managed", comanaged)], devices)
+    lines += _section("Client OS distribution (% of devices)",
+                      list(summary["os_groups"].items()), devices)
+    lines += _section("OS releases (% of devices)", list(summary["os_releases"].items()),
+                      devices)
+    funnel = summary["funnel"]
+    lines += _section("Co-management status (% of eligible)",
+                      [(FUNNEL_LABELS[k], v) for k, v in funnel.items()], funnel["eligible"])
+    labels = enrollment_status_labels(settings.status_labels)
+    lines += _section("Co-management enrollment status (% of targeted)",
+                      [(labels[k], v) for k, v in summary["enrollment_status"].items()],
+                      targeted)
+    lines.append("Workload transition (% of co-managed)")
+    lines.append(f"  {'':<28} " + " ".join(f"{AUTHORITY_LABELS[a]:>24}" for a in
+                                          ("configmgr", "pilot_intune", "intune")))
+    for key, counts in summary["workloads"].items():
+        cells = " ".join(f"{counts[a]:>14,} {_pct(counts[a], comanaged)}"
+                         for a in ("configmgr", "pilot_intune", "intune"))
+        lines.append(f"  {WORKLOAD_LABELS[key]:<28} {cells}")
+    lines.append("")
+    failures = sum(e["count"] for e in summary["enrollment_errors"])
+    lines.append("Enrollment errors (% of failures)")
+    if not summary["enrollment_errors"]:
+        lines.append("  none")
+    for error in summary["enrollment_errors"]:
+        lines.append(f"  {error['code']}  {error['count']:>8,}  {_pct(error['count'], failures)}"
+                     f"  {error['description']}")
+    lines.append("")
+    lines += _section("Why devices are not co-managed (% of not co-managed)",
+                      [(REASON_LABELS[k], v) for k, v in
+                       summary["not_comanaged_reasons"].items()], not_comanaged)
+    return "\n".join(lines).rstrip() + "\n"
