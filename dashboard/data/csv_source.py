@@ -130,28 +130,30 @@ class CsvTable:
     def line_numbers(self) -> np.ndarray:
         """Each data row's first physical line (1-based), for messages.
 
-        Counting newlines is exact only when no quoted field holds a line break, so the
-        slow exact path (the csv module) runs only in that case.
+        Counting records is exact only when no quoted field holds a line break and no row
+        was skipped, so the slower exact pass (the csv module) runs only otherwise; it also
+        gives skipped rows their line numbers (pyarrow does not when values hold newlines).
         """
         n = len(self.frame)
         first = 1 + self.skip + 1  # the #TYPE line, the header, then data
-        if b'\n' not in self.body or (b'"' not in self.body and not self.invalid):
+        if not self.invalid and (b'"' not in self.body or b"\n" not in self.body):
             return np.arange(first, first + n)
         text = io.StringIO(self.body.decode("utf-8", errors="replace"), newline="")
         reader = csv.reader(text)
+        header = []
         for _ in range(self.skip + 1):
-            next(reader, None)
-        starts = []
-        invalid_lines = {line for line, _ in self.invalid}
+            header = next(reader, [])
+        good, bad = [], []
         line = reader.line_num + 1
         for row in reader:
-            if row and reader.line_num not in invalid_lines and line not in invalid_lines:
-                if any(cell != "" for cell in row) or len(row) > 1:
-                    starts.append(line)
+            if row and row != [""]:
+                (good if len(row) == len(header) else bad).append((line, len(row)))
             line = reader.line_num + 1
-        if len(starts) != n:  # disagreement with pyarrow: fall back to record order
-            return np.arange(first, first + n)
-        return np.asarray(starts)
+        if len(good) != n or len(bad) != len(self.invalid):
+            return np.arange(first, first + n)  # disagreement: fall back to record order
+        self.invalid = [(at, f"has {count} fields, the header has {len(header)}")
+                        for at, count in bad]
+        return np.asarray([at for at, _ in good])
 
 
 def fetch_csv(folder: Path) -> tuple[CsvTable, pd.DataFrame]:

@@ -15,6 +15,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..model.attention import Thresholds, evaluate, readiness_failure
+from ..model.device_query import sort_key
 from ..model.states import classify
 from ..settings import Settings, Source
 from .contract import MEMBERSHIP_COLUMNS, ContractError, ParseResult, Problem, parse_devices
@@ -46,6 +48,7 @@ class Estate:
     sources: list[SourceReport]
     data_as_of: str
     collection_names: dict[str, str] = field(default_factory=dict)
+    _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def sites(self) -> list[str]:
@@ -71,6 +74,13 @@ class Estate:
             mask &= self.collection_mask(collection)
         return self.devices if mask.all() else self.devices.loc[mask]
 
+    def sort_order(self, column: str) -> np.ndarray:
+        """Row positions in ascending order of a sortable column, computed once per estate."""
+        order = self._orders.get(column)
+        if order is None:
+            order = self._orders[column] = sort_key(self.devices, column)
+        return order
+
     def device_collections(self, row: int) -> pd.DataFrame:
         return self.memberships.loc[self.memberships["row"] == row,
                                     ["CollectionID", "CollectionName"]]
@@ -88,7 +98,7 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
         table, memberships = fetch_csv(source.csv)
         raw, file = table.frame, table.path.name
         location = str(source.csv)
-        lines = table.line_numbers()
+        lines = table.line_numbers()  # also numbers the rows pyarrow skipped
         invalid = [Problem(line, None, None, message) for line, message in table.invalid]
     else:
         from .sql_source import SourceError, fetch_sql, redact
@@ -160,6 +170,8 @@ def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
         typed_parts.append(typed)
         member_parts.append(memberships)
         reports.append(report)
+    for part in typed_parts:  # per-file line numbers: pandas cannot compare array attrs
+        part.attrs.clear()
     devices = pd.concat(typed_parts, ignore_index=True) if len(typed_parts) > 1 \
         else typed_parts[0]
     memberships = pd.concat(member_parts, ignore_index=True)
@@ -182,14 +194,15 @@ def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
             memberships["CollectionID"].isin(workload.pilot_collections), "row"].to_numpy()
         mask[member_rows] = True
         pilot_members[key] = mask
-    classified = classify(devices, pilot_members, stages)
-
     if settings.as_of:
         as_of = pd.Timestamp(settings.as_of)
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-        data_as_of = as_of.isoformat()
     else:
-        data_as_of = (now or datetime.now(UTC)).replace(microsecond=0).isoformat()
+        as_of = pd.Timestamp((now or datetime.now(UTC)).replace(microsecond=0))
+    data_as_of = as_of.isoformat()
+    classified = classify(devices, pilot_members, stages)
+    classified["readiness"] = readiness_failure(classified)
+    classified = evaluate(classified, Thresholds(settings.client_inactive_days), as_of)
     return Estate(devices=classified, memberships=memberships[
         ["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
         sources=reports, data_as_of=data_as_of, collection_names=names)

@@ -59,8 +59,11 @@ def _is_set(values: np.ndarray) -> np.ndarray:
     return np.asarray(values) == 1
 
 
-def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(OS group, OS release) per device."""
+def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OS group, OS release, workstation) per device.
+
+    ProductType decides whenever it is 1, 2 or 3; only when it is missing does the OS name.
+    """
     product = devices["ProductType"].to_numpy(dtype=float)
     name = devices["OperatingSystem"].astype("str").str.lower()
     by_name_ws = name.str.contains("workstation", regex=False).fillna(False).to_numpy(bool)
@@ -84,7 +87,7 @@ def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         codes, uniques = pd.factorize(build[labelled])
         labels = np.array([release_label(b) for b in uniques], dtype=object)
         release[labelled] = labels[codes]
-    return group, release
+    return group, release, workstation
 
 
 def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
@@ -96,9 +99,10 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     filter is shown later; ``stages`` maps a workload key to configmgr / pilot / intune.
     """
     out = devices.copy()
-    group, release = os_columns(devices)
+    group, release, workstation = os_columns(devices)
     out["os_group"] = pd.Categorical(group, categories=OS_GROUPS)
     out["os_release"] = pd.Categorical(release)
+    out["workstation"] = workstation
 
     flag = {column: _is_set(devices[column].to_numpy()) for column in (
         "ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined", "MDMEnrolled",
@@ -152,12 +156,15 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     bits = np.where(np.isnan(bits), 0, bits).astype(np.int64)
     for key, (bit, _label) in WORKLOADS.items():
         is_set = (bits & bit) != 0
-        pilot = stages.get(key, "configmgr") == "pilot"
+        stage = stages.get(key, "configmgr")
         member = pilot_members.get(key, np.zeros(len(devices), dtype=bool))
         authority = np.select(
-            [~comanaged, ~is_set, pilot & member],
+            [~comanaged, ~is_set, (stage == "pilot") & member],
             [None, "configmgr", "pilot_intune"],
             default="intune",
         )
         out[f"wl_{key}"] = pd.Categorical(authority, categories=AUTHORITIES)
+        out[f"pilot_{key}"] = member
+        # In the pilot of a workload that has moved, yet the device still reports ConfigMgr.
+        out[f"lag_{key}"] = comanaged & member & ~is_set & (stage in ("pilot", "intune"))
     return out

@@ -6,9 +6,11 @@ the history store and the report all read it, so their numbers cannot disagree.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..settings import WORKLOADS
+from .attention import attention_counts, readiness_counts
 from .errors import error_table
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, OS_GROUPS, REASONS
 
@@ -47,6 +49,9 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str) -> di
                                    failed["EnrollmentErrorDetail"])
         ],
         "not_comanaged_reasons": _counts(devices["reason"], REASONS),
+        "attention": attention_counts(devices),
+        "attention_devices": int(np.count_nonzero(devices["attention"].to_numpy())),
+        "readiness": readiness_counts(devices),
         "data_as_of": data_as_of,
         "sources": [
             {"site": s["site"], "kind": s["kind"], "rows": int(s["rows"]),

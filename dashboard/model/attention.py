@@ -1,0 +1,183 @@
+"""Devices that need attention: one declared table of rules, each a vectorised predicate.
+
+A device can match several rules; its severity is the highest of them. Rules see the
+classified frame (``states.classify``) and the thresholds from the settings; time-based
+rules measure age against the estate's "data as of", never the wall clock, so a CSV export
+read twice gives the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..settings import WORKLOADS
+from .states import OTHER, W7_8, W10_CURRENT, W10_OLD
+
+SEVERITIES = ("high", "medium", "low")
+SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    client_inactive_days: int = 14
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    title: str
+    explanation: str
+    fix: str
+    predicate: Callable[[pd.DataFrame, Thresholds, pd.Timestamp], np.ndarray]
+
+
+def _flag(devices: pd.DataFrame, column: str) -> np.ndarray:
+    return devices[column].to_numpy(dtype=float) == 1
+
+
+def _inactive(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -> np.ndarray:
+    explicit = devices["ClientActive"].to_numpy(dtype=float) == 0
+    last = devices["LastPolicyRequest"]
+    age = (as_of - last).to_numpy()
+    limit = np.timedelta64(thresholds.client_inactive_days, "D")
+    old = ~pd.isna(last).to_numpy() & (age > limit)
+    scope = devices["comanaged"].to_numpy() | devices["eligible"].to_numpy()
+    return scope & (explicit | old)
+
+
+def _workload_lag(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
+    lag = np.zeros(len(devices), dtype=bool)
+    for key in WORKLOADS:
+        if f"lag_{key}" in devices.columns:
+            lag |= devices[f"lag_{key}"].to_numpy()
+    return lag
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("enrollment-failed", "high", "Enrollment failed",
+         "The device tried to enroll in Intune and failed.",
+         "Apply the fix for the device's error code (see the error on its page).",
+         lambda d, t, a: d["failed"].to_numpy()),
+    Rule("client-inactive", "high", "ConfigMgr client inactive",
+         "A co-managed or eligible device whose client is inactive or has not requested "
+         "policy for longer than the threshold.",
+         "Check the device is on and online; repair or reinstall the ConfigMgr client "
+         "(ccmsetup), then check ClientIDManagerStartup.log and PolicyAgent.log.",
+         _inactive),
+    Rule("pending-sign-in", "medium", "Pending user sign in",
+         "Enrollment waits for a user to sign in to the device.",
+         "Have the primary user sign in; the enrollment then continues by itself.",
+         lambda d, t, a: (d["enrollment_status"] == "pending_user_sign_in").to_numpy()),
+    Rule("not-joined", "medium", "Not joined to Entra ID",
+         "A Windows 10 1709+ or Windows 11 workstation with the client, joined neither to "
+         "Microsoft Entra hybrid nor to Entra ID.",
+         "Check Entra Connect sync of the computer object and the hybrid join scheduled task "
+         "(dsregcmd /status on the device).",
+         lambda d, t, a: ((d["os_group"] == W10_CURRENT).to_numpy()
+                          & _flag(d, "ClientInstalled") & ~d["joined"].to_numpy())),
+    Rule("no-policy", "medium", "No co-management policy",
+         "Eligible and with an active client, but no co-management policy on the device.",
+         "Add the device to the auto-enrollment collection, or check policy retrieval "
+         "(PolicyAgent.log, CoManagementHandler.log).",
+         lambda d, t, a: (d["eligible"].to_numpy() & _flag(d, "ClientActive")
+                          & ~_flag(d, "ComgmtPolicyPresent"))),
+    Rule("workload-lag", "medium", "Workload not switched",
+         "Co-managed and in a workload's pilot collection, the workload is piloted or moved "
+         "to Intune, but the device still reports Configuration Manager for it.",
+         "Trigger a machine policy retrieval on the device, then check CoManagementHandler.log "
+         "for the new workload flags.",
+         _workload_lag),
+    Rule("no-client", "medium", "No ConfigMgr client",
+         "A Windows 10/11 workstation without the Configuration Manager client.",
+         "Install the client (client push, ccmsetup or the Intune app for the client).",
+         lambda d, t, a: (d["os_group"].isin([W10_CURRENT, W10_OLD]).to_numpy()
+                          & ~_flag(d, "ClientInstalled"))),
+    Rule("os-upgrade-needed", "low", "OS upgrade needed",
+         "A workstation on Windows 10 before 1709, or on Windows 7/8.x: co-management needs "
+         "Windows 10 1709 or later.",
+         "Upgrade to a supported Windows 11 (or Windows 10 22H2) release.",
+         lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy()),
+)
+RULES_BY_ID = {rule.id: rule for rule in RULES}
+RULE_BITS = {rule.id: 1 << index for index, rule in enumerate(RULES)}
+
+
+def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Add ``attention`` (bit per matching rule) and ``severity`` (highest) columns."""
+    mask = np.zeros(len(devices), dtype=np.int32)
+    rank = np.zeros(len(devices), dtype=np.int8)
+    as_of = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else \
+        pd.Timestamp(as_of)
+    for rule in RULES:
+        hit = np.asarray(rule.predicate(devices, thresholds, as_of), dtype=bool)
+        mask[hit] |= RULE_BITS[rule.id]
+        rank = np.where(hit, np.maximum(rank, SEVERITY_RANK[rule.severity]), rank)
+    out = devices.copy()
+    out["attention"] = mask
+    out["severity_rank"] = rank
+    names = np.array([None, "low", "medium", "high"], dtype=object)
+    out["severity"] = pd.Categorical(names[rank], categories=list(reversed(SEVERITIES)),
+                                     ordered=True)
+    return out
+
+
+def rule_ids(mask: int) -> list[str]:
+    """The rules a device's ``attention`` bits name, most severe first."""
+    hits = [rule for rule in RULES if mask & RULE_BITS[rule.id]]
+    return [rule.id for rule in sorted(hits, key=lambda r: -SEVERITY_RANK[r.severity])]
+
+
+def attention_counts(devices: pd.DataFrame) -> dict[str, int]:
+    mask = devices["attention"].to_numpy()
+    return {rule.id: int(np.count_nonzero(mask & RULE_BITS[rule.id])) for rule in RULES}
+
+
+# The co-management prerequisites in order (readiness panel and device checklist).
+READINESS_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("workstation", "Workstation OS", "Co-management covers Windows workstations, not servers."),
+    ("os-version", "Windows 10 1709 or later",
+     "Upgrade to Windows 10 1709 or later (a supported Windows 11 release is best)."),
+    ("client", "ConfigMgr client installed", "Install the Configuration Manager client."),
+    ("client-active", "Client active",
+     "Bring the client back to health: check the device is online and repair the client."),
+    ("joined", "Joined to Entra ID (hybrid or not)",
+     "Hybrid-join the device (Entra Connect sync) or join it to Entra ID."),
+    ("policy", "Co-management policy received",
+     "Add the device to the auto-enrollment collection and check policy retrieval."),
+)
+READINESS_IDS = tuple(step for step, _label, _fix in READINESS_STEPS)
+
+
+def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:
+    """The first prerequisite each device fails (None when it passes them all)."""
+    group = devices["os_group"].to_numpy(object)
+    workstation = devices["workstation"].to_numpy() if "workstation" in devices.columns else \
+        np.isin(group, [W10_CURRENT, W10_OLD, W7_8, OTHER])
+    checks = [
+        workstation,
+        group == W10_CURRENT,
+        _flag(devices, "ClientInstalled"),
+        _flag(devices, "ClientActive"),
+        devices["joined"].to_numpy(),
+        _flag(devices, "ComgmtPolicyPresent"),
+    ]
+    first = np.select([~c for c in checks], list(READINESS_IDS), default=None)
+    return pd.Categorical(first, categories=READINESS_IDS)
+
+
+def readiness_counts(devices: pd.DataFrame) -> list[dict]:
+    """Per step: devices that reached it, passed it, failed it."""
+    failures = devices["readiness"].value_counts()
+    remaining = len(devices)
+    rows = []
+    for step, label, _fix in READINESS_STEPS:
+        failed = int(failures.get(step, 0))
+        rows.append({"step": step, "label": label, "checked": remaining,
+                     "passed": remaining - failed, "failed": failed})
+        remaining -= failed
+    return rows
