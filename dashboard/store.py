@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from .data.estate import Estate, load_estate
 from .model.summary import summarize
 from .settings import Settings
@@ -22,7 +24,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_SECONDS = 30  # after a failed refresh, retry soon, then back off
-SUMMARY_CACHE_SIZE = 64
+CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class EstateStore:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._summaries: OrderedDict = OrderedDict()
+        self._cache: OrderedDict = OrderedDict()
         self._refreshing = False
         self._last_success: datetime | None = None
         self._last_failure: datetime | None = None
@@ -69,21 +71,49 @@ class EstateStore:
 
     def summary(self, site: str | None = None, collection: str | None = None) -> dict | None:
         """The summary for a filter, computed once per loaded estate."""
-        estate, version = self._estate, self._version
+        estate, version = self._current()
         if estate is None:
             return None
-        key = (version, site or None, collection or None)
+        return self._cached(
+            version, ("summary", site or None, collection or None),
+            lambda: summarize(estate.select(site, collection),
+                              [s.as_dict() for s in estate.sources], estate.data_as_of))
+
+    def _current(self) -> tuple[Estate | None, int]:
         with self._lock:
-            if key in self._summaries:
-                self._summaries.move_to_end(key)
-                return self._summaries[key]
-        result = summarize(estate.select(site, collection),
-                           [s.as_dict() for s in estate.sources], estate.data_as_of)
+            return self._estate, self._version
+
+    def _cached(self, version: int, key: tuple, compute: Callable[[], object]):
+        """Memoise per loaded estate (its version is part of the key), least recent out."""
+        key = (version, *key)
         with self._lock:
-            self._summaries[key] = result
-            while len(self._summaries) > SUMMARY_CACHE_SIZE:
-                self._summaries.popitem(last=False)
-        return result
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value
+
+    def device_filter(self, query: dict):
+        """Validate a device-list query against the current estate's allowed values."""
+        from .model.device_query import parse_filter
+
+        estate = self._estate
+        releases = [] if estate is None else \
+            estate.devices["os_release"].cat.categories.tolist()
+        return parse_filter(query, [] if estate is None else estate.sites,
+                            list(self.settings.named_collections), releases)
+
+    def matching(self, flt) -> np.ndarray:
+        """Rows of the current estate matching a device filter, cached per estate."""
+        from .model.device_query import filter_mask
+
+        estate, version = self._current()
+        return self._cached(version, ("mask", *flt.pairs()),
+                            lambda: filter_mask(estate, estate.devices, flt))
 
     # -- refreshing ----------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -105,7 +135,7 @@ class EstateStore:
             with self._lock:
                 self._estate = estate
                 self._version += 1
-                self._summaries.clear()
+                self._cache.clear()
             self._last_success = datetime.now(UTC)
             self._error = None
             self._stale_since = None

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..labels import AUTHORITY_LABELS, REASON_LABELS, enrollment_status_labels, join_type_label
 from ..settings import WORKLOADS
-from .attention import READINESS_IDS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
+from .attention import READINESS_IDS, RULE_BITS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
 from .errors import describe
 from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 
@@ -38,18 +38,27 @@ FILTER_LABELS = {
 
 @dataclass
 class DeviceFilter:
-    values: dict[str, str] = field(default_factory=dict)
+    """Validated filters: each name maps to one or more allowed values (any of them)."""
+
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)  # "name=value: why", for a notice
 
-    def query_string(self, drop: str | None = None) -> str:
-        from urllib.parse import urlencode
+    def pairs(self, drop: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+        return [(name, value) for name, values in self.values.items() for value in values
+                if (name, value) != drop]
 
-        return urlencode({k: v for k, v in self.values.items() if k != drop})
+    def first(self, name: str) -> str | None:
+        values = self.values.get(name)
+        return values[0] if values else None
 
 
 def parse_filter(query: dict, sites: list[str], collections: list[str],
                  releases: list[str]) -> DeviceFilter:
-    """Keep only known parameters with allowed values; say what was rejected and why."""
+    """Keep only known parameters with allowed values; say what was rejected and why.
+
+    ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
+    means any of its values, different names must all hold.
+    """
     allowed: dict[str, object] = {
         "site": sites, "collection": collections, "os_group": OS_GROUPS, "release": releases,
         "funnel": FUNNEL_STAGES, "enrollment_status": ENROLLMENT_STATUSES,
@@ -59,25 +68,28 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
     }
     result = DeviceFilter()
     for name, raw in query.items():
-        value = raw[-1] if isinstance(raw, list) else raw
-        if value is None or str(value) == "":
-            continue
-        value = str(value)
-        if name not in FILTER_NAMES:
-            result.rejected.append(f"{name}: unknown filter")
-            continue
-        if name == "q":
-            result.values[name] = value[:MAX_QUERY_LENGTH]
-        elif name == "error":
-            code = value.strip().upper().replace("0X", "0x", 1)
-            if _CODE_RE.match(code):
-                result.values[name] = code
-            else:
-                result.rejected.append(f"error={value}: not an error code like 0x8018002A")
-        elif value in allowed[name]:
-            result.values[name] = value
-        else:
-            result.rejected.append(f"{name}={value}: not a known value")
+        for value in (raw if isinstance(raw, list | tuple) else [raw]):
+            if value is None or str(value) == "":
+                continue
+            value = str(value)
+            if name not in FILTER_NAMES:
+                result.rejected.append(f"{name}: unknown filter")
+                break
+            if name == "q":
+                value = value[:MAX_QUERY_LENGTH]
+            elif name == "error":
+                code = value.strip().upper().replace("0X", "0x", 1)
+                if not _CODE_RE.match(code):
+                    result.rejected.append(f"error={value}: not an error code like 0x8018002A")
+                    continue
+                value = code
+            elif value not in allowed[name]:
+                result.rejected.append(f"{name}={value}: not a known value")
+                continue
+            if value not in result.values.get(name, ()):
+                result.values[name] = result.values.get(name, ()) + (value,)
+    if "q" in result.values:
+        result.values["q"] = result.values["q"][-1:]
     if "authority" in result.values and "workload" not in result.values:
         result.rejected.append("authority: needs a workload")
         del result.values["authority"]
@@ -89,49 +101,51 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter) -> np.ndarray:
     v = flt.values
     mask = np.ones(len(devices), dtype=bool)
 
-    def equal(column: str, value: str) -> None:
+    def any_of(column: str, values) -> None:
         nonlocal mask
-        mask &= (devices[column] == value).to_numpy(dtype=bool, na_value=False)
+        mask &= devices[column].isin(list(values)).to_numpy(dtype=bool)
+
+    def any_true(columns) -> np.ndarray:
+        hit = np.zeros(len(devices), dtype=bool)
+        for column in columns:
+            hit |= devices[column].to_numpy(dtype=bool)
+        return hit
 
     if "site" in v:
-        equal("site", v["site"])
+        any_of("site", v["site"])
     if "collection" in v:
-        mask &= estate.collection_mask(v["collection"])
-    if "os_group" in v:
-        equal("os_group", v["os_group"])
-    if "release" in v:
-        equal("os_release", v["release"])
+        hit = np.zeros(len(devices), dtype=bool)
+        for collection in v["collection"]:
+            hit |= estate.collection_mask(collection)
+        mask &= hit
+    for name, column in (("os_group", "os_group"), ("release", "os_release"),
+                         ("enrollment_status", "enrollment_status"), ("error", "error_code"),
+                         ("reason", "reason"), ("severity", "severity"),
+                         ("readiness", "readiness")):
+        if name in v:
+            any_of(column, v[name])
     if "funnel" in v:
-        column = {"enrolled": "comanaged"}.get(v["funnel"], v["funnel"])
-        mask &= devices[column].to_numpy()
-    if "enrollment_status" in v:
-        equal("enrollment_status", v["enrollment_status"])
+        mask &= any_true({"enrolled": "comanaged"}.get(stage, stage) for stage in v["funnel"])
     if "workload" in v:
-        column = f"wl_{v['workload']}"
-        if "authority" in v:
-            equal(column, v["authority"])
-        else:
-            mask &= devices[column].notna().to_numpy()
-    if "error" in v:
-        equal("error_code", v["error"])
-    if "reason" in v:
-        equal("reason", v["reason"])
+        hit = np.zeros(len(devices), dtype=bool)
+        for workload in v["workload"]:
+            column = devices[f"wl_{workload}"]
+            hit |= (column.isin(list(v["authority"])) if "authority" in v
+                    else column.notna()).to_numpy(dtype=bool)
+        mask &= hit
     if "attention" in v:
         bits = devices["attention"].to_numpy()
-        if v["attention"] == "any":
-            mask &= bits != 0
-        else:
-            from .attention import RULE_BITS
-
-            mask &= (bits & RULE_BITS[v["attention"]]) != 0
-    if "severity" in v:
-        equal("severity", v["severity"])
+        wanted = 0
+        for rule in v["attention"]:
+            wanted |= -1 if rule == "any" else RULE_BITS[rule]
+        mask &= (bits & wanted) != 0
     if "comanaged" in v:
-        mask &= devices["comanaged"].to_numpy() == (v["comanaged"] == "1")
-    if "readiness" in v:
-        equal("readiness", v["readiness"])
+        wanted = {value == "1" for value in v["comanaged"]}
+        comanaged = devices["comanaged"].to_numpy()
+        mask &= np.isin(comanaged, list(wanted))
     if "q" in v:
-        names = devices["Name"].astype("str").str.contains(v["q"], case=False, regex=False)
+        names = devices["Name"].astype("str").str.contains(v["q"][0], case=False,
+                                                           regex=False)
         mask &= names.fillna(False).to_numpy(dtype=bool)
     return mask
 
@@ -146,14 +160,17 @@ SORTABLE = {
 
 
 def sort_key(devices: pd.DataFrame, column: str) -> np.ndarray:
-    """Row order ascending by ``column`` (ties by name), missing values last."""
+    """Row order ascending by ``column`` (text case-insensitively, ties by name), missing
+    values last."""
     if column == "state_rank":
-        values = state_rank(devices)
+        values = pd.Series(state_rank(devices))
     else:
         values = devices[SORTABLE.get(column, column)]
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype("str")
-    names = devices["Name"].astype("str").fillna("")
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(
+            values)):
+        text = values.astype("object")
+        values = text.where(text.isna(), text.astype("str").str.lower())
+    names = devices["Name"].astype("str").str.lower().fillna("")
     frame = pd.DataFrame({"v": np.asarray(values), "n": names.to_numpy()})
     return frame.sort_values(["v", "n"], na_position="last", kind="stable").index.to_numpy()
 
