@@ -82,6 +82,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .web.server import serve
+
+    settings = _settings(args)
+    try:
+        serve(settings, debug=args.debug, quiet=args.quiet)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: "
+                         f"{error.strerror or error}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comanage-dashboard",
@@ -102,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only members of this collection (one the config names)")
     summary.add_argument("--format", choices=("table", "json"), default="table")
     summary.set_defaults(func=cmd_summary)
+
+    serve = commands.add_parser("serve", help="serve the dashboard in a browser (waitress)")
+    common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8050)")
+    serve.add_argument("--debug", action="store_true",
+                       help="Flask's development server with Dash dev tools (not for production)")
+    serve.set_defaults(func=cmd_serve)
 
     sample = commands.add_parser("sample", help="generate a realistic sample estate")
     sample.add_argument("--devices", type=int, default=5000, metavar="N")

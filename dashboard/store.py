@@ -122,6 +122,7 @@ class EstateStore:
             self._refreshing = True
             try:
                 estate = self._loader(self.settings)
+                estate.sort_order("severity", descending=True)  # the device list's default
             except Exception as error:  # keep serving the last good data, say why
                 now = datetime.now(UTC)
                 self._error = _one_line(error)

@@ -48,7 +48,7 @@ def format_table(summary: dict, settings: Settings) -> str:
                       [(labels[k], v) for k, v in summary["enrollment_status"].items()],
                       targeted)
     lines.append("Workload transition (% of co-managed)")
-    lines.append(f"  {'':<28} " + " ".join(f"{AUTHORITY_LABELS[a]:>24}" for a in
+    lines.append(f"  {'':<28} " + " ".join(f"{AUTHORITY_LABELS[a]:>22}" for a in
                                           ("configmgr", "pilot_intune", "intune")))
     for key, counts in summary["workloads"].items():
         cells = " ".join(f"{counts[a]:>14,} {_pct(counts[a], comanaged)}"
@@ -61,7 +61,7 @@ def format_table(summary: dict, settings: Settings) -> str:
         lines.append("  none")
     for error in summary["enrollment_errors"]:
         lines.append(f"  {error['code']}  {error['count']:>8,}  {_pct(error['count'], failures)}"
-                     f"  {error['description']}")
+                     f"  {' '.join(error['description'].split())}")
     lines.append("")
     lines += _section("Why devices are not co-managed (% of not co-managed)",
                       [(REASON_LABELS[k], v) for k, v in

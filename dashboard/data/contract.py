@@ -82,9 +82,10 @@ class Problem:
     column: str | None
     value: str | None
     message: str
+    unit: str = "line"  # "row" for a query's result, which has no lines
 
     def describe(self, file: str) -> str:
-        where = f"{file} line {self.line}" if self.line is not None else file
+        where = f"{file} {self.unit} {self.line}" if self.line is not None else file
         if self.column is None:
             return f"{where}: {self.message}"
         return f'{where}: {self.column} "{self.value}" {self.message}'
@@ -95,6 +96,7 @@ class ParseResult:
     """Typed device rows plus the problems found; ``dropped`` counts every dropped row."""
 
     frame: pd.DataFrame
+    lines: np.ndarray  # each kept row's line in its file (for messages about it)
     dropped: int = 0
     problems: list[Problem] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -208,12 +210,12 @@ def _map_distinct(column: pd.Series, parse, dtype=None):
     return values, bad_unique[codes], codes, messages
 
 
-def parse_devices(raw: pd.DataFrame, line_numbers=None) -> ParseResult:
+def parse_devices(raw: pd.DataFrame, line_numbers=None, unit: str = "line") -> ParseResult:
     """Type the raw text columns of a device export; drop and report rows with bad values.
 
     ``raw`` holds the contract columns as text (missing values as NA or ""). ``line_numbers``
     gives each row's position in its file for messages (defaults to the row number + 2, the
-    header being line 1).
+    header being line 1); ``unit`` names it ("row" for a query result, counted from 1).
     """
     n = len(raw)
     if line_numbers is None:
@@ -295,10 +297,9 @@ def parse_devices(raw: pd.DataFrame, line_numbers=None) -> ParseResult:
                           for k, v in out.items()})
     keep = ~bad_any
     problems = [
-        Problem(int(line_numbers[row]), column, value, message)
+        Problem(int(line_numbers[row]), column, value, message, unit)
         for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]
     ]
     frame = frame.loc[keep].reset_index(drop=True)
-    frame.attrs["lines"] = line_numbers[keep]
-    return ParseResult(frame=frame, dropped=int(bad_any.sum()), problems=problems,
-                       reasons=reasons)
+    return ParseResult(frame=frame, lines=line_numbers[keep], dropped=int(bad_any.sum()),
+                       problems=problems, reasons=reasons)

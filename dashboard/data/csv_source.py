@@ -167,5 +167,4 @@ def fetch_csv(folder: Path) -> tuple[CsvTable, pd.DataFrame]:
     if collections_path.exists():
         table = CsvTable(collections_path, MEMBERSHIP_COLUMNS)
         memberships = table.frame[list(MEMBERSHIP_COLUMNS)]
-        memberships.attrs["path"] = str(collections_path)
     return devices, memberships

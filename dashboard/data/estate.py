@@ -74,11 +74,12 @@ class Estate:
             mask &= self.collection_mask(collection)
         return self.devices if mask.all() else self.devices.loc[mask]
 
-    def sort_order(self, column: str) -> np.ndarray:
-        """Row positions in ascending order of a sortable column, computed once per estate."""
-        order = self._orders.get(column)
+    def sort_order(self, column: str, descending: bool = False) -> np.ndarray:
+        """Row positions in the order of a sortable column, computed once per estate."""
+        key = f"{column}:{'desc' if descending else 'asc'}"
+        order = self._orders.get(key)
         if order is None:
-            order = self._orders[column] = sort_key(self.devices, column)
+            order = self._orders[key] = sort_key(self.devices, column, descending)
         return order
 
     def device_collections(self, row: int) -> pd.DataFrame:
@@ -109,28 +110,29 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
                                          timeout_seconds=settings.query_timeout_seconds)
         except SourceError as error:
             raise LoadError(f"site {source.site}: {error}") from None
-        file, location, lines = "devices.sql", redact(source.url), None
-    result = parse_devices(raw, line_numbers=lines)
+        file, location, lines = "devices.sql result", redact(source.url), \
+            np.arange(1, len(raw) + 1)
+    unit = "line" if source.kind == "csv" else "row"
+    result = parse_devices(raw, line_numbers=lines, unit=unit)
     typed = result.frame
     site = np.full(len(typed), source.site, dtype=object)
     if "SiteCode" in typed.columns:
         site = np.where(typed["SiteCode"].isna(), site, typed["SiteCode"].to_numpy(object))
     typed.insert(0, "site", site)
-    typed_lines = typed.attrs.get("lines")
+    typed_lines = result.lines
 
     # A repeated (site, ResourceID) keeps its first row and is reported like a bad value.
     repeated = typed.duplicated(["site", "ResourceID"], keep="first").to_numpy()
     duplicate_problems = []
     if repeated.any():
         first_line = dict(zip(typed.loc[~repeated, "ResourceID"], typed_lines[~repeated],
-                              strict=True)) if typed_lines is not None else {}
+                              strict=True))
         for row in np.flatnonzero(repeated)[:5]:
             rid = int(typed["ResourceID"].iat[row])
             seen = first_line.get(rid)
-            message = "is repeated" + (f" (first on line {seen}); kept the first row"
-                                       if seen is not None else "; kept the first row")
-            line = int(typed_lines[row]) if typed_lines is not None else None
-            duplicate_problems.append(Problem(line, "ResourceID", str(rid), message))
+            message = f"is repeated (first on {unit} {seen}); kept the first row"
+            duplicate_problems.append(Problem(int(typed_lines[row]), "ResourceID", str(rid),
+                                              message, unit))
         result.reasons["repeated ResourceID"] = int(repeated.sum())
         typed = typed.loc[~repeated].reset_index(drop=True)
     dropped = result.dropped + int(repeated.sum()) + len(invalid)
@@ -170,8 +172,6 @@ def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
         typed_parts.append(typed)
         member_parts.append(memberships)
         reports.append(report)
-    for part in typed_parts:  # per-file line numbers: pandas cannot compare array attrs
-        part.attrs.clear()
     devices = pd.concat(typed_parts, ignore_index=True) if len(typed_parts) > 1 \
         else typed_parts[0]
     memberships = pd.concat(member_parts, ignore_index=True)

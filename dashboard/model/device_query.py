@@ -159,9 +159,9 @@ SORTABLE = {
 }
 
 
-def sort_key(devices: pd.DataFrame, column: str) -> np.ndarray:
-    """Row order ascending by ``column`` (text case-insensitively, ties by name), missing
-    values last."""
+def sort_key(devices: pd.DataFrame, column: str, descending: bool = False) -> np.ndarray:
+    """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
+    values last in either direction."""
     if column == "state_rank":
         values = pd.Series(state_rank(devices))
     else:
@@ -172,16 +172,13 @@ def sort_key(devices: pd.DataFrame, column: str) -> np.ndarray:
         values = text.where(text.isna(), text.astype("str").str.lower())
     names = devices["Name"].astype("str").str.lower().fillna("")
     frame = pd.DataFrame({"v": np.asarray(values), "n": names.to_numpy()})
-    return frame.sort_values(["v", "n"], na_position="last", kind="stable").index.to_numpy()
+    return frame.sort_values(["v", "n"], ascending=[not descending, True], na_position="last",
+                             kind="stable").index.to_numpy()
 
 
-def page_rows(order: np.ndarray, mask: np.ndarray, descending: bool, start: int,
-              end: int) -> np.ndarray:
-    """Positions of the rows on one page, from a precomputed ascending order."""
-    selected = order[mask[order]]
-    if descending:
-        selected = selected[::-1]
-    return selected[start:end]
+def page_rows(order: np.ndarray, mask: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Positions of the matching rows on one page, from a precomputed order."""
+    return order[mask[order]][start:end]
 
 
 NOT_TARGETED = "Not targeted"

@@ -76,15 +76,20 @@ def test_bad_parameters_are_rejected_not_used():
 
 def test_sorting_and_paging():
     order = sort_key(ESTATE.devices, "name")
+    backwards = sort_key(ESTATE.devices, "name", descending=True)
     everything = np.ones(len(ESTATE.devices), dtype=bool)
     names = ESTATE.devices["Name"].to_numpy()
-    assert list(names[page_rows(order, everything, False, 0, 2)]) == [
+    assert list(names[page_rows(order, everything, 0, 2)]) == [
         "<img src=x onerror=alert(1)>", "ALPHA"]
-    assert list(names[page_rows(order, everything, True, 0, 2)]) == ["delta", "CHARLIE"]
-    assert list(names[page_rows(order, everything, False, 4, 100)]) == ["delta"]
-    severity = sort_key(ESTATE.devices, "severity")
-    top = page_rows(severity, everything, True, 0, 2)
-    assert set(ESTATE.devices["severity"].iloc[top]) == {"high"}
+    assert list(names[page_rows(backwards, everything, 0, 2)]) == ["delta", "CHARLIE"]
+    assert list(names[page_rows(order, everything, 4, 100)]) == ["delta"]
+    # most severe first, ties by name ascending
+    severity = sort_key(ESTATE.devices, "severity", descending=True)
+    top = page_rows(severity, everything, 0, 3)
+    assert list(names[top]) == ["<img src=x onerror=alert(1)>", "bravo", "CHARLIE"]
+    # the filter applies before the page is cut
+    only_server = ESTATE.devices["os_group"].eq("Server").to_numpy()
+    assert list(names[page_rows(order, only_server, 0, 100)]) == ["delta"]
 
 
 def test_rows_are_plain_text_with_reason_and_error():

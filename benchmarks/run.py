@@ -1,0 +1,271 @@
+"""Benchmarks: how long the dashboard's work takes on a generated estate, with floors.
+
+    python benchmarks/run.py                  # 100,000 and 1,000,000 devices
+    python benchmarks/run.py --devices 200000 --repeat 3
+
+Generates each estate once (CSV exports and a SQLite replica, kept in benchmarks/data/),
+measures every step as the median of several runs, and prints each next to a floor measured
+in the same run on the same data (reading the CSV with pyarrow and nothing else; one pass of
+``value_counts`` over the summarised columns), so figures compare across machines. Peak
+memory is measured in a child process that loads the estate and serves one of each request.
+Results go to benchmarks/results/<devices>.json too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from dashboard.data.estate import load_estate  # noqa: E402
+from dashboard.model.summary import summarize  # noqa: E402
+from dashboard.settings import load_settings  # noqa: E402
+from dashboard.store import EstateStore  # noqa: E402
+
+AS_OF = "2026-11-23T07:00:00Z"
+
+
+def median_time(function, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def ensure_estate(devices: int, with_sqlite: bool) -> Path:
+    from dashboard.data.sample import main_sample
+
+    folder = HERE / "data" / str(devices)
+    if not (folder / "comanage.toml").exists() or (
+            with_sqlite and not list(folder.glob("replica-*.sqlite"))):
+        print(f"generating {devices:,} devices in {folder} ...", file=sys.stderr)
+        main_sample(devices=devices, seed=7, out=folder,
+                    sqlite=folder / "replica.sqlite" if with_sqlite else None, as_of=AS_OF,
+                    quiet=True)
+    return folder
+
+
+def sqlite_config(folder: Path) -> Path:
+    """The same estate's config, reading the SQLite replicas through queries/*.sql."""
+    text = (folder / "comanage.toml").read_text()
+    for replica in sorted(folder.glob("replica-*.sqlite")):
+        site = replica.stem.split("-", 1)[1]
+        text = text.replace(f'csv = "{site}"', f'url = "sqlite:///{replica}"')
+    path = folder / "comanage-sqlite.toml"
+    path.write_text(text)
+    return path
+
+
+def pyarrow_floor(folder: Path) -> float:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def read():
+        for csv in sorted(folder.glob("*/devices.csv")):
+            with open(csv, "rb") as handle:
+                names = handle.readline().decode("utf-8-sig").strip().split(",")
+            pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(
+                column_types={n.strip('"'): pa.string() for n in names}))
+    return read
+
+
+def child_peak(config: Path, devices: int) -> dict:
+    """Peak RSS of a process that loads the estate, summarises and serves one page each."""
+    code = f"""
+import resource, json, sys, time
+sys.path.insert(0, {str(HERE.parent)!r})
+from dashboard.settings import load_settings
+from dashboard.store import EstateStore
+from dashboard.web.app import create_app
+started = time.perf_counter()
+store = EstateStore(load_settings({str(config)!r}))
+store.refresh()
+app = create_app(store.settings, store=store)
+client = app.server.test_client()
+client.get('/')
+store.summary()
+from dashboard.web.pages import devices
+devices.get_rows(store, {{"startRow": 0, "endRow": 100, "sortModel": []}}, [["attention", "any"]])
+rid = int(store.estate.devices["ResourceID"].iat[0])
+client.get(f'/device/{{rid}}')
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "cold_start_s": time.perf_counter() - started}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
+    import numpy as np
+
+    from dashboard.web.export import stream_csv
+    from dashboard.web.pages import device as device_page
+    from dashboard.web.pages import devices as devices_page
+
+    folder = ensure_estate(devices, with_sqlite)
+    settings = load_settings(folder / "comanage.toml")
+    figures: dict[str, dict] = {}
+
+    def record(name, seconds, floor=None, target=None):
+        figures[name] = {"seconds": seconds, "floor_seconds": floor,
+                         "ratio": (seconds / floor) if floor else None, "target": target}
+
+    floor, _ = median_time(pyarrow_floor(folder), repeat)
+    record("floor: pyarrow read of the CSV", floor)
+
+    def load_and_summarise():
+        estate = load_estate(settings)
+        summarize(estate.devices, [s.as_dict() for s in estate.sources], estate.data_as_of)
+        return estate
+    seconds, estate = median_time(load_and_summarise, repeat)
+    record("load + validate + classify + summarise (CSV)", seconds, floor, 5.0)
+
+    if with_sqlite:
+        sql_settings = load_settings(sqlite_config(folder))
+        sql_seconds, _ = median_time(lambda: load_estate(sql_settings), max(1, repeat // 2))
+        record("load from SQLite replica via queries/*.sql", sql_seconds, floor)
+
+    columns = ["os_group", "os_release", "enrollment_status", "reason", "error_code",
+               *[c for c in estate.devices.columns if c.startswith("wl_")]]
+    count_floor, _ = median_time(
+        lambda: [estate.devices[c].value_counts() for c in columns], repeat)
+    record("floor: value_counts over the summarised columns", count_floor)
+    sources = [s.as_dict() for s in estate.sources]
+    seconds, _ = median_time(lambda: summarize(estate.devices, sources, estate.data_as_of),
+                             repeat)
+    record("summarise (all devices)", seconds, count_floor)
+
+    store = EstateStore(settings, loader=lambda _s: estate)
+    store.refresh()
+    collection = settings.collections[1] if len(settings.collections) > 1 else None
+    if collection:
+        seconds, _ = median_time(
+            lambda: summarize(estate.select(None, collection), sources, estate.data_as_of),
+            repeat)
+        record(f"summarise (collection {collection})", seconds, count_floor)
+
+    overview_figures = _overview_timer(store, settings, collection)
+    if overview_figures:
+        for name, (seconds, target) in overview_figures.items():
+            record(name, seconds, None, target)
+
+    request = {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "name", "sort": "asc"}]}
+    pairs = [["attention", "any"], ["os_group", "Windows 10 1709 and later"]]
+    estate.sort_order("name")  # the first sort per estate is paid once, at refresh
+
+    def page():
+        store._cache.clear()  # a new filter every time: no cached mask
+        return devices_page.get_rows(store, request, pairs)
+    seconds, response = median_time(page, repeat * 3)
+    record("device list page (filter + sort + 100 rows)", seconds, None, 0.150)
+
+    rid = int(estate.devices["ResourceID"].iat[len(estate.devices) // 2])
+    seconds, _ = median_time(lambda: device_page.layout(store, settings, f"/device/{rid}", {}),
+                             repeat * 3)
+    record("device page", seconds, None, 0.050)
+
+    export_rows = min(500_000, len(estate.devices))
+    positions = np.arange(export_rows)
+
+    def export():
+        size = 0
+        for part in stream_csv(estate, positions, "entra"):
+            size += len(part)
+        return size
+    seconds, size = median_time(export, max(1, repeat // 2))
+    record(f"CSV export of {export_rows:,} rows ({size / 1e6:.0f} MB)", seconds, None, 15.0)
+
+    peak = child_peak(folder / "comanage.toml", devices)
+    figures["serving process peak RSS (MB)"] = {"value": peak["peak_rss_mb"], "target": 1500}
+    figures["cold start: load + first page (s)"] = {"value": peak["cold_start_s"]}
+    return {"devices": len(estate.devices), "figures": figures}
+
+
+def _overview_timer(store, settings, collection):
+    """Server time of the overview's callbacks, when the overview exposes them."""
+    try:
+        from dashboard.web.pages import overview
+    except ImportError:
+        return {}
+    render = getattr(overview, "render", None) or getattr(overview, "overview_content", None)
+    if render is None:
+        return {}
+    out = {}
+    for label, coll in (("overview callbacks (all devices)", None),
+                        (f"overview callbacks (collection {collection})", collection)):
+        def call(coll=coll):
+            store._cache.clear()
+            return render(store, settings, None, coll)
+        seconds, _ = median_time(call, 5)
+        out[label] = (seconds, 0.200)
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{result['devices']:,} devices")
+    print(f"{'step':<58} {'median':>10} {'floor':>9} {'ratio':>7} {'target':>8}")
+    for name, figure in result["figures"].items():
+        if "value" in figure:
+            target = figure.get("target")
+            print(f"{name:<58} {figure['value']:>10.1f} {'':>9} {'':>7} "
+                  f"{'' if target is None else target:>8}")
+            continue
+        floor = figure["floor_seconds"]
+        ratio = figure["ratio"]
+        target = figure["target"]
+        print(f"{name:<58} {figure['seconds'] * 1000:>8.0f}ms "
+              f"{'' if floor is None else f'{floor * 1000:.0f}ms':>9} "
+              f"{'' if ratio is None else f'{ratio:.1f}x':>7} "
+              f"{'' if target is None else f'{target * 1000:.0f}ms':>8}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, action="append",
+                        help="estate size (repeatable; default 100000 and 1000000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per median")
+    parser.add_argument("--no-sqlite", action="store_true",
+                        help="skip the SQLite replica (its generation takes a while)")
+    args = parser.parse_args()
+    sizes = args.devices or [100_000, 1_000_000]
+    (HERE / "results").mkdir(exist_ok=True)
+    print(f"machine: {machine()}")
+    for devices in sizes:
+        result = run(devices, args.repeat, not args.no_sqlite)
+        result["machine"] = machine()
+        result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        print_table(result)
+        (HERE / "results" / f"{devices}.json").write_text(json.dumps(result, indent=2))
+    print(f"\nresults in {HERE / 'results'}; own peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1121 @@
+"""The sample estate: a plausible Configuration Manager hierarchy, generated from a seed.
+
+:func:`generate_estate` builds, per site, the site-database views that ``queries/*.sql`` read
+(domain.md §2), with their real column names and their traps: several inventory rows per
+device, obsolete duplicate records, ``Obsolete0`` NULL on discovery-only records, devices with
+no co-management or client-health row, NULL ``MDMWorkloads``, status codes stored signed,
+high bits in the workload bitmask. The mix follows domain.md §7.
+
+From it, :func:`write_csv` writes the CSV exports (``<SITE>/devices.csv`` and
+``collections.csv``: what the queries return, written with the textual variety of real
+exports), :func:`write_sqlite` writes SQLite replicas that the queries run on unchanged, and
+:func:`write_config` writes the matching ``comanage.toml``. Everything is vectorised with
+numpy (a million devices take seconds) and deterministic: one seed, one as-of time, the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS
+
+# --------------------------------------------------------------------------- reference data
+
+VIEW_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    # view: ((column, SQLite type), ...); dates are 'YYYY-MM-DD HH:MM:SS.fff' text.
+    "v_R_System": (
+        ("ResourceID", "INTEGER"), ("Name0", "TEXT"), ("Resource_Domain_OR_Workgr0", "TEXT"),
+        ("Operating_System_Name_and0", "TEXT"), ("Build01", "TEXT"), ("Client0", "INTEGER"),
+        ("Client_Version0", "TEXT"), ("Active0", "INTEGER"), ("Obsolete0", "INTEGER"),
+        ("AADDeviceID", "TEXT"),
+    ),
+    "v_GS_OPERATING_SYSTEM": (
+        ("ResourceID", "INTEGER"), ("Caption0", "TEXT"), ("BuildNumber0", "TEXT"),
+        ("ProductType0", "INTEGER"), ("TimeStamp", "TEXT"),
+    ),
+    "v_ClientCoManagementState": (
+        ("ResourceID", "INTEGER"), ("MDMEnrolled", "INTEGER"),
+        ("ComgmtPolicyPresent", "INTEGER"), ("MDMProvisioned", "INTEGER"),
+        ("Authority", "INTEGER"), ("MDMWorkloads", "BIGINT"), ("HybridAADJoined", "INTEGER"),
+        ("AADJoined", "INTEGER"), ("EnrollmentScheduled", "INTEGER"),
+        ("PendingLogon", "INTEGER"), ("EnrollmentFailed", "INTEGER"),
+        ("EnrollmentStatusCode", "BIGINT"), ("EnrollmentErrorDetail", "TEXT"),
+    ),
+    "v_CH_ClientSummary": (
+        ("ResourceID", "INTEGER"), ("ClientActiveStatus", "INTEGER"),
+        ("LastPolicyRequest", "TEXT"), ("LastActiveTime", "TEXT"),
+        ("LastHealthEvaluationResult", "INTEGER"),
+    ),
+    "v_FullCollectionMembership": (("CollectionID", "TEXT"), ("ResourceID", "INTEGER")),
+    "v_Collection": (("CollectionID", "TEXT"), ("Name", "TEXT")),
+}
+VIEWS = tuple(VIEW_COLUMNS)
+
+ALL_SYSTEMS = "SMS00001"
+AUTO_ENROLLMENT = "CAS00100"
+COLLECTIONS: tuple[tuple[str, str], ...] = (
+    (ALL_SYSTEMS, "All Systems"),
+    (AUTO_ENROLLMENT, "Co-management auto-enrollment"),
+    ("CAS00101", "Pilot - Compliance policies"),
+    ("CAS00102", "Pilot - Office Click-to-Run apps"),
+    ("CAS00103", "Pilot - Client apps"),
+    ("CAS00104", "Pilot - Windows Update"),
+    ("CAS00110", "Workstations - London"),
+    ("CAS00111", "Workstations - Manchester"),
+    ("CAS00112", "Workstations - New York"),
+)
+LOCATION_COLLECTIONS = {"LON": "CAS00110", "MAN": "CAS00111", "NYC": "CAS00112"}
+LOCATIONS = ("LON", "MAN", "NYC", "TOR", "SYD", "BER")
+
+# Workload configuration of the sample (settings.WORKLOADS keys), domain.md §7: compliance
+# moved to Intune, Office apps / client apps / Windows Update piloted, the rest ConfigMgr.
+SAMPLE_WORKLOADS: dict[str, tuple[str, str | None]] = {
+    "compliance_policies": ("intune", "CAS00101"),
+    "office_click_to_run_apps": ("pilot", "CAS00102"),
+    "client_apps": ("pilot", "CAS00103"),
+    "windows_update_policies": ("pilot", "CAS00104"),
+    "device_configuration": ("configmgr", None),
+    "endpoint_protection": ("configmgr", None),
+    "resource_access_policies": ("configmgr", None),
+}
+
+# Enrollment failures: (code, weight, EnrollmentErrorDetail). The first four lead, in this
+# order (domain.md §7); the rest of the §6 catalogue follows, then codes the catalogue does
+# not know (with a detail text, or none), and failures that reported no code (None).
+FAILURE_CODES: tuple[tuple[int | None, float, str | None], ...] = (
+    (0x8018002A, 20.0, None),
+    (0x80180002, 14.0, None),
+    (0xCAA20003, 10.0, None),
+    (0x80070490, 7.0, None),
+    (0x8000FFFF, 3.5, None),
+    (0x8018002B, 3.5, None),
+    (0xCAA10001, 3.0, None),
+    (0x80180018, 2.5, None),
+    (0x80180005, 2.0, None),
+    (0x80180031, 2.0, None),
+    (0x80180030, 2.0, None),
+    (0xCAA9004D, 2.0, None),
+    (0xCAA70004, 2.0, None),
+    (0x801901AD, 2.0, None),
+    (0xCAA90014, 1.5, None),
+    (0x80192EE2, 1.5, None),
+    (0x80192EE7, 1.2, None),
+    (0x801C03F2, 1.2, None),
+    (0xCAA9001F, 1.0, None),
+    (0x80180014, 1.0, None),
+    (0x80180015, 0.8, None),
+    (0x82AA0008, 0.8, None),
+    (0x80180023, 0.8, None),
+    (0x80180026, 0.8, None),
+    (0x80090016, 0.7, None),
+    (0x80280036, 0.4, None),
+    (0x80180003, 1.5, "The user is not authorized to enroll (device authorization error)"),
+    (0x8018000A, 1.2, "The device is already enrolled, by another user or another MDM"),
+    (0x80072EFD, 1.2,
+     "Cannot reach https://enrollment.manage.microsoft.com, check the proxy, firewall"),
+    (0x80190190, 0.8, "Enrollment server returned HTTP 400, bad request"),
+    (0x8018001E, 0.6, "Enrollment failed.\nSee CoManagementHandler.log on the client"),
+    (0x87D1B002, 0.6, None),
+    (None, 3.0, None),
+)
+# Targeted devices that are not hybrid/Entra joined fail with join problems.
+NOT_JOINED_CODES: tuple[tuple[int | None, float], ...] = (
+    (0x801C03F2, 0.4), (0x80180002, 0.3), (0xCAA9001F, 0.1), (None, 0.2),
+)
+OLD_OS_CODE = 0x80070032  # auto-enrollment needs Windows 10 1709 or later
+
+WIN11_BUILDS = ((22000, 0.03), (22621, 0.24), (22631, 0.44), (26100, 0.27),
+                (22635, 0.01), (26120, 0.01))
+WIN10_BUILDS = ((16299, 0.004), (17134, 0.006), (17763, 0.04), (18362, 0.006),
+                (18363, 0.02), (19041, 0.01), (19042, 0.03), (19043, 0.02), (19044, 0.12),
+                (19045, 0.734), (18995, 0.005), (19046, 0.005))
+OLD_WIN10_BUILDS = ((10240, 0.22), (10586, 0.05), (14393, 0.6), (15063, 0.13))
+LEGACY_OS = (((6, 1, 7601), 0.7), ((6, 3, 9600), 0.25), ((6, 2, 9200), 0.05))
+SERVER_OS = (((10, 0, 14393), 0.25), ((10, 0, 17763), 0.35), ((10, 0, 20348), 0.25),
+             ((10, 0, 26100), 0.05), ((6, 3, 9600), 0.10))
+UPGRADE_CHAIN = (16299, 17134, 17763, 18362, 18363, 19041, 19042, 19043, 19044, 19045,
+                 22000, 22621, 22631, 26100)
+CLIENT_VERSIONS = (("5.00.9128.1000", 0.55), ("5.00.9128.1024", 0.12),
+                   ("5.00.9122.1000", 0.15), ("5.00.9106.1000", 0.12),
+                   ("5.00.9088.1007", 0.06))
+NEW_CLIENT = ("5.00.9128.1000", "5.00.9128.1024", "5.00.9122.1000")
+LEGACY_CLIENT = "5.00.9058.1047"
+
+# Device kinds and their shares (domain.md §7).
+MODERN, OLD10, LEGACY, SERVER, UNKNOWN = range(5)
+KIND_SHARES = (0.8855, 0.03, 0.015, 0.065, 0.0045)
+# Join state of client workstations on NT 10.0.
+HYBRID, ENTRA, NOT_JOINED = range(3)
+JOIN_SHARES = (0.885, 0.035, 0.08)
+# Enrollment outcome of devices that received the co-management policy.
+SUCCESS, ENROLLING, FAILED, PENDING = range(4)
+OUTCOME_SHARES = {
+    HYBRID: (0.77, 0.045, 0.115, 0.07),
+    ENTRA: (0.82, 0.06, 0.12, 0.0),
+    NOT_JOINED: (0.0, 0.75, 0.25, 0.0),
+    "old": (0.0, 0.3, 0.7, 0.0),
+}
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+ORGANISATION = "Contoso (sample)"
+
+
+@dataclass
+class SampleEstate:
+    """Per site, the raw view tables (domain.md §2 names) as DataFrames."""
+
+    seed: int
+    as_of: datetime  # timezone-aware, UTC
+    sites: tuple[str, ...]
+    tables: dict[str, dict[str, pd.DataFrame]]
+    collections: tuple[tuple[str, str], ...] = COLLECTIONS
+    workloads: dict[str, tuple[str, str | None]] = field(
+        default_factory=lambda: dict(SAMPLE_WORKLOADS))
+    organisation: str = ORGANISATION
+    windows11_share: float = 0.4
+
+    def view(self, site: str, name: str) -> pd.DataFrame:
+        return self.tables[site][name]
+
+    @property
+    def devices(self) -> int:
+        """Device rows the export holds (non-obsolete records), all sites together."""
+        return sum(len(export_devices(self, site)) for site in self.sites)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _choice(rng: np.random.Generator, options: Sequence, n: int) -> np.ndarray:
+    """Indices into ``options`` ((value, weight) pairs) drawn by weight."""
+    weights = np.array([w for _, w in options], dtype=float)
+    return rng.choice(len(options), size=n, p=weights / weights.sum())
+
+
+def _as_utc(as_of: datetime | str) -> datetime:
+    if isinstance(as_of, str):
+        text = as_of.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        as_of = datetime.fromisoformat(text)
+    if as_of.tzinfo is None:
+        return as_of.replace(tzinfo=UTC)
+    return as_of.astimezone(UTC)
+
+
+def _sql_datetime(ms: np.ndarray) -> np.ndarray:
+    """Round epoch milliseconds to SQL Server ``datetime`` precision (1/300 s)."""
+    ticks = np.rint(ms / (1000 / 300))
+    return np.rint(ticks * 10 / 3).astype(np.int64)
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _guids(rng: np.random.Generator, k: int) -> np.ndarray:
+    """``k`` random version-4 GUIDs, lower case, as an object array of str."""
+    raw = rng.integers(0, 256, size=(k, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    nibbles = np.empty((k, 32), dtype=np.uint8)
+    nibbles[:, 0::2] = raw >> 4
+    nibbles[:, 1::2] = raw & 0x0F
+    chars = _HEX[nibbles]
+    out = np.full((k, 36), ord("-"), dtype=np.uint8)
+    for start, end, src in ((0, 8, 0), (9, 13, 8), (14, 18, 12), (19, 23, 16), (24, 36, 20)):
+        out[:, start:end] = chars[:, src:src + end - start]
+    return out.view("S36").ravel().astype("U36").astype(object)
+
+
+def _quota(rng: np.random.Generator, k: int, weights: Sequence[float]) -> np.ndarray:
+    """``k`` option indices in shuffled order, each option's count its exact share of ``k``
+    (largest remainder), so that small samples keep the ranking of the weights."""
+    shares = np.asarray(weights, dtype=float) / float(sum(weights)) * k
+    counts = np.floor(shares).astype(np.int64)
+    remainder = k - int(counts.sum())
+    if remainder:
+        counts[np.argsort(-(shares - counts), kind="stable")[:remainder]] += 1
+    return rng.permutation(np.repeat(np.arange(len(counts)), counts))
+
+
+def _lookup(codes: np.ndarray, table: Sequence) -> np.ndarray:
+    """``table[codes]`` as an object array (table may hold None)."""
+    values = np.empty(len(table), dtype=object)
+    values[:] = list(table)
+    return values[codes]
+
+
+def _int_col(values: np.ndarray, present: np.ndarray | None = None) -> pd.Series:
+    """A nullable Int64 column; ``present`` False -> NULL."""
+    array = pd.array(np.asarray(values, dtype=np.int64), dtype="Int64")
+    if present is not None:
+        array[~np.asarray(present, dtype=bool)] = pd.NA
+    return pd.Series(array)
+
+
+def _flag(rng: np.random.Generator, value: np.ndarray, null_share: float = 0.0) -> pd.Series:
+    present = rng.random(len(value)) >= null_share if null_share else None
+    return _int_col(value.astype(np.int64), present)
+
+
+def _text_col(values: np.ndarray) -> pd.Series:
+    """Text as an object column of str / None (cheap to build, to merge and to write)."""
+    return pd.Series(np.asarray(values, dtype=object), dtype=object)
+
+
+def _date_col(ms: np.ndarray, present: np.ndarray | None = None) -> pd.Series:
+    stamps = np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
+    if present is not None:
+        stamps = stamps.copy()
+        stamps[~np.asarray(present, dtype=bool)] = np.datetime64("NaT")
+    return pd.Series(stamps)
+
+
+def _site_counts(devices: int, sites: int) -> np.ndarray:
+    """The first site holds 64 % of the devices, the others share the rest equally."""
+    if sites == 1:
+        return np.array([devices])
+    first = int(round(devices * 0.64))
+    rest = devices - first
+    others = np.full(sites - 1, rest // (sites - 1))
+    others[: rest % (sites - 1)] += 1
+    return np.concatenate([[first], others]).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generate_estate(devices: int, seed: int, as_of: datetime | str,
+                    sites: Sequence[str] = ("PS1", "PS2"),
+                    windows11_share: float = 0.4) -> SampleEstate:
+    """A sample hierarchy of ``devices`` non-obsolete device records over ``sites``."""
+    if devices < 0:
+        raise ValueError("devices must be zero or more")
+    if not 0.0 <= windows11_share <= 1.0:
+        raise ValueError("windows11_share must be between 0 and 1")
+    sites = tuple(str(s) for s in sites)
+    if not sites or len(set(sites)) != len(sites):
+        raise ValueError("sites must be distinct site codes")
+    as_of = _as_utc(as_of)
+    as_of_ms = int(as_of.timestamp() * 1000)
+    rng = np.random.default_rng(seed)
+    n = int(devices)
+
+    # ---- who is who ---------------------------------------------------------------------
+    site = np.repeat(np.arange(len(sites)), _site_counts(n, len(sites)))
+    kind = rng.choice(len(KIND_SHARES), size=n, p=KIND_SHARES)
+    workstation = kind <= LEGACY
+    nt10_ws = (kind == MODERN) | (kind == OLD10)
+    u = rng.random(n)
+    has_client = np.where(kind == SERVER, u < 0.95, u < 0.965) & (kind != UNKNOWN)
+    discovery = ~has_client & ((rng.random(n) < 0.6) | (kind == UNKNOWN))
+
+    # ---- operating system ---------------------------------------------------------------
+    win11 = rng.random(n) < windows11_share
+    b11 = np.array([b for b, _ in WIN11_BUILDS])[_choice(rng, WIN11_BUILDS, n)]
+    b10 = np.array([b for b, _ in WIN10_BUILDS])[_choice(rng, WIN10_BUILDS, n)]
+    bold = np.array([b for b, _ in OLD_WIN10_BUILDS])[_choice(rng, OLD_WIN10_BUILDS, n)]
+    legacy = np.array([v for v, _ in LEGACY_OS])[_choice(rng, LEGACY_OS, n)]
+    server = np.array([v for v, _ in SERVER_OS])[_choice(rng, SERVER_OS, n)]
+    major = np.select([nt10_ws, kind == LEGACY, kind == SERVER],
+                      [10, legacy[:, 0], server[:, 0]], 0)
+    minor = np.select([kind == LEGACY, kind == SERVER], [legacy[:, 1], server[:, 1]], 0)
+    build = np.select(
+        [(kind == MODERN) & win11, kind == MODERN, kind == OLD10, kind == LEGACY,
+         kind == SERVER],
+        [b11, b10, bold, legacy[:, 2], server[:, 2]], 0)
+    domain_controller = (kind == SERVER) & (rng.random(n) < 0.08)
+    product_type = np.select([workstation, domain_controller, kind == SERVER], [1, 2, 3], 0)
+    tablet = (kind == MODERN) & (rng.random(n) < 0.01)
+    os_kind = np.select([workstation & ~tablet, tablet, domain_controller, kind == SERVER],
+                        [0, 1, 2, 3], 4)
+    os_templates = ("Microsoft Windows NT Workstation {}.{}",
+                    "Microsoft Windows NT Workstation {}.{} (Tablet Edition)",
+                    "Microsoft Windows NT Advanced Server {}.{}",
+                    "Microsoft Windows NT Server {}.{}")
+    key = os_kind * 10_000 + major * 100 + minor
+    uniq, inverse = np.unique(key, return_inverse=True)
+    names = [None if k // 10_000 == 4 else
+             os_templates[k // 10_000].format((k // 100) % 100, k % 100) for k in uniq]
+    operating_system = _lookup(inverse, names)
+
+    triple = major.astype(np.int64) * 10**8 + minor * 10**6 + build
+    uniq, inverse = np.unique(triple, return_inverse=True)
+    build01_all = _lookup(inverse, [f"{t // 10**8}.{(t // 10**6) % 100}.{t % 10**6}"
+                                    for t in uniq])
+    build01_null = np.where(has_client, rng.random(n) < 0.10,
+                            np.where(discovery, rng.random(n) < 0.5, rng.random(n) < 0.2))
+    build01_null |= kind == UNKNOWN
+    build01 = np.where(build01_null, None, build01_all)
+
+    # ---- names, domains, locations ------------------------------------------------------
+    site_locations = [(LOCATIONS[(2 * i) % len(LOCATIONS)],
+                       LOCATIONS[(2 * i + 1) % len(LOCATIONS)]) for i in range(len(sites))]
+    second = rng.random(n) < 0.35
+    loc_table = np.array([[a, b] for a, b in site_locations], dtype=object)
+    location = loc_table[site, second.astype(int)]
+    role = np.select([workstation & (rng.random(n) < 0.4), workstation, kind == SERVER,
+                      rng.random(n) < 0.6], ["LT", "WS", "SRV", "MAC"], "LNX")
+    group = pd.Series(location + "-" + role)
+    order = rng.permutation(n)
+    number = np.empty(n, dtype=np.int64)
+    number[order] = group.iloc[order].groupby(group.iloc[order].to_numpy()).cumcount().to_numpy()
+    number += np.where(workstation, 1001, 11)
+    width = np.where(workstation, 6, 4)
+    digits = pd.Series(number).astype(str)
+    padded = np.where(width == 6, digits.str.zfill(6), digits.str.zfill(4))
+    name = (group + "-" + padded).to_numpy(dtype=object)
+
+    join = np.where(has_client & nt10_ws, _choice(rng, [(j, s) for j, s in
+                                                        enumerate(JOIN_SHARES)], n), -1)
+    domain = _lookup(_choice(rng, (("CONTOSO", 0.9), ("FABRIKAM", 0.1)), n),
+                     ("CONTOSO", "FABRIKAM"))
+    domain = np.where(join == ENTRA, "WORKGROUP", domain)
+    domain = np.where((kind == UNKNOWN) & (rng.random(n) < 0.5), None, domain)
+    aad_device_id = np.where((join == HYBRID) | (join == ENTRA), _guids(rng, n), None)
+
+    client_version = _lookup(_choice(rng, CLIENT_VERSIONS, n), [v for v, _ in CLIENT_VERSIONS])
+    client_version = np.where((kind == LEGACY) & (major == 6) & (minor == 1), LEGACY_CLIENT,
+                              client_version)
+    client_version = np.where(has_client, client_version, None)
+    new_client = np.isin(client_version, NEW_CLIENT)
+
+    # ---- client health ------------------------------------------------------------------
+    has_health = has_client & (rng.random(n) < 0.985)
+    active = rng.random(n) < 0.905
+    policy_age = np.where(
+        active,
+        np.clip(rng.gamma(1.5, 8 * HOUR_MS, n), 5 * 60_000, 6 * DAY_MS),
+        rng.uniform(15 * DAY_MS, 120 * DAY_MS, n),
+    )
+    last_policy = _sql_datetime(as_of_ms - policy_age)
+    active_age = np.where(
+        active,
+        policy_age * rng.uniform(0.0, 0.6, n),
+        np.maximum(policy_age + rng.uniform(-DAY_MS, DAY_MS, n), 14 * DAY_MS),
+    )
+    last_active = _sql_datetime(as_of_ms - active_age)
+    policy_known = rng.random(n) >= 0.003
+    health_result = _lookup(_choice(rng, ((7, 0.93), (6, 0.04), (3, 0.03)), n), (7, 6, 3))
+
+    # ---- collections --------------------------------------------------------------------
+    auto_share = np.where(kind == OLD10, 0.12, np.where(join == NOT_JOINED, 0.3, 0.95))
+    in_auto = nt10_ws & (rng.random(n) < auto_share)
+    pilot_u = rng.random(n)
+    in_office = in_auto & (pilot_u < 0.30)
+    in_apps = in_auto & (pilot_u < 0.16)
+    in_wu = in_auto & (pilot_u < 0.07)
+    in_compliance = in_auto & (rng.random(n) < 0.05)
+
+    # ---- co-management state ------------------------------------------------------------
+    policy_p = np.where(active & has_health, 0.985, 0.7)
+    policy = in_auto & has_client & (rng.random(n) < policy_p)
+    group_index = np.select([kind == OLD10, join == ENTRA, join == NOT_JOINED], [3, 1, 2], 0)
+    outcome = np.empty(n, dtype=np.int64)
+    for index, shares in enumerate((OUTCOME_SHARES[HYBRID], OUTCOME_SHARES[ENTRA],
+                                    OUTCOME_SHARES[NOT_JOINED], OUTCOME_SHARES["old"])):
+        draw = rng.choice(4, size=n, p=np.array(shares) / sum(shares))
+        outcome = np.where(group_index == index, draw, outcome)
+    outcome = np.where(policy, outcome, -1)
+    # Enrolled in Intune directly, without the co-management policy (targeted, not comanaged).
+    mdm_only = (~policy & has_client & (kind == MODERN) & ((join == HYBRID) | (join == ENTRA))
+                & (rng.random(n) < 0.004))
+    zero_row = (~policy & ~mdm_only & has_client
+                & np.where(kind == SERVER, rng.random(n) < 0.3,
+                           nt10_ws & (rng.random(n) < 0.45)))
+    has_row = policy | mdm_only | zero_row
+    stale_failure = zero_row & nt10_ws & (rng.random(n) < 0.02)
+
+    success = outcome == SUCCESS
+    failed = (outcome == FAILED) | stale_failure
+    pending = outcome == PENDING
+    enrolling = outcome == ENROLLING
+
+    # workload bitmask
+    lag = 0.06
+    bits = np.ones(n, dtype=np.int64)
+    bits |= np.where(rng.random(n) < 0.97, 2, 0)
+    bits |= np.where(in_office & (rng.random(n) >= lag), 128, 0)
+    bits |= np.where(in_apps & (rng.random(n) >= lag), 64, 0)
+    bits |= np.where(in_wu & (rng.random(n) >= lag), 16, 0)
+    bits |= np.where(new_client & (rng.random(n) < 0.7), 8192, 0)
+    bits |= np.where(rng.random(n) < 0.12, 4096, 0)
+    waiting = _lookup(_choice(rng, ((8193, 0.4), (1, 0.2), (-1, 0.4)), n), (8193, 1, -1))
+    waiting = waiting.astype(np.int64)
+    zero_workloads = np.where(rng.random(n) < 0.3, 0, -1)
+    workloads = np.select([success, policy, mdm_only], [bits, waiting, -1], zero_workloads)
+
+    # status codes: exact shares (largest remainder) so that the ranking holds in any sample
+    code_value = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    catalogue = failed & (group_index <= 1) | stale_failure
+    for mask, options in (
+            (catalogue, [(c, w, d) for c, w, d in FAILURE_CODES]),
+            (failed & (group_index == 2) & ~stale_failure,
+             [(c, w, None) for c, w in NOT_JOINED_CODES]),
+            (failed & (group_index == 3) & ~stale_failure,
+             [(OLD_OS_CODE, 0.9, None), (None, 0.1, None)])):
+        chosen = _quota(rng, int(mask.sum()), [w for _, w, _ in options])
+        code_value[mask] = _lookup(chosen, [c for c, _, _ in options])
+        detail[mask] = _lookup(chosen, [d for _, _, d in options])
+    code_value = np.where(success & (rng.random(n) < 0.6), 0, code_value)
+    code_present = np.array([c is not None for c in code_value], dtype=bool) if n else \
+        np.zeros(0, dtype=bool)
+    code_number = np.where(code_present, code_value, 0).astype(np.int64)
+    signed = (code_number >= 2**31) & (rng.random(n) < 0.7)
+    code_number = np.where(signed, code_number - 2**32, code_number)
+
+    # ---- obsolete duplicates -------------------------------------------------------------
+    twin = has_client & nt10_ws & (rng.random(n) < 0.012)
+    twin_of = np.flatnonzero(twin)
+    t = len(twin_of)
+
+    # ---- resource IDs ---------------------------------------------------------------------
+    record_site = np.concatenate([site, site[twin_of]])
+    rid = np.empty(n + t, dtype=np.int64)
+    for s in range(len(sites)):
+        members = np.flatnonzero(record_site == s)
+        gaps = 1 + np.where(rng.random(len(members)) < 0.06,
+                            rng.integers(1, 40, len(members)), 0)
+        ids = 16_777_216 * (s + 1) + 4 + np.cumsum(gaps) - gaps[0]
+        rid[rng.permutation(members)] = ids
+    # the obsolete record is the older one: give it the lower ResourceID of the pair
+    device_rid, twin_rid = rid[:n].copy(), rid[n:].copy()
+    low = np.minimum(device_rid[twin_of], twin_rid)
+    high = np.maximum(device_rid[twin_of], twin_rid)
+    device_rid[twin_of], twin_rid = high, low
+
+    # ---- assemble the views ---------------------------------------------------------------
+    obsolete = np.where(discovery, -1, 0)
+    client0 = np.where(has_client, 1, np.where(discovery, -1, 0))
+    active0 = np.where(has_client, (active & has_health).astype(np.int64),
+                       np.where(discovery, -1, 0))
+    twin_versions = _lookup(rng.integers(0, 2, t), ("5.00.9088.1007", "5.00.9078.1006"))
+    older = np.searchsorted(UPGRADE_CHAIN, build[twin_of])
+    chain_known = (older < len(UPGRADE_CHAIN)) & (
+        np.asarray(UPGRADE_CHAIN)[np.minimum(older, len(UPGRADE_CHAIN) - 1)] == build[twin_of])
+    twin_build = np.where(chain_known & (older > 0),
+                          np.asarray(UPGRADE_CHAIN)[np.clip(older - 1, 0, len(UPGRADE_CHAIN) - 1)],
+                          build[twin_of])
+    twin_build01 = np.array([f"10.0.{b}" for b in twin_build], dtype=object)
+    twin_aad = np.where(rng.random(t) < 0.5, _guids(rng, t), None)
+
+    system = pd.DataFrame({
+        "ResourceID": np.concatenate([device_rid, twin_rid]),
+        "Name0": _text_col(np.concatenate([name, name[twin_of]])),
+        "Resource_Domain_OR_Workgr0": _text_col(np.concatenate([domain, domain[twin_of]])),
+        "Operating_System_Name_and0": _text_col(
+            np.concatenate([operating_system, operating_system[twin_of]])),
+        "Build01": _text_col(np.concatenate([build01, twin_build01])),
+        "Client0": _int_col(np.concatenate([client0, np.ones(t, np.int64)]),
+                            np.concatenate([client0 >= 0, np.ones(t, bool)])),
+        "Client_Version0": _text_col(np.concatenate([client_version, twin_versions])),
+        "Active0": _int_col(np.concatenate([active0, np.zeros(t, np.int64)]),
+                            np.concatenate([active0 >= 0, np.ones(t, bool)])),
+        "Obsolete0": _int_col(np.concatenate([obsolete, np.ones(t, np.int64)]),
+                              np.concatenate([obsolete >= 0, np.ones(t, bool)])),
+        "AADDeviceID": _text_col(np.concatenate([aad_device_id, twin_aad])),
+    })
+
+    # hardware inventory: 1-3 rows per inventoried device, newest first in time only
+    has_inventory = has_client & (rng.random(n) < 0.97)
+    inv_devices = np.flatnonzero(has_inventory)
+    rows_per = 1 + (rng.random(len(inv_devices)) > 0.6) + (rng.random(len(inv_devices)) > 0.9)
+    inv_of = np.repeat(inv_devices, rows_per)
+    starts = np.repeat(np.cumsum(rows_per) - rows_per, rows_per)
+    rank = np.arange(len(inv_of)) - starts
+    newest_age = np.where(active[inv_of], rng.uniform(0.1 * DAY_MS, 7 * DAY_MS, len(inv_of)),
+                          policy_age[inv_of] + rng.uniform(0, 3 * DAY_MS, len(inv_of)))
+    step = rng.uniform(30 * DAY_MS, 55 * DAY_MS, len(inv_of))
+    inv_stamp = _sql_datetime(as_of_ms - newest_age - rank * step)
+    inv_build = build[inv_of]
+    position = np.searchsorted(UPGRADE_CHAIN, inv_build)
+    in_chain = (position < len(UPGRADE_CHAIN)) & (
+        np.asarray(UPGRADE_CHAIN)[np.minimum(position, len(UPGRADE_CHAIN) - 1)] == inv_build)
+    chain = np.asarray(UPGRADE_CHAIN)
+    inv_build = np.where(in_chain & (kind[inv_of] != SERVER),
+                         chain[np.clip(position - rank, 0, len(chain) - 1)], inv_build)
+    # obsolete records keep one old inventory row each
+    twin_stamp = _sql_datetime(as_of_ms - rng.uniform(120 * DAY_MS, 400 * DAY_MS, t))
+    inventory = pd.DataFrame({
+        "ResourceID": np.concatenate([device_rid[inv_of], twin_rid]),
+        "Caption0": _text_col(np.concatenate([
+            _captions(kind[inv_of], major[inv_of], minor[inv_of], inv_build,
+                      domain_controller[inv_of]),
+            _captions(kind[twin_of], major[twin_of], minor[twin_of], twin_build,
+                      domain_controller[twin_of])])),
+        "BuildNumber0": _text_col(np.concatenate([inv_build, twin_build]).astype(str)
+                                  .astype(object)),
+        "ProductType0": np.concatenate([product_type[inv_of], product_type[twin_of]]),
+        "TimeStamp": _date_col(np.concatenate([inv_stamp, twin_stamp])),
+    })
+    inventory = inventory.iloc[rng.permutation(len(inventory))].reset_index(drop=True)
+
+    # co-management rows
+    cm = np.flatnonzero(has_row)
+    joined_known = join[cm] >= 0
+    twin_cm = twin_of[rng.random(t) < 0.5]
+    comanaged_flag = success | mdm_only
+    comgmt = pd.DataFrame({
+        "ResourceID": np.concatenate([device_rid[cm], _twin_rids(twin_rid, twin_of, twin_cm)]),
+        "MDMEnrolled": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
+        "ComgmtPolicyPresent": _int_col(np.concatenate([policy[cm], np.ones(len(twin_cm))])),
+        "MDMProvisioned": _int_col(
+            np.concatenate([success[cm] & (rng.random(len(cm)) < 0.96), np.ones(len(twin_cm))]),
+            np.concatenate([success[cm] | (rng.random(len(cm)) >= 0.1),
+                            np.ones(len(twin_cm), bool)])),
+        "Authority": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
+        "MDMWorkloads": _int_col(np.concatenate([workloads[cm], np.full(len(twin_cm), 8195)]),
+                                 np.concatenate([workloads[cm] >= 0,
+                                                 np.ones(len(twin_cm), bool)])),
+        "HybridAADJoined": _int_col(
+            np.concatenate([join[cm] == HYBRID, np.ones(len(twin_cm))]),
+            np.concatenate([joined_known | (rng.random(len(cm)) < 0.5),
+                            np.ones(len(twin_cm), bool)])),
+        "AADJoined": _int_col(
+            np.concatenate([join[cm] == ENTRA, np.zeros(len(twin_cm))]),
+            np.concatenate([joined_known | (rng.random(len(cm)) < 0.5),
+                            np.ones(len(twin_cm), bool)])),
+        "EnrollmentScheduled": _int_col(
+            np.concatenate([np.select([success[cm], enrolling[cm], policy[cm]],
+                                      [rng.random(len(cm)) < 0.7, rng.random(len(cm)) < 0.8,
+                                       True], False),
+                            np.zeros(len(twin_cm))]),
+            np.concatenate([policy[cm] | (rng.random(len(cm)) < 0.5),
+                            np.ones(len(twin_cm), bool)])),
+        "PendingLogon": _int_col(
+            np.concatenate([pending[cm], np.zeros(len(twin_cm))]),
+            np.concatenate([policy[cm] | mdm_only[cm] | (rng.random(len(cm)) < 0.5),
+                            np.ones(len(twin_cm), bool)])),
+        "EnrollmentFailed": _int_col(
+            np.concatenate([failed[cm], np.zeros(len(twin_cm))]),
+            np.concatenate([policy[cm] | mdm_only[cm] | stale_failure[cm]
+                            | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)])),
+        "EnrollmentStatusCode": _int_col(
+            np.concatenate([code_number[cm], np.zeros(len(twin_cm))]),
+            np.concatenate([code_present[cm], np.ones(len(twin_cm), bool)])),
+        "EnrollmentErrorDetail": _text_col(
+            np.concatenate([detail[cm], np.full(len(twin_cm), None, dtype=object)])),
+    })
+
+    # client health rows
+    ch = np.flatnonzero(has_health)
+    twin_ch_age = rng.uniform(60 * DAY_MS, 300 * DAY_MS, t)
+    health = pd.DataFrame({
+        "ResourceID": np.concatenate([device_rid[ch], twin_rid]),
+        "ClientActiveStatus": _int_col(np.concatenate([active[ch], np.zeros(t)])),
+        "LastPolicyRequest": _date_col(
+            np.concatenate([last_policy[ch], _sql_datetime(as_of_ms - twin_ch_age)]),
+            np.concatenate([policy_known[ch], np.ones(t, bool)])),
+        "LastActiveTime": _date_col(np.concatenate([
+            last_active[ch], _sql_datetime(as_of_ms - twin_ch_age - HOUR_MS)])),
+        "LastHealthEvaluationResult": _int_col(
+            np.concatenate([health_result[ch].astype(np.int64), np.full(t, 7)])),
+    })
+
+    # memberships (non-obsolete records only; ResourceIDs of the record's own site)
+    members = {
+        ALL_SYSTEMS: np.ones(n, dtype=bool),
+        AUTO_ENROLLMENT: in_auto,
+        "CAS00101": in_compliance,
+        "CAS00102": in_office,
+        "CAS00103": in_apps,
+        "CAS00104": in_wu,
+    }
+    for loc, collection_id in LOCATION_COLLECTIONS.items():
+        members[collection_id] = workstation & (location == loc)
+
+    # ---- split by site ---------------------------------------------------------------------
+    rid_site = pd.Series(record_site, index=np.concatenate([device_rid, twin_rid]))
+    tables: dict[str, dict[str, pd.DataFrame]] = {}
+    collection_frame = pd.DataFrame({
+        "CollectionID": _text_col(np.array([c for c, _ in COLLECTIONS], dtype=object)),
+        "Name": _text_col(np.array([nm for _, nm in COLLECTIONS], dtype=object)),
+    })
+    for s, code in enumerate(sites):
+        views: dict[str, pd.DataFrame] = {}
+        for view, frame in (("v_R_System", system), ("v_GS_OPERATING_SYSTEM", inventory),
+                            ("v_ClientCoManagementState", comgmt),
+                            ("v_CH_ClientSummary", health)):
+            mine = rid_site.reindex(frame["ResourceID"].to_numpy()).to_numpy() == s
+            part = frame.loc[mine].reset_index(drop=True)
+            if view != "v_GS_OPERATING_SYSTEM":
+                part = part.sort_values("ResourceID", kind="stable").reset_index(drop=True)
+            views[view] = part
+        parts = []
+        for collection_id, _ in COLLECTIONS:
+            chosen = members[collection_id] & (site == s)
+            ids = np.sort(device_rid[chosen])
+            parts.append(pd.DataFrame({
+                "CollectionID": _text_col(np.full(len(ids), collection_id, dtype=object)),
+                "ResourceID": ids,
+            }))
+        views["v_FullCollectionMembership"] = pd.concat(parts, ignore_index=True)
+        views["v_Collection"] = collection_frame.copy()
+        tables[code] = views
+
+    return SampleEstate(seed=seed, as_of=as_of, sites=sites, tables=tables,
+                        windows11_share=windows11_share)
+
+
+def _twin_rids(twin_rid: np.ndarray, twin_of: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """ResourceIDs of the obsolete records whose original device is in ``chosen``."""
+    position = np.searchsorted(twin_of, chosen)
+    return twin_rid[position]
+
+
+def _captions(kind, major, minor, build, domain_controller) -> np.ndarray:
+    """Hardware-inventory ``Caption0`` for each row."""
+    key = (kind.astype(np.int64) * 10**9 + major * 10**7 + minor * 10**5 + build) * 2 + \
+        domain_controller.astype(np.int64)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    labels = []
+    for value in uniq:
+        dc = bool(value % 2)
+        value //= 2
+        k, ma, mi, b = (value // 10**9, (value // 10**7) % 100, (value // 10**5) % 100,
+                        value % 10**5)
+        labels.append(_caption(int(k), int(ma), int(mi), int(b), dc))
+    return _lookup(inverse, labels)
+
+
+def _caption(kind: int, major: int, minor: int, build: int, dc: bool) -> str:
+    if kind == SERVER:
+        name = {14393: "2016", 17763: "2019", 20348: "2022", 26100: "2025",
+                9600: "2012 R2"}.get(build, "")
+        return f"Microsoft Windows Server {name} {'Datacenter' if dc else 'Standard'}".replace(
+            "  ", " ")
+    if (major, minor) == (6, 1):
+        return "Microsoft Windows 7 Enterprise"
+    if (major, minor) == (6, 2):
+        return "Microsoft Windows 8 Enterprise"
+    if (major, minor) == (6, 3):
+        return "Microsoft Windows 8.1 Enterprise"
+    if build >= 22000:
+        return "Microsoft Windows 11 Enterprise"
+    if build in (10240, 14393, 17763):
+        return "Microsoft Windows 10 Enterprise LTSC" if build == 17763 else \
+            "Microsoft Windows 10 Enterprise 2016 LTSB"
+    return "Microsoft Windows 10 Enterprise"
+
+
+# --------------------------------------------------------------------------- the export
+
+
+def export_devices(estate: SampleEstate, site: str) -> pd.DataFrame:
+    """What ``queries/devices.sql`` returns from the site's views, as typed values."""
+    views = estate.tables[site]
+    system = views["v_R_System"]
+    system = system.loc[system["Obsolete0"].fillna(0) != 1]
+    inventory = views["v_GS_OPERATING_SYSTEM"].sort_values(
+        ["ResourceID", "TimeStamp"], ascending=[True, False], kind="stable")
+    inventory = inventory.drop_duplicates("ResourceID")[
+        ["ResourceID", "BuildNumber0", "ProductType0"]]
+    frame = (system.merge(inventory, on="ResourceID", how="left")
+             .merge(views["v_ClientCoManagementState"], on="ResourceID", how="left")
+             .merge(views["v_CH_ClientSummary"], on="ResourceID", how="left"))
+    out = pd.DataFrame({
+        "ResourceID": frame["ResourceID"].astype(np.int64),
+        "Name": frame["Name0"],
+        "Domain": frame["Resource_Domain_OR_Workgr0"],
+        "OperatingSystem": frame["Operating_System_Name_and0"],
+        "Build": frame["Build01"].fillna(frame["BuildNumber0"]),
+        "ProductType": frame["ProductType0"].astype("Int64"),
+        "ClientInstalled": frame["Client0"],
+        "ClientVersion": frame["Client_Version0"],
+        "ClientActive": frame["ClientActiveStatus"],
+        "LastPolicyRequest": frame["LastPolicyRequest"],
+        "LastActiveTime": frame["LastActiveTime"],
+        "AADDeviceID": frame["AADDeviceID"],
+        **{c: frame[c] for c in ("HybridAADJoined", "AADJoined", "MDMEnrolled",
+                                 "ComgmtPolicyPresent", "MDMProvisioned",
+                                 "EnrollmentScheduled", "PendingLogon", "EnrollmentFailed",
+                                 "EnrollmentStatusCode", "EnrollmentErrorDetail",
+                                 "MDMWorkloads")},
+    })
+    return out.sort_values("ResourceID", kind="stable").reset_index(drop=True)[
+        list(DEVICE_COLUMNS)]
+
+
+def export_memberships(estate: SampleEstate, site: str,
+                       collection_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """What ``queries/collections.sql`` returns, run once per collection ID (in that order,
+    each collection's rows by ``ResourceID``)."""
+    views = estate.tables[site]
+    ids = list(dict.fromkeys(
+        [c for c, _ in estate.collections] if collection_ids is None else collection_ids))
+    membership = views["v_FullCollectionMembership"]
+    known = dict(zip(views["v_Collection"]["CollectionID"], views["v_Collection"]["Name"],
+                     strict=True))
+    ids = [c for c in ids if c in known]  # the JOIN on v_Collection
+    codes = pd.Categorical(membership["CollectionID"].to_numpy(dtype=object),
+                           categories=ids).codes if ids else np.full(len(membership), -1)
+    keep = codes >= 0
+    rid = membership["ResourceID"].to_numpy(dtype=np.int64)[keep]
+    codes = codes[keep]
+    order = np.lexsort((rid, codes))
+    return pd.DataFrame({
+        "ResourceID": rid[order],
+        "CollectionID": _text_col(_lookup(codes[order], ids)),
+        "CollectionName": _text_col(_lookup(codes[order], [known[c] for c in ids])),
+    })
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How one site's export tool writes values (SSMS-like or PowerShell-like)."""
+
+    null: str
+    other_null: str
+    true: str
+    false: str
+    other_true: str
+    other_false: str
+    date_separator: str
+    hex_share: float
+    encoding: str
+    quote_all: bool
+    first_columns: tuple[str, ...]
+
+
+_STYLES = (
+    _Style(null="NULL", other_null="", true="1", false="0", other_true="True",
+           other_false="False", date_separator=" ", hex_share=0.15, encoding="utf-8",
+           quote_all=False, first_columns=()),
+    _Style(null="", other_null="NULL", true="True", false="False", other_true="1",
+           other_false="0", date_separator="T", hex_share=0.35, encoding="utf-8-sig",
+           quote_all=True, first_columns=("Name", "ResourceID")),
+)
+_FLAG_COLUMNS = ("ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined",
+                 "MDMEnrolled", "ComgmtPolicyPresent", "MDMProvisioned",
+                 "EnrollmentScheduled", "PendingLogon", "EnrollmentFailed")
+
+
+def _missing_tokens(rng: np.random.Generator, style: _Style, missing: np.ndarray
+                    ) -> pa.Array:
+    """The text of each cell that is NULL: the style's token, now and then the other one."""
+    other = rng.random(len(missing)) < 0.05
+    return pc.take(pa.array([style.null, style.other_null]), pa.array(other.astype(np.int8)))
+
+
+def _fill(values: pa.Array, missing: np.ndarray, tokens: pa.Array) -> pa.Array:
+    if not missing.any():
+        return values
+    return pc.if_else(pa.array(missing), tokens, values)
+
+
+def _stamp_text(series: pd.Series, separator: str) -> tuple[pa.Array, np.ndarray]:
+    """Datetimes as ``YYYY-MM-DD HH:MM:SS.fff`` (or with ``T``) and the NaT mask."""
+    stamps = series.to_numpy(dtype="datetime64[ms]")
+    missing = np.isnat(stamps)
+    text = np.datetime_as_string(stamps, unit="ms").astype("S23")
+    chars = text.view(np.uint8).reshape(len(text), 23)
+    chars[~missing, 10] = ord(separator)
+    offsets = np.arange(0, 23 * (len(text) + 1), 23, dtype=np.int32)
+    values = pa.StringArray.from_buffers(len(text), pa.py_buffer(offsets),
+                                         pa.py_buffer(chars.tobytes()))
+    return values, missing
+
+
+def format_devices(frame: pd.DataFrame, style_index: int, seed: int) -> dict[str, pa.Array]:
+    """The export's typed values as the text an export tool writes: per column, a pyarrow
+    string array with no nulls (NULL cells hold the style's token)."""
+    style = _STYLES[style_index % len(_STYLES)]
+    rng = np.random.default_rng([seed, style_index, 1])
+    n = len(frame)
+    out: dict[str, pa.Array] = {}
+    for column in DEVICE_COLUMNS:
+        series = frame[column]
+        if column in ("LastPolicyRequest", "LastActiveTime"):
+            values, missing = _stamp_text(series, style.date_separator)
+        elif series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            values = pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
+            missing = values.is_null().to_numpy(zero_copy_only=False)
+            values = values.fill_null("")
+        else:
+            missing = series.isna().to_numpy()
+            numbers = series.fillna(0).to_numpy(dtype=np.int64)
+            if column in _FLAG_COLUMNS:
+                other = rng.random(n) < 0.08
+                index = np.where(numbers == 1, 0, 1) + 2 * other
+                words = pa.array([style.true, style.false, style.other_true,
+                                  style.other_false])
+                values = pc.take(words, pa.array(index.astype(np.int8)))
+            elif column == "EnrollmentStatusCode":
+                codes, uniques = pd.factorize(numbers)
+                texts = ([f"0x{int(v) & 0xFFFFFFFF:08X}" for v in uniques]
+                         + [f"0x{int(v) & 0xFFFFFFFF:08x}" for v in uniques]
+                         + [str(int(v)) for v in uniques])
+                u = rng.random(n)
+                form = np.where(u < style.hex_share * 0.8, 0,
+                                np.where(u < style.hex_share, 1, 2))
+                values = pc.take(pa.array(texts, type=pa.string()),
+                                 pa.array(form * len(uniques) + codes))
+            else:
+                values = pc.cast(pa.array(numbers), pa.string())
+        out[column] = _fill(values, missing, _missing_tokens(rng, style, missing))
+    return out
+
+
+def _column_order(style: _Style) -> list[str]:
+    first = [c for c in style.first_columns if c in DEVICE_COLUMNS]
+    return first + [c for c in DEVICE_COLUMNS if c not in first]
+
+
+def write_csv(estate: SampleEstate, out_dir: str | Path) -> dict[str, Path]:
+    """Per site, ``out_dir/<SITE>/devices.csv`` and ``collections.csv``; returns the folders.
+
+    The values are exactly what the queries return from the site's views; the text varies
+    the way real exports do (SSMS-like for the first site: 1/0, ``NULL``, ``2026-11-20
+    13:45:12.347``, quoted only where needed; PowerShell ``Export-Csv``-like for the second:
+    every field quoted, True/False, empty, ISO 8601 with ``T``, a UTF-8 byte-order mark,
+    ``Name`` before ``ResourceID``); status codes in signed decimal or hex; a few cells in
+    the other style.
+    """
+    out_dir = Path(out_dir)
+    folders = {}
+    for index, site in enumerate(estate.sites):
+        folder = out_dir / site
+        folder.mkdir(parents=True, exist_ok=True)
+        style = _STYLES[index % len(_STYLES)]
+        cells = format_devices(export_devices(estate, site), index, estate.seed)
+        columns = _column_order(style)
+        _write_rows(folder / "devices.csv", columns, [cells[c] for c in columns],
+                    style.encoding, style.quote_all)
+        members = export_memberships(estate, site)
+        _write_rows(folder / "collections.csv", list(MEMBERSHIP_COLUMNS),
+                    [pc.cast(pa.array(members["ResourceID"].to_numpy()), pa.string()),
+                     pa.array(members["CollectionID"].to_numpy(dtype=object), pa.string()),
+                     pa.array(members["CollectionName"].to_numpy(dtype=object), pa.string())],
+                    style.encoding, style.quote_all)
+        folders[site] = folder
+    return folders
+
+
+_SAFE_COLUMNS = frozenset(DEVICE_COLUMNS) - {"Name", "Domain", "OperatingSystem", "Build",
+                                              "ClientVersion", "AADDeviceID",
+                                              "EnrollmentErrorDetail", "CollectionName"}
+
+
+def _write_rows(path: Path, header: list[str], columns: list[pa.Array], encoding: str,
+                quote_all: bool = False) -> None:
+    """Write CSV rows (CRLF), quoting the fields that need it, or every field (``quote_all``,
+    like Windows PowerShell's ``Export-Csv``). Vectorised with pyarrow, in chunks."""
+    temporary = path.with_name(path.name + ".tmp")
+    n = len(columns[0]) if columns else 0
+    safe = [name in _SAFE_COLUMNS or name == "CollectionID" for name in header]
+    chunk = 250_000
+    with temporary.open("wb") as handle:
+        if encoding == "utf-8-sig":
+            handle.write(b"\xef\xbb\xbf")
+        names = _csv_fields([pa.array(header, type=pa.string())], quote_all, [False])[0]
+        handle.write((",".join(names.to_pylist()) + "\r\n").encode("utf-8"))
+        for start in range(0, n, chunk):
+            part = [c.slice(start, chunk) for c in columns]
+            fields = _csv_fields(part, quote_all, safe)
+            lines = pc.binary_join_element_wise(
+                pc.binary_join_element_wise(*fields, ","), "\r\n", "")
+            # The rows' text lies back to back in the array's data buffer: write it as is.
+            offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+            first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
+            handle.write(memoryview(lines.buffers()[2])[first:last])
+    os.replace(temporary, path)
+
+
+def _csv_fields(columns: list[pa.Array], quote_all: bool, safe: list[bool]) -> list[pa.Array]:
+    fields = []
+    for column, is_safe in zip(columns, safe, strict=True):
+        if is_safe and not quote_all:
+            fields.append(column)
+            continue
+        escaped = column if is_safe else pc.replace_substring(column, '"', '""')
+        quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+        if quote_all:
+            fields.append(quoted)
+        else:
+            fields.append(pc.if_else(pc.match_substring_regex(column, '[,"\r\n]'),
+                                     quoted, column))
+    return fields
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+def sqlite_paths(estate: SampleEstate, path: str | Path) -> dict[str, Path]:
+    """Where :func:`write_sqlite` puts each site's file (``{site}`` substituted, or
+    ``-<SITE>`` before the suffix when there are several sites)."""
+    text = str(path)
+    if "{site}" in text:
+        return {site: Path(text.replace("{site}", site)) for site in estate.sites}
+    path = Path(text)
+    if len(estate.sites) == 1:
+        return {estate.sites[0]: path}
+    return {site: path.with_name(f"{path.stem}-{site}{path.suffix}") for site in estate.sites}
+
+
+def _sql_values(series: pd.Series) -> list:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        stamps = series.to_numpy(dtype="datetime64[ms]")
+        missing = np.isnat(stamps)
+        text = np.datetime_as_string(stamps, unit="ms")
+        if len(text):
+            chars = text.view(np.uint32).reshape(len(text), -1)
+            chars[~missing, 10] = ord(" ")
+        return np.where(missing, None, text.astype(object)).tolist()
+    if pd.api.types.is_integer_dtype(series.dtype):
+        if isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+            return series.to_numpy(dtype=object, na_value=None).tolist()
+        return series.to_numpy().tolist()
+    return series.to_numpy(dtype=object, na_value=None).tolist()
+
+
+_ONE_ROW_PER_DEVICE = frozenset({"v_R_System", "v_ClientCoManagementState",
+                                 "v_CH_ClientSummary"})
+_INDEXES = (
+    "CREATE INDEX ix_v_GS_OPERATING_SYSTEM_ResourceID "
+    "ON v_GS_OPERATING_SYSTEM (ResourceID, TimeStamp)",
+    "CREATE INDEX ix_v_FullCollectionMembership_CollectionID "
+    "ON v_FullCollectionMembership (CollectionID, ResourceID)",
+    "CREATE INDEX ix_v_FullCollectionMembership_ResourceID "
+    "ON v_FullCollectionMembership (ResourceID)",
+    "CREATE UNIQUE INDEX ix_v_Collection_CollectionID ON v_Collection (CollectionID)",
+)
+
+
+def write_sqlite(estate: SampleEstate, path: str | Path) -> dict[str, Path]:
+    """One SQLite replica per site: tables named like the views, the real column names,
+    dates as ``YYYY-MM-DD HH:MM:SS.fff`` text. ``ResourceID`` is the primary key of the
+    one-row-per-device views and indexed in the others. Returns the files by site.
+    """
+    written = {}
+    for site, target in sqlite_paths(estate, path).items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.unlink(missing_ok=True)
+        connection = sqlite3.connect(temporary)
+        try:
+            connection.execute("PRAGMA journal_mode = OFF")
+            connection.execute("PRAGMA synchronous = OFF")
+            for view, columns in VIEW_COLUMNS.items():
+                frame = estate.tables[site][view]
+                declared = [f"{name} {kind}" + (" PRIMARY KEY" if name == "ResourceID"
+                                                and view in _ONE_ROW_PER_DEVICE else "")
+                            for name, kind in columns]
+                connection.execute(f"CREATE TABLE {view} ({', '.join(declared)})")
+                values = [_sql_values(frame[name]) for name, _ in columns]
+                connection.executemany(
+                    f"INSERT INTO {view} VALUES ({', '.join('?' * len(columns))})",
+                    zip(*values, strict=True))
+            for statement in _INDEXES:
+                connection.execute(statement)
+            connection.commit()
+        finally:
+            connection.close()
+        os.replace(temporary, target)
+        written[site] = target
+    return written
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def write_config(estate: SampleEstate, out_dir: str | Path,
+                 sqlite_paths: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+                 filename: str = "comanage.toml") -> Path:
+    """``out_dir/comanage.toml`` for the estate: one source per site (the CSV folder, or the
+    SQLite replica when ``sqlite_paths`` is given), the workloads, the collection filter.
+    Paths inside ``out_dir`` are written relative to it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if sqlite_paths is not None and not isinstance(sqlite_paths, Mapping):
+        sqlite_paths = dict(zip(estate.sites, sqlite_paths, strict=True))
+    as_of = estate.as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        "# Sample estate generated by comanage-dashboard (dashboard/data/sample.py):",
+        f"# seed {estate.seed}, as of {as_of}. Every device, name and number is invented.",
+        f"organisation = {_toml_string(estate.organisation)}",
+        f"as_of = {_toml_string(as_of)}",
+        "",
+    ]
+    for site in estate.sites:
+        lines += ["[[sources]]", f"site = {_toml_string(site)}"]
+        if sqlite_paths is None:
+            lines.append(f"csv = {_toml_string(site)}")
+        else:
+            target = Path(sqlite_paths[site])
+            try:
+                shown = target.resolve().relative_to(out_dir.resolve()).as_posix()
+            except ValueError:
+                shown = target.resolve().as_posix()
+            lines.append(f"url = {_toml_string('sqlite:///' + shown)}")
+        lines.append("")
+    for key, (stage, pilot) in estate.workloads.items():
+        lines += [f"[workloads.{key}]", f"stage = {_toml_string(stage)}"]
+        if pilot:
+            lines.append(f"pilot_collection = {_toml_string(pilot)}")
+        lines.append("")
+    names = ", ".join(_toml_string(c) for c, _ in estate.collections)
+    lines += ["[collections]", f"filter = [{names}]", ""]
+    path = out_dir / filename
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- CLI hook
+
+
+def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | None = None,
+                as_of: datetime | str | None = None, quiet: bool = False) -> Path:
+    """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
+    ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
+    those through ``queries/*.sql``). ``as_of`` (datetime or ISO 8601 text) defaults to the
+    current hour, UTC; give it for byte-identical output. Returns ``comanage.toml``'s path.
+    """
+    def say(message: str) -> None:
+        if not quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    if as_of is None:
+        as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    started = time.perf_counter()
+    estate = generate_estate(devices, seed, as_of)
+    say(f"generated {devices:,} devices over {', '.join(estate.sites)} (seed {seed}, as of "
+        f"{estate.as_of:%Y-%m-%dT%H:%M:%SZ}) in {time.perf_counter() - started:.1f} s")
+    step = time.perf_counter()
+    folders = write_csv(estate, out)
+    say(f"wrote CSV exports to {', '.join(str(f) for f in folders.values())} in "
+        f"{time.perf_counter() - step:.1f} s")
+    files = None
+    if sqlite is not None:
+        step = time.perf_counter()
+        files = write_sqlite(estate, sqlite)
+        say(f"wrote SQLite replicas {', '.join(str(f) for f in files.values())} in "
+            f"{time.perf_counter() - step:.1f} s")
+    config = write_config(estate, out)
+    say(f"wrote {config}")
+    if files is not None:
+        say(f"wrote {write_config(estate, out, files, filename='comanage-sqlite.toml')}")
+    say(f"done in {time.perf_counter() - started:.1f} s")
+    return config

@@ -1,0 +1,241 @@
+"""The Dash application: shell (navbar, data-status header), router and page registry.
+
+``create_app(settings, store)`` builds one independent app; nothing here loads data at
+import time. Pages are modules listed in ``PAGES`` (see ``dashboard.web.pages`` for the
+contract a page follows). Data reaches pages only through the ``EstateStore``: it loads at
+start and then every ``refresh_minutes`` in a background thread, "Refresh now" asks it to
+load again, and while a load runs the previous estate stays on screen. A ``dcc.Interval``
+polls the store; when its version changes, ``data-version`` changes and pages re-render.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html, no_update
+
+from ..settings import Settings
+from ..store import EstateStore
+from . import export
+from .links import parse_query
+from .pages import device, devices, not_found, overview
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+TITLE = "Co-management"
+POLL_MS = 15_000  # how often a page asks the store whether new data arrived
+POLL_BUSY_MS = 2_000  # while a refresh runs (or was just requested)
+PENDING_SECONDS = 120  # after "Refresh now", poll fast until the store reacts, at most this
+
+# The router's registry, in navbar order. The lead adds pages here.
+PAGES = [overview, devices, device]
+
+
+def find_page(pathname: str | None):
+    """The page module serving ``pathname``, or None."""
+    path = (pathname or "/").rstrip("/") or "/"
+    for page in PAGES:
+        matches = getattr(page, "matches", None)
+        if matches is not None:
+            if matches(path):
+                return page
+        elif path == page.PATH:
+            return page
+    return None
+
+
+def route(store: EstateStore, settings: Settings, pathname: str | None,
+          search: str | None):
+    """The page content for a URL (the router callback, callable without Dash)."""
+    page = find_page(pathname)
+    query = parse_query(search)
+    if page is None:
+        return not_found.layout(store, settings, pathname or "/", query)
+    return page.layout(store, settings, pathname or "/", query)
+
+
+# -- header: data as of, sources, dropped rows, stale data -----------------------------------
+
+def format_time(value: str | datetime | None) -> str:
+    """``2026-11-20 12:00 UTC`` from an ISO string or an aware datetime."""
+    if value is None or value == "":
+        return "unknown"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is not None and value.utcoffset().total_seconds() == 0:
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def status_token(store: EstateStore) -> str:
+    """Changes whenever the header must change (new data, refreshing, a failure)."""
+    status = store.status()
+    return f"{store.version}|{status.refreshing}|{status.error}|{status.stale_since}"
+
+
+def data_status(store: EstateStore):
+    """The one-line status: data as of, sources, refreshing."""
+    estate, status = store.estate, store.status()
+    parts = []
+    if estate is None:
+        parts.append(html.Span("Loading data ..." if status.error is None else "No data loaded",
+                               className="fw-semibold"))
+    else:
+        parts.append(html.Span(["Data as of ", html.Strong(format_time(estate.data_as_of),
+                                                           id="data-as-of")]))
+        for report in estate.sources:
+            text = f"{report.site}: {report.kind.upper()}, {report.rows:,} rows"
+            if report.dropped:
+                text += f", {report.dropped:,} dropped"
+            parts.append(html.Span(text, className="badge text-bg-light border source-badge"
+                                   + (" border-warning" if report.dropped else "")))
+    if status.refreshing:
+        parts.append(html.Span([dbc.Spinner(size="sm", spinner_class_name="me-1"),
+                                "Refreshing ..."], className="text-secondary",
+                               id="refreshing"))
+    return parts
+
+
+def data_alerts(store: EstateStore) -> list:
+    """Warnings: rows dropped at load (with the reasons and first problems), stale data."""
+    estate, status = store.estate, store.status()
+    alerts = []
+    if status.error:
+        if estate is None:
+            text = f"No data could be loaded: {status.error}"
+        else:
+            text = (f"Data is stale since {format_time(status.stale_since)} because the last "
+                    f"refresh failed: {status.error}. Showing the data loaded "
+                    f"{format_time(status.last_success)}.")
+        alerts.append(dbc.Alert(text, color="danger", id="stale-banner",
+                                className="py-2 mb-2"))
+    for report in (estate.sources if estate is not None else []):
+        if not report.dropped:
+            continue
+        reasons = ", ".join(f"{count:,} {why}" for why, count in sorted(report.reasons.items()))
+        details = [html.Li(line) for line in report.problems]
+        alerts.append(dbc.Alert([
+            html.Div(f"Site {report.site}: {report.dropped:,} of {report.rows:,} rows were "
+                     f"dropped at load" + (f" ({reasons})" if reasons else "") + "."),
+            html.Details([html.Summary("Details", className="small"),
+                          html.Div(f"Source: {report.location}", className="small"),
+                          html.Ul(details, className="small mb-0")])
+            if details or report.location else None,
+        ], color="warning", className="py-2 mb-2 dropped-warning"))
+    return alerts
+
+
+def navbar(settings: Settings):
+    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, active="exact"))
+             for page in PAGES if getattr(page, "NAV_LABEL", None)]
+    brand = TITLE + (f" · {settings.organisation}" if settings.organisation else "")
+    return dbc.Navbar(dbc.Container([
+        dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
+        dbc.Nav(links, navbar=True, className="me-auto"),
+    ], fluid=True, className="px-4 page-width"), color="dark", dark=True, className="py-2")
+
+
+def shell(store: EstateStore, settings: Settings):
+    return html.Div([
+        dcc.Location(id="url", refresh="callback-nav"),
+        dcc.Interval(id="poll", interval=POLL_BUSY_MS if store.estate is None
+                     or store.status().refreshing else POLL_MS),
+        dcc.Store(id="data-version", data=store.version),
+        dcc.Store(id="status-token", data=status_token(store)),
+        dcc.Store(id="refresh-pending"),
+        navbar(settings),
+        html.Div(dbc.Container([
+            html.Div([
+                html.Div(data_status(store), id="data-status",
+                         className="d-flex flex-wrap align-items-center gap-2 small"),
+                html.Div([
+                    html.Span(id="refresh-note", className="small text-secondary me-2"),
+                    dbc.Button("Refresh now", id="refresh-button", size="sm",
+                               color="secondary", outline=True),
+                ], className="d-flex align-items-center ms-auto"),
+            ], className="d-flex flex-wrap align-items-center gap-2 py-2"),
+            html.Div(data_alerts(store), id="data-alerts"),
+        ], fluid=True, className="px-4 page-width"),
+            className="bg-white border-bottom status-header"),
+        dbc.Container(id="page", fluid=True, className="px-4 py-3 page-width"),
+    ])
+
+
+# -- callbacks (plain functions; the app binds them) ----------------------------------------
+
+def poll(store: EstateStore, version: int | None, token: str | None,
+         pending: dict | None = None, now: float | None = None):
+    """(data-version, status-token, poll interval), no_update where nothing changed.
+
+    Polls fast while a refresh runs, and after "Refresh now" until the store reacts
+    (``pending`` holds the status token at the click; given up after ``PENDING_SECONDS``).
+    """
+    new_token = status_token(store)
+    now = time.time() if now is None else now
+    waiting = bool(pending) and pending.get("token") == new_token \
+        and now - pending.get("at", 0) < PENDING_SECONDS
+    interval = POLL_BUSY_MS if store.status().refreshing or waiting else POLL_MS
+    return (store.version if store.version != version else no_update,
+            new_token if new_token != token else no_update,
+            interval)
+
+
+def request_refresh(store: EstateStore, n_clicks: int | None, now: float | None = None):
+    """(note, poll interval, pending) for a click on "Refresh now"."""
+    if not n_clicks:
+        return no_update, no_update, no_update
+    pending = {"token": status_token(store), "at": time.time() if now is None else now}
+    store.request_refresh()
+    return "Refresh requested", POLL_BUSY_MS, pending
+
+
+def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Dash:
+    """A new app for these settings; with no store, one is created and started."""
+    if store is None:
+        store = EstateStore(settings)
+        store.start()
+    app = dash.Dash(
+        __name__, title=TITLE, update_title=None, assets_folder=str(ASSETS),
+        serve_locally=True, suppress_callback_exceptions=True, use_pages=False,
+        external_stylesheets=[], external_scripts=[],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = lambda: shell(store, settings)
+    app.store = store  # for `serve` and tests
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"),
+                  State("url", "search"))
+    def _route(pathname, search):
+        return route(store, settings, pathname, search)
+
+    @app.callback(Output("data-version", "data"), Output("status-token", "data"),
+                  Output("poll", "interval"),
+                  Input("poll", "n_intervals"), State("data-version", "data"),
+                  State("status-token", "data"), State("refresh-pending", "data"),
+                  prevent_initial_call=True)
+    def _poll(_n, version, token, pending):
+        return poll(store, version, token, pending)
+
+    @app.callback(Output("data-status", "children"), Output("data-alerts", "children"),
+                  Output("refresh-note", "children", allow_duplicate=True),
+                  Input("status-token", "data"), prevent_initial_call=True)
+    def _header(_token):
+        return data_status(store), data_alerts(store), ""
+
+    @app.callback(Output("refresh-note", "children"),
+                  Output("poll", "interval", allow_duplicate=True),
+                  Output("refresh-pending", "data"),
+                  Input("refresh-button", "n_clicks"), prevent_initial_call=True)
+    def _refresh(n_clicks):
+        return request_refresh(store, n_clicks)
+
+    for page in PAGES:
+        page.register_callbacks(app, store, settings)
+    export.register(app.server, store)
+    return app

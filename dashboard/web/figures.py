@@ -1,0 +1,327 @@
+"""Plotly figures of the overview: pure functions, summary dict in, ``go.Figure`` out.
+
+No Dash and no data access here, so each builder is unit-tested against a summary. Every
+clickable point carries its device-list filter as ``customdata`` (a query fragment from
+``links.filter_fragment``): the page turns a click into ``/devices?<fragment>&<scope>``.
+
+One colour language for the whole dashboard (Okabe-Ito, safe for the common colour-vision
+deficiencies): the same state has the same colour in every chart, and Microsoft Entra joined
+(not hybrid) slices carry a hatch so they do not depend on colour alone.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from ..labels import (
+    AUTHORITY_LABELS,
+    FUNNEL_LABELS,
+    REASON_EXPLANATIONS,
+    REASON_LABELS,
+    WORKLOAD_LABELS,
+    enrollment_status_labels,
+)
+from ..model.states import MIN_BUILD, OS_GROUPS, WINDOWS10_RELEASES
+from .links import filter_fragment
+
+# Okabe-Ito, by meaning. Defined once: pages and the report use these names.
+COLORS = {
+    "intune": "#0072B2",  # blue
+    "pilot": "#56B4E9",  # sky blue
+    "configmgr": "#E69F00",  # orange
+    "success": "#009E73",  # bluish green
+    "failure": "#D55E00",  # vermillion
+    "pending": "#CC79A7",  # reddish purple
+    "enrolling": "#F0E442",  # yellow
+    "neutral": "#7F7F7F",
+    "light": "#C4C4C4",
+    "ink": "#212529",
+}
+AUTHORITY_COLORS = {"configmgr": COLORS["configmgr"], "pilot_intune": COLORS["pilot"],
+                    "intune": COLORS["intune"]}
+STATUS_COLORS = {
+    "success_hybrid": COLORS["success"], "success_aad": COLORS["success"],
+    "enrolling_hybrid": COLORS["enrolling"], "enrolling_aad": COLORS["enrolling"],
+    "failure_hybrid": COLORS["failure"], "failure_aad": COLORS["failure"],
+    "pending_user_sign_in": COLORS["pending"],
+}
+OS_GROUP_COLORS = dict(zip(OS_GROUPS, (COLORS["intune"], COLORS["configmgr"],
+                                      COLORS["failure"], COLORS["neutral"], COLORS["light"]),
+                           strict=True))
+RELEASE_FAMILIES = {  # legend name -> colour (Windows 11 apart from Windows 10)
+    "Windows 11": COLORS["intune"],
+    "Windows 10": COLORS["pilot"],
+    "Windows 10 before 1709": COLORS["configmgr"],
+    "Other OS": COLORS["light"],
+}
+FUNNEL_COLORS = [COLORS["pilot"], COLORS["pilot"], COLORS["enrolling"], COLORS["success"]]
+REASON_COLORS = {
+    "server": COLORS["neutral"], "os-too-old": COLORS["configmgr"],
+    "os-unknown": COLORS["light"], "no-client": COLORS["configmgr"],
+    "not-joined": COLORS["configmgr"], "no-policy": COLORS["configmgr"],
+    "failed": COLORS["failure"], "pending-sign-in": COLORS["pending"],
+    "scheduled": COLORS["enrolling"], "enrolling": COLORS["enrolling"],
+}
+EDGE = "rgba(33, 37, 41, 0.55)"  # a thin dark outline keeps yellow visible on white
+
+NO_DEVICES = "No devices match this filter"
+FONT = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
+        '"Liberation Sans", Arial, sans-serif')
+GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+                "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def _base_layout(fig: go.Figure, **extra) -> go.Figure:
+    """The shared look; ``extra`` replaces a default key as a whole."""
+    layout = {
+        "template": "plotly_white",
+        "font": {"family": FONT, "size": 12, "color": COLORS["ink"]},
+        "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
+        "hoverlabel": {"font": {"family": FONT, "size": 12}},
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.04, "x": 0},
+        "clickmode": "event",
+    }
+    fig.update_layout(**(layout | extra))
+    return fig
+
+
+def _slice_text(values: list[int], minimum: float = 0.04) -> list[str]:
+    """Percentages inside donut slices, left out where the slice is too thin to hold one."""
+    total = sum(values)
+    return [pct(v, total) if total and v / total >= minimum else "" for v in values]
+
+
+def empty_figure(message: str = NO_DEVICES) -> go.Figure:
+    """A message in place of empty axes."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
+                       yref="paper", font={"size": 14, "color": COLORS["neutral"]})
+    _base_layout(fig, xaxis={"visible": False}, yaxis={"visible": False})
+    fig.update_layout(meta={"empty": message})
+    return fig
+
+
+def os_groups_figure(summary: dict, show_legend: bool = True) -> go.Figure:
+    """Donut of the five OS groups (zero groups omitted).
+
+    The overview draws its own legend (a table with counts and links): ``show_legend=False``.
+    """
+    if not summary["devices"]:
+        return empty_figure()
+    groups = [(g, n) for g, n in summary["os_groups"].items() if n]
+    fig = go.Figure(go.Pie(
+        labels=[g for g, _ in groups], values=[n for _, n in groups],
+        customdata=[filter_fragment({"os_group": g}) for g, _ in groups],
+        marker={"colors": [OS_GROUP_COLORS.get(g, COLORS["light"]) for g, _ in groups],
+                "line": {"color": "white", "width": 1.5}},
+        hole=0.55, sort=False, direction="clockwise",
+        text=_slice_text([n for _, n in groups]), textinfo="text", textposition="inside",
+        insidetextorientation="horizontal",
+        hovertext=[f"{g}<br>{n:,} devices ({pct(n, summary['devices'])} of devices)"
+                   for g, n in groups],
+        hovertemplate="%{hovertext}<extra></extra>",
+        name="OS group",
+    ))
+    fig.add_annotation(text=f"<b>{summary['devices']:,}</b><br>devices", showarrow=False,
+                       font={"size": 13})
+    return _base_layout(fig, showlegend=show_legend,
+                        legend={"orientation": "v", "x": 1.0, "y": 0.5, "yanchor": "middle"})
+
+
+_WINDOWS10_BUILDS = {f"Windows 10 {name}": build for build, name in WINDOWS10_RELEASES.items()}
+
+
+def release_family(label: str) -> str:
+    """The legend group of an ``os_releases`` label."""
+    if label.startswith("Windows 11 "):
+        return "Windows 11"
+    if label.startswith("Windows 10 "):
+        return "Windows 10 before 1709" if _old_windows10(label) else "Windows 10"
+    return "Other OS"
+
+
+def _old_windows10(label: str) -> bool:
+    """A Windows 10 release before 1709 (co-management needs 1709, build 16299)."""
+    if label == "Windows 10 lower than 1709":
+        return True
+    if label in _WINDOWS10_BUILDS:
+        return _WINDOWS10_BUILDS[label] < MIN_BUILD
+    if label.startswith("Windows 10 build "):
+        return int(label.rsplit(" ", 1)[1]) < MIN_BUILD
+    return False
+
+
+def release_height(summary: dict) -> int:
+    """Pixels for the release bars: every label readable, however many releases there are."""
+    return max(260, 64 + 17 * len(summary["os_releases"]))
+
+
+def os_releases_figure(summary: dict) -> go.Figure:
+    """Horizontal bars of OS releases, largest on top, one colour per Windows family."""
+    if not summary["devices"]:
+        return empty_figure()
+    devices = summary["devices"]
+    releases = list(summary["os_releases"].items())  # already largest first
+    fig = go.Figure()
+    families: dict[str, list[tuple[str, int]]] = {}
+    for label, count in releases:
+        family = release_family(label)
+        families.setdefault(family, []).append((label, count))
+    for family, color in RELEASE_FAMILIES.items():
+        points = families.get(family)
+        if not points:
+            continue
+        fig.add_trace(go.Bar(
+            orientation="h", name=family,
+            y=[label for label, _ in points], x=[count for _, count in points],
+            customdata=[filter_fragment({"release": label}) for label, _ in points],
+            hovertext=[f"{label}<br>{count:,} devices ({pct(count, devices)} of devices)"
+                       for label, count in points],
+            hovertemplate="%{hovertext}<extra></extra>",
+            text=[f"{count:,}" for _, count in points], textposition="outside",
+            cliponaxis=False,
+            marker={"color": color, "line": {"color": EDGE, "width": 0.5}},
+        ))
+    order = [label for label, _ in releases]
+    return _base_layout(
+        fig, barmode="overlay",
+        bargap=max(0.22, 0.8 - 0.06 * len(releases)),  # few releases: no fat bars
+        font={"family": FONT, "size": 11, "color": COLORS["ink"]},
+        yaxis={"categoryorder": "array", "categoryarray": list(reversed(order)),
+               "automargin": True, "ticksuffix": " "},
+        xaxis={"title": None, "rangemode": "tozero",
+               "range": [0, max(c for _, c in releases) * 1.15]},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        margin={"l": 8, "r": 16, "t": 28, "b": 8},
+    )
+
+
+def funnel_figure(summary: dict) -> go.Figure:
+    """Eligible > Scheduled > Enrollment initiated > Enrolled, with stage-to-stage conversion."""
+    funnel = summary["funnel"]
+    if not summary["devices"]:
+        return empty_figure()
+    if not funnel["eligible"]:
+        return empty_figure("No device is eligible for co-management")
+    keys = list(FUNNEL_LABELS)
+    fig = go.Figure(go.Funnel(
+        y=[FUNNEL_LABELS[k] for k in keys], x=[funnel[k] for k in keys],
+        customdata=[filter_fragment({"funnel": k}) for k in keys],
+        textinfo="value+percent previous",  # as texttemplate, with thousands separators:
+        texttemplate="%{value:,}<br>%{percentPrevious:.0%} of previous",
+        hovertemplate=("%{y}<br>%{x:,} devices<br>%{percentPrevious:.1%} of the previous "
+                       "stage<br>%{percentInitial:.1%} of eligible<extra></extra>"),
+        marker={"color": FUNNEL_COLORS, "line": {"color": EDGE, "width": 0.5}},
+        connector={"fillcolor": "#EEF1F4", "line": {"width": 0}},
+        textfont={"color": COLORS["ink"]},
+        name="Co-management status",
+    ))
+    return _base_layout(fig, yaxis={"automargin": True}, showlegend=False)
+
+
+def enrollment_status_figure(summary: dict, wording: str = "entra") -> go.Figure:
+    """Donut of the enrollment-status categories; zero slices are left out."""
+    if not summary["devices"]:
+        return empty_figure()
+    status = summary["enrollment_status"]
+    labels = enrollment_status_labels(wording)
+    keys = [k for k, n in status.items() if n]
+    if not keys:
+        return empty_figure("No device is targeted for co-management")
+    targeted = sum(status.values())
+    fig = go.Figure(go.Pie(
+        labels=[labels[k] for k in keys], values=[status[k] for k in keys],
+        customdata=[filter_fragment({"enrollment_status": k}) for k in keys],
+        marker={"colors": [STATUS_COLORS[k] for k in keys],
+                "line": {"color": "white", "width": 1.5},
+                "pattern": {"shape": ["/" if k.endswith("_aad") else "" for k in keys],
+                            "fillmode": "replace",
+                            "bgcolor": [STATUS_COLORS[k] for k in keys],
+                            "fgcolor": ["rgba(255,255,255,0.85)"] * len(keys),
+                            "size": 6, "solidity": 0.35}},
+        hole=0.55, sort=False, direction="clockwise",
+        text=_slice_text([status[k] for k in keys]), textinfo="text", textposition="inside",
+        insidetextorientation="horizontal",
+        hovertext=[f"{labels[k]}<br>{status[k]:,} devices ({pct(status[k], targeted)} of "
+                   "targeted)" for k in keys],
+        hovertemplate="%{hovertext}<extra></extra>",
+        name="Enrollment status",
+    ))
+    fig.add_annotation(text=f"<b>{targeted:,}</b><br>targeted", showarrow=False,
+                       font={"size": 13})
+    return _base_layout(fig, legend={"orientation": "v", "x": 1.0, "y": 0.5,
+                                     "yanchor": "middle"})
+
+
+def workloads_figure(summary: dict) -> go.Figure:
+    """Per workload, co-managed devices by authority: ConfigMgr / Pilot Intune / Intune."""
+    if not summary["devices"]:
+        return empty_figure()
+    comanaged = summary["comanaged"]
+    if not comanaged:
+        return empty_figure("No co-managed devices: no workload has moved")
+    workloads = summary["workloads"]
+    keys = list(workloads)
+    fig = go.Figure()
+    for authority, label in AUTHORITY_LABELS.items():
+        counts = [workloads[k][authority] for k in keys]
+        fig.add_trace(go.Bar(
+            orientation="h", name=label,
+            y=[WORKLOAD_LABELS[k] for k in keys], x=counts,
+            customdata=[filter_fragment({"workload": k, "authority": authority})
+                        for k in keys],
+            hovertext=[f"{WORKLOAD_LABELS[k]}<br>{label}: {n:,} devices "
+                       f"({pct(n, comanaged)} of co-managed)" for k, n in zip(keys, counts,
+                                                                             strict=True)],
+            hovertemplate="%{hovertext}<extra></extra>",
+            text=[pct(n, comanaged) if n and n / comanaged >= 0.08 else "" for n in counts],
+            textposition="inside", insidetextanchor="middle",
+            textfont={"color": "white" if authority == "intune" else COLORS["ink"]},
+            marker={"color": AUTHORITY_COLORS[authority], "line": {"color": "white",
+                                                                   "width": 1}},
+        ))
+    return _base_layout(
+        fig, barmode="stack", bargap=0.3,
+        yaxis={"categoryorder": "array", "categoryarray": [WORKLOAD_LABELS[k] for k in
+                                                           reversed(keys)],
+               "automargin": True, "ticksuffix": " "},
+        xaxis={"title": {"text": "co-managed devices"}, "range": [0, comanaged]},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0,
+                "traceorder": "normal"},
+        margin={"l": 8, "r": 16, "t": 28, "b": 8},
+    )
+
+
+def reasons_figure(summary: dict) -> go.Figure:
+    """Why devices are not co-managed: one bar per primary reason, in the rule order."""
+    if not summary["devices"]:
+        return empty_figure()
+    reasons = summary["not_comanaged_reasons"]
+    not_comanaged = summary["devices"] - summary["comanaged"]
+    if not not_comanaged:
+        return empty_figure("Every device is co-managed")
+    keys = list(reasons)
+    fig = go.Figure(go.Bar(
+        orientation="h", y=[REASON_LABELS[k] for k in keys], x=[reasons[k] for k in keys],
+        customdata=[filter_fragment({"reason": k}) for k in keys],
+        hovertext=[f"{REASON_LABELS[k]}: {reasons[k]:,} devices "
+                   f"({pct(reasons[k], not_comanaged)} of not co-managed)<br>"
+                   f"{REASON_EXPLANATIONS[k]}" for k in keys],
+        hovertemplate="%{hovertext}<extra></extra>",
+        text=[f"{reasons[k]:,}" for k in keys], textposition="outside", cliponaxis=False,
+        marker={"color": [REASON_COLORS[k] for k in keys], "line": {"color": EDGE,
+                                                                    "width": 0.5}},
+        name="Not co-managed",
+    ))
+    return _base_layout(
+        fig, showlegend=False, bargap=0.25,
+        yaxis={"categoryorder": "array", "categoryarray": [REASON_LABELS[k] for k in
+                                                           reversed(keys)],
+               "automargin": True, "ticksuffix": " "},
+        xaxis={"range": [0, max(reasons.values()) * 1.15 or 1]},
+        margin={"l": 8, "r": 16, "t": 8, "b": 8},
+    )

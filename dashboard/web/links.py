@@ -1,0 +1,101 @@
+"""Every URL the pages build, in one pure module (no Dash, no data).
+
+The overview's charts, tiles and table rows all lead to the device list; the device list
+reads exactly the parameters named here. Values are percent-encoded with ``%20`` for spaces
+(``os_group=Windows%207%20%26%208.x``) so links read the same in the address bar, in logs and
+in the tests.
+
+Device-list parameters (repeating a parameter means "any of these values"):
+
+=====================  ================================================================
+``site``               one site label
+``collection``         one collection ID the configuration names
+``os_group``           an OS group label (``Windows 7 & 8.x``)
+``release``            an OS release label (``Windows 11 23H2``)
+``funnel``             ``eligible`` | ``scheduled`` | ``initiated`` | ``enrolled``
+``enrollment_status``  ``success_hybrid`` ... ``pending_user_sign_in``
+``workload``           a workload key, with ``authority`` = configmgr | pilot_intune | intune
+``error``              a normalised code (``0x8018002A``)
+``reason``             a why-not-co-managed reason key
+``attention``          ``any``
+``comanaged``          ``1`` | ``0``
+=====================  ================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qs, quote, urlencode
+
+DEVICES_PATH = "/devices"
+OVERVIEW_PATH = "/"
+SCOPE_KEYS = ("site", "collection")
+FILTER_KEYS = ("os_group", "release", "funnel", "enrollment_status", "workload", "authority",
+               "error", "reason", "attention", "comanaged")
+KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
+
+Query = dict[str, list[str]]
+
+
+def query_string(params: Iterable[tuple[str, str]]) -> str:
+    """``key=value&...`` with ``%20`` for spaces; empty values are left out."""
+    return urlencode([(k, v) for k, v in params if v not in (None, "")], quote_via=quote)
+
+
+def _pairs(filters: Mapping[str, str | Iterable[str] | None]) -> list[tuple[str, str]]:
+    pairs = []
+    for key, value in filters.items():
+        if key not in KNOWN_KEYS:
+            raise ValueError(f"unknown device-list filter {key!r}")
+        if value is None:
+            continue
+        values = [value] if isinstance(value, str) else list(value)
+        pairs += [(key, str(v)) for v in values]
+    return pairs
+
+
+def devices_url(filters: Mapping[str, str | Iterable[str] | None] | None = None,
+                site: str | None = None, collection: str | None = None) -> str:
+    """``/devices?<filters>&site=..&collection=..``: the chart's filter, then the page scope."""
+    pairs = _pairs(filters or {})
+    pairs += [("site", site or ""), ("collection", collection or "")]
+    text = query_string(pairs)
+    return f"{DEVICES_PATH}?{text}" if text else DEVICES_PATH
+
+
+def filter_fragment(filters: Mapping[str, str | Iterable[str] | None]) -> str:
+    """The filter part of a device-list URL alone (carried by chart points as customdata)."""
+    return query_string(_pairs(filters))
+
+
+def devices_url_from_fragment(fragment: str, site: str | None = None,
+                              collection: str | None = None) -> str | None:
+    """A device-list URL from a chart point's fragment, or None when it names no known filter.
+
+    Click data comes from the browser, so only known filter keys survive and the page's own
+    (already validated) scope replaces whatever scope the fragment might carry.
+    """
+    if not isinstance(fragment, str):
+        return None
+    query = parse_query(fragment)
+    filters = {key: query[key] for key in FILTER_KEYS if key in query}
+    if not filters:
+        return None
+    return devices_url(filters, site=site, collection=collection)
+
+
+def overview_search(site: str | None, collection: str | None) -> str:
+    """The overview's query string (``?site=PS1&collection=CAS00101``, or empty)."""
+    text = query_string([("site", site or ""), ("collection", collection or "")])
+    return f"?{text}" if text else ""
+
+
+def parse_query(search: str | None) -> Query:
+    """``?a=1&a=2&b=x`` -> ``{"a": ["1", "2"], "b": ["x"]}`` (blank values dropped)."""
+    text = (search or "").lstrip("?")
+    return parse_qs(text, keep_blank_values=False)
+
+
+def first(query: Query, key: str) -> str | None:
+    values = query.get(key) or []
+    return values[0] if values else None

@@ -1,0 +1,272 @@
+"""One device's page, ``/device/<ResourceID>[?site=PS1]``: what is wrong and what to do.
+
+Every value comes from the loaded estate and is rendered as text (Dash escapes children).
+ResourceIDs are unique within one hierarchy; when two configured hierarchies reuse one, the
+page lists the matches and the ``site`` parameter picks one.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import html
+
+from ...labels import (
+    AUTHORITY_LABELS,
+    FUNNEL_LABELS,
+    REASON_EXPLANATIONS,
+    REASON_LABELS,
+    enrollment_status_labels,
+    join_type_label,
+)
+from ...model.attention import READINESS_STEPS, RULES_BY_ID, rule_ids
+from ...model.errors import LOG_HINTS, describe
+from ...model.states import FUNNEL_STAGES
+from ...settings import WORKLOADS
+
+PREFIX = "/device/"
+_ID_RE = re.compile(r"^\d{1,19}$")
+
+
+def matches(pathname: str) -> bool:
+    return pathname.startswith(PREFIX)
+
+
+def device_url(resource_id: int, site: str | None = None) -> str:
+    return f"{PREFIX}{resource_id}" + (f"?site={quote(site)}" if site else "")
+
+
+def _text(value) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "unknown"
+    if isinstance(value, float) and value != value:
+        return "unknown"
+    return str(value)
+
+
+def _flag(value) -> str:
+    if value is None or value != value:
+        return "unknown"
+    return "yes" if value == 1 else "no"
+
+
+def _date(value) -> str:
+    return "unknown" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _facts(title: str, rows: list[tuple[str, str]]):
+    return dbc.Card([
+        dbc.CardHeader(title, className="fw-semibold"),
+        dbc.CardBody(html.Dl(
+            [part for label, value in rows for part in (
+                html.Dt(label, className="col-sm-5 text-muted fw-normal"),
+                html.Dd(value, className="col-sm-7 mb-1"))],
+            className="row mb-0 small")),
+    ], className="h-100")
+
+
+def not_found(message: str):
+    return html.Div([
+        html.H2("Device not found", className="h4"),
+        html.P(message),
+        html.A("Back to the device list", href="/devices", className="btn btn-outline-primary"),
+    ], className="py-4", id="device-not-found")
+
+
+def _checklist(device: pd.Series) -> list:
+    failed_step = device["readiness"]
+    failed_step = None if pd.isna(failed_step) else str(failed_step)
+    items, reached_failure = [], False
+    for step, label, fix in READINESS_STEPS:
+        if step == failed_step:
+            reached_failure = True
+            items.append(html.Li([html.Span("✗ ", className="text-failure fw-bold"), label,
+                                  html.Div(["What to do: ", fix], className="small ms-3")],
+                                 className="list-group-item", **{"data-step": step,
+                                                                  "data-result": "fail"}))
+        elif reached_failure:
+            items.append(html.Li([html.Span("· ", className="text-muted"), label,
+                                  html.Span(" (not checked: an earlier step failed)",
+                                            className="text-muted small")],
+                                 className="list-group-item text-muted",
+                                 **{"data-step": step, "data-result": "skipped"}))
+        else:
+            items.append(html.Li([html.Span("✓ ", className="text-success fw-bold"), label],
+                                 className="list-group-item",
+                                 **{"data-step": step, "data-result": "pass"}))
+    return items
+
+
+def _workloads(device: pd.Series, settings) -> html.Table:
+    bits = device["MDMWorkloads"]
+    rows = []
+    for key, (bit, label) in WORKLOADS.items():
+        authority = device[f"wl_{key}"]
+        stage = settings.workload(key).stage
+        shown = "— (not co-managed)" if pd.isna(authority) else AUTHORITY_LABELS[str(authority)]
+        note = ""
+        if key == "device_configuration":
+            note = ("In the console, moving device configuration also moves resource access "
+                    "and Endpoint Protection.")
+        if device.get(f"lag_{key}", False):
+            note = "In the pilot of a moved workload, but the device still reports ConfigMgr."
+        rows.append(html.Tr([
+            html.Td(label), html.Td(shown, className="fw-semibold"),
+            html.Td(f"bit {bit} " + ("set" if (not pd.isna(bits) and int(bits) & bit)
+                                     else "clear"), className="text-muted"),
+            html.Td({"configmgr": "Configuration Manager", "pilot": "Pilot Intune",
+                     "intune": "Intune"}[stage], className="text-muted"),
+            html.Td(note, className="small"),
+        ]))
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th("Workload"), html.Th("Authority on this device"),
+                             html.Th("MDMWorkloads"), html.Th("Configured stage"),
+                             html.Th("")])),
+         html.Tbody(rows)], size="sm", hover=True, className="mb-0", id="device-workloads")
+
+
+def _error(device: pd.Series):
+    if not device["failed"]:
+        code = device["EnrollmentStatusCode"]
+        if pd.isna(code) or code is None:
+            return html.P("No enrollment error.", className="text-muted mb-0")
+        return html.P(f"Last status code {code} (the device is not in a failed state).",
+                      className="text-muted mb-0")
+    code = str(device["error_code"])
+    detail = device["EnrollmentErrorDetail"]
+    info = describe(code, None if pd.isna(detail) else str(detail))
+    rows = [("Code", code), ("Meaning", info.description), ("Fix", info.fix),
+            ("Transient", "yes: the client retries by itself" if info.transient else "no")]
+    if not pd.isna(detail) and detail:
+        rows.append(("Detail reported", str(detail)))
+    return html.Div([
+        html.Dl([part for label, value in rows for part in (
+            html.Dt(label, className="col-sm-3 text-muted fw-normal"),
+            html.Dd(value, className="col-sm-9 mb-1"))], className="row small", id="device-error"),
+        html.Div("Client logs to read:", className="small fw-semibold"),
+        html.Ul([html.Li(hint) for hint in LOG_HINTS], className="small mb-0"),
+    ])
+
+
+def _attention(device: pd.Series) -> list:
+    rules = rule_ids(int(device["attention"]))
+    if not rules:
+        return [html.P("Nothing needs attention on this device.", className="text-muted mb-0")]
+    items = []
+    for rule_id in rules:
+        rule = RULES_BY_ID[rule_id]
+        fix = rule.fix
+        if rule_id == "enrollment-failed":
+            fix = describe(str(device["error_code"])).fix
+        items.append(html.Li([
+            html.Span(rule.severity, className=f"badge sev-{rule.severity} me-2"),
+            html.Span(rule.title, className="fw-semibold"),
+            html.Div(rule.explanation, className="small text-muted"),
+            html.Div(["Fix: ", fix], className="small"),
+        ], className="list-group-item", **{"data-rule": rule_id}))
+    return items
+
+
+def layout(store, settings, pathname: str, query: dict):
+    estate = store.estate
+    if estate is None:
+        return dbc.Alert("Loading data ...", color="info")
+    raw_id = pathname[len(PREFIX):].strip("/")
+    if not _ID_RE.match(raw_id):
+        return not_found("A device's address is /device/ followed by its ResourceID "
+                         "(a whole number).")
+    devices = estate.devices
+    positions = (devices["ResourceID"] == int(raw_id)).to_numpy().nonzero()[0]
+    site = (query.get("site") or [None])[-1] if isinstance(query.get("site"), list) else \
+        query.get("site")
+    if site:
+        positions = [p for p in positions if str(devices["site"].iat[p]) == site]
+    if len(positions) == 0:
+        return not_found(f"No device with ResourceID {raw_id} in the loaded data"
+                         + (f" for site {site}." if site else "."))
+    if len(positions) > 1:
+        return html.Div([
+            html.H2(f"ResourceID {raw_id} exists in several sites", className="h4"),
+            html.Ul([html.Li(html.A(f"{devices['Name'].iat[p]} ({devices['site'].iat[p]})",
+                                    href=device_url(int(raw_id), str(devices["site"].iat[p]))))
+                     for p in positions]),
+        ])
+    position = int(positions[0])
+    device = devices.iloc[position]
+    wording = settings.status_labels
+    status = device["enrollment_status"]
+    state = ("Not targeted by co-management" if pd.isna(status)
+             else enrollment_status_labels(wording)[str(status)])
+    funnel = device["funnel"]
+    reached = [] if pd.isna(funnel) else list(FUNNEL_STAGES[:FUNNEL_STAGES.index(str(funnel)) + 1])
+    reason = device["reason"]
+    collections = estate.device_collections(position)
+
+    header = html.Div([
+        html.H2(_text(device["Name"]), className="h3 mb-0", id="device-name"),
+        html.Span(state, className="badge text-bg-secondary fs-6 ms-3", id="device-state"),
+    ], className="d-flex align-items-center flex-wrap mb-3")
+    identity = _facts("Identity", [
+        ("Name", _text(device["Name"])), ("Site", _text(device["site"])),
+        ("ResourceID", str(int(device["ResourceID"]))), ("Domain", _text(device["Domain"])),
+        ("Entra device ID", _text(device["AADDeviceID"])),
+        ("Join type", join_type_label(str(device["join_type"]), wording)
+         if device["joined"] else "Not joined to Entra ID"),
+    ])
+    system = _facts("Operating system", [
+        ("OS", _text(device["OperatingSystem"])), ("Build", _text(device["Build"])),
+        ("Release", _text(device["os_release"])), ("OS group", _text(device["os_group"])),
+    ])
+    client = _facts("ConfigMgr client", [
+        ("Installed", _flag(device["ClientInstalled"])),
+        ("Version", _text(device["ClientVersion"])),
+        ("Active", _flag(device["ClientActive"])),
+        ("Last policy request", _date(device["LastPolicyRequest"])),
+        ("Last active", _date(device["LastActiveTime"])),
+    ])
+    comanagement = _facts("Co-management", [
+        ("Co-managed", "yes" if device["comanaged"] else "no"),
+        ("Enrollment status", state),
+        ("Funnel", " > ".join(FUNNEL_LABELS[s] for s in reached) if reached
+         else "Not eligible"),
+        ("Why not co-managed", "" if pd.isna(reason) else
+         f"{REASON_LABELS[str(reason)]}: {REASON_EXPLANATIONS[str(reason)]}"),
+    ])
+    return html.Div([
+        html.A("← Device list", href="/devices", className="small"),
+        header,
+        dbc.Row([dbc.Col(identity, md=6, lg=3, className="mb-3"),
+                 dbc.Col(system, md=6, lg=3, className="mb-3"),
+                 dbc.Col(client, md=6, lg=3, className="mb-3"),
+                 dbc.Col(comanagement, md=6, lg=3, className="mb-3")]),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Needs attention", className="fw-semibold"),
+                              html.Ul(_attention(device), className="list-group "
+                                      "list-group-flush", id="device-attention")]),
+                    lg=6, className="mb-3"),
+            dbc.Col(dbc.Card([dbc.CardHeader("Co-management prerequisites",
+                                             className="fw-semibold"),
+                              html.Ul(_checklist(device), className="list-group "
+                                      "list-group-flush", id="device-checklist")]),
+                    lg=6, className="mb-3"),
+        ]),
+        dbc.Card([dbc.CardHeader("Enrollment error", className="fw-semibold"),
+                  dbc.CardBody(_error(device))], className="mb-3"),
+        dbc.Card([dbc.CardHeader("Workloads", className="fw-semibold"),
+                  dbc.CardBody(_workloads(device, settings))], className="mb-3"),
+        dbc.Card([dbc.CardHeader("Collections", className="fw-semibold"),
+                  dbc.CardBody(html.Ul([html.Li(f"{row.CollectionID} {row.CollectionName}")
+                                        for row in collections.itertuples()]
+                                       or [html.Li("No membership in the collections the "
+                                                   "configuration names.")],
+                                       className="small mb-0", id="device-collections"))],
+                 className="mb-3"),
+    ], id="device-page")
+
+
+def register_callbacks(app, store, settings) -> dict:
+    """The device page is static: nothing to register."""
+    return {}

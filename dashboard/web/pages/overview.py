@@ -1,0 +1,400 @@
+"""The overview (``/``): the built-in Cloud Attach tiles, filterable and drillable.
+
+Filters live in the URL (``/?site=PS1&collection=CAS00101``) so a view can be bookmarked and
+the back button works. Three callbacks:
+
+- ``sync_filters``: the URL and the dropdowns, kept equal in one callback (a dropdown change
+  pushes a new URL; a URL change, e.g. the back button, sets the dropdowns);
+- ``render``: every tile, chart and table for the dropdowns' filter and the current data;
+- ``navigate``: a click on a chart point opens ``/devices?<its filter>&<site, collection>``.
+
+Values from the URL or the browser are checked against the configuration before use:
+unknown ones are ignored with a visible note and never reach the store.
+"""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from ...model.errors import describe
+from ...store import EstateStore
+from .. import figures
+from ..links import (
+    devices_url,
+    devices_url_from_fragment,
+    first,
+    overview_search,
+    parse_query,
+)
+
+PATH = "/"
+NAV_LABEL = "Overview"
+
+GRAPHS = {  # component id -> figure builder (summary, settings) -> go.Figure
+    "ovw-os-groups": lambda s, _settings: figures.os_groups_figure(s, show_legend=False),
+    "ovw-os-releases": lambda s, _settings: figures.os_releases_figure(s),
+    "ovw-funnel": lambda s, _settings: figures.funnel_figure(s),
+    "ovw-status": lambda s, settings: figures.enrollment_status_figure(
+        s, settings.status_labels),
+    "ovw-workloads": lambda s, _settings: figures.workloads_figure(s),
+    "ovw-reasons": lambda s, _settings: figures.reasons_figure(s),
+}
+GRAPH_HEIGHT = 330
+MAX_SHOWN_VALUE = 60  # characters of an unknown URL value repeated in the note
+
+
+# -- filters ---------------------------------------------------------------------------------
+
+def sites(store: EstateStore, settings) -> list[str]:
+    """The configured sites, then any site code the data itself added (``SiteCode``)."""
+    configured = [source.site for source in settings.sources]
+    extra = [s for s in (store.estate.sites if store.estate is not None else [])
+             if s not in configured]
+    return configured + sorted(extra)
+
+
+def collection_label(store: EstateStore, collection_id: str) -> str:
+    names = store.estate.collection_names if store.estate is not None else {}
+    name = names.get(collection_id)
+    return f"{name} ({collection_id})" if name else collection_id
+
+
+def site_options(store: EstateStore, settings) -> list[dict]:
+    return [{"label": site, "value": site} for site in sites(store, settings)]
+
+
+def collection_options(store: EstateStore, settings) -> list[dict]:
+    return [{"label": collection_label(store, cid), "value": cid}
+            for cid in settings.collections]
+
+
+def checked_filters(store: EstateStore, settings, site, collection
+                    ) -> tuple[str | None, str | None, list[str]]:
+    """(site, collection, notes): unknown or malformed values replaced by None and noted."""
+    notes = []
+    if site is not None and (not isinstance(site, str) or site not in sites(store, settings)):
+        notes.append(f"Unknown site \"{_shown(site)}\" ignored: showing all sites.")
+        site = None
+    if collection is not None and (not isinstance(collection, str)
+                                   or collection not in settings.collections):
+        notes.append(f"Unknown collection \"{_shown(collection)}\" ignored: showing all "
+                     "collections.")
+        collection = None
+    return site or None, collection or None, notes
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_SHOWN_VALUE else text[:MAX_SHOWN_VALUE] + "..."
+
+
+def filters_from_search(store: EstateStore, settings, search: str | None):
+    query = parse_query(search)
+    return checked_filters(store, settings, first(query, "site"), first(query, "collection"))
+
+
+def filter_note(notes: list[str]):
+    if not notes:
+        return None
+    return dbc.Alert([html.Div(note) for note in notes], color="info", dismissable=True,
+                     className="py-2 mb-3", id="ovw-filter-alert")
+
+
+def sync_filters(store: EstateStore, settings, trigger: str | None, search: str | None,
+                 site, collection, pathname: str | None = "/"):
+    """(URL search, site value, collection value, note) for whichever side changed.
+
+    A dropdown change writes the URL; anything else (first render, back/forward) reads it
+    and sets the dropdowns. Outputs that would not change are ``no_update``.
+    """
+    if pathname not in (None, "/", ""):  # leaving the page: let the router take over
+        return no_update, no_update, no_update, no_update
+    if trigger in ("ovw-site", "ovw-collection"):
+        site, collection, notes = checked_filters(store, settings, site, collection)
+        new_search = overview_search(site, collection)
+        return (new_search if new_search != (search or "") else no_update, no_update,
+                no_update, filter_note(notes))
+    url_site, url_collection, notes = filters_from_search(store, settings, search)
+    return (no_update,
+            url_site if url_site != site else no_update,
+            url_collection if url_collection != collection else no_update,
+            filter_note(notes))
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+def _card(title: str, subtitle: str, body, class_name: str = ""):
+    return dbc.Card([
+        dbc.CardHeader([html.H2(title, className="h6 mb-0 fw-semibold"),
+                        html.Div(subtitle, className="small text-secondary")],
+                       className="bg-white border-bottom-0 pb-0"),
+        dbc.CardBody(body, className="pt-2"),
+    ], className=f"h-100 shadow-sm {class_name}")
+
+
+def _graph(graph_id: str, height: int = GRAPH_HEIGHT):
+    return dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
+                     style={"height": f"{height}px"}, className="ovw-graph",
+                     figure=figures.empty_figure("Loading ..."))
+
+
+def layout(store: EstateStore, settings, pathname: str, query: dict):
+    site, collection, notes = checked_filters(store, settings, first(query, "site"),
+                                              first(query, "collection"))
+    filters = html.Div([
+        html.Div([
+            dbc.Label("Site", html_for="ovw-site", className="small text-secondary mb-0"),
+            dcc.Dropdown(id="ovw-site", options=site_options(store, settings), value=site,
+                         placeholder="All sites", clearable=True, searchable=False),
+        ], className="filter-site"),
+        html.Div([
+            dbc.Label("Collection", html_for="ovw-collection",
+                      className="small text-secondary mb-0"),
+            dcc.Dropdown(id="ovw-collection", options=collection_options(store, settings),
+                         value=collection, placeholder="All collections", clearable=True),
+        ], className="filter-collection"),
+    ], className="d-flex flex-wrap gap-3 align-items-end")
+    return html.Div([
+        dcc.Location(id="ovw-url", refresh="callback-nav"),
+        dcc.Location(id="ovw-nav", refresh="callback-nav"),
+        html.Div([
+            html.Div([html.H1("Overview", className="h4 mb-0"),
+                      html.Div(id="ovw-scope", className="small text-secondary")]),
+            filters,
+        ], className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3"),
+        html.Div(filter_note(notes), id="ovw-filter-note"),
+        html.Div(id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 "
+                                          "mb-3"),
+        dbc.Row([
+            dbc.Col(_card("Client OS distribution", "Devices per OS group and per release",
+                          dbc.Row([
+                              dbc.Col([_graph("ovw-os-groups", height=250),
+                                       html.Div(id="ovw-os-table", className="mt-2")],
+                                      lg=4),
+                              dbc.Col(_graph("ovw-os-releases"), lg=8),
+                          ], className="g-3")), width=12),
+        ], className="g-3 mb-3"),
+        dbc.Row([
+            dbc.Col(_card("Co-management status", "Eligible devices and how far they got",
+                          _graph("ovw-funnel")), lg=6),
+            dbc.Col(_card("Co-management enrollment status",
+                          "Devices targeted with co-management policy",
+                          _graph("ovw-status")), lg=6),
+        ], className="g-3 mb-3"),
+        dbc.Row([
+            dbc.Col(_card("Workload transition",
+                          "Co-managed devices by authority for each workload",
+                          _graph("ovw-workloads")), lg=7),
+            dbc.Col(_card("Why devices are not co-managed",
+                          "The first blocking reason for each device not co-managed",
+                          _graph("ovw-reasons")), lg=5),
+        ], className="g-3 mb-3"),
+        dbc.Row([
+            dbc.Col(_card("Enrollment errors",
+                          "Failed enrollments by error code, with the fix",
+                          html.Div(id="ovw-errors")), width=12),
+        ], className="g-3 mb-3"),
+    ], id="overview")
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def attention_devices(summary: dict) -> int:
+    """The attention rules' count when the summary has it, else failures + pending sign-in."""
+    if "attention_devices" in summary:
+        return int(summary["attention_devices"])
+    status = summary["enrollment_status"]
+    return status["failure_hybrid"] + status["failure_aad"] + status["pending_user_sign_in"]
+
+
+def kpi_values(summary: dict) -> dict[str, tuple[int, str]]:
+    """Tile id -> (number, the percentage line under it)."""
+    devices, comanaged = summary["devices"], summary["comanaged"]
+    funnel, status = summary["funnel"], summary["enrollment_status"]
+    waiting = funnel["eligible"] - funnel["enrolled"]
+    failures = status["failure_hybrid"] + status["failure_aad"]
+    targeted = sum(status.values())
+    attention = attention_devices(summary)
+    return {
+        "kpi-devices": (devices, "in this view"),
+        "kpi-comanaged": (comanaged, f"{figures.pct(comanaged, devices)} of devices"),
+        "kpi-eligible": (waiting, f"{figures.pct(waiting, funnel['eligible'])} of eligible"),
+        "kpi-failures": (failures, f"{figures.pct(failures, targeted)} of targeted"),
+        "kpi-attention": (attention, f"{figures.pct(attention, devices)} of devices"),
+    }
+
+
+KPI_TILES = {  # id -> (title, explanation, device-list filter)
+    "kpi-devices": ("Devices", "Every device record in this view", {}),
+    "kpi-comanaged": ("Co-managed", "MDM enrolled with co-management policy",
+                      {"comanaged": "1"}),
+    "kpi-eligible": ("Eligible, not yet co-managed",
+                     "Eligible devices minus enrolled devices (co-management status)",
+                     {"funnel": "eligible", "comanaged": "0"}),
+    "kpi-failures": ("Enrollment failures", "Both Failure slices of the enrollment status",
+                     {"enrollment_status": ["failure_hybrid", "failure_aad"]}),
+    "kpi-attention": ("Need attention", "Devices at least one attention rule flags",
+                      {"attention": "any"}),
+}
+KPI_ACCENT = {"kpi-devices": "ink", "kpi-comanaged": "success", "kpi-eligible": "pilot",
+              "kpi-failures": "failure", "kpi-attention": "pending"}
+
+
+def kpi_tiles(summary: dict | None, site: str | None, collection: str | None) -> list:
+    values = kpi_values(summary) if summary is not None else {}
+    tiles = []
+    for tile_id, (title, explanation, filters) in KPI_TILES.items():
+        number, note = values.get(tile_id, (None, ""))
+        card = dbc.Card(dbc.CardBody([
+            html.Div(title, className="small text-secondary kpi-title"),
+            html.Div("-" if number is None else f"{number:,}", id=tile_id,
+                     className="kpi-value fw-semibold"),
+            html.Div(note, className="small text-secondary"),
+        ]), className="h-100 shadow-sm kpi-card",
+            style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"})
+        tiles.append(html.Div(dcc.Link(card, href=devices_url(filters, site, collection),
+                                       className="text-reset text-decoration-none kpi-link",
+                                       title=f"{explanation}: open the device list"),
+                              className="col"))
+    return tiles
+
+
+def errors_table(summary: dict | None, site: str | None, collection: str | None):
+    if summary is None:
+        return html.Div("-", className="text-secondary")
+    if not summary["devices"]:
+        return html.Div(figures.NO_DEVICES, className="text-secondary py-4 text-center "
+                                                      "empty-note")
+    errors = summary["enrollment_errors"]
+    if not errors:
+        return html.Div("No enrollment errors", className="text-secondary py-4 text-center "
+                                                          "empty-note")
+    failures = sum(error["count"] for error in errors)
+    rows = []
+    for error in errors:
+        info = describe(error["code"], error["description"])
+        href = devices_url({"error": error["code"]}, site, collection)
+        rows.append(html.Tr([
+            html.Td(f"{error['count']:,}", className="text-end"),
+            html.Td(figures.pct(error["count"], failures), className="text-end text-nowrap"),
+            html.Td(dcc.Link(error["code"], href=href,
+                             className="font-monospace stretched-link error-link")),
+            html.Td(error["description"]),
+            html.Td(info.fix),
+            html.Td(dbc.Badge("yes" if info.transient else "no",
+                              color="info" if info.transient else "light",
+                              text_color="dark", className="border")),
+        ], className="error-row"))
+    head = html.Thead(html.Tr([html.Th("Devices", className="text-end"),
+                               html.Th("% of failures", className="text-end"),
+                               html.Th("Code"), html.Th("Description"), html.Th("Fix"),
+                               html.Th("Transient", title="The client retries by itself")]))
+    return html.Div(dbc.Table([head, html.Tbody(rows)], hover=True, size="sm",
+                              className="mb-0 align-middle errors-table", id="ovw-errors-table"),
+                    className="table-responsive errors-scroll")
+
+
+def os_group_table(summary: dict | None, site: str | None, collection: str | None):
+    """The donut's legend: every OS group with its colour, count, share and device link."""
+    if summary is None or not summary["devices"]:
+        return None
+    devices = summary["devices"]
+    rows = []
+    for group, count in summary["os_groups"].items():
+        swatch = html.Span(className="legend-swatch",
+                           style={"backgroundColor": figures.OS_GROUP_COLORS[group]})
+        rows.append(html.Tr([
+            html.Td([swatch, dcc.Link(group, href=devices_url({"os_group": group}, site,
+                                                              collection),
+                                      className="stretched-link text-reset")]),
+            html.Td(f"{count:,}", className="text-end"),
+            html.Td(figures.pct(count, devices), className="text-end text-secondary"),
+        ], className="os-group-row"))
+    return dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
+                     className="mb-0 os-group-table", id="ovw-os-group-table")
+
+
+def scope_text(store: EstateStore, summary: dict | None, site, collection) -> str:
+    if summary is None:
+        return ""
+    parts = [f"{summary['devices']:,} devices", f"site {site}" if site else "all sites",
+             f"collection {collection_label(store, collection)}" if collection
+             else "all collections"]
+    return " · ".join(parts)
+
+
+RENDER_OUTPUTS = ("ovw-kpis", *GRAPHS, "ovw-os-releases-style", "ovw-os-table", "ovw-errors",
+                  "ovw-scope")
+
+
+def render(store: EstateStore, settings, site, collection) -> dict:
+    """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
+    site, collection, _notes = checked_filters(store, settings, site, collection)
+    summary = store.summary(site, collection)
+    out: dict = {"ovw-kpis": kpi_tiles(summary, site, collection),
+                 "ovw-os-table": os_group_table(summary, site, collection),
+                 "ovw-errors": errors_table(summary, site, collection),
+                 "ovw-scope": scope_text(store, summary, site, collection)}
+    if summary is None:
+        message = "No data loaded" if store.status().error else "Loading data ..."
+        for graph_id in GRAPHS:
+            out[graph_id] = figures.empty_figure(message)
+        out["ovw-os-releases-style"] = {"height": f"{GRAPH_HEIGHT}px"}
+        return out
+    for graph_id, build in GRAPHS.items():
+        out[graph_id] = build(summary, settings)
+    height = max(GRAPH_HEIGHT, figures.release_height(summary)) if summary["devices"] \
+        else GRAPH_HEIGHT
+    out["ovw-os-releases-style"] = {"height": f"{height}px"}
+    return out
+
+
+def navigate(click_data, site, collection, store: EstateStore, settings):
+    """The device-list URL for a clicked chart point, or no_update."""
+    try:
+        fragment = click_data["points"][0]["customdata"]
+    except (TypeError, KeyError, IndexError):
+        return no_update
+    if isinstance(fragment, list):  # customdata given per point as a list
+        fragment = fragment[0] if fragment else None
+    site, collection, _notes = checked_filters(store, settings, site, collection)
+    url = devices_url_from_fragment(fragment, site, collection)
+    return url if url is not None else no_update
+
+
+def register_callbacks(app, store: EstateStore, settings) -> dict:
+    @app.callback(Output("ovw-url", "search"), Output("ovw-site", "value"),
+                  Output("ovw-collection", "value"), Output("ovw-filter-note", "children"),
+                  Input("ovw-url", "search"), Input("ovw-site", "value"),
+                  Input("ovw-collection", "value"), State("ovw-url", "pathname"))
+    def _sync(search, site, collection, pathname):
+        return sync_filters(store, settings, ctx.triggered_id, search, site, collection,
+                            pathname)
+
+    graph_ids = list(GRAPHS)
+
+    @app.callback(Output("ovw-kpis", "children"),
+                  *[Output(graph_id, "figure") for graph_id in graph_ids],
+                  Output("ovw-os-releases", "style"), Output("ovw-os-table", "children"),
+                  Output("ovw-errors", "children"), Output("ovw-scope", "children"),
+                  Input("ovw-site", "value"), Input("ovw-collection", "value"),
+                  Input("data-version", "data"))
+    def _render(site, collection, _version):
+        out = render(store, settings, site, collection)
+        return tuple(out[key] for key in RENDER_OUTPUTS)
+
+    @app.callback(Output("ovw-nav", "href"),
+                  *[Input(graph_id, "clickData") for graph_id in graph_ids],
+                  State("ovw-site", "value"), State("ovw-collection", "value"),
+                  prevent_initial_call=True)
+    def _navigate(*args):
+        clicks, (site, collection) = dict(zip(graph_ids, args[:-2], strict=True)), args[-2:]
+        return navigate(clicks.get(ctx.triggered_id), site, collection, store, settings)
+
+    @app.callback(Output("ovw-site", "options"), Output("ovw-collection", "options"),
+                  Input("data-version", "data"), prevent_initial_call=True)
+    def _options(_version):
+        return site_options(store, settings), collection_options(store, settings)
+
+    return {"sync": _sync, "render": _render, "navigate": _navigate, "options": _options}

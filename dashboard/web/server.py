@@ -1,0 +1,57 @@
+"""``comanage-dashboard serve``: the app on waitress (or Flask's debug server with --debug)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ..settings import Settings
+from ..store import EstateStore
+
+THREADS = 8
+
+
+def display_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    if host == "::":
+        shown = "[::1]"
+    return f"http://{shown}:{port}/"
+
+
+def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None) -> None:
+    """Start the background refresh, then serve until interrupted (blocks).
+
+    Binding errors (port in use, bad address) raise ``OSError`` before anything is served.
+    Refreshes are logged (INFO) unless ``quiet``; failures are always logged.
+    """
+    out = out or sys.stdout
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    from .app import create_app
+
+    host, port = settings.host, settings.port
+    store = EstateStore(settings)
+    app = create_app(settings, store)
+    if debug:
+        store.start()
+        print(f"serving {display_url(host, port)} (Flask debug server: not for production)",
+              file=out, flush=True)
+        app.run(host=host, port=port, debug=True, use_reloader=False,
+                dev_tools_disable_version_check=True)  # no call to plotly.com
+        return
+    import waitress.server
+
+    server = waitress.server.create_server(app.server, host=host, port=port,
+                                           threads=THREADS, ident="comanage-dashboard")
+    store.start()
+    print(f"serving {display_url(host, port)} (data loads in the background; Ctrl+C stops)",
+          file=out, flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print("note: listening beyond loopback: everyone who can reach this address sees "
+              "every device", file=out, flush=True)
+    try:
+        server.run()
+    finally:
+        store.stop()
+        server.close()
