@@ -10,10 +10,12 @@ calls, not a million.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 DEVICE_COLUMNS: tuple[str, ...] = (
     "ResourceID",
@@ -96,7 +98,9 @@ class ParseResult:
     """Typed device rows plus the problems found; ``dropped`` counts every dropped row."""
 
     frame: pd.DataFrame
-    lines: np.ndarray  # each kept row's line in its file (for messages about it)
+    kept: np.ndarray  # position in the raw table of each kept row
+    line_numbers: Callable[[], np.ndarray]  # every raw row's line (computed on demand)
+    unit: str = "line"
     dropped: int = 0
     problems: list[Problem] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
@@ -210,17 +214,33 @@ def _map_distinct(column: pd.Series, parse, dtype=None):
     return values, bad_unique[codes], codes, messages
 
 
-def parse_devices(raw: pd.DataFrame, line_numbers=None, unit: str = "line") -> ParseResult:
+def whole_numbers(text: pd.Series) -> pd.Series:
+    """Integers from text; NaN where a value is not a whole number."""
+    if pd.api.types.is_numeric_dtype(text.dtype):
+        numbers = text.astype("float64")
+        return numbers.where(numbers == np.floor(numbers))
+    try:  # the common case, every value clean: one vectorised cast
+        return pd.Series(pa.array(text, type=pa.string()).cast(pa.int64()).to_numpy(
+            zero_copy_only=False), index=text.index, dtype="float64")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        stripped = text.astype("str").str.strip()
+        return pd.to_numeric(stripped.where(stripped.str.match(_INT_RE.pattern), None),
+                             errors="coerce")
+
+
+def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | None = None,
+                  unit: str = "line") -> ParseResult:
     """Type the raw text columns of a device export; drop and report rows with bad values.
 
     ``raw`` holds the contract columns as text (missing values as NA or ""). ``line_numbers``
-    gives each row's position in its file for messages (defaults to the row number + 2, the
-    header being line 1); ``unit`` names it ("row" for a query result, counted from 1).
+    returns each row's position in its file, and is only called when a message needs one
+    (default: the row number + 2, the header being line 1); ``unit`` names it ("row" for a
+    query result).
     """
     n = len(raw)
     if line_numbers is None:
-        line_numbers = np.arange(2, n + 2)
-    line_numbers = np.asarray(line_numbers)
+        def line_numbers() -> np.ndarray:
+            return np.arange(2, n + 2)
     out: dict[str, object] = {}
     bad_any = np.zeros(n, dtype=bool)
     first_bad: list[tuple[int, str, str, str]] = []  # (row, column, value, message)
@@ -237,9 +257,7 @@ def parse_devices(raw: pd.DataFrame, line_numbers=None, unit: str = "line") -> P
         bad_any |= bad
 
     # ResourceID: every value is distinct, so parse vectorised rather than per distinct value.
-    rid_text = raw["ResourceID"].astype("str").str.strip()
-    rid_num = pd.to_numeric(rid_text.where(rid_text.str.match(_INT_RE.pattern), None),
-                            errors="coerce")
+    rid_num = whole_numbers(raw["ResourceID"])
     note("ResourceID", rid_num.isna().to_numpy(), raw["ResourceID"],
          lambda row: "is not a whole number")
     out["ResourceID"] = rid_num.fillna(-1).astype("int64").to_numpy()
@@ -293,13 +311,16 @@ def parse_devices(raw: pd.DataFrame, line_numbers=None, unit: str = "line") -> P
         site = raw["SiteCode"].astype("str").str.strip()
         out["SiteCode"] = site.where(~site.str.lower().isin(list(_NULLS)), None)
 
-    frame = pd.DataFrame({k: (v.to_numpy() if isinstance(v, pd.Series) else v)
+    # Text columns stay Arrow-backed Series: converting them to numpy objects costs seconds.
+    frame = pd.DataFrame({k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v)
                           for k, v in out.items()})
-    keep = ~bad_any
-    problems = [
-        Problem(int(line_numbers[row]), column, value, message, unit)
-        for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]
-    ]
-    frame = frame.loc[keep].reset_index(drop=True)
-    return ParseResult(frame=frame, lines=line_numbers[keep], dropped=int(bad_any.sum()),
-                       problems=problems, reasons=reasons)
+    problems = []
+    if first_bad:
+        lines = line_numbers()
+        problems = [Problem(int(lines[row]), column, value, message, unit)
+                    for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]]
+    kept = np.flatnonzero(~bad_any)
+    if bad_any.any():
+        frame = frame.iloc[kept].reset_index(drop=True)
+    return ParseResult(frame=frame, kept=kept, line_numbers=line_numbers, unit=unit,
+                       dropped=int(bad_any.sum()), problems=problems, reasons=reasons)

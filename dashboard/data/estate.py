@@ -19,7 +19,14 @@ from ..model.attention import Thresholds, evaluate, readiness_failure
 from ..model.device_query import sort_key
 from ..model.states import classify
 from ..settings import Settings, Source
-from .contract import MEMBERSHIP_COLUMNS, ContractError, ParseResult, Problem, parse_devices
+from .contract import (
+    MEMBERSHIP_COLUMNS,
+    ContractError,
+    ParseResult,
+    Problem,
+    parse_devices,
+    whole_numbers,
+)
 from .csv_source import fetch_csv
 
 
@@ -99,7 +106,9 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
         table, memberships = fetch_csv(source.csv)
         raw, file = table.frame, table.path.name
         location = str(source.csv)
-        lines = table.line_numbers()  # also numbers the rows pyarrow skipped
+        lines = table.line_numbers  # counted only when a message needs a line
+        if table.invalid:
+            lines()  # also numbers the rows pyarrow skipped
         invalid = [Problem(line, None, None, message) for line, message in table.invalid]
     else:
         from .sql_source import SourceError, fetch_sql, redact
@@ -110,8 +119,10 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
                                          timeout_seconds=settings.query_timeout_seconds)
         except SourceError as error:
             raise LoadError(f"site {source.site}: {error}") from None
-        file, location, lines = "devices.sql result", redact(source.url), \
-            np.arange(1, len(raw) + 1)
+        file, location = "devices.sql result", redact(source.url)
+
+        def lines() -> np.ndarray:
+            return np.arange(1, len(raw) + 1)
     unit = "line" if source.kind == "csv" else "row"
     result = parse_devices(raw, line_numbers=lines, unit=unit)
     typed = result.frame
@@ -119,12 +130,12 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
     if "SiteCode" in typed.columns:
         site = np.where(typed["SiteCode"].isna(), site, typed["SiteCode"].to_numpy(object))
     typed.insert(0, "site", site)
-    typed_lines = result.lines
 
     # A repeated (site, ResourceID) keeps its first row and is reported like a bad value.
     repeated = typed.duplicated(["site", "ResourceID"], keep="first").to_numpy()
     duplicate_problems = []
     if repeated.any():
+        typed_lines = result.line_numbers()[result.kept]
         first_line = dict(zip(typed.loc[~repeated, "ResourceID"], typed_lines[~repeated],
                               strict=True))
         for row in np.flatnonzero(repeated)[:5]:
@@ -151,7 +162,7 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
 def _typed_memberships(memberships: pd.DataFrame, site: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         "site": site,
-        "ResourceID": pd.to_numeric(memberships["ResourceID"], errors="coerce"),
+        "ResourceID": whole_numbers(memberships["ResourceID"]),
         "CollectionID": memberships["CollectionID"].astype("str").str.strip(),
         "CollectionName": memberships["CollectionName"].astype("str"),
     })
@@ -178,10 +189,17 @@ def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
     memberships = memberships[memberships["CollectionID"].isin(collection_ids)]
     devices["site"] = devices["site"].astype("category")
 
-    # Map each membership row to the device's row: membership belongs to its source's site.
-    keys = pd.MultiIndex.from_arrays([devices["site"].astype("str"), devices["ResourceID"]])
-    rows = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [memberships["site"], memberships["ResourceID"]]))
+    # Map each membership row to its device's row: membership belongs to its source's site,
+    # and a ResourceID is unique within a site, so one integer index per site does it.
+    rows = np.full(len(memberships), -1, dtype=np.int64)
+    device_sites = devices["site"].astype("str").to_numpy()
+    member_sites = memberships["site"].to_numpy()
+    for site in pd.unique(member_sites):
+        device_rows = np.flatnonzero(device_sites == site)
+        index = pd.Index(devices["ResourceID"].to_numpy()[device_rows])
+        selected = np.flatnonzero(member_sites == site)
+        found = index.get_indexer(memberships["ResourceID"].to_numpy()[selected])
+        rows[selected[found >= 0]] = device_rows[found[found >= 0]]
     memberships = memberships.assign(row=rows)[rows >= 0].reset_index(drop=True)
     names = (memberships.drop_duplicates("CollectionID")
              .set_index("CollectionID")["CollectionName"].to_dict())

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import WORKLOADS
-from .states import OTHER, W7_8, W10_CURRENT, W10_OLD
+from .states import W7_8, W10_CURRENT, W10_OLD
 
 SEVERITIES = ("high", "medium", "low")
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
@@ -120,9 +120,10 @@ def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp)
     out = devices.copy()
     out["attention"] = mask
     out["severity_rank"] = rank
-    names = np.array([None, "low", "medium", "high"], dtype=object)
-    out["severity"] = pd.Categorical(names[rank], categories=list(reversed(SEVERITIES)),
-                                     ordered=True)
+    # rank 0 (nothing) is missing; ranks 1-3 are low, medium, high
+    out["severity"] = pd.Categorical.from_codes(rank.astype(np.int16) - 1,
+                                                categories=list(reversed(SEVERITIES)),
+                                                ordered=True)
     return out
 
 
@@ -155,19 +156,17 @@ READINESS_IDS = tuple(step for step, _label, _fix in READINESS_STEPS)
 
 def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:
     """The first prerequisite each device fails (None when it passes them all)."""
-    group = devices["os_group"].to_numpy(object)
-    workstation = devices["workstation"].to_numpy() if "workstation" in devices.columns else \
-        np.isin(group, [W10_CURRENT, W10_OLD, W7_8, OTHER])
+    workstation = devices["workstation"].to_numpy()
     checks = [
         workstation,
-        group == W10_CURRENT,
+        (devices["os_group"] == W10_CURRENT).to_numpy(),
         _flag(devices, "ClientInstalled"),
         _flag(devices, "ClientActive"),
         devices["joined"].to_numpy(),
         _flag(devices, "ComgmtPolicyPresent"),
     ]
-    first = np.select([~c for c in checks], list(READINESS_IDS), default=None)
-    return pd.Categorical(first, categories=READINESS_IDS)
+    first = np.select([~c for c in checks], list(range(len(READINESS_IDS))), default=-1)
+    return pd.Categorical.from_codes(first.astype(np.int16), categories=READINESS_IDS)
 
 
 def readiness_counts(devices: pd.DataFrame) -> list[dict]:

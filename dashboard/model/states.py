@@ -59,15 +59,29 @@ def _is_set(values: np.ndarray) -> np.ndarray:
     return np.asarray(values) == 1
 
 
-def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(OS group, OS release, workstation) per device.
+def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
+    """A categorical straight from integer codes (-1 = missing): building one from a
+    million strings costs a second each, from codes nothing."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), categories=categories)
+
+
+def _index_in(values: np.ndarray, choices: tuple[str, ...]) -> np.ndarray:
+    """Position of each value in ``choices`` (-1 when not there), through its distinct values."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    lookup = np.array([choices.index(u) if u in choices else -1 for u in uniques] + [-1])
+    return lookup[codes]
+
+
+def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, pd.Categorical, np.ndarray]:
+    """(OS group code into OS_GROUPS, OS release, workstation) per device.
 
     ProductType decides whenever it is 1, 2 or 3; only when it is missing does the OS name.
     """
     product = devices["ProductType"].to_numpy(dtype=float)
-    name = devices["OperatingSystem"].astype("str").str.lower()
-    by_name_ws = name.str.contains("workstation", regex=False).fillna(False).to_numpy(bool)
-    by_name_srv = name.str.contains("server", regex=False).fillna(False).to_numpy(bool)
+    names, unique_names = pd.factorize(devices["OperatingSystem"], use_na_sentinel=True)
+    lowered = [str(name).lower() for name in unique_names] + [""]
+    by_name_ws = np.array(["workstation" in n for n in lowered])[names]
+    by_name_srv = np.array(["server" in n for n in lowered])[names]
     known = ~np.isnan(product)
     workstation = np.where(known, product == 1, by_name_ws & ~by_name_srv)
     server = np.where(known, (product == 2) | (product == 3), by_name_srv)
@@ -78,16 +92,19 @@ def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     group = np.select(
         [server, nt10 & has_build & (build >= MIN_BUILD), nt10 & has_build,
          workstation & np.isin(nt, ["6.1", "6.2", "6.3"])],
-        [SERVER, W10_CURRENT, W10_OLD, W7_8],
-        default=OTHER,
+        [OS_GROUPS.index(SERVER), OS_GROUPS.index(W10_CURRENT), OS_GROUPS.index(W10_OLD),
+         OS_GROUPS.index(W7_8)],
+        default=OS_GROUPS.index(OTHER),
     )
-    release = group.astype(object)
+    # Releases: the group's name, or for a Windows 10/11 build its release label.
+    release = group.copy()
     labelled = nt10 & has_build
-    if labelled.any():
-        codes, uniques = pd.factorize(build[labelled])
-        labels = np.array([release_label(b) for b in uniques], dtype=object)
-        release[labelled] = labels[codes]
-    return group, release, workstation
+    codes, builds = pd.factorize(build[labelled])
+    labels = [release_label(b) for b in builds]
+    categories = list(OS_GROUPS) + sorted(set(labels))
+    label_codes = np.array([categories.index(label) for label in labels] + [-1])
+    release[labelled] = label_codes[codes]
+    return group, _categorical(release, categories), workstation
 
 
 def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
@@ -98,10 +115,11 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     membership in that workload's pilot collections, from the *full* membership whatever
     filter is shown later; ``stages`` maps a workload key to configmgr / pilot / intune.
     """
+    n = len(devices)
     out = devices.copy()
     group, release, workstation = os_columns(devices)
-    out["os_group"] = pd.Categorical(group, categories=OS_GROUPS)
-    out["os_release"] = pd.Categorical(release)
+    out["os_group"] = _categorical(group, OS_GROUPS)
+    out["os_release"] = release
     out["workstation"] = workstation
 
     flag = {column: _is_set(devices[column].to_numpy()) for column in (
@@ -111,7 +129,8 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     targeted = flag["ComgmtPolicyPresent"] | flag["MDMEnrolled"]
     joined = flag["HybridAADJoined"] | flag["AADJoined"]
     aad_only = flag["AADJoined"] & ~flag["HybridAADJoined"]
-    eligible = comanaged | (flag["ClientInstalled"] & (group == W10_CURRENT) & joined)
+    eligible = comanaged | (flag["ClientInstalled"] & (group == OS_GROUPS.index(W10_CURRENT))
+                            & joined)
     initiated = eligible & targeted & (
         comanaged | flag["EnrollmentFailed"] | flag["PendingLogon"] | flag["MDMEnrolled"])
     scheduled = eligible & targeted & (flag["EnrollmentScheduled"] | initiated)
@@ -119,51 +138,59 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     out["comanaged"] = comanaged
     out["targeted"] = targeted
     out["joined"] = joined
-    out["join_type"] = pd.Categorical(np.where(aad_only, "aad", "hybrid"), categories=JOIN_TYPES)
+    out["join_type"] = _categorical(aad_only.astype(np.int16), JOIN_TYPES)
     out["eligible"] = eligible
     out["scheduled"] = scheduled
     out["initiated"] = initiated
-    out["funnel"] = pd.Categorical(
-        np.select([comanaged, initiated, scheduled, eligible], list(reversed(FUNNEL_STAGES)),
-                  default=None),
-        categories=FUNNEL_STAGES, ordered=True)
+    out["funnel"] = _categorical(np.select([comanaged, initiated, scheduled, eligible],
+                                           [3, 2, 1, 0], default=-1), FUNNEL_STAGES)
+    out["funnel"] = out["funnel"].cat.as_ordered()
 
-    suffix = np.where(aad_only, "aad", "hybrid").astype(object)
+    # Enrollment status over targeted devices, first match wins; the hybrid/aad split is
+    # the status code + 1 for the Entra-joined (aad) slice.
+    status_of = {key: ENROLLMENT_STATUSES.index(key) for key in ENROLLMENT_STATUSES}
     status = np.select(
         [~targeted, comanaged, flag["EnrollmentFailed"], flag["PendingLogon"]],
-        [None, "success_" + suffix, "failure_" + suffix, "pending_user_sign_in"],
-        default="enrolling_" + suffix,
+        [-1, status_of["success_hybrid"] + aad_only, status_of["failure_hybrid"] + aad_only,
+         status_of["pending_user_sign_in"]],
+        default=status_of["enrolling_hybrid"] + aad_only,
     )
-    out["enrollment_status"] = pd.Categorical(status, categories=ENROLLMENT_STATUSES)
+    out["enrollment_status"] = _categorical(status, ENROLLMENT_STATUSES)
     failed = targeted & ~comanaged & flag["EnrollmentFailed"]
     out["failed"] = failed
 
-    not_comanaged = ~comanaged
+    is_group = {name: group == OS_GROUPS.index(name) for name in OS_GROUPS}
     reason = np.select(
-        [comanaged, group == SERVER, (group == W10_OLD) | (group == W7_8), group == OTHER,
+        [comanaged, is_group[SERVER], is_group[W10_OLD] | is_group[W7_8], is_group[OTHER],
          ~flag["ClientInstalled"], ~joined, ~flag["ComgmtPolicyPresent"],
          flag["EnrollmentFailed"], flag["PendingLogon"], flag["EnrollmentScheduled"]],
-        [None, *REASONS[:-1]],
-        default="enrolling",
+        [-1, *range(len(REASONS) - 1)],
+        default=len(REASONS) - 1,
     )
-    out["reason"] = pd.Categorical(np.where(not_comanaged, reason, None), categories=REASONS)
+    out["reason"] = _categorical(reason, REASONS)
 
-    code = devices["EnrollmentStatusCode"].to_numpy(dtype=object)
-    error = np.where(failed, np.where(pd.isna(code), NO_CODE, code), None)
-    out["error_code"] = pd.Categorical(error)
+    # Error codes of failed devices; a failure with no code is grouped as 0x00000000.
+    codes, uniques = pd.factorize(devices["EnrollmentStatusCode"], use_na_sentinel=True)
+    categories = [str(u) for u in uniques]
+    if NO_CODE not in categories:
+        categories.append(NO_CODE)
+    error = np.where(codes >= 0, codes, categories.index(NO_CODE))
+    out["error_code"] = _categorical(np.where(failed, error, -1), categories)
+    out["error_code"] = out["error_code"].cat.remove_unused_categories()
 
     bits = devices["MDMWorkloads"].to_numpy(dtype=float)
     bits = np.where(np.isnan(bits), 0, bits).astype(np.int64)
+    no_pilot = np.zeros(n, dtype=bool)
     for key, (bit, _label) in WORKLOADS.items():
         is_set = (bits & bit) != 0
         stage = stages.get(key, "configmgr")
-        member = pilot_members.get(key, np.zeros(len(devices), dtype=bool))
+        member = pilot_members.get(key, no_pilot)
         authority = np.select(
             [~comanaged, ~is_set, (stage == "pilot") & member],
-            [None, "configmgr", "pilot_intune"],
-            default="intune",
+            [-1, AUTHORITIES.index("configmgr"), AUTHORITIES.index("pilot_intune")],
+            default=AUTHORITIES.index("intune"),
         )
-        out[f"wl_{key}"] = pd.Categorical(authority, categories=AUTHORITIES)
+        out[f"wl_{key}"] = _categorical(authority, AUTHORITIES)
         out[f"pilot_{key}"] = member
         # In the pilot of a workload that has moved, yet the device still reports ConfigMgr.
         out[f"lag_{key}"] = comanaged & member & ~is_set & (stage in ("pilot", "intune"))
