@@ -46,6 +46,27 @@ class Setting:
         return "COMANAGE_" + self.name.upper()
 
 
+def boolean(value: object) -> bool:
+    """A yes/no setting: true/false in TOML; 1/0, true/false, yes/no, on/off elsewhere."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
+def string_list(value: object) -> tuple[str, ...]:
+    """A list setting: a TOML list of strings, or one string of comma-separated items."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value if item.strip())
+    raise TypeError(value)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("organisation", "", str, "Organisation name shown in the header and the report."),
     Setting("as_of", "", str,
@@ -54,12 +75,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
+    Setting("auth", "none", str,
+            "Who may open the dashboard: 'none' (anyone who reaches it; `serve` then refuses a "
+            "non-loopback address unless --allow-anonymous), 'users' (sign-in page, accounts "
+            "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
+            "e.g. IIS with Windows authentication, names the user in proxy_user_header)."),
+    Setting("users_file", "", str,
+            "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
+            "Empty: `users.json` beside the config file; a relative path is relative to the "
+            "config file's folder."),
+    Setting("secret_key", "", str,
+            "Key that signs session cookies (auth = 'users'), at least 32 characters. Empty: a "
+            "random key per process (sign-ins end at restart); required when "
+            "shared_deployment is on or COMANAGE_WORKERS > 1."),
+    Setting("session_hours", 12, int, "How long a sign-in lasts (auth = 'users')."),
+    Setting("secure_cookies", False, boolean,
+            "Mark the session cookie Secure (send it over HTTPS only): turn on when users "
+            "reach the dashboard through HTTPS."),
+    Setting("shared_deployment", False, boolean,
+            "Several processes or hosts serve the same dashboard: secret_key becomes "
+            "mandatory so that every process accepts every session."),
+    Setting("proxy_user_header", "", str,
+            "For auth = 'proxy': the request header holding the signed-in user's name, set by "
+            "the proxy (e.g. X-Remote-User)."),
+    Setting("trusted_proxies", (), string_list,
+            "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
+            "header is believed only from these, every other client is refused."),
     Setting("status_labels", "entra", str,
             "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
             "or 'azure' (the older hybrid Azure AD-joined)."),
     Setting("client_inactive_days", 14, int,
             "A last policy request older than this many days counts as an inactive client."),
     Setting("query_timeout_seconds", 300, int, "Time limit for each SQL query."),
+    Setting("cache_dir", "", str,
+            "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
+            "`.comanage-cache` beside the config file."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -24,6 +24,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_SECONDS = 30  # after a failed refresh, retry soon, then back off
+CACHE_POLL_SECONDS = 60  # how often a worker looks for a newer estate in the shared cache
 CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
 
 
@@ -38,9 +39,19 @@ class RefreshStatus:
 
 class EstateStore:
     def __init__(self, settings: Settings,
-                 loader: Callable[[Settings], Estate] = load_estate):
+                 loader: Callable[[Settings], Estate] = load_estate, use_cache: bool = False):
+        """``use_cache``: share loads through the Parquet cache (``serve`` does; tests that
+        count source reads do not)."""
         self.settings = settings
         self._loader = loader
+        self._cache_folder = None
+        self._cache_key = ""
+        self._cache_written: float | None = None
+        if use_cache:
+            from .data.cache import cache_folder, fingerprint
+
+            self._cache_folder = cache_folder(settings)
+            self._cache_key = fingerprint(settings)
         self._estate: Estate | None = None
         self._version = 0
         self._lock = threading.Lock()
@@ -116,13 +127,95 @@ class EstateStore:
                             lambda: filter_mask(estate, estate.devices, flt))
 
     # -- refreshing ----------------------------------------------------------------------
-    def refresh(self) -> bool:
-        """Load now (in the caller's thread); True when new data was swapped in."""
+    def _obtain(self, force: bool) -> Estate | None:
+        """A newer estate: from the shared cache when another process (or our previous
+        run) loaded one recently enough, else from the sources; None when nothing is due."""
+        if self._cache_folder is None:
+            return self._loader(self.settings)
+        from .data import cache
+
+        interval = max(1, self.settings.refresh_minutes) * 60
+        age = cache.cache_age(self._cache_folder, self._cache_key)
+        written = None if age is None else time.time() - age
+        if not force and age is not None and age < interval:
+            if self._cache_written is not None and written <= self._cache_written + 1:
+                return None  # we already serve the newest cached estate
+            estate = cache.read_cache(self._cache_folder, self._cache_key)
+            if estate is not None:
+                self._cache_written = written
+                return estate
+        deadline = time.monotonic() + max(60, self.settings.query_timeout_seconds * 2)
+        while True:
+            with cache.refresh_lock(self._cache_folder) as mine:
+                if mine:
+                    estate = self._loader(self.settings)
+                    try:
+                        cache.write_cache(estate, self._cache_folder, self._cache_key)
+                        self._cache_written = time.time()
+                    except OSError as error:  # serving matters more than the cache
+                        log.warning("cannot write the cache in %s: %s", self._cache_folder,
+                                    error.strerror)
+                    return estate
+            # Another process is reading the sources: wait for its result, then use it.
+            if time.monotonic() > deadline:
+                raise TimeoutError("another process holds the refresh lock in "
+                                   f"{self._cache_folder}")
+            time.sleep(1)
+            age = cache.cache_age(self._cache_folder, self._cache_key)
+            if age is not None and age < interval:
+                estate = cache.read_cache(self._cache_folder, self._cache_key)
+                if estate is not None:
+                    self._cache_written = time.time() - age
+                    return estate
+
+    def adopt_cache(self) -> bool:
+        """At start: serve the cached estate at once, whatever its age (then refresh)."""
+        if self._cache_folder is None or self._estate is not None:
+            return False
+        from .data import cache
+
+        age = cache.cache_age(self._cache_folder, self._cache_key)
+        estate = cache.read_cache(self._cache_folder, self._cache_key)
+        if estate is None:
+            return False
+        self._cache_written = time.time() - (age or 0)
+        self._swap(estate)
+        return True
+
+    def _swap(self, estate: Estate) -> None:
+        estate.sort_order("severity", descending=True)  # the device list's default order
+        with self._lock:
+            self._estate = estate
+            self._version += 1
+            self._cache.clear()
+        self._last_success = datetime.now(UTC)
+        self._error = None
+        self._stale_since = None
+        self._failures = 0
+        log.info("refreshed: %s devices, data as of %s", len(estate.devices),
+                 estate.data_as_of)
+
+    def cache_due(self) -> bool:
+        """True when the shared cache is missing or older than the refresh interval."""
+        if self._cache_folder is None:
+            return True
+        from .data import cache
+
+        age = cache.cache_age(self._cache_folder, self._cache_key)
+        return age is None or age >= max(1, self.settings.refresh_minutes) * 60
+
+    def refresh(self, force: bool = True) -> bool:
+        """Load now (in the caller's thread); True when new data was swapped in.
+
+        ``force`` reads the sources even when the shared cache is fresh ("Refresh now").
+        """
         with self._refresh_lock:
             self._refreshing = True
             try:
-                estate = self._loader(self.settings)
-                estate.sort_order("severity", descending=True)  # the device list's default
+                # After a failure, retries go to the sources whatever the cache says.
+                estate = self._obtain(force or self._failures > 0)
+                if estate is None:
+                    return False
             except Exception as error:  # keep serving the last good data, say why
                 now = datetime.now(UTC)
                 self._error = _one_line(error)
@@ -133,16 +226,7 @@ class EstateStore:
                 return False
             finally:
                 self._refreshing = False
-            with self._lock:
-                self._estate = estate
-                self._version += 1
-                self._cache.clear()
-            self._last_success = datetime.now(UTC)
-            self._error = None
-            self._stale_since = None
-            self._failures = 0
-            log.info("refreshed: %s devices, data as of %s", len(estate.devices),
-                     estate.data_as_of)
+            self._swap(estate)
             return True
 
     def request_refresh(self) -> None:
@@ -168,12 +252,17 @@ class EstateStore:
 
     def _run(self) -> None:
         if self._estate is None:
-            self.refresh()
+            self.adopt_cache()  # a restart or a second worker serves at once ...
+        if self._estate is None or self.cache_due():
+            self.refresh(force=False)  # ... and loads from the sources only when due
         while not self._stop.is_set():
-            self._wake.wait(self.next_delay())
+            delay = self.next_delay()
+            if self._cache_folder is not None:  # look for another worker's newer load
+                delay = min(delay, CACHE_POLL_SECONDS)
+            forced = self._wake.wait(delay)
             self._wake.clear()
             if not self._stop.is_set():
-                self.refresh()
+                self.refresh(force=forced)
 
     def wait_until_loaded(self, timeout: float = 120) -> bool:
         deadline = time.monotonic() + timeout

@@ -198,7 +198,7 @@ def request_refresh(store: EstateStore, n_clicks: int | None, now: float | None 
 def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Dash:
     """A new app for these settings; with no store, one is created and started."""
     if store is None:
-        store = EstateStore(settings)
+        store = EstateStore(settings, use_cache=True)
         store.start()
     app = dash.Dash(
         __name__, title=TITLE, update_title=None, assets_folder=str(ASSETS),

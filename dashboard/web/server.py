@@ -31,7 +31,7 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
     from .app import create_app
 
     host, port = settings.host, settings.port
-    store = EstateStore(settings)
+    store = EstateStore(settings, use_cache=True)
     app = create_app(settings, store)
     if debug:
         store.start()

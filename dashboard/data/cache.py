@@ -1,0 +1,136 @@
+"""The warm-start cache: the last validated, classified estate as Parquet files.
+
+A refresh writes it; a restart, or another worker process of the same deployment, reads it
+and serves in about a second without touching the site database. Each write goes to a new
+generation folder and is published by atomically replacing ``current.json``, so a reader
+never sees half a write and a crashed writer leaves the previous generation in place. The
+cache is keyed by a fingerprint of everything that shapes the classified data (sources,
+workloads, collections, thresholds, the tool's version): a different config never reads
+another's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..settings import Settings
+from .estate import Estate, SourceReport
+
+POINTER = "current.json"
+LOCK = "refresh.lock"
+STALE_LOCK_SECONDS = 3600  # a lock older than this was left by a crashed process
+
+
+def cache_folder(settings: Settings) -> Path:
+    """``cache_dir`` from the settings, else ``.comanage-cache`` beside the config file."""
+    if settings.cache_dir:
+        folder = Path(settings.cache_dir)
+        if not folder.is_absolute() and settings.config_path is not None:
+            folder = settings.config_path.parent / folder
+        return folder
+    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
+    return base / ".comanage-cache"
+
+
+def fingerprint(settings: Settings) -> str:
+    """What the classified estate depends on; secrets (passwords) are not part of it."""
+    shape = {
+        "version": __version__,
+        "sources": [(s.site, str(s.csv) if s.csv else None, s.url) for s in settings.sources],
+        "workloads": {k: (w.stage, list(w.pilot_collections))
+                      for k, w in sorted(settings.workloads.items())},
+        "collections": list(settings.named_collections),
+        "as_of": settings.as_of,
+        "client_inactive_days": settings.client_inactive_days,
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_cache(estate: Estate, folder: Path, key: str) -> Path:
+    """Write a new generation and publish it; older generations are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    generation = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    target = folder / generation
+    target.mkdir()
+    estate.devices.to_parquet(target / "devices.parquet", index=False)
+    estate.memberships.to_parquet(target / "memberships.parquet", index=False)
+    meta = {
+        "fingerprint": key,
+        "generation": generation,
+        "written": time.time(),
+        "data_as_of": estate.data_as_of,
+        "collection_names": estate.collection_names,
+        "sources": [asdict(report) for report in estate.sources],
+    }
+    (target / "meta.json").write_text(json.dumps(meta))
+    pointer = folder / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+    pointer.write_text(json.dumps({"generation": generation, "fingerprint": key,
+                                   "written": meta["written"]}))
+    os.replace(pointer, folder / POINTER)  # the publish step: atomic on Windows and POSIX
+    for old in folder.glob("gen-*"):
+        if old.name != generation:
+            shutil.rmtree(old, ignore_errors=True)  # a reader may hold it on Windows: retry
+    return target
+
+
+def cache_age(folder: Path, key: str) -> float | None:
+    """Seconds since the cache for ``key`` was written, or None when there is none."""
+    try:
+        pointer = json.loads((folder / POINTER).read_text())
+    except (OSError, ValueError):
+        return None
+    if pointer.get("fingerprint") != key:
+        return None
+    return max(0.0, time.time() - float(pointer.get("written", 0)))
+
+
+def read_cache(folder: Path, key: str) -> Estate | None:
+    """The cached estate for ``key``, or None when there is none (or it cannot be read)."""
+    try:
+        pointer = json.loads((folder / POINTER).read_text())
+        if pointer.get("fingerprint") != key:
+            return None
+        target = folder / pointer["generation"]
+        meta = json.loads((target / "meta.json").read_text())
+        devices = pd.read_parquet(target / "devices.parquet")
+        memberships = pd.read_parquet(target / "memberships.parquet")
+    except (OSError, ValueError, KeyError):
+        return None
+    return Estate(devices=devices, memberships=memberships,
+                  sources=[SourceReport(**report) for report in meta["sources"]],
+                  data_as_of=meta["data_as_of"], collection_names=meta["collection_names"])
+
+
+@contextmanager
+def refresh_lock(folder: Path):
+    """Held by the one process reading the sources; yields False when another holds it.
+
+    A lock file created exclusively works across processes on Windows and POSIX; one older
+    than ``STALE_LOCK_SECONDS`` was left by a crash and is taken over.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    try:
+        if path.exists() and time.time() - path.stat().st_mtime > STALE_LOCK_SECONDS:
+            path.unlink(missing_ok=True)
+        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        yield False
+        return
+    try:
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        yield True
+    finally:
+        path.unlink(missing_ok=True)
