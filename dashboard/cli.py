@@ -65,8 +65,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     estate = load_checked(settings, args)
-    summary = summarize(estate.select(args.site, args.collection),
-                        [s.as_dict() for s in estate.sources], estate.data_as_of)
+    summary = summarize(estate.devices, [s.as_dict() for s in estate.sources],
+                        estate.data_as_of, estate.mask(args.site, args.collection))
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -87,11 +87,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        serve(settings, debug=args.debug, quiet=args.quiet)
+        serve(settings, debug=args.debug, quiet=args.quiet,
+              allow_anonymous=args.allow_anonymous)
     except OSError as error:
         raise UsageError(f"cannot listen on {settings.host}:{settings.port}: "
                          f"{error.strerror or error}") from None
     return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from .web.auth import user_command
+
+    return user_command(_settings(args), args.action, getattr(args, "name", None),
+                        password_stdin=getattr(args, "password_stdin", False),
+                        reset=getattr(args, "reset", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8050)")
     serve.add_argument("--debug", action="store_true",
                        help="Flask's development server with Dash dev tools (not for production)")
+    serve.add_argument("--allow-anonymous", action="store_true",
+                       help="serve a non-loopback address with auth = none (everyone who can "
+                            "reach it sees every device)")
     serve.set_defaults(func=cmd_serve)
+
+    user = commands.add_parser("user", help="manage sign-in accounts (auth = users)")
+    user_actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    user_add = user_actions.add_parser("add", help="add an account (asks for the password)")
+    common(user_add)
+    user_add.add_argument("name")
+    user_add.add_argument("--password-stdin", action="store_true",
+                          help="read the password from the first line of standard input")
+    user_add.add_argument("--reset", action="store_true",
+                          help="set a new password for an existing account")
+    user_remove = user_actions.add_parser("remove", help="remove an account (ends its "
+                                                         "sessions)")
+    common(user_remove)
+    user_remove.add_argument("name")
+    common(user_actions.add_parser("list", help="list the accounts"))
+    user.set_defaults(func=cmd_user)
 
     sample = commands.add_parser("sample", help="generate a realistic sample estate")
     sample.add_argument("--devices", type=int, default=5000, metavar="N")

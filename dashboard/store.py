@@ -87,8 +87,8 @@ class EstateStore:
             return None
         return self._cached(
             version, ("summary", site or None, collection or None),
-            lambda: summarize(estate.select(site, collection),
-                              [s.as_dict() for s in estate.sources], estate.data_as_of))
+            lambda: summarize(estate.devices, [s.as_dict() for s in estate.sources],
+                              estate.data_as_of, estate.mask(site, collection)))
 
     def _current(self) -> tuple[Estate | None, int]:
         with self._lock:

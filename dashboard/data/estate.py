@@ -72,14 +72,17 @@ class Estate:
         mask[self._collection_rows.get(collection_id, np.empty(0, dtype=np.int64))] = True
         return mask
 
-    def select(self, site: str | None = None, collection: str | None = None) -> pd.DataFrame:
-        """The devices of one site and/or one collection (membership rows only)."""
+    def mask(self, site: str | None = None, collection: str | None = None
+             ) -> np.ndarray | None:
+        """Rows of one site and/or one collection (membership rows only); None for all."""
+        if not site and not collection:
+            return None
         mask = np.ones(len(self.devices), dtype=bool)
         if site:
             mask &= (self.devices["site"] == site).to_numpy()
         if collection:
             mask &= self.collection_mask(collection)
-        return self.devices if mask.all() else self.devices.loc[mask]
+        return mask
 
     def sort_order(self, column: str, descending: bool = False) -> np.ndarray:
         """Row positions in the order of a sortable column, computed once per estate."""

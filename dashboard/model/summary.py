@@ -20,14 +20,27 @@ def _counts(column: pd.Series, keys) -> dict[str, int]:
     return {key: int(counts.get(key, 0)) for key in keys}
 
 
-def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str) -> dict:
-    """The summary of classified devices (already filtered by site and collection)."""
+# The columns a summary reads: a filter copies only these, not the whole estate.
+SUMMARY_COLUMNS = ("comanaged", "os_group", "os_release", "eligible", "scheduled", "initiated",
+                   "enrollment_status", "failed", "error_code", "reason", "attention",
+                   "readiness", *(f"wl_{key}" for key in WORKLOADS))
+
+
+def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
+              mask: np.ndarray | None = None) -> dict:
+    """The summary of classified devices, or of the rows ``mask`` keeps (a site or
+    collection filter)."""
+    details = devices["EnrollmentErrorDetail"]
+    devices = devices[list(SUMMARY_COLUMNS)]
+    if mask is not None:
+        devices = devices[mask]
+        details = details[mask]
     comanaged = int(devices["comanaged"].sum())
     releases = devices["os_release"].value_counts(dropna=True)
     releases = releases[releases > 0]
     os_releases = {str(label): int(count) for label, count in
                    sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
-    failed = devices.loc[devices["failed"].to_numpy(), ["error_code", "EnrollmentErrorDetail"]]
+    failed = devices["failed"].to_numpy()
     return {
         "devices": len(devices),
         "comanaged": comanaged,
@@ -45,8 +58,8 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str) -> di
         },
         "enrollment_errors": [
             {"code": row["code"], "description": row["description"], "count": row["count"]}
-            for row in error_table(failed["error_code"].astype("str"),
-                                   failed["EnrollmentErrorDetail"])
+            for row in error_table(devices["error_code"][failed].astype("str"),
+                                   details[failed])
         ],
         "not_comanaged_reasons": _counts(devices["reason"], REASONS),
         "attention": attention_counts(devices),

@@ -12,6 +12,7 @@ deficiencies): the same state has the same colour in every chart, and Microsoft 
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from ..labels import (
     AUTHORITY_LABELS,
@@ -71,6 +72,19 @@ GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "la
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
+# A lean template registered once: plotly's own templates are large, and every figure
+# deep-copies its template, which cost more than all the data work of a page.
+_AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8",
+         "ticks": "", "automargin": True, "title": {"standoff": 12}}
+pio.templates["comanage"] = go.layout.Template(layout={
+    "paper_bgcolor": "white", "plot_bgcolor": "white", "xaxis": _AXIS, "yaxis": _AXIS,
+    "colorway": [COLORS[k] for k in ("intune", "configmgr", "success", "failure", "pilot",
+                                     "pending", "enrolling", "neutral")],
+    "hoverlabel": {"align": "left"},
+})
+pio.templates.default = "comanage"
+
+
 def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
@@ -78,7 +92,7 @@ def pct(part: int, whole: int) -> str:
 def _base_layout(fig: go.Figure, **extra) -> go.Figure:
     """The shared look; ``extra`` replaces a default key as a whole."""
     layout = {
-        "template": "plotly_white",
+        "template": "comanage",
         "font": {"family": FONT, "size": 12, "color": COLORS["ink"]},
         "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
         "hoverlabel": {"font": {"family": FONT, "size": 12}},

@@ -111,7 +111,8 @@ def test_collections_membership(tmp_path):
                               "16777220,SMS00001,All Systems\n16777221,SMS00001,All Systems\n"
                               "16777221,CAS00101,Pilot\n16777221,CAS99999,Not configured\n")
     assert estate.collection_mask("CAS00101").tolist() == [False, True]
-    assert len(estate.select(collection="SMS00001")) == 2
+    assert estate.mask(collection="SMS00001").sum() == 2
+    assert estate.mask() is None
     assert estate.collection_names["CAS00101"] == "Pilot"
 
 
