@@ -9,39 +9,43 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
 from ..model.device_query import EXPORT_COLUMNS, export_chunks
 
 ROUTE = "/export/devices.csv"
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
 
 
 SOURCE_TEXT = ("Name", "Domain", "Error")  # columns holding text from the site database
+_FORMULA_START = r"^[=+\-@\t\r]"
 
 
 def _safe(frame):
     """Neutralise spreadsheet formulas in text that came from the site database."""
     for column in SOURCE_TEXT:
-        frame[column] = frame[column].astype("str").str.replace(_FORMULA, "'\\g<0>",
-                                                                regex=True)
+        text = frame[column].astype("str")
+        frame[column] = text.where(~text.str.contains(_FORMULA_START, regex=True), "'" + text)
     return frame
 
 
 def stream_csv(estate, positions, wording: str):
+    """The CSV as UTF-8 text chunks (with a BOM so Excel reads UTF-8); pyarrow writes the
+    rows, quoting every text value."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS.values())
-    yield "\ufeff" + buffer.getvalue()  # a BOM so Excel reads UTF-8
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(
+        EXPORT_COLUMNS.values())
+    yield "\ufeff" + buffer.getvalue()
+    options = pacsv.WriteOptions(include_header=False)
     for chunk in export_chunks(estate.devices, positions, wording):
-        buffer.seek(0)
-        buffer.truncate()
-        _safe(chunk).to_csv(buffer, index=False, header=False, lineterminator="\r\n")
-        yield buffer.getvalue()
+        table = pa.Table.from_pandas(_safe(chunk), preserve_index=False)
+        out = io.BytesIO()
+        pacsv.write_csv(table, out, options)
+        yield out.getvalue().decode("utf-8")
 
 
 def register(server, store) -> None:
