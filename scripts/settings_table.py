@@ -1,6 +1,7 @@
-"""Print the settings table for the README, from the one declaration in dashboard/settings.py.
+"""The settings table for the README, from the one declaration in dashboard/settings.py.
 
-    python scripts/settings_table.py
+    python scripts/settings_table.py            # print it
+    python scripts/settings_table.py --readme   # write it into README.md between the markers
 """
 
 from __future__ import annotations
@@ -23,5 +24,19 @@ def table() -> str:
     return "\n".join(lines)
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- settings-table -->", "<!-- /settings-table -->"
+
+
+def update_readme() -> None:
+    text = README.read_text()
+    before, rest = text.split(START, 1)
+    _old, after = rest.split(END, 1)
+    README.write_text(f"{before}{START}\n{table()}\n{END}{after}")
+
+
 if __name__ == "__main__":
-    print(table())
+    if "--readme" in sys.argv:
+        update_readme()
+    else:
+        print(table())
