@@ -32,13 +32,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.with_values(**overrides) if overrides else settings
 
 
-def load_checked(settings: Settings, args: argparse.Namespace):
-    """Load the estate, print drop warnings to stderr, and validate --site/--collection."""
+def load_checked(settings: Settings, args: argparse.Namespace, history=None):
+    """Load the estate, print drop warnings to stderr, and validate --site/--collection.
+
+    ``history``: time in state from it (the ``stuck`` rule), as ``serve`` does."""
     from .data.estate import load_estate
 
     started = time.perf_counter()
     _progress(args, f"loading {len(settings.sources)} source(s) ...")
-    estate = load_estate(settings)
+    estate = load_estate(settings, history=history)
     for report in estate.sources:
         if report.dropped:
             reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.reasons.items()))
@@ -60,11 +62,12 @@ def load_checked(settings: Settings, args: argparse.Namespace):
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    from .data.history import open_history
     from .model.summary import summarize
     from .summary_table import format_table
 
     settings = _settings(args)
-    estate = load_checked(settings, args)
+    estate = load_checked(settings, args, open_history(settings, read_only=True))
     summary = summarize(estate.devices, [s.as_dict() for s in estate.sources],
                         estate.data_as_of, estate.mask(args.site, args.collection))
     if args.format == "json":
@@ -78,7 +81,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .data.sample import main_sample
 
     main_sample(devices=args.devices, seed=args.seed, out=args.out, sqlite=args.sqlite,
-                as_of=args.as_of, quiet=args.quiet)
+                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks)
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .data.history import open_history
+
+    settings = _settings(args)
+    history = open_history(settings)
+    if history is None:
+        raise UsageError("history is off (history_url = \"off\"): nothing to record")
+    estate = load_checked(settings, args, history)
+    started = time.perf_counter()
+    infos = history.record(estate, settings.collections)
+    for info in infos:
+        print(f"{info.site} {info.day}: {info.devices:,} devices "
+              f"{'recorded' if info.written else 'unchanged (already recorded)'}")
+    _progress(args, f"history {history.shown}: done in {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -93,6 +113,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot listen on {settings.host}:{settings.port}: "
                          f"{error.strerror or error}") from None
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import run
+
+    return run(_settings(args), args)
 
 
 def cmd_user(args: argparse.Namespace) -> int:
@@ -160,20 +186,61 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write a SQLite replica of the site views (one per site)")
     sample.add_argument("--as-of", dest="as_of", metavar="DATE",
                         help="the estate's 'as of' time (ISO 8601; default now)")
+    sample.add_argument("--history-weeks", dest="history_weeks", type=int, default=26,
+                        metavar="N",
+                        help="also write N weekly snapshots ending at --as-of to "
+                             "history.sqlite in --out (default 26; 0: no history)")
     sample.add_argument("--quiet", action="store_true", help="no progress messages")
     sample.set_defaults(func=cmd_sample)
+
+    snapshot = commands.add_parser(
+        "snapshot", help="record today's snapshot in the history store (for cron or a "
+                         "scheduled task; serve records one at each refresh)")
+    common(snapshot)
+    snapshot.set_defaults(func=cmd_snapshot)
+
+    report = commands.add_parser(
+        "report", help="the weekly report: PNG, PDF and an HTML e-mail summary (--mail "
+                       "sends it); needs Chromium, Chrome or Edge for PNG and PDF")
+    common(report)
+    report.add_argument("--out", metavar="DIR",
+                        help="output folder (default: [report] out, else `reports` beside "
+                             "the config file)")
+    report.add_argument("--week", metavar="YYYY-Www",
+                        help="ISO week, e.g. 2026-W48 (default: the current data's week; an "
+                             "earlier week shows its newest snapshot from history)")
+    report.add_argument("--format", default="png,pdf,html", metavar="LIST",
+                        help="comma-separated subset of png,pdf,html (default: all three)")
+    report.add_argument("--site", help="only this site's devices")
+    report.add_argument("--collection", metavar="ID",
+                        help="only members of this collection (one the config names)")
+    report.add_argument("--paper", choices=("A4", "Letter"),
+                        help="PDF paper size (default: [report] paper, else A4)")
+    report.add_argument("--url", metavar="URL",
+                        help="use the report page of a running dashboard instead of loading "
+                             "the data here")
+    report.add_argument("--user", metavar="NAME",
+                        help="with --url and auth = users: sign in as NAME (password in "
+                             "$COMANAGE_REPORT_PASSWORD)")
+    report.add_argument("--header", action="append", metavar="'NAME: VALUE'",
+                        help="with --url: add this request header (repeatable)")
+    report.add_argument("--mail", action="store_true",
+                        help="send the HTML summary with the PNG and PDF attached "
+                             "([report.mail] in the config)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .data.contract import ContractError
     from .data.estate import LoadError
+    from .data.history import HistoryError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SettingsError, LoadError, ContractError, UsageError) as error:
+    except (SettingsError, LoadError, ContractError, UsageError, HistoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ estate's config (``sample_data/comanage.toml``) is used, so a fresh clone shows 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,10 +107,25 @@ SETTINGS: tuple[Setting, ...] = (
             "or 'azure' (the older hybrid Azure AD-joined)."),
     Setting("client_inactive_days", 14, int,
             "A last policy request older than this many days counts as an inactive client."),
+    Setting("stuck_days", 14, int,
+            "A device scheduled, enrolling or pending user sign in for more than this many "
+            "days (according to history) is flagged 'Enrollment stuck'."),
+    Setting("history_url", "", str,
+            "Where snapshots over time are kept: a SQLite file path or any SQLAlchemy URL "
+            "(e.g. postgresql+psycopg://host/db). Empty: `history.sqlite` beside the config "
+            "file. 'off': no history."),
+    Setting("history_days", 3650, int,
+            "Days of daily aggregates (trends, week-over-week figures) kept in history."),
+    Setting("device_history_days", 120, int,
+            "Days of per-device states (what changed, time in state) kept in history."),
     Setting("query_timeout_seconds", 300, int, "Time limit for each SQL query."),
     Setting("cache_dir", "", str,
             "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
             "`.comanage-cache` beside the config file."),
+    Setting("browser", "", str,
+            "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or "
+            "a name on the PATH). Empty: the usual install places (chromium, "
+            "chromium-browser, google-chrome, microsoft-edge; on Windows Edge, then Chrome)."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -140,6 +156,103 @@ class Collection:
     name: str = ""
 
 
+PAPERS = ("A4", "Letter")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """``[report.mail]``: where ``report --mail`` sends the weekly report (``smtplib``)."""
+
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    starttls: bool = True
+    user: str = ""
+    password_env: str = ""  # the name of an environment variable holding the password
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """``[report]``: the weekly report's folder (default ``reports`` beside the config
+    file), paper size of the PDF, and the optional mail."""
+
+    out: Path | None = None
+    paper: str = "A4"
+    mail: MailSettings | None = None
+
+
+def report_settings(raw: object, where: str, base: Path) -> ReportSettings:
+    """The ``[report]`` table, validated (unknown keys, types, addresses)."""
+    if raw is None:
+        return ReportSettings()
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: report must be a table ([report])")
+    extra = set(raw) - {"out", "paper", "mail"}
+    if extra:
+        raise SettingsError(f"{where}: report: unknown key {sorted(extra)[0]!r} "
+                            "(known: out, paper, mail)")
+    out = raw.get("out")
+    if out is not None and (not isinstance(out, str) or not out.strip()):
+        raise SettingsError(f"{where}: report.out must be a folder path")
+    paper = raw.get("paper", "A4")
+    if not isinstance(paper, str) or paper.lower() not in ("a4", "letter"):
+        raise SettingsError(f"{where}: report.paper must be 'A4' or 'Letter'")
+    mail = raw.get("mail")
+    return ReportSettings(out=(base / out).resolve() if out else None,
+                          paper="A4" if paper.lower() == "a4" else "Letter",
+                          mail=None if mail is None else _mail_settings(mail, where))
+
+
+def _mail_settings(raw: object, where: str) -> MailSettings:
+    here = f"{where}: report.mail"
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{here} must be a table ([report.mail])")
+    extra = set(raw) - {"host", "port", "starttls", "user", "password_env", "from", "to"}
+    if extra:
+        raise SettingsError(f"{here}: unknown key {sorted(extra)[0]!r} (known: host, port, "
+                            "starttls, user, password_env, from, to)")
+    host = raw.get("host")
+    if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host.strip()):
+        raise SettingsError(f"{here}: needs host = \"smtp.example.com\"")
+    port = raw.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise SettingsError(f"{here}: port must be a number from 1 to 65535")
+    starttls = raw.get("starttls", True)
+    if not isinstance(starttls, bool):
+        raise SettingsError(f"{here}: starttls must be true or false")
+    user = raw.get("user", "")
+    if not isinstance(user, str) or any(ord(c) < 32 for c in user):
+        raise SettingsError(f"{here}: user must be a string")
+    password_env = raw.get("password_env", "")
+    if not isinstance(password_env, str) or (password_env and
+                                              not _ENV_NAME.match(password_env)):
+        raise SettingsError(f"{here}: password_env must name an environment variable "
+                            "(e.g. COMANAGE_SMTP_PASSWORD), not hold the password")
+    if user and not password_env:
+        raise SettingsError(f"{here}: user is set: give password_env too (the name of the "
+                            "environment variable holding the password)")
+    sender = raw.get("from")
+    if not isinstance(sender, str) or not _ADDRESS.match(sender.strip()):
+        raise SettingsError(f"{here}: from must be one e-mail address "
+                            "(from = \"reports@example.com\")")
+    to = raw.get("to")
+    try:
+        recipients = string_list(to) if to is not None else ()
+    except TypeError:
+        recipients = None
+    if not recipients:
+        raise SettingsError(f"{here}: to must list at least one e-mail address "
+                            "(to = [\"it-team@example.com\"])")
+    wrong = [address for address in recipients if not _ADDRESS.match(address)]
+    if wrong:
+        raise SettingsError(f"{here}: not an e-mail address in to: {wrong[0]!r}")
+    return MailSettings(host=host.strip(), sender=sender.strip(), to=recipients, port=port,
+                        starttls=starttls, user=user, password_env=password_env)
+
+
 @dataclass(frozen=True)
 class Settings:
     sources: tuple[Source, ...]
@@ -147,6 +260,7 @@ class Settings:
     collections: tuple[str, ...] = ()
     config_path: Path | None = None
     values: dict[str, object] = field(default_factory=dict)
+    report: ReportSettings = field(default_factory=lambda: ReportSettings())
 
     def __getattr__(self, name: str):
         if name in _BY_NAME:
@@ -217,7 +331,7 @@ def settings_from_dict(raw: dict, path: Path | None = None,
     environ = {} if environ is None else environ
     where = str(path) if path else "config"
     base = path.parent if path else Path.cwd()
-    known = set(_BY_NAME) | {"sources", "workloads", "collections"}
+    known = set(_BY_NAME) | {"sources", "workloads", "collections", "report"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SettingsError(f"{where}: unknown setting {unknown[0]!r}")
@@ -272,7 +386,8 @@ def settings_from_dict(raw: dict, path: Path | None = None,
     collections = _as_tuple((raw.get("collections") or {}).get("filter"),
                             f"{where}: collections.filter")
     return Settings(sources=tuple(sources), workloads=workloads, collections=collections,
-                    config_path=path, values=values)
+                    config_path=path, values=values,
+                    report=report_settings(raw.get("report"), where, base))
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

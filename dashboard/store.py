@@ -39,10 +39,18 @@ class RefreshStatus:
 
 class EstateStore:
     def __init__(self, settings: Settings,
-                 loader: Callable[[Settings], Estate] = load_estate, use_cache: bool = False):
+                 loader: Callable[[Settings], Estate] = load_estate, use_cache: bool = False,
+                 history=None):
         """``use_cache``: share loads through the Parquet cache (``serve`` does; tests that
-        count source reads do not)."""
+        count source reads do not). ``history`` (``data.history.HistoryStore``): time in
+        state at each load, a snapshot recorded after each load from the sources (a
+        read-only store only reads), and the history the pages show."""
         self.settings = settings
+        self.history = history
+        if history is not None:
+            from .data.history import recording_loader
+
+            loader = recording_loader(loader, history)
         self._loader = loader
         self._cache_folder = None
         self._cache_key = ""
@@ -116,7 +124,8 @@ class EstateStore:
         releases = [] if estate is None else \
             estate.devices["os_release"].cat.categories.tolist()
         return parse_filter(query, [] if estate is None else estate.sites,
-                            list(self.settings.named_collections), releases)
+                            list(self.settings.named_collections), releases,
+                            snapshot_days=[d.isoformat() for d in self.snapshot_days()])
 
     def matching(self, flt) -> np.ndarray:
         """Rows of the current estate matching a device filter, cached per estate."""
@@ -124,7 +133,84 @@ class EstateStore:
 
         estate, version = self._current()
         return self._cached(version, ("mask", *flt.pairs()),
-                            lambda: filter_mask(estate, estate.devices, flt))
+                            lambda: filter_mask(estate, estate.devices, flt,
+                                                changes=self._changes_of(estate, version)))
+
+    # -- history (None / empty when there is none or it cannot be read) ------------------
+    def _from_history(self, version: int, key: tuple, compute: Callable[[], object],
+                      default=None):
+        if self.history is None:
+            return default
+        try:
+            return self._cached(version, ("history", *key), compute)
+        except Exception as error:  # noqa: BLE001 - a history problem never breaks a page
+            log.warning("history: %s: %s", key[0], _one_line(error))
+            return default
+
+    def current_day(self):
+        """The current data's snapshot day (its "data as of", UTC), or None."""
+        from .data.history import snapshot_day
+
+        estate = self._estate
+        return None if estate is None else snapshot_day(estate.data_as_of)
+
+    def snapshot_days(self) -> list:
+        """Days with per-device states: what ``changed`` / ``since`` may name."""
+        version = self._version
+        return self._from_history(version, ("days",),
+                                  lambda: self.history.days(with_devices=True), [])
+
+    def week_ago(self, with_devices: bool = False):
+        """The newest snapshot day at least 7 days before the current data's day."""
+        day, version = self.current_day(), self._version
+        if day is None:
+            return None
+        return self._from_history(version, ("week-ago", with_devices),
+                                  lambda: self.history.reference_day(
+                                      day, 7, with_devices=with_devices))
+
+    def past_summary(self, day, site: str | None = None, collection: str | None = None
+                     ) -> dict | None:
+        """A stored day's aggregates in the summary's shape (``model.trends``)."""
+        from .model.trends import summary_from_metrics
+
+        def compute():
+            metrics = self.history.aggregates(day, site or None, collection or None)
+            return None if metrics is None else summary_from_metrics(metrics)
+
+        return self._from_history(self._version, ("past", day, site or None,
+                                                  collection or None), compute)
+
+    def trend(self, site: str | None = None, collection: str | None = None):
+        """``HistoryStore.trend`` for a scope (every day), or None without history."""
+        return self._from_history(self._version, ("trend", site or None, collection or None),
+                                  lambda: self.history.trend(site or None, collection or None))
+
+    def changes(self, since) -> dict[str, np.ndarray] | None:
+        """Per change kind, the current devices that changed since a snapshot day."""
+        estate, version = self._current()
+        if estate is None:
+            return None
+        return self._changes_of(estate, version)(since)
+
+    def _changes_of(self, estate: Estate, version: int):
+        def changes(since):
+            from datetime import date
+
+            day = date.fromisoformat(since) if isinstance(since, str) else since
+            return self._from_history(version, ("changes", day),
+                                      lambda: self.history.changes(estate.devices, day))
+        return changes
+
+    def timeline(self, site: str, resource_id: int):
+        """One device's stored states (not cached: one indexed query)."""
+        if self.history is None:
+            return None
+        try:
+            return self.history.timeline(site, resource_id)
+        except Exception as error:  # noqa: BLE001
+            log.warning("history: timeline: %s", _one_line(error))
+            return None
 
     # -- refreshing ----------------------------------------------------------------------
     def _obtain(self, force: bool) -> Estate | None:
@@ -218,7 +304,7 @@ class EstateStore:
                     return False
             except Exception as error:  # keep serving the last good data, say why
                 now = datetime.now(UTC)
-                self._error = _one_line(error)
+                self._error = _without_secrets(_one_line(error), self.settings)
                 self._last_failure = now
                 self._stale_since = self._stale_since or now
                 self._failures += 1
@@ -253,7 +339,7 @@ class EstateStore:
     def _run(self) -> None:
         if self._estate is None:
             self.adopt_cache()  # a restart or a second worker serves at once ...
-        if self._estate is None or self.cache_due():
+        if self._estate is None or (self._cache_folder is not None and self.cache_due()):
             self.refresh(force=False)  # ... and loads from the sources only when due
         while not self._stop.is_set():
             delay = self.next_delay()
@@ -276,3 +362,25 @@ class EstateStore:
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text[:500]
+
+
+def _without_secrets(text: str, settings: Settings) -> str:
+    """Defence in depth for the banner and the log: whatever raised, hide every source's
+    password (in its URL or the variable ``password_env`` names) and any connection-string
+    password."""
+    import os
+
+    from .data.sql_source import redact
+
+    secrets: list[str | None] = []
+    for source in settings.sources:
+        if source.url:
+            try:
+                from sqlalchemy.engine import make_url
+
+                secrets.append(make_url(source.url).password)
+            except Exception:  # not a URL: the patterns below still apply
+                pass
+        if source.password_env:
+            secrets.append(os.environ.get(source.password_env))
+    return redact(text, secrets)

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error} (generate the sample with `comanage-dashboard sample --out "
               f"sample_data`, or pass --config)", file=sys.stderr)
         return 2
-    store = EstateStore(settings)
+    from dashboard.data.history import open_history
+
+    store = EstateStore(settings, history=open_history(settings, read_only=True))
     if not store.refresh():
         print(f"error: {store.status().error}", file=sys.stderr)
         return 2

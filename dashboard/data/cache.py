@@ -53,13 +53,14 @@ def fingerprint(settings: Settings) -> str:
         "collections": list(settings.named_collections),
         "as_of": settings.as_of,
         "client_inactive_days": settings.client_inactive_days,
+        "stuck_days": settings.stuck_days,  # the stuck rule's bits are in the cached frame
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     """Write a new generation and publish it; older generations are removed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds device data
     generation = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     target = folder / generation
     target.mkdir()

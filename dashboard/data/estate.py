@@ -174,8 +174,12 @@ def _typed_memberships(memberships: pd.DataFrame, site: str) -> pd.DataFrame:
     return frame
 
 
-def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
-    """Read every source, then classify the combined estate once."""
+def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
+    """Read every source, then classify the combined estate once.
+
+    ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
+    device's current state, before attention is evaluated (the ``stuck`` rule reads it).
+    """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
     for source in settings.sources:
@@ -223,10 +227,28 @@ def load_estate(settings: Settings, now: datetime | None = None) -> Estate:
     data_as_of = as_of.isoformat()
     classified = classify(devices, pilot_members, stages)
     classified["readiness"] = readiness_failure(classified)
-    classified = evaluate(classified, Thresholds(settings.client_inactive_days), as_of)
+    if history is not None:
+        _add_state_since(classified, history, data_as_of)
+    classified = evaluate(classified, Thresholds(settings.client_inactive_days,
+                                                 settings.stuck_days), as_of)
     return Estate(devices=classified, memberships=memberships[
         ["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
         sources=reports, data_as_of=data_as_of, collection_names=names)
+
+
+def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
+    """``state_since`` from history; a history that cannot be read is logged, not fatal."""
+    import logging
+
+    from .history import snapshot_day
+
+    try:
+        since = history.state_since(classified, snapshot_day(data_as_of))
+    except Exception as error:  # noqa: BLE001 - serving matters more than history
+        logging.getLogger(__name__).warning("history: cannot read time in state from %s: %s",
+                                            getattr(history, "shown", history), error)
+        return
+    classified["state_since"] = pd.to_datetime(since).as_unit("s")
 
 
 __all__ = ["Estate", "LoadError", "SourceReport", "load_estate", "MEMBERSHIP_COLUMNS"]

@@ -1087,11 +1087,14 @@ def write_config(estate: SampleEstate, out_dir: str | Path,
 
 
 def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | None = None,
-                as_of: datetime | str | None = None, quiet: bool = False) -> Path:
+                as_of: datetime | str | None = None, quiet: bool = False,
+                history_weeks: int = 0) -> Path:
     """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
     ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
-    those through ``queries/*.sql``). ``as_of`` (datetime or ISO 8601 text) defaults to the
-    current hour, UTC; give it for byte-identical output. Returns ``comanage.toml``'s path.
+    those through ``queries/*.sql``); with ``history_weeks``, ``history.sqlite``: that many
+    weekly snapshots ending at ``as_of`` (``data.sample_history``). ``as_of`` (datetime or
+    ISO 8601 text) defaults to the current hour, UTC; give it for byte-identical output.
+    Returns ``comanage.toml``'s path.
     """
     def say(message: str) -> None:
         if not quiet:
@@ -1117,5 +1120,12 @@ def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | N
     say(f"wrote {config}")
     if files is not None:
         say(f"wrote {write_config(estate, out, files, filename='comanage-sqlite.toml')}")
+    if history_weeks > 0:
+        from .sample_history import write_history
+
+        step = time.perf_counter()
+        history = write_history(estate, config, history_weeks, say=say)
+        say(f"wrote {history} ({history_weeks} weekly snapshots) in "
+            f"{time.perf_counter() - step:.1f} s")
     say(f"done in {time.perf_counter() - started:.1f} s")
     return config

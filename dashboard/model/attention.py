@@ -24,6 +24,7 @@ SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
 @dataclass(frozen=True)
 class Thresholds:
     client_inactive_days: int = 14
+    stuck_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,25 @@ def _inactive(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp
     old = ~pd.isna(last).to_numpy() & (age > limit)
     scope = devices["comanaged"].to_numpy() | devices["eligible"].to_numpy()
     return scope & (explicit | old)
+
+
+# Enrollment under way: the states the ``stuck`` rule watches (time in state counts them as
+# one state, see ``model.trends``).
+IN_PROGRESS_REASONS = ("scheduled", "enrolling", "pending-sign-in")
+
+
+def _stuck(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -> np.ndarray:
+    """In progress for more than ``stuck_days`` whole days (exactly that many is not stuck).
+
+    ``state_since`` (the first day of the current state, from history) is added at load
+    time; without history no device is stuck.
+    """
+    if "state_since" not in devices.columns:
+        return np.zeros(len(devices), dtype=bool)
+    since = pd.to_datetime(devices["state_since"]).dt.normalize()
+    days = (pd.Timestamp(as_of).normalize() - since).dt.days.to_numpy(dtype=float)
+    in_progress = devices["reason"].isin(IN_PROGRESS_REASONS).to_numpy(dtype=bool)
+    return in_progress & (days > thresholds.stuck_days)
 
 
 def _workload_lag(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
@@ -102,6 +122,14 @@ RULES: tuple[Rule, ...] = (
          "Windows 10 1709 or later.",
          "Upgrade to a supported Windows 11 (or Windows 10 22H2) release.",
          lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy()),
+    # Last, so the bits of the rules above (stored in history) keep their meaning.
+    Rule("stuck", "medium", "Enrollment stuck",
+         "Scheduled, enrolling or pending user sign in for longer than the threshold "
+         "(stuck_days), according to the history of snapshots.",
+         "Check CoManagementHandler.log on the device: a \"Queuing enrollment timer\" line "
+         "means it is waiting by design; otherwise have the user sign in, then trigger a "
+         "machine policy retrieval.",
+         _stuck),
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 RULE_BITS = {rule.id: 1 << index for index, rule in enumerate(RULES)}

@@ -19,10 +19,12 @@ from ..settings import WORKLOADS
 from .attention import READINESS_IDS, RULE_BITS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
 from .errors import describe
 from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
+from .trends import CHANGE_KINDS
 
 FILTER_NAMES = (
     "site", "collection", "os_group", "release", "funnel", "enrollment_status", "workload",
     "authority", "error", "reason", "attention", "severity", "comanaged", "readiness", "q",
+    "changed", "since",
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
@@ -33,6 +35,7 @@ FILTER_LABELS = {
     "workload": "Workload", "authority": "Authority", "error": "Error",
     "reason": "Reason", "attention": "Needs attention", "severity": "Severity",
     "comanaged": "Co-managed", "readiness": "Fails prerequisite", "q": "Name contains",
+    "changed": "Changed", "since": "Since",
 }
 
 
@@ -53,11 +56,12 @@ class DeviceFilter:
 
 
 def parse_filter(query: dict, sites: list[str], collections: list[str],
-                 releases: list[str]) -> DeviceFilter:
+                 releases: list[str], snapshot_days=()) -> DeviceFilter:
     """Keep only known parameters with allowed values; say what was rejected and why.
 
     ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
-    means any of its values, different names must all hold.
+    means any of its values, different names must all hold. ``changed`` (a change kind)
+    needs ``since``, one of ``snapshot_days`` (``YYYY-MM-DD`` days with device states).
     """
     allowed: dict[str, object] = {
         "site": sites, "collection": collections, "os_group": OS_GROUPS, "release": releases,
@@ -65,6 +69,7 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "workload": tuple(WORKLOADS), "authority": tuple(AUTHORITY_LABELS),
         "reason": REASONS, "attention": ("any", *RULES_BY_ID), "severity": SEVERITIES,
         "comanaged": ("1", "0"), "readiness": READINESS_IDS,
+        "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
     result = DeviceFilter()
     for name, raw in query.items():
@@ -90,14 +95,26 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 result.values[name] = result.values.get(name, ()) + (value,)
     if "q" in result.values:
         result.values["q"] = result.values["q"][-1:]
+    if "since" in result.values:
+        result.values["since"] = result.values["since"][-1:]
+    if ("changed" in result.values) != ("since" in result.values):
+        lone = "changed" if "changed" in result.values else "since"
+        result.rejected.append("changed: needs since (a snapshot date)" if lone == "changed"
+                               else "since: needs changed")
+        del result.values[lone]
     if "authority" in result.values and "workload" not in result.values:
         result.rejected.append("authority: needs a workload")
         del result.values["authority"]
     return result
 
 
-def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter) -> np.ndarray:
-    """Rows of ``devices`` (the estate's full frame) matching every filter."""
+def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
+                changes=None) -> np.ndarray:
+    """Rows of ``devices`` (the estate's full frame) matching every filter.
+
+    ``changes(since)`` gives ``{change kind: mask over devices}`` (the store asks history);
+    without it, or without that day's states, ``changed`` matches nothing.
+    """
     v = flt.values
     mask = np.ones(len(devices), dtype=bool)
 
@@ -147,6 +164,13 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter) -> np.ndarray:
         names = devices["Name"].astype("str").str.contains(v["q"][0], case=False,
                                                            regex=False)
         mask &= names.fillna(False).to_numpy(dtype=bool)
+    if "changed" in v:
+        found = changes(v["since"][0]) if changes is not None else None
+        hit = np.zeros(len(devices), dtype=bool)
+        for kind in v["changed"]:
+            if found is not None and kind in found:
+                hit |= found[kind]
+        mask &= hit
     return mask
 
 

@@ -20,9 +20,10 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from ..settings import Settings
 from ..store import EstateStore
-from . import export
+from . import auth, export, security
 from .links import parse_query
-from .pages import device, devices, not_found, overview
+from .pages import device, devices, not_found, overview, trends
+from .pages import report as report_page
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 TITLE = "Co-management"
@@ -31,7 +32,7 @@ POLL_BUSY_MS = 2_000  # while a refresh runs (or was just requested)
 PENDING_SECONDS = 120  # after "Refresh now", poll fast until the store reacts, at most this
 
 # The router's registry, in navbar order. The lead adds pages here.
-PAGES = [overview, devices, device]
+PAGES = [overview, trends, devices, device, report_page]  # report: not in the navbar
 
 
 def find_page(pathname: str | None):
@@ -138,6 +139,7 @@ def navbar(settings: Settings):
     return dbc.Navbar(dbc.Container([
         dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
         dbc.Nav(links, navbar=True, className="me-auto"),
+        auth.user_nav(),
     ], fluid=True, className="px-4 page-width"), color="dark", dark=True, className="py-2")
 
 
@@ -198,7 +200,9 @@ def request_refresh(store: EstateStore, n_clicks: int | None, now: float | None 
 def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Dash:
     """A new app for these settings; with no store, one is created and started."""
     if store is None:
-        store = EstateStore(settings, use_cache=True)
+        from ..data.history import open_history
+
+        store = EstateStore(settings, use_cache=True, history=open_history(settings))
         store.start()
     app = dash.Dash(
         __name__, title=TITLE, update_title=None, assets_folder=str(ASSETS),
@@ -238,4 +242,6 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
     for page in PAGES:
         page.register_callbacks(app, store, settings)
     export.register(app.server, store)
+    security.install(app, settings)  # headers and CSP on every response, /healthz
+    auth.install(app, settings)  # settings.auth: every route but /login, /healthz protected
     return app

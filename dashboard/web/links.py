@@ -17,9 +17,17 @@ Device-list parameters (repeating a parameter means "any of these values"):
 ``workload``           a workload key, with ``authority`` = configmgr | pilot_intune | intune
 ``error``              a normalised code (``0x8018002A``)
 ``reason``             a why-not-co-managed reason key
-``attention``          ``any``
+``attention``          ``any`` or an attention rule id (``enrollment-failed``)
+``severity``           ``high`` | ``medium`` | ``low`` (a device's most severe rule)
 ``comanaged``          ``1`` | ``0``
+``readiness``          a prerequisite step id: the first one the device fails (``joined``)
+``q``                  text the device name contains (case-insensitive)
+``changed``            ``newly_comanaged`` | ``newly_failed`` | ``fell_back`` since ``since``
+``since``              a snapshot day with device states (``2026-11-16``), with ``changed``
 =====================  ================================================================
+
+``attention``, ``severity`` and ``readiness`` only take the values the model declares
+(``model.attention``): building a link with another value is a programming error.
 """
 
 from __future__ import annotations
@@ -27,12 +35,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs, quote, urlencode
 
+from ..model.attention import READINESS_IDS, RULES_BY_ID, SEVERITIES
+from ..model.trends import CHANGE_KINDS
+
 DEVICES_PATH = "/devices"
 OVERVIEW_PATH = "/"
 SCOPE_KEYS = ("site", "collection")
 FILTER_KEYS = ("os_group", "release", "funnel", "enrollment_status", "workload", "authority",
-               "error", "reason", "attention", "comanaged")
+               "error", "reason", "attention", "severity", "comanaged", "readiness", "q",
+               "changed", "since")
 KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
+ATTENTION_VALUES = ("any", *RULES_BY_ID)
+CLOSED_VALUES = {  # keys whose values come from a fixed list
+    "attention": ATTENTION_VALUES, "severity": SEVERITIES, "readiness": READINESS_IDS,
+    "changed": CHANGE_KINDS,
+}
 
 Query = dict[str, list[str]]
 
@@ -50,8 +67,29 @@ def _pairs(filters: Mapping[str, str | Iterable[str] | None]) -> list[tuple[str,
         if value is None:
             continue
         values = [value] if isinstance(value, str) else list(value)
+        allowed = CLOSED_VALUES.get(key)
+        wrong = [v for v in values if allowed is not None and str(v) not in allowed]
+        if wrong:
+            raise ValueError(f"unknown value {wrong[0]!r} for device-list filter {key!r}")
         pairs += [(key, str(v)) for v in values]
     return pairs
+
+
+def attention_url(rule_id: str, site: str | None = None, collection: str | None = None) -> str:
+    """The devices an attention rule flags (``any``: at least one rule), in the page scope."""
+    return devices_url({"attention": rule_id}, site=site, collection=collection)
+
+
+def changes_url(kind: str, since, site: str | None = None, collection: str | None = None
+                ) -> str:
+    """The devices that changed that way (a ``CHANGE_KINDS`` key) since a snapshot day."""
+    day = since.isoformat() if hasattr(since, "isoformat") else str(since)
+    return devices_url({"changed": kind, "since": day}, site=site, collection=collection)
+
+
+def readiness_url(step: str, site: str | None = None, collection: str | None = None) -> str:
+    """The devices whose first failed co-management prerequisite is ``step``."""
+    return devices_url({"readiness": step}, site=site, collection=collection)
 
 
 def devices_url(filters: Mapping[str, str | Iterable[str] | None] | None = None,
@@ -78,7 +116,10 @@ def devices_url_from_fragment(fragment: str, site: str | None = None,
     if not isinstance(fragment, str):
         return None
     query = parse_query(fragment)
-    filters = {key: query[key] for key in FILTER_KEYS if key in query}
+    filters = {key: [v for v in query[key] if key not in CLOSED_VALUES
+                     or v in CLOSED_VALUES[key]]
+               for key in FILTER_KEYS if key in query}
+    filters = {key: values for key, values in filters.items() if values}
     if not filters:
         return None
     return devices_url(filters, site=site, collection=collection)
@@ -87,6 +128,18 @@ def devices_url_from_fragment(fragment: str, site: str | None = None,
 def overview_search(site: str | None, collection: str | None) -> str:
     """The overview's query string (``?site=PS1&collection=CAS00101``, or empty)."""
     text = query_string([("site", site or ""), ("collection", collection or "")])
+    return f"?{text}" if text else ""
+
+
+TRENDS_PATH = "/trends"
+
+
+def trends_search(site: str | None, collection: str | None, start=None, end=None) -> str:
+    """The trends page's query string: ``?site=PS1&collection=..&from=2026-06-01&to=..``."""
+    days = [day.isoformat() if hasattr(day, "isoformat") else (day or "")
+            for day in (start, end)]
+    text = query_string([("site", site or ""), ("collection", collection or ""),
+                         ("from", days[0]), ("to", days[1])])
     return f"?{text}" if text else ""
 
 

@@ -19,19 +19,28 @@ def display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None) -> None:
+def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None,
+          allow_anonymous: bool = False) -> None:
     """Start the background refresh, then serve until interrupted (blocks).
 
     Binding errors (port in use, bad address) raise ``OSError`` before anything is served.
-    Refreshes are logged (INFO) unless ``quiet``; failures are always logged.
+    Refreshes are logged (INFO) unless ``quiet``; failures are always logged. A non-loopback
+    address without authentication raises ``AuthError`` unless ``allow_anonymous``.
     """
+    from .auth import AuthError, is_loopback, preflight
+
     out = out or sys.stdout
+    notes = preflight(settings, allow_anonymous)  # before anything starts
+    if debug and not is_loopback(settings.host):
+        raise AuthError("--debug runs Flask's interactive debugger: loopback addresses only")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     from .app import create_app
 
     host, port = settings.host, settings.port
-    store = EstateStore(settings, use_cache=True)
+    from ..data.history import open_history
+
+    store = EstateStore(settings, use_cache=True, history=open_history(settings))
     app = create_app(settings, store)
     if debug:
         store.start()
@@ -47,9 +56,8 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
     store.start()
     print(f"serving {display_url(host, port)} (data loads in the background; Ctrl+C stops)",
           file=out, flush=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print("note: listening beyond loopback: everyone who can reach this address sees "
-              "every device", file=out, flush=True)
+    for note in notes:
+        print(note, file=out, flush=True)
     try:
         server.run()
     finally:

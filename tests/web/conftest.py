@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.data.history import open_history
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 from dashboard.store import EstateStore
 from dashboard.web.app import create_app
@@ -69,7 +70,9 @@ def sample_settings(sample_config):
 
 @pytest.fixture(scope="session")
 def sample_store(sample_settings):
-    store = EstateStore(sample_settings)
+    """The sample with its history read-only (like the CLI's ``summary``: time in state and
+    week-over-week figures, and the shipped ``history.sqlite`` never written by tests)."""
+    store = EstateStore(sample_settings, history=open_history(sample_settings, read_only=True))
     assert store.refresh(), store.status().error
     return store
 

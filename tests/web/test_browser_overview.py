@@ -55,7 +55,7 @@ def wait_for_devices(page, count: int) -> None:
     page.wait_for_function(
         "n => (document.getElementById('ovw-scope') || {}).textContent"
         "?.startsWith(n + ' devices')", arg=f"{count:,}")
-    page.wait_for_function("!document.querySelector('[data-dash-is-loading=\"true\"]')")
+    page.wait_for_function("() => !document.querySelector('[data-dash-is-loading=\"true\"]')")
     page.wait_for_function(  # and every graph has drawn the new figure
         "n => [...document.querySelectorAll('#ovw-os-groups .js-plotly-plot')].some(d => "
         "d.layout && (d.layout.annotations || []).some(a => a.text.includes(n)))",
@@ -185,7 +185,7 @@ def test_ovw001_loads_without_console_errors_or_outside_requests(page, sample_se
     outside = [url for url in page.watch.requests
                if not url.startswith(sample_server) and not url.startswith("data:")]
     assert outside == []
-    assert page.locator("nav .nav-link").all_inner_texts() == ["Overview", "Devices"]
+    assert page.locator("nav .nav-link").all_inner_texts() == ["Overview", "Trends", "Devices"]
     assert page.inner_text("#data-as-of")
 
 
@@ -333,7 +333,7 @@ def test_ovw010_no_devices_message(page, cli_summary, factory_server, factory_se
     if site is None:  # the factory has none: use an empty selection through the API instead
         pytest.fail("the factory estate should have an empty site/collection pair")
     open_overview(page, factory_server, f"?site={site}&collection={collection}")
-    page.wait_for_function("document.getElementById('ovw-scope').textContent"
+    page.wait_for_function("() => document.getElementById('ovw-scope').textContent"
                            ".startsWith('0 devices')")
     for graph_id in GRAPHS:
         assert page.evaluate(READ_GRAPH, graph_id)["empty"] == "No devices match this filter"

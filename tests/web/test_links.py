@@ -64,3 +64,39 @@ def test_parse_query_and_first():
     assert links.first(query, "site") == "PS1"
     assert links.first(query, "collection") is None
     assert links.parse_query(None) == {}
+
+
+# -- attention, severity, readiness and name search (issue 4) ---------------------------------
+
+def test_attention_rule_ids_and_readiness_steps_are_known_values():
+    from dashboard.model.attention import READINESS_IDS, RULES
+
+    for rule in RULES:
+        assert links.attention_url(rule.id) == f"/devices?attention={rule.id}"
+    assert links.attention_url("any", site="PS1") == "/devices?attention=any&site=PS1"
+    for step in READINESS_IDS:
+        assert (links.readiness_url(step, collection="CAS00101")
+                == f"/devices?readiness={step}&collection=CAS00101")
+    assert links.devices_url({"severity": ["high", "medium"]}) == (
+        "/devices?severity=high&severity=medium")
+
+
+@pytest.mark.parametrize(("key", "value"), [("attention", "bogus"), ("readiness", "client "),
+                                            ("severity", "critical"), ("attention", "ANY")])
+def test_unknown_closed_values_are_programming_errors(key, value):
+    with pytest.raises(ValueError, match=f"unknown value .* for device-list filter '{key}'"):
+        links.devices_url({key: value})
+
+
+def test_name_search_is_free_text_and_round_trips():
+    url = links.devices_url({"q": "LON-LT 00&1"}, site="PS1")
+    assert url == "/devices?q=LON-LT%2000%261&site=PS1"
+    assert links.parse_query(url.split("?", 1)[1]) == {"q": ["LON-LT 00&1"], "site": ["PS1"]}
+
+
+def test_fragments_keep_only_known_closed_values():
+    assert (links.devices_url_from_fragment("readiness=joined&attention=bogus", "PS2", None)
+            == "/devices?readiness=joined&site=PS2")
+    assert links.devices_url_from_fragment("attention=bogus&severity=x", None, None) is None
+    assert (links.devices_url_from_fragment("attention=no-policy&attention=nope", None, None)
+            == "/devices?attention=no-policy")

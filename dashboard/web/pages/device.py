@@ -26,6 +26,7 @@ from ...model.attention import READINESS_STEPS, RULES_BY_ID, rule_ids
 from ...model.errors import LOG_HINTS, describe
 from ...model.states import FUNNEL_STAGES
 from ...settings import WORKLOADS
+from ..timeline import history_card
 
 PREFIX = "/device/"
 _ID_RE = re.compile(r"^\d{1,19}$")
@@ -253,6 +254,7 @@ def layout(store, settings, pathname: str, query: dict):
                                       "list-group-flush", id="device-checklist")]),
                     lg=6, className="mb-3"),
         ]),
+        history_card(store, device, settings),
         dbc.Card([dbc.CardHeader("Enrollment error", className="fw-semibold"),
                   dbc.CardBody(_error(device))], className="mb-3"),
         dbc.Card([dbc.CardHeader("Workloads", className="fw-semibold"),

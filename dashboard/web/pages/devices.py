@@ -23,6 +23,7 @@ from ...labels import (
 )
 from ...model.attention import READINESS_STEPS, RULES_BY_ID
 from ...model.device_query import FILTER_LABELS, SORTABLE, page_rows, rows_for
+from ...model.trends import CHANGE_LABELS
 
 PATH = "/devices"
 NAV_LABEL = "Devices"
@@ -44,6 +45,7 @@ def _value_label(name: str, value: str, settings, estate) -> str:
         "attention": {"any": "any rule", **{k: r.title for k, r in RULES_BY_ID.items()}},
         "comanaged": {"1": "yes", "0": "no"},
         "readiness": {step: label for step, label, _fix in READINESS_STEPS},
+        "changed": CHANGE_LABELS,
     }.get(name, {})
     return words.get(value, value)
 
@@ -53,6 +55,16 @@ def devices_href(pairs: list[tuple[str, str]]) -> str:
     return f"{PATH}?{query}" if query else PATH
 
 
+PAIRED = ("changed", "since")  # one means nothing without the other: removed together
+
+
+def _without(flt, name: str, value: str) -> list[tuple[str, str]]:
+    pairs = flt.pairs(drop=(name, value))
+    if name in PAIRED and not any(n == name for n, _v in pairs):
+        pairs = [(n, v) for n, v in pairs if n not in PAIRED]
+    return pairs
+
+
 def chips(flt, settings, estate) -> list:
     """One removable chip per filter value: a link to the same list without it."""
     return [
@@ -60,7 +72,7 @@ def chips(flt, settings, estate) -> list:
             [html.Span(f"{FILTER_LABELS.get(name, name)}: ", className="fw-normal"),
              _value_label(name, value, settings, estate),
              html.Span(" ×", **{"aria-hidden": "true"})],
-            href=devices_href(flt.pairs(drop=(name, value))),
+            href=devices_href(_without(flt, name, value)),
             className="badge rounded-pill text-bg-light border me-1 mb-1 "
                       "text-decoration-none filter-chip",
             title="Remove this filter", **{"data-filter": f"{name}={value}"},
@@ -139,6 +151,9 @@ def layout(store, settings, pathname: str, query: dict):
                 "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
                 "infiniteInitialRowCount": min(count, PAGE_SIZE),
                 "rowBuffer": 0, "tooltipShowDelay": 300,
+                # one block at a time: dash-ag-grid answers only the latest request, so a
+                # second concurrent request would leave a block empty
+                "maxConcurrentDatasourceRequests": 1,
                 "suppressCellFocus": True,
             },
             getRowId="params.data.key",

@@ -19,7 +19,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...model.errors import describe
 from ...store import EstateStore
-from .. import figures
+from .. import figures, panels, week_changes
 from ..links import (
     devices_url,
     devices_url_from_fragment,
@@ -166,6 +166,16 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
         html.Div(filter_note(notes), id="ovw-filter-note"),
         html.Div(id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 "
                                           "mb-3"),
+        html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
+        dbc.Row([
+            dbc.Col(_card("Needs attention",
+                          "Devices each rule flags, by severity (hover a rule for what "
+                          "it means)",
+                          html.Div(id="ovw-attention")), lg=6),
+            dbc.Col(_card("Co-management prerequisites",
+                          "Each check in order, on the devices that passed the one before",
+                          html.Div(id="ovw-readiness")), lg=6),
+        ], className="g-3 mb-3"),
         dbc.Row([
             dbc.Col(_card("Client OS distribution", "Devices per OS group and per release",
                           dbc.Row([
@@ -241,8 +251,11 @@ KPI_ACCENT = {"kpi-devices": "ink", "kpi-comanaged": "success", "kpi-eligible": 
               "kpi-failures": "failure", "kpi-attention": "pending"}
 
 
-def kpi_tiles(summary: dict | None, site: str | None, collection: str | None) -> list:
+def kpi_tiles(summary: dict | None, site: str | None, collection: str | None,
+              changes: dict | None = None) -> list:
+    """``changes``: tile id -> the change since the week-ago snapshot (``week_changes``)."""
     values = kpi_values(summary) if summary is not None else {}
+    changes = changes or {}
     tiles = []
     for tile_id, (title, explanation, filters) in KPI_TILES.items():
         number, note = values.get(tile_id, (None, ""))
@@ -251,6 +264,7 @@ def kpi_tiles(summary: dict | None, site: str | None, collection: str | None) ->
             html.Div("-" if number is None else f"{number:,}", id=tile_id,
                      className="kpi-value fw-semibold"),
             html.Div(note, className="small text-secondary"),
+            week_changes.change_line(tile_id, changes.get(tile_id)),
         ]), className="h-100 shadow-sm kpi-card",
             style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"})
         tiles.append(html.Div(dcc.Link(card, href=devices_url(filters, site, collection),
@@ -325,17 +339,20 @@ def scope_text(store: EstateStore, summary: dict | None, site, collection) -> st
 
 
 RENDER_OUTPUTS = ("ovw-kpis", *GRAPHS, "ovw-os-releases-style", "ovw-os-table", "ovw-errors",
-                  "ovw-scope")
+                  "ovw-scope", "ovw-attention", "ovw-readiness")
 
 
 def render(store: EstateStore, settings, site, collection) -> dict:
     """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
     summary = store.summary(site, collection)
-    out: dict = {"ovw-kpis": kpi_tiles(summary, site, collection),
+    out: dict = {"ovw-kpis": kpi_tiles(summary, site, collection, week_changes.tile_changes(
+                     store, summary, site, collection)),
                  "ovw-os-table": os_group_table(summary, site, collection),
                  "ovw-errors": errors_table(summary, site, collection),
-                 "ovw-scope": scope_text(store, summary, site, collection)}
+                 "ovw-scope": scope_text(store, summary, site, collection),
+                 "ovw-attention": panels.attention_panel(summary, site, collection),
+                 "ovw-readiness": panels.readiness_panel(summary, site, collection)}
     if summary is None:
         message = "No data loaded" if store.status().error else "Loading data ..."
         for graph_id in GRAPHS:
@@ -378,6 +395,7 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
                   *[Output(graph_id, "figure") for graph_id in graph_ids],
                   Output("ovw-os-releases", "style"), Output("ovw-os-table", "children"),
                   Output("ovw-errors", "children"), Output("ovw-scope", "children"),
+                  Output("ovw-attention", "children"), Output("ovw-readiness", "children"),
                   Input("ovw-site", "value"), Input("ovw-collection", "value"),
                   Input("data-version", "data"))
     def _render(site, collection, _version):
@@ -397,4 +415,5 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
     def _options(_version):
         return site_options(store, settings), collection_options(store, settings)
 
-    return {"sync": _sync, "render": _render, "navigate": _navigate, "options": _options}
+    return {"sync": _sync, "render": _render, "navigate": _navigate, "options": _options,
+            **week_changes.register(app, store, settings)}

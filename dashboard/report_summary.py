@@ -1,0 +1,240 @@
+"""The weekly report's HTML summary: an e-mail body (``co-management-<week>.html``).
+
+Built from the figures of ``web.weekly.weekly_figures`` (what the report page shows): the
+same figures as ``comanage-dashboard summary`` for the report's scope, the week-over-week
+changes and the top attention rules. Made for mail clients: inline styles only (no
+``<style>``, no class), tables for layout, no script, no image, no link to anything outside
+the message. Every value is escaped with ``html.escape`` (collection names and error details
+come from the site database). Each figure's cell carries ``data-metric`` (the history's
+metric name, ``model.trends``) so scripts and tests can read the numbers back.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+
+from .labels import (
+    AUTHORITY_LABELS,
+    FUNNEL_LABELS,
+    REASON_LABELS,
+    WORKLOAD_LABELS,
+    enrollment_status_labels,
+)
+from .web.weekly import TOP_RULES, day_text, time_text
+
+FONT = "'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
+INK = "#212529"
+MUTED = "#5c636a"
+LINE = "#dee2e6"
+GOOD = "#00704f"
+BAD = "#b34700"
+SEVERITY_COLORS = {"high": ("#D55E00", "#ffffff"), "medium": ("#E69F00", INK),
+                   "low": ("#56B4E9", INK)}
+GOOD_WHEN = {"devices": None, "comanaged": "up", "eligible_not_comanaged": "down",
+             "failures": "down", "attention_devices": "down"}
+CHANGE_GOOD = {"newly_comanaged": True, "newly_failed": False, "fell_back": False}
+
+TH = (f"text-align:left;padding:4px 8px;border-bottom:2px solid {LINE};color:{MUTED};"
+      "font-weight:600;font-size:12px;")
+TD = f"padding:4px 8px;border-bottom:1px solid {LINE};font-size:13px;vertical-align:top;"
+NUM = TD + "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums;"
+
+
+def e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def _heading(text: str) -> str:
+    return (f'<h2 style="font-family:{FONT};font-size:16px;margin:22px 0 6px;color:{INK};">'
+            f"{e(text)}</h2>")
+
+
+def _note(text: str) -> str:
+    return (f'<p style="font-family:{FONT};font-size:12px;color:{MUTED};margin:2px 0 6px;">'
+            f"{e(text)}</p>")
+
+
+def _table(head: list[tuple[str, bool]], rows: list[str]) -> str:
+    """``head``: (title, right-aligned); ``rows``: ready ``<tr>`` strings."""
+    cells = "".join(f'<th style="{TH}{"text-align:right;" if right else ""}">{e(title)}</th>'
+                    for title, right in head)
+    return (f'<table role="presentation" cellpadding="0" cellspacing="0" '
+            f'style="border-collapse:collapse;width:100%;font-family:{FONT};color:{INK};">'
+            f"<thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _count_rows(items: list[tuple[str, str, int]], whole: int) -> list[str]:
+    """(metric, label, count) rows with the count's share of ``whole``."""
+    return [f'<tr><td style="{TD}">{e(label)}</td>'
+            f'<td style="{NUM}" data-metric="{e(metric)}">{count:,}</td>'
+            f'<td style="{NUM}color:{MUTED};">{e(_pct(count, whole))}</td></tr>'
+            for metric, label, count in items]
+
+
+def _delta(row: dict) -> str:
+    if row.get("delta") is None:
+        return f'<span style="color:{MUTED};">no week-ago snapshot</span>'
+    delta = row["delta"]
+    since = day_text(date.fromisoformat(row["since"]))
+    if delta == 0:
+        return f'<span style="color:{MUTED};">= no change since {e(since)}</span>'
+    good = GOOD_WHEN.get(row["metric"])
+    up = delta > 0
+    color = MUTED if good is None else (GOOD if (good == "up") == up else BAD)
+    arrow = "&#9650;" if up else "&#9660;"
+    return (f'<span style="color:{color};font-weight:600;" data-delta="{delta}">{arrow} '
+            f'{e(f"{delta:+,}")}</span> <span style="color:{MUTED};">since {e(since)}</span>')
+
+
+def _kpis(figures: dict) -> str:
+    rows = []
+    for row in figures["kpis"]:
+        metric = row["metric"]
+        attribute = (f'data-metric="{e(metric)}"' if metric in ("devices", "comanaged",
+                                                                "attention_devices")
+                     else f'data-kpi="{e(metric)}"')
+        rows.append(f'<tr><td style="{TD}font-weight:600;">{e(row["title"])}</td>'
+                    f'<td style="{NUM}font-size:16px;font-weight:700;" {attribute}>'
+                    f'{row["value"]:,}</td>'
+                    f'<td style="{TD}color:{MUTED};">{e(row["note"])}</td>'
+                    f'<td style="{TD}">{_delta(row)}</td></tr>')
+    return _table([("", False), ("", True), ("", False), ("Week over week", False)], rows)
+
+
+def _changes(figures: dict) -> str:
+    changes = figures["changes"]
+    if changes is None:
+        return _note("No per-device snapshot a week or more before this one: changes appear "
+                     "once history covers a week.")
+    rows = []
+    for item in changes["items"]:
+        color = GOOD if CHANGE_GOOD[item["kind"]] else BAD
+        rows.append(f'<tr><td style="{TD}">{e(item["label"])}</td>'
+                    f'<td style="{NUM}font-weight:700;color:{color};" '
+                    f'data-change="{e(item["kind"])}">{item["count"]:,}</td></tr>')
+    since = day_text(date.fromisoformat(changes["since"]))
+    return _note(f"Devices compared with the snapshot of {since}") + _table(
+        [("Change", False), ("Devices", True)], rows)
+
+
+def _workloads(summary: dict) -> str:
+    comanaged = summary["comanaged"]
+    authorities = list(AUTHORITY_LABELS)
+    rows = []
+    for key, counts in summary["workloads"].items():
+        cells = "".join(
+            f'<td style="{NUM}" data-metric="{e(f"workloads/{key}/{authority}")}">'
+            f'{counts[authority]:,} <span style="color:{MUTED};">'
+            f"({e(_pct(counts[authority], comanaged))})</span></td>"
+            for authority in authorities)
+        rows.append(f'<tr><td style="{TD}">{e(WORKLOAD_LABELS[key])}</td>{cells}</tr>')
+    return _table([("Workload", False)] + [(AUTHORITY_LABELS[a], True) for a in authorities],
+                  rows)
+
+
+def _attention(figures: dict) -> str:
+    rows = figures["attention"][:TOP_RULES]
+    if not rows:
+        return _note("No device needs attention.")
+    devices = figures["summary"]["devices"]
+    out = []
+    for row in rows:
+        background, color = SEVERITY_COLORS[row["severity"]]
+        badge = (f'<span style="background:{background};color:{color};padding:1px 6px;'
+                 f'border-radius:4px;font-size:11px;font-weight:600;">'
+                 f'{e(row["severity"].capitalize())}</span>')
+        out.append(f'<tr><td style="{TD}">{badge}</td>'
+                   f'<td style="{TD}font-weight:600;">{e(row["title"])}</td>'
+                   f'<td style="{NUM}" data-metric="{e("attention/" + row["id"])}">'
+                   f'{row["count"]:,}</td>'
+                   f'<td style="{NUM}color:{MUTED};">{e(_pct(row["count"], devices))}</td>'
+                   f'<td style="{TD}font-size:12px;">{e(row["fix"])}</td></tr>')
+    return _table([("Severity", False), ("Rule", False), ("Devices", True),
+                   ("% of devices", True), ("Fix", False)], out)
+
+
+def _errors(figures: dict) -> str:
+    if figures.get("errors_unavailable"):
+        return _note("Enrollment errors by code are kept in history for whole sites only.")
+    rows = figures["errors"]
+    if not rows:
+        return _note("No enrollment errors.")
+    total = figures["errors_total"]
+    out = [f'<tr><td style="{TD}font-family:Consolas,monospace;">{e(row["code"])}</td>'
+           f'<td style="{NUM}" data-metric="{e("errors/" + row["code"])}">{row["count"]:,}</td>'
+           f'<td style="{NUM}color:{MUTED};">{e(_pct(row["count"], total))}</td>'
+           f'<td style="{TD}">{e(row["description"])}</td>'
+           f'<td style="{TD}font-size:12px;">{e(row["fix"])}</td></tr>' for row in rows]
+    return _table([("Code", False), ("Devices", True), ("% of failures", True),
+                   ("Description", False), ("Fix", False)], out)
+
+
+def summary_html(figures: dict) -> str:
+    """The e-mail body for a report's figures (a whole HTML document)."""
+    summary = figures["summary"]
+    devices, comanaged = summary["devices"], summary["comanaged"]
+    title = f"{figures['title']} {figures['week']}"
+    labels = enrollment_status_labels(figures.get("status_labels", "entra"))
+    status = summary["enrollment_status"]
+    funnel = summary["funnel"]
+    reasons = summary["not_comanaged_reasons"]
+    header = [
+        f'<div style="font-family:{FONT};font-size:13px;color:{MUTED};font-weight:600;">'
+        f'{e(figures["organisation"])}</div>' if figures["organisation"] else "",
+        f'<h1 style="font-family:{FONT};font-size:22px;margin:2px 0 2px;color:{INK};">'
+        f'{e(figures["title"])} <span style="color:#0072B2;">{e(figures["week"])}</span></h1>',
+        _note(f"{figures['week_text']} · {figures['scope']['text']}"),
+        _note(f"Data as of {time_text(figures['data_as_of'])} · report date "
+              f"{time_text(figures['generated_at'])}"),
+    ]
+    parts = [
+        *header,
+        _heading("This week"), _kpis(figures),
+        _heading("What changed this week"), _changes(figures),
+        _heading("Co-management status"),
+        _table([("Stage", False), ("Devices", True), ("% of eligible", True)],
+               _count_rows([(f"funnel/{k}", FUNNEL_LABELS[k], v) for k, v in funnel.items()],
+                           funnel["eligible"])),
+        _heading("Co-management enrollment status"),
+        _table([("Status", False), ("Devices", True), ("% of targeted", True)],
+               _count_rows([(f"enrollment_status/{k}", labels[k], v)
+                            for k, v in status.items()], sum(status.values()))),
+        _heading("Workload transition (co-managed devices)"), _workloads(summary),
+        _heading("Top attention rules"), _attention(figures),
+        _heading("Enrollment errors"), _errors(figures),
+        _heading("Why devices are not co-managed"),
+        _table([("Reason", False), ("Devices", True), ("% of not co-managed", True)],
+               _count_rows([(f"reasons/{k}", REASON_LABELS[k], v) for k, v in reasons.items()],
+                           devices - comanaged)),
+        _heading("Client OS distribution"),
+        _table([("OS group", False), ("Devices", True), ("% of devices", True)],
+               _count_rows([(f"os_groups/{k}", k, v) for k, v in summary["os_groups"].items()],
+                           devices)),
+    ]
+    if summary.get("os_releases"):
+        parts += [_heading("OS releases"),
+                  _table([("Release", False), ("Devices", True), ("% of devices", True)],
+                         _count_rows([(f"os_releases/{k}", k, v)
+                                      for k, v in summary["os_releases"].items()], devices))]
+    sources = summary.get("sources") or []
+    if sources:
+        parts += [_heading("Sources"), _table(
+            [("Site", False), ("Kind", False), ("Rows", True), ("Dropped", True)],
+            [f'<tr><td style="{TD}">{e(s["site"])}</td><td style="{TD}">'
+             f'{e(str(s["kind"]).upper())}</td><td style="{NUM}">{int(s["rows"]):,}</td>'
+             f'<td style="{NUM}">{int(s["dropped"]):,}</td></tr>' for s in sources])]
+    parts += [_note(note) for note in figures["notes"]]
+    parts.append(_note("The full report (charts and trends) is attached as PNG and PDF."))
+    body = "\n".join(part for part in parts if part)
+    return ("<!DOCTYPE html>\n"
+            '<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{e(title)}</title></head>\n"
+            f'<body style="margin:0;padding:0;background:#f4f6f8;">\n'
+            f'<div style="max-width:760px;margin:0 auto;padding:20px 24px;background:#ffffff;'
+            f'font-family:{FONT};color:{INK};">\n{body}\n</div>\n</body></html>\n')
