@@ -189,6 +189,28 @@ def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
     seconds, size = median_time(export, max(1, repeat // 2))
     record(f"CSV export of {export_rows:,} rows ({size / 1e6:.0f} MB)", seconds, None, 15.0)
 
+    # History: one snapshot write (a new day each run, so every run really writes), then
+    # the trends query over what was written.
+    import tempfile
+    from dataclasses import replace as replaced
+
+    import pandas as pd
+
+    from dashboard.data.history import HistoryStore
+    with tempfile.TemporaryDirectory() as scratch:
+        history = HistoryStore(f"sqlite:///{scratch}/history.sqlite")
+        days = iter(range(1, 100))
+
+        def snapshot():
+            day = pd.Timestamp(estate.data_as_of) - pd.Timedelta(days=next(days))
+            history.record(replaced(estate, data_as_of=day.isoformat()),
+                           list(settings.collections))
+        seconds, _ = median_time(snapshot, max(1, repeat // 2 + 1))
+        record("snapshot write (history, one day)", seconds)
+        seconds, _ = median_time(lambda: history.trend(), repeat * 3)
+        record("trends query", seconds)
+        history.close()
+
     peak = child_peak(folder / "comanage.toml", devices)
     figures["serving process peak RSS (MB)"] = {"value": peak["peak_rss_mb"], "target": 1500}
     figures["cold start: load + first page (s)"] = {"value": peak["cold_start_s"]}

@@ -145,7 +145,7 @@ def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp)
         hit = np.asarray(rule.predicate(devices, thresholds, as_of), dtype=bool)
         mask[hit] |= RULE_BITS[rule.id]
         rank = np.where(hit, np.maximum(rank, SEVERITY_RANK[rule.severity]), rank)
-    out = devices.copy()
+    out = devices.copy(deep=False)  # copy-on-write: new columns, shared data
     out["attention"] = mask
     out["severity_rank"] = rank
     # rank 0 (nothing) is missing; ranks 1-3 are low, medium, high

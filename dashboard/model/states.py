@@ -116,7 +116,7 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     filter is shown later; ``stages`` maps a workload key to configmgr / pilot / intune.
     """
     n = len(devices)
-    out = devices.copy()
+    out = devices.copy(deep=False)  # copy-on-write: new columns, shared data
     group, release, workstation = os_columns(devices)
     out["os_group"] = _categorical(group, OS_GROUPS)
     out["os_release"] = release

@@ -1,0 +1,219 @@
+"""A bounded load test against the production server, on loopback only.
+
+    python benchmarks/load.py                                  # the sample estate
+    python benchmarks/load.py --config benchmarks/data/1000000/comanage.toml --users 20 --seconds 60
+
+Starts ``comanage-dashboard serve`` (waitress, the production server) on a free loopback
+port, waits until its data is loaded, then runs a fixed number of simulated users for a fixed
+time. Each user loops over what a person does: open the overview with a random site and
+collection filter (the page, Dash's layout, the router and the overview callbacks), page the
+device list with a random filter and sort (the router callback and the grid's row request),
+and open a device's page. It prints requests, errors and latency percentiles per kind and
+writes them to benchmarks/results/load-<devices>.json. It never targets anything but
+127.0.0.1, and it stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Client:
+    """One user's connection (keep-alive) to the server."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        payload = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+
+def callback(output: str, inputs: list, state: list | None = None) -> dict:
+    """A Dash callback request as the browser sends it."""
+    return {"output": output, "outputs": _outputs(output),
+            "inputs": inputs, "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
+            "state": state or []}
+
+
+def _outputs(output: str):
+    if not output.startswith(".."):
+        component, prop = output.rsplit(".", 1)
+        return {"id": component, "property": prop}
+    parts = [p for p in output.strip(".").split("...") if p]
+    return [{"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1].split("@")[0]}
+            for p in parts]
+
+
+def value(component: str, prop: str, data) -> dict:
+    return {"id": component, "property": prop, "value": data}
+
+
+def run_user(port: int, deadline: float, plan: dict, samples: dict, errors: dict,
+             lock: threading.Lock, seed: int) -> None:
+    rng = random.Random(seed)
+    client = Client(port)
+
+    def timed(kind: str, method: str, path: str, body: dict | None = None) -> bytes:
+        started = time.perf_counter()
+        try:
+            status, data = client.request(method, path, body)
+        except (OSError, http.client.HTTPException) as error:
+            status, data = 0, str(error).encode()
+        elapsed = time.perf_counter() - started
+        with lock:
+            samples.setdefault(kind, []).append(elapsed)
+            if status != 200:
+                errors[kind] = errors.get(kind, 0) + 1
+        return data
+
+    while time.monotonic() < deadline:
+        site = rng.choice([None, *plan["sites"]])
+        collection = rng.choice([None, *plan["collections"]])
+        query = "&".join(f"{k}={v}" for k, v in (("site", site), ("collection", collection))
+                         if v)
+        # The overview, as a browser loads it.
+        timed("overview page", "GET", "/" + (f"?{query}" if query else ""))
+        timed("overview page", "GET", "/_dash-layout")
+        timed("router callback", "POST", "/_dash-update-component", callback(
+            "page.children", [value("url", "pathname", "/")],
+            [value("url", "search", f"?{query}" if query else "")]))
+        timed("overview callbacks", "POST", "/_dash-update-component", callback(
+            plan["render_output"], [value("ovw-site", "value", site),
+                                    value("ovw-collection", "value", collection),
+                                    value("data-version", "data", 1)]))
+        # The device list, one page with a random filter and sort.
+        flt = rng.choice(plan["device_filters"])
+        timed("device list", "POST", "/_dash-update-component", callback(
+            "page.children", [value("url", "pathname", "/devices")],
+            [value("url", "search", "?" + "&".join(f"{k}={v}" for k, v in flt))]))
+        start = rng.choice([0, 0, 100, 200])
+        timed("device list rows", "POST", "/_dash-update-component", callback(
+            "devices-grid.getRowsResponse",
+            [value("devices-grid", "getRowsRequest", {
+                "startRow": start, "endRow": start + 100,
+                "sortModel": [rng.choice([{"colId": "severity", "sort": "desc"},
+                                          {"colId": "name", "sort": "asc"},
+                                          {"colId": "last_policy_request", "sort": "asc"}])]})],
+            [value("devices-query", "data", flt)]))
+        # One device's page.
+        timed("device page", "POST", "/_dash-update-component", callback(
+            "page.children", [value("url", "pathname", f"/device/{rng.choice(plan['ids'])}")],
+            [value("url", "search", "")]))
+
+
+def plan_for(config: Path) -> dict:
+    from dashboard.data.estate import load_estate
+    from dashboard.settings import load_settings
+
+    settings = load_settings(config)
+    estate = load_estate(settings)
+    rng = random.Random(1)
+    ids = rng.sample(estate.devices["ResourceID"].tolist(), min(500, len(estate.devices)))
+    return {
+        "devices": len(estate.devices),
+        "sites": estate.sites,
+        "collections": list(settings.collections),
+        "ids": ids,
+        "device_filters": [[["attention", "any"]], [["enrollment_status", "failure_hybrid"]],
+                           [["reason", "no-policy"]], [["os_group", "Windows 7 & 8.x"]],
+                           [["workload", "client_apps"], ["authority", "pilot_intune"]],
+                           [["severity", "high"], ["site", estate.sites[0]]]],
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "sample_data" / "comanage.toml"))
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=60)
+    args = parser.parse_args()
+    port = free_port()
+    plan = plan_for(Path(args.config))
+    env = {**os.environ, "COMANAGE_CONFIG": args.config}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "serve", "--port", str(port), "--quiet"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        probe = Client(port)
+        for _ in range(600):  # until the data is loaded (the header shows "Data as of")
+            try:
+                status, body = probe.request("GET", "/_dash-layout")
+                if status == 200 and b"Data as of" in body:
+                    break
+            except OSError:
+                probe = Client(port)
+            time.sleep(1)
+        deps = json.loads(probe.request("GET", "/_dash-dependencies")[1])
+        plan["render_output"] = next(d["output"] for d in deps if "ovw-kpis.children"
+                                     in d["output"])
+        samples: dict[str, list[float]] = {}
+        errors: dict[str, int] = {}
+        lock = threading.Lock()
+        deadline = time.monotonic() + args.seconds
+        threads = [threading.Thread(target=run_user, args=(port, deadline, plan, samples,
+                                                           errors, lock, n))
+                   for n in range(args.users)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    every = [s for values in samples.values() for s in values]
+    result = {"devices": plan["devices"], "users": args.users, "seconds": round(elapsed, 1),
+              "requests": len(every), "errors": sum(errors.values()),
+              "p50_ms": round(1000 * statistics.median(every), 1),
+              "p95_ms": round(1000 * percentile(every, 0.95), 1), "kinds": {}}
+    print(f"{plan['devices']:,} devices, {args.users} users, {elapsed:.0f} s: "
+          f"{len(every):,} requests, {result['errors']} errors")
+    print(f"{'request':<22} {'count':>7} {'errors':>7} {'p50':>8} {'p95':>8} {'max':>8}")
+    for kind, values in samples.items():
+        row = {"count": len(values), "errors": errors.get(kind, 0),
+               "p50_ms": round(1000 * statistics.median(values), 1),
+               "p95_ms": round(1000 * percentile(values, 0.95), 1),
+               "max_ms": round(1000 * max(values), 1)}
+        result["kinds"][kind] = row
+        print(f"{kind:<22} {row['count']:>7} {row['errors']:>7} {row['p50_ms']:>6.0f}ms "
+              f"{row['p95_ms']:>6.0f}ms {row['max_ms']:>6.0f}ms")
+    print(f"{'all':<22} {len(every):>7} {result['errors']:>7} {result['p50_ms']:>6.0f}ms "
+          f"{result['p95_ms']:>6.0f}ms")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"load-{plan['devices']}.json").write_text(json.dumps(result, indent=2))
+    return 0 if result["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
