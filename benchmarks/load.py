@@ -159,10 +159,13 @@ def main() -> int:
     args = parser.parse_args()
     port = free_port()
     plan = plan_for(Path(args.config))
+    (HERE / "results").mkdir(exist_ok=True)
     env = {**os.environ, "COMANAGE_CONFIG": args.config}
+    # The server's log goes to a file: an unread pipe would fill up and stall the server.
+    log = open(HERE / "results" / "load-server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "dashboard", "serve", "--port", str(port), "--quiet"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=log, stderr=log, text=True)
     try:
         probe = Client(port)
         for _ in range(600):  # until the data is loaded (the header shows "Data as of")
@@ -192,6 +195,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
     every = [s for values in samples.values() for s in values]
     result = {"devices": plan["devices"], "users": args.users, "seconds": round(elapsed, 1),
               "requests": len(every), "errors": sum(errors.values()),
