@@ -139,22 +139,30 @@ def _graph(graph_id: str, height: int = GRAPH_HEIGHT):
                      figure=figures.empty_figure("Loading ..."))
 
 
-def layout(store: EstateStore, settings, pathname: str, query: dict):
-    site, collection, notes = checked_filters(store, settings, first(query, "site"),
-                                              first(query, "collection"))
-    filters = html.Div([
+def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection) -> list:
+    """The site and collection dropdowns (ids ``<prefix>-site``, ``<prefix>-collection``),
+    shared by the pages filtered like the overview."""
+    return [
         html.Div([
-            dbc.Label("Site", html_for="ovw-site", className="small text-secondary mb-0"),
-            dcc.Dropdown(id="ovw-site", options=site_options(store, settings), value=site,
+            dbc.Label("Site", html_for=f"{prefix}-site", className="small text-secondary mb-0"),
+            dcc.Dropdown(id=f"{prefix}-site", options=site_options(store, settings), value=site,
                          placeholder="All sites", clearable=True, searchable=False),
         ], className="filter-site"),
         html.Div([
-            dbc.Label("Collection", html_for="ovw-collection",
+            dbc.Label("Collection", html_for=f"{prefix}-collection",
                       className="small text-secondary mb-0"),
-            dcc.Dropdown(id="ovw-collection", options=collection_options(store, settings),
+            dcc.Dropdown(id=f"{prefix}-collection",
+                         options=collection_options(store, settings),
                          value=collection, placeholder="All collections", clearable=True),
         ], className="filter-collection"),
-    ], className="d-flex flex-wrap gap-3 align-items-end")
+    ]
+
+
+def layout(store: EstateStore, settings, pathname: str, query: dict):
+    site, collection, notes = checked_filters(store, settings, first(query, "site"),
+                                              first(query, "collection"))
+    filters = html.Div(scope_dropdowns("ovw", store, settings, site, collection),
+                       className="d-flex flex-wrap gap-3 align-items-end")
     return html.Div([
         dcc.Location(id="ovw-url", refresh="callback-nav"),
         dcc.Location(id="ovw-nav", refresh="callback-nav"),

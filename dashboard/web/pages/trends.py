@@ -19,7 +19,14 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.trends import trend_series
 from .. import figures, trend_figures
 from ..links import TRENDS_PATH, first, parse_query, trends_search
-from .overview import _shown, checked_filters, collection_label, collection_options, site_options
+from .overview import (
+    _shown,
+    checked_filters,
+    collection_label,
+    collection_options,
+    scope_dropdowns,
+    site_options,
+)
 
 PATH = TRENDS_PATH
 NAV_LABEL = "Trends"
@@ -133,17 +140,7 @@ def layout(store, settings, pathname: str, query: dict):
         first(query, "from"), first(query, "to"))
     oldest, newest = _bounds(store)
     controls = html.Div([
-        html.Div([
-            dbc.Label("Site", html_for="trd-site", className="small text-secondary mb-0"),
-            dcc.Dropdown(id="trd-site", options=site_options(store, settings), value=site,
-                         placeholder="All sites", clearable=True, searchable=False),
-        ], className="filter-site"),
-        html.Div([
-            dbc.Label("Collection", html_for="trd-collection",
-                      className="small text-secondary mb-0"),
-            dcc.Dropdown(id="trd-collection", options=collection_options(store, settings),
-                         value=collection, placeholder="All collections", clearable=True),
-        ], className="filter-collection"),
+        *scope_dropdowns("trd", store, settings, site, collection),
         html.Div([
             dbc.Label("Snapshot days", html_for="trd-range",
                       className="small text-secondary mb-0 d-block"),
