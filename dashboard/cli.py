@@ -142,11 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "sample estate)")
         sub.add_argument("--quiet", action="store_true", help="no progress messages")
 
+    def scope(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--site", help="only this site's devices")
+        sub.add_argument("--collection", metavar="ID",
+                         help="only members of this collection (one the config names)")
+
     summary = commands.add_parser("summary", help="print the co-management aggregates")
     common(summary)
-    summary.add_argument("--site", help="only this site's devices")
-    summary.add_argument("--collection", metavar="ID",
-                         help="only members of this collection (one the config names)")
+    scope(summary)
     summary.add_argument("--format", choices=("table", "json"), default="table")
     summary.set_defaults(func=cmd_summary)
 
@@ -211,9 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "earlier week shows its newest snapshot from history)")
     report.add_argument("--format", default="png,pdf,html", metavar="LIST",
                         help="comma-separated subset of png,pdf,html (default: all three)")
-    report.add_argument("--site", help="only this site's devices")
-    report.add_argument("--collection", metavar="ID",
-                        help="only members of this collection (one the config names)")
+    scope(report)
     report.add_argument("--paper", choices=("A4", "Letter"),
                         help="PDF paper size (default: [report] paper, else A4)")
     report.add_argument("--url", metavar="URL",

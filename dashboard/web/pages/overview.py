@@ -94,11 +94,12 @@ def filters_from_search(store: EstateStore, settings, search: str | None):
     return checked_filters(store, settings, first(query, "site"), first(query, "collection"))
 
 
-def filter_note(notes: list[str]):
+def filter_note(notes: list[str], prefix: str = "ovw"):
+    """The ignored URL values, said (``<prefix>-filter-alert``); None when there are none."""
     if not notes:
         return None
     return dbc.Alert([html.Div(note) for note in notes], color="info", dismissable=True,
-                     className="py-2 mb-3", id="ovw-filter-alert")
+                     className="py-2 mb-3", id=f"{prefix}-filter-alert")
 
 
 def sync_filters(store: EstateStore, settings, trigger: str | None, search: str | None,
@@ -158,6 +159,19 @@ def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection)
     ]
 
 
+def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
+    """Title with its scope line (``<prefix>-scope``), the filter controls beside it, and the
+    note about ignored URL values (``<prefix>-filter-note``) below."""
+    return [
+        html.Div([
+            html.Div([html.H1(title, className="h4 mb-0"),
+                      html.Div(id=f"{prefix}-scope", className="small text-secondary")]),
+            controls,
+        ], className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3"),
+        html.Div(filter_note(notes, prefix), id=f"{prefix}-filter-note"),
+    ]
+
+
 def layout(store: EstateStore, settings, pathname: str, query: dict):
     site, collection, notes = checked_filters(store, settings, first(query, "site"),
                                               first(query, "collection"))
@@ -166,12 +180,7 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
     return html.Div([
         dcc.Location(id="ovw-url", refresh="callback-nav"),
         dcc.Location(id="ovw-nav", refresh="callback-nav"),
-        html.Div([
-            html.Div([html.H1("Overview", className="h4 mb-0"),
-                      html.Div(id="ovw-scope", className="small text-secondary")]),
-            filters,
-        ], className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3"),
-        html.Div(filter_note(notes), id="ovw-filter-note"),
+        *page_heading("ovw", "Overview", filters, notes),
         html.Div(id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 "
                                           "mb-3"),
         html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"

@@ -24,6 +24,8 @@ from .overview import (
     checked_filters,
     collection_label,
     collection_options,
+    filter_note,
+    page_heading,
     scope_dropdowns,
     site_options,
 )
@@ -84,13 +86,6 @@ def checked(store, settings, site, collection, start, end):
     return site, collection, start, end, notes + more
 
 
-def filter_note(notes: list[str]):
-    if not notes:
-        return None
-    return dbc.Alert([html.Div(note) for note in notes], color="info", dismissable=True,
-                     className="py-2 mb-3", id="trd-filter-alert")
-
-
 def sync_filters(store, settings, trigger: str | None, search: str | None, site, collection,
                  start, end, pathname: str | None = PATH):
     """(URL search, site, collection, from, to, note) for whichever side changed; outputs
@@ -102,7 +97,7 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
                                                       start, end)
         new_search = trends_search(site, collection, start, end)
         return (new_search if new_search != (search or "") else no_update, no_update,
-                no_update, no_update, no_update, filter_note(notes))
+                no_update, no_update, no_update, filter_note(notes, "trd"))
     query = parse_query(search)
     url = checked(store, settings, first(query, "site"), first(query, "collection"),
                   first(query, "from"), first(query, "to"))
@@ -110,7 +105,7 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
     out = [value if value != now else no_update for value, now in zip(url[:4], current,
                                                                         strict=True)]
     out[2:4] = [v.isoformat() if isinstance(v, date) else v for v in out[2:4]]
-    return (no_update, *out, filter_note(url[4]))
+    return (no_update, *out, filter_note(url[4], "trd"))
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -155,12 +150,7 @@ def layout(store, settings, pathname: str, query: dict):
     ], className="d-flex flex-wrap gap-3 align-items-end")
     return html.Div([
         dcc.Location(id="trd-url", refresh="callback-nav"),
-        html.Div([
-            html.Div([html.H1("Trends", className="h4 mb-0"),
-                      html.Div(id="trd-scope", className="small text-secondary")]),
-            controls,
-        ], className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3"),
-        html.Div(filter_note(notes), id="trd-filter-note"),
+        *page_heading("trd", "Trends", controls, notes),
         dbc.Row([dbc.Col(_card("trd-share"), lg=6), dbc.Col(_card("trd-funnel"), lg=6)],
                 className="g-3 mb-3"),
         dbc.Row([dbc.Col(_card("trd-workloads"), lg=6), dbc.Col(_card("trd-failures"), lg=6)],
