@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DEVICE_COLUMNS: tuple[str, ...] = (
     "ResourceID",
@@ -66,6 +67,13 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "AADDeviceID",
     "EnrollmentErrorDetail",
 )
+UNIQUE_TEXT: tuple[str, ...] = ("Name", "AADDeviceID")
+# Columns whose values repeat: kept as categoricals, read as dictionaries from CSV.
+REPEATING_TEXT: tuple[str, ...] = tuple(c for c in TEXT_COLUMNS if c not in UNIQUE_TEXT) + (
+    "Build",)
+REPEATING_COLUMNS: tuple[str, ...] = (
+    REPEATING_TEXT + FLAG_COLUMNS + ("ProductType", "EnrollmentStatusCode", "MDMWorkloads",
+                                     "SiteCode"))
 
 _TRUE = {"1", "1.0", "true", "yes"}
 _FALSE = {"0", "0.0", "false", "no"}
@@ -195,9 +203,29 @@ def parse_build_number(build: object) -> float:
     return float(candidate) if candidate.isdigit() else np.nan
 
 
+def distinct(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """(code of each value, distinct values), -1 for missing: free for a categorical (how the
+    CSV reader delivers repeating columns), one hash pass otherwise."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), column.cat.categories
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return codes, pd.Index(uniques)
+
+
+def recoded(column: pd.Series, convert: Callable[[object], object]) -> pd.Series:
+    """A categorical of ``convert`` applied to each distinct value (None = missing)."""
+    codes, uniques = distinct(column)
+    converted = [convert(u) for u in uniques]
+    new_codes, categories = pd.factorize(pd.Series(converted + [None], dtype=object),
+                                         use_na_sentinel=True)
+    lookup = new_codes.astype(np.int32)  # the last slot is the missing value (-1)
+    return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=pd.Index(
+        categories, dtype="str")), index=column.index)
+
+
 def _map_distinct(column: pd.Series, parse, dtype=None):
     """Apply ``parse`` to each distinct value once; return (values, bad mask, bad messages)."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes, uniques = distinct(column)
     parsed: list[object] = []
     bad_unique = np.zeros(len(uniques) + 1, dtype=bool)
     messages: dict[int, str] = {}
@@ -212,6 +240,56 @@ def _map_distinct(column: pd.Series, parse, dtype=None):
     lookup = np.array(parsed, dtype=dtype if dtype is not None else float)
     values = lookup[codes]
     return values, bad_unique[codes], codes, messages
+
+
+def _categorical_of(values: np.ndarray) -> pd.Categorical:
+    """A categorical of strings (None = missing) from an object array."""
+    codes, categories = pd.factorize(values, use_na_sentinel=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"))
+
+
+def _arrow_text(column: pd.Series) -> pa.Array:
+    """The column as an Arrow string array (no copy when it is Arrow-backed already)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype("str")
+    try:
+        return pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(column.astype("str"), type=pa.string(), from_pandas=True)
+
+
+def _null_like(text: pa.Array) -> pa.Array:
+    """True where a text value means "no value" (missing, empty, NULL, blanks)."""
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(["", "null", "nan", "<na>"])),
+                        True)
+
+
+def text_or_none(column: pd.Series) -> pd.Series:
+    """Text as Arrow-backed strings, with every null-like value missing."""
+    text = _arrow_text(column)
+    kept = pc.if_else(_null_like(text), pa.scalar(None, pa.string()), text)
+    return pd.Series(kept.to_pandas(), index=column.index)
+
+
+def parse_dates(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC datetime64[us] values, mask of values that are not dates); empty is missing.
+
+    The common case (every value ``2026-11-20 13:45:12.000`` or ISO 8601 without a zone) is
+    one Arrow cast; anything else (zones, odd spacing, junk) goes through pandas.
+    """
+    text = _arrow_text(column)
+    empty = _null_like(text)
+    trimmed = pc.if_else(empty, pa.scalar(None, pa.string()), pc.utf8_trim_whitespace(text))
+    try:
+        parsed = pc.cast(trimmed, pa.timestamp("us")).to_numpy()
+        return parsed, np.zeros(len(column), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    values = pd.Series(trimmed.to_pandas())
+    parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=True)
+    bad = (parsed.isna() & values.notna()).to_numpy()
+    return parsed.dt.tz_localize(None).dt.as_unit("us").to_numpy(), bad
 
 
 def whole_numbers(text: pd.Series) -> pd.Series:
@@ -277,43 +355,41 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     )
     note("EnrollmentStatusCode", bad, raw["EnrollmentStatusCode"],
          lambda row, c=codes, m=messages: m[int(c[row])])
-    out["EnrollmentStatusCode"] = values
+    out["EnrollmentStatusCode"] = _categorical_of(values)
 
     for column in DATE_COLUMNS:
-        text = raw[column].astype("str").str.strip()
-        empty = text.isna() | text.str.lower().isin(list(_NULLS)) | (text == "nan") | (
-            text == "<NA>"
-        )
-        parsed = pd.to_datetime(text.where(~empty, None), format="ISO8601", errors="coerce",
-                                utc=True)
-        bad = (parsed.isna() & ~empty).to_numpy()
+        values, bad = parse_dates(raw[column])
         note(column, bad, raw[column],
              lambda row: "is not a date (expected 2026-11-20 13:45:12.000 or ISO 8601)")
-        out[column] = parsed.dt.tz_localize(None).to_numpy()
+        out[column] = values
 
     out["ProductType"], _, _, _ = _map_distinct(raw["ProductType"], parse_product_type)
     out["BuildNumber"], _, _, _ = _map_distinct(raw["Build"], parse_build_number)
 
-    # NT version depends on two columns: factorise the pair.
-    pair = raw["OperatingSystem"].astype("str").fillna("") + "\x00" + raw["Build"].astype(
-        "str").fillna("")
-    codes, uniques = pd.factorize(pair)
-    nt = np.array(
-        [parse_nt_version(*(u.split("\x00", 1))) for u in uniques] + [None], dtype=object
-    )
-    out["NTVersion"] = nt[codes]
+    # NT version depends on two columns: parse each distinct (name, build) pair once.
+    os_codes, os_names = distinct(raw["OperatingSystem"])
+    build_codes, builds = distinct(raw["Build"])
+    width = len(builds) + 1
+    pairs, distinct_pairs = pd.factorize((os_codes.astype(np.int64) + 1) * width
+                                         + build_codes + 1)
+    os_names, builds = [None, *os_names], [None, *builds]
+    nt = [parse_nt_version(os_names[pair // width], builds[pair % width])
+          for pair in distinct_pairs]
+    out["NTVersion"] = _categorical_of(np.array(nt + [None], dtype=object)[pairs])
 
-    for column in TEXT_COLUMNS + ("Build",):
-        text = raw[column].astype("str")
-        null = text.isna() | text.str.strip().str.lower().isin(list(_NULLS))
-        out[column] = text.where(~null, None)
+    # Repeating text becomes categorical (a few distinct values per million rows); names
+    # and Entra IDs are unique and stay Arrow strings.
+    for column in REPEATING_TEXT:
+        out[column] = recoded(raw[column], lambda v: None if is_null(v) else str(v))
+    for column in UNIQUE_TEXT:
+        out[column] = text_or_none(raw[column])
     if "SiteCode" in raw.columns:
-        site = raw["SiteCode"].astype("str").str.strip()
-        out["SiteCode"] = site.where(~site.str.lower().isin(list(_NULLS)), None)
+        out["SiteCode"] = recoded(raw["SiteCode"],
+                                  lambda v: None if is_null(v) else str(v).strip())
 
     # Text columns stay Arrow-backed Series: converting them to numpy objects costs seconds.
     frame = pd.DataFrame({k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v)
-                          for k, v in out.items()})
+                          for k, v in out.items()}, copy=False)
     problems = []
     if first_bad:
         lines = line_numbers()

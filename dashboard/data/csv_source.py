@@ -18,7 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS, OPTIONAL_DEVICE_COLUMNS, ContractError
+from .contract import (
+    DEVICE_COLUMNS,
+    MEMBERSHIP_COLUMNS,
+    OPTIONAL_DEVICE_COLUMNS,
+    REPEATING_COLUMNS,
+    ContractError,
+)
 
 DEVICES_FILE = "devices.csv"
 COLLECTIONS_FILE = "collections.csv"
@@ -48,6 +54,8 @@ def _decoded_bytes(path: Path) -> bytes:
     encoding, bom = _encoding(data[:4])
     if encoding == "utf-8":
         body = data[bom:]
+        if body.isascii():  # most exports: nothing to check, and checking ASCII is cheap
+            return body
         try:
             body.decode("utf-8")
             return body
@@ -63,8 +71,12 @@ def _decoded_bytes(path: Path) -> bytes:
 class CsvTable:
     """The text of one CSV file: header, rows as strings and each row's line number."""
 
-    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
+                 repeating: tuple[str, ...] = ()):
+        """``repeating`` columns are read as categoricals (dictionary-encoded by the reader:
+        a few distinct values per million rows cost almost nothing to type later)."""
         self.path = path
+        self.repeating = repeating
         body = _decoded_bytes(path)
         skip = 0
         if body.lstrip().startswith(b"#TYPE"):
@@ -107,6 +119,10 @@ class CsvTable:
             return "skip"
 
         wanted = list(self.columns.values())
+        dictionary = pa.dictionary(pa.int32(), pa.string())
+        types = {name: pa.string() for name in header}
+        types.update({self.columns[name]: dictionary for name in self.repeating
+                      if name in self.columns})
         try:
             table = pacsv.read_csv(
                 io.BytesIO(self.body),
@@ -115,7 +131,7 @@ class CsvTable:
                 parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                                  invalid_row_handler=invalid_row),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={name: pa.string() for name in header},
+                    column_types=types,
                     include_columns=wanted,
                     strings_can_be_null=False,
                     null_values=[],
@@ -161,10 +177,12 @@ def fetch_csv(folder: Path) -> tuple[CsvTable, pd.DataFrame]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ContractError(f"{folder}: folder not found (expected {DEVICES_FILE} in it)")
-    devices = CsvTable(folder / DEVICES_FILE, DEVICE_COLUMNS, OPTIONAL_DEVICE_COLUMNS)
+    devices = CsvTable(folder / DEVICES_FILE, DEVICE_COLUMNS, OPTIONAL_DEVICE_COLUMNS,
+                       repeating=REPEATING_COLUMNS)
     memberships = pd.DataFrame({c: pd.Series(dtype="str") for c in MEMBERSHIP_COLUMNS})
     collections_path = folder / COLLECTIONS_FILE
     if collections_path.exists():
-        table = CsvTable(collections_path, MEMBERSHIP_COLUMNS)
+        table = CsvTable(collections_path, MEMBERSHIP_COLUMNS,
+                         repeating=("CollectionID", "CollectionName"))
         memberships = table.frame[list(MEMBERSHIP_COLUMNS)]
     return devices, memberships

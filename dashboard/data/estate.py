@@ -14,9 +14,10 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from ..model.attention import Thresholds, evaluate, readiness_failure
-from ..model.device_query import sort_key
+from ..model.device_query import sort_key, text_rank
 from ..model.states import classify
 from ..settings import Settings, Source
 from .contract import (
@@ -24,7 +25,9 @@ from .contract import (
     ContractError,
     ParseResult,
     Problem,
+    distinct,
     parse_devices,
+    recoded,
     whole_numbers,
 )
 from .csv_source import fetch_csv
@@ -62,15 +65,21 @@ class Estate:
         return sorted(self.devices["site"].unique().tolist())
 
     @cached_property
-    def _collection_rows(self) -> dict[str, np.ndarray]:
+    def _collection_masks(self) -> dict[str, np.ndarray]:
+        """Each collection's member rows as a mask, built once per estate (a store builds
+        them when it swaps the estate in, not on a user's first click)."""
         rows = self.memberships["row"].to_numpy()
-        ids = self.memberships["CollectionID"].to_numpy()
-        return {cid: np.unique(rows[ids == cid]) for cid in pd.unique(ids)}
+        codes, ids = distinct(self.memberships["CollectionID"])
+        masks = {}
+        for code, collection_id in enumerate(ids):
+            mask = np.zeros(len(self.devices), dtype=bool)
+            mask[rows[codes == code]] = True
+            masks[str(collection_id)] = mask
+        return masks
 
     def collection_mask(self, collection_id: str) -> np.ndarray:
-        mask = np.zeros(len(self.devices), dtype=bool)
-        mask[self._collection_rows.get(collection_id, np.empty(0, dtype=np.int64))] = True
-        return mask
+        mask = self._collection_masks.get(collection_id)
+        return np.zeros(len(self.devices), dtype=bool) if mask is None else mask.copy()
 
     def mask(self, site: str | None = None, collection: str | None = None
              ) -> np.ndarray | None:
@@ -89,8 +98,14 @@ class Estate:
         key = f"{column}:{'desc' if descending else 'asc'}"
         order = self._orders.get(key)
         if order is None:
-            order = self._orders[key] = sort_key(self.devices, column, descending)
+            order = self._orders[key] = sort_key(self.devices, column, descending,
+                                                 names=self._name_rank)
         return order
+
+    @cached_property
+    def _name_rank(self) -> np.ndarray:
+        """Every sort's tie-break (by name), computed once per estate."""
+        return text_rank(self.devices["Name"])
 
     def device_collections(self, row: int) -> pd.DataFrame:
         return self.memberships.loc[self.memberships["row"] == row,
@@ -129,9 +144,13 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
     unit = "line" if source.kind == "csv" else "row"
     result = parse_devices(raw, line_numbers=lines, unit=unit)
     typed = result.frame
-    site = np.full(len(typed), source.site, dtype=object)
-    if "SiteCode" in typed.columns:
-        site = np.where(typed["SiteCode"].isna(), site, typed["SiteCode"].to_numpy(object))
+    if "SiteCode" in typed.columns:  # a CAS export names each row's primary site
+        site = typed["SiteCode"].cat.add_categories(
+            [source.site] if source.site not in typed["SiteCode"].cat.categories else []
+        ).fillna(source.site)
+    else:
+        site = pd.Categorical.from_codes(np.zeros(len(typed), dtype=np.int8),
+                                         categories=pd.Index([source.site], dtype="str"))
     typed.insert(0, "site", site)
 
     # A repeated (site, ResourceID) keeps its first row and is reported like a bad value.
@@ -158,20 +177,39 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
         problems=_problem_lines(file, result, invalid + duplicate_problems),
         reasons=result.reasons,
     )
-    memberships = _typed_memberships(memberships, source.site)
+    memberships = _typed_memberships(memberships, source.site, collection_ids)
     return typed, memberships, report
 
 
-def _typed_memberships(memberships: pd.DataFrame, site: str) -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "site": site,
-        "ResourceID": whole_numbers(memberships["ResourceID"]),
-        "CollectionID": memberships["CollectionID"].astype("str").str.strip(),
-        "CollectionName": memberships["CollectionName"].astype("str"),
+def _typed_memberships(memberships: pd.DataFrame, site: str,
+                       collection_ids: list[str]) -> pd.DataFrame:
+    """The membership rows of the configured collections, IDs and names categorical."""
+    collection = recoded(memberships["CollectionID"], lambda v: str(v).strip())
+    rid = whole_numbers(memberships["ResourceID"]).to_numpy()
+    keep = collection.isin(collection_ids).to_numpy() & ~np.isnan(rid)
+    sites = pd.Index([site], dtype="str")
+    return pd.DataFrame({
+        "site": pd.Categorical.from_codes(np.zeros(int(keep.sum()), dtype=np.int8), sites),
+        "ResourceID": rid[keep].astype("int64"),
+        "CollectionID": collection[keep].reset_index(drop=True),
+        "CollectionName": recoded(memberships["CollectionName"], str)[keep].reset_index(
+            drop=True),
     })
-    frame = frame.dropna(subset=["ResourceID"])
-    frame["ResourceID"] = frame["ResourceID"].astype("int64")
-    return frame
+
+
+def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame from each source's rows; categorical columns stay categorical (with the
+    union of the categories), where ``pd.concat`` would turn them into objects."""
+    if len(parts) == 1:
+        return parts[0]
+    columns = {}
+    for name in parts[0].columns:
+        series = [part[name] for part in parts]
+        if all(isinstance(s.dtype, pd.CategoricalDtype) for s in series):
+            columns[name] = union_categoricals([s.array for s in series], ignore_order=True)
+        else:
+            columns[name] = pd.concat(series, ignore_index=True)
+    return pd.DataFrame(columns, copy=False)
 
 
 def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
@@ -190,26 +228,25 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         typed_parts.append(typed)
         member_parts.append(memberships)
         reports.append(report)
-    devices = pd.concat(typed_parts, ignore_index=True) if len(typed_parts) > 1 \
-        else typed_parts[0]
-    memberships = pd.concat(member_parts, ignore_index=True)
-    memberships = memberships[memberships["CollectionID"].isin(collection_ids)]
-    devices["site"] = devices["site"].astype("category")
+    devices = _combined(typed_parts)
+    memberships = _combined(member_parts)
 
     # Map each membership row to its device's row: membership belongs to its source's site,
     # and a ResourceID is unique within a site, so one integer index per site does it.
     rows = np.full(len(memberships), -1, dtype=np.int64)
-    device_sites = devices["site"].astype("str").to_numpy()
-    member_sites = memberships["site"].to_numpy()
-    for site in pd.unique(member_sites):
+    device_sites, member_sites = devices["site"], memberships["site"]
+    device_ids = devices["ResourceID"].to_numpy()
+    member_ids = memberships["ResourceID"].to_numpy()
+    for site in member_sites.cat.categories:
         device_rows = np.flatnonzero(device_sites == site)
-        index = pd.Index(devices["ResourceID"].to_numpy()[device_rows])
         selected = np.flatnonzero(member_sites == site)
-        found = index.get_indexer(memberships["ResourceID"].to_numpy()[selected])
+        found = pd.Index(device_ids[device_rows]).get_indexer(member_ids[selected])
         rows[selected[found >= 0]] = device_rows[found[found >= 0]]
     memberships = memberships.assign(row=rows)[rows >= 0].reset_index(drop=True)
-    names = (memberships.drop_duplicates("CollectionID")
-             .set_index("CollectionID")["CollectionName"].to_dict())
+    codes, ids = distinct(memberships["CollectionID"])
+    present, first = np.unique(codes, return_index=True)
+    names = {str(ids[code]): str(memberships["CollectionName"].iat[at])
+             for code, at in zip(present, first, strict=True) if code >= 0}
 
     pilot_members, stages = {}, {}
     for key, workload in settings.workloads.items():

@@ -161,8 +161,9 @@ def rule_ids(mask: int) -> list[str]:
     return [rule.id for rule in sorted(hits, key=lambda r: -SEVERITY_RANK[r.severity])]
 
 
-def attention_counts(devices: pd.DataFrame) -> dict[str, int]:
-    mask = devices["attention"].to_numpy()
+def attention_counts(attention: np.ndarray) -> dict[str, int]:
+    """Devices per rule, from each device's ``attention`` bits."""
+    mask = np.asarray(attention)
     return {rule.id: int(np.count_nonzero(mask & RULE_BITS[rule.id])) for rule in RULES}
 
 
@@ -197,10 +198,10 @@ def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical.from_codes(first.astype(np.int16), categories=READINESS_IDS)
 
 
-def readiness_counts(devices: pd.DataFrame) -> list[dict]:
-    """Per step: devices that reached it, passed it, failed it."""
-    failures = devices["readiness"].value_counts()
-    remaining = len(devices)
+def readiness_counts(failures: dict[str, int], devices: int) -> list[dict]:
+    """Per step: devices that reached it, passed it, failed it (``failures``: devices per
+    first failed step, out of ``devices``)."""
+    remaining = devices
     rows = []
     for step, label, _fix in READINESS_STEPS:
         failed = int(failures.get(step, 0))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..labels import AUTHORITY_LABELS, REASON_LABELS, enrollment_status_labels, join_type_label
 from ..settings import WORKLOADS
@@ -183,21 +185,45 @@ SORTABLE = {
 }
 
 
-def sort_key(devices: pd.DataFrame, column: str, descending: bool = False) -> np.ndarray:
+def text_rank(values: pd.Series) -> np.ndarray:
+    """Each value's position in case-insensitive order (0 first; equal text in row order);
+    missing is -1.
+
+    Sorted by Arrow, without Python string objects: a million names take a fraction of a
+    second and no extra copy of the text."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        ranks = text_rank(pd.Series(values.cat.categories.astype("str")))
+        return np.where(codes >= 0, ranks[np.maximum(codes, 0)] if len(ranks) else -1, -1)
+    text = pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
+    order = pc.sort_indices(pc.utf8_lower(text)).to_numpy()  # stable
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return np.where(values.isna().to_numpy(), -1, ranks)
+
+
+def sort_key(devices: pd.DataFrame, column: str, descending: bool = False,
+             names: np.ndarray | None = None) -> np.ndarray:
     """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
-    values last in either direction."""
+    values last in either direction. ``names``: ``text_rank`` of the names, when known."""
     if column == "state_rank":
         values = pd.Series(state_rank(devices))
     else:
         values = devices[SORTABLE.get(column, column)]
-    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(
-            values)):
-        text = values.astype("object")
-        values = text.where(text.isna(), text.astype("str").str.lower())
-    names = devices["Name"].astype("str").str.lower().fillna("")
-    frame = pd.DataFrame({"v": np.asarray(values), "n": names.to_numpy()})
-    return frame.sort_values(["v", "n"], ascending=[not descending, True], na_position="last",
-                             kind="stable").index.to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        missing = values.isna().to_numpy()
+        key = values.to_numpy().view(np.int64)
+    elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        key = values.to_numpy(dtype=float)
+        missing = np.isnan(key)
+    else:
+        key = text_rank(values)
+        missing = key < 0
+    key = np.where(missing, 0, key)
+    if names is None:
+        names = text_rank(devices["Name"])
+    # lexsort: the last key is the primary one.
+    return np.lexsort((names, -key if descending else key, missing))
 
 
 def page_rows(order: np.ndarray, mask: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -233,16 +259,16 @@ def display_frame(devices: pd.DataFrame, positions: np.ndarray, wording: str = "
     part = devices.iloc[positions]
     statuses = enrollment_status_labels(wording)
     codes = part["error_code"].astype("object")
-    pairs = codes.astype("str") + "\x00" + part["EnrollmentErrorDetail"].fillna("").astype("str")
+    pairs = codes.astype("str") + "\x00" + part["EnrollmentErrorDetail"].astype("str").fillna("")
     described = _mapped(pairs.where(codes.notna(), None), lambda pair: "" if pair is None else
                         describe(*pair.split("\x00", 1)).description)
     fixes = _mapped(codes, lambda code: "" if code is None else describe(code).fix)
     last = part["LastPolicyRequest"]
     return pd.DataFrame({
         "resource_id": part["ResourceID"].to_numpy(),
-        "name": part["Name"].fillna("").astype("str").to_numpy(),
+        "name": part["Name"].astype("str").fillna("").to_numpy(),
         "site": part["site"].astype("str").to_numpy(),
-        "domain": part["Domain"].fillna("").astype("str").to_numpy(),
+        "domain": part["Domain"].astype("str").fillna("").to_numpy(),
         "os_group": part["os_group"].astype("str").to_numpy(),
         "release": part["os_release"].astype("str").to_numpy(),
         "join_type": np.where(part["joined"].to_numpy(),

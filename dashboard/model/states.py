@@ -85,13 +85,13 @@ def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, pd.Categorical, np.nd
     known = ~np.isnan(product)
     workstation = np.where(known, product == 1, by_name_ws & ~by_name_srv)
     server = np.where(known, (product == 2) | (product == 3), by_name_srv)
-    nt = devices["NTVersion"].to_numpy(dtype=object)
+    nt = devices["NTVersion"]
     build = devices["BuildNumber"].to_numpy(dtype=float)
-    nt10 = workstation & (nt == "10.0")
+    nt10 = workstation & nt.isin(["10.0"]).to_numpy()
     has_build = ~np.isnan(build)
     group = np.select(
         [server, nt10 & has_build & (build >= MIN_BUILD), nt10 & has_build,
-         workstation & np.isin(nt, ["6.1", "6.2", "6.3"])],
+         workstation & nt.isin(["6.1", "6.2", "6.3"]).to_numpy()],
         [OS_GROUPS.index(SERVER), OS_GROUPS.index(W10_CURRENT), OS_GROUPS.index(W10_OLD),
          OS_GROUPS.index(W7_8)],
         default=OS_GROUPS.index(OTHER),
@@ -179,7 +179,7 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     out["error_code"] = out["error_code"].cat.remove_unused_categories()
 
     bits = devices["MDMWorkloads"].to_numpy(dtype=float)
-    bits = np.where(np.isnan(bits), 0, bits).astype(np.int64)
+    bits = np.where(np.isfinite(bits) & (np.abs(bits) < 2**62), bits, 0).astype(np.int64)
     no_pilot = np.zeros(n, dtype=bool)
     for key, (bit, _label) in WORKLOADS.items():
         is_set = (bits & bit) != 0

@@ -15,56 +15,71 @@ from .errors import error_table
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, OS_GROUPS, REASONS
 
 
-def _counts(column: pd.Series, keys) -> dict[str, int]:
-    counts = column.value_counts(dropna=True)
-    return {key: int(counts.get(key, 0)) for key in keys}
+class _Rows:
+    """The kept rows of the columns a summary reads, as numpy arrays.
 
+    Filtering a million-row frame column by column through pandas costs ~7 ms a column;
+    taking the kept rows of the numpy codes costs ~1 ms, and counting is one
+    ``bincount``."""
 
-# The columns a summary reads: a filter copies only these, not the whole estate.
-SUMMARY_COLUMNS = ("comanaged", "os_group", "os_release", "eligible", "scheduled", "initiated",
-                   "enrollment_status", "failed", "error_code", "reason", "attention",
-                   "readiness", *(f"wl_{key}" for key in WORKLOADS))
+    def __init__(self, devices: pd.DataFrame, mask: np.ndarray | None):
+        self.devices = devices
+        self.kept = None if mask is None else np.flatnonzero(mask)
+        self.size = len(devices) if mask is None else len(self.kept)
+
+    def values(self, name: str) -> np.ndarray:
+        column = self.devices[name]
+        values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) \
+            else column.to_numpy()
+        return values if self.kept is None else values.take(self.kept)
+
+    def count(self, name: str) -> int:
+        return int(np.count_nonzero(self.values(name)))
+
+    def counts(self, name: str, keys=None) -> dict:
+        """Rows per category (all of ``keys`` when given, zeros included)."""
+        categories = self.devices[name].cat.categories
+        slots = self.values(name).astype(np.intp) + 1  # slot 0: missing
+        tally = np.bincount(slots, minlength=len(categories) + 1)[1:]
+        counts = dict(zip(categories, tally.tolist(), strict=True))
+        return counts if keys is None else {key: int(counts.get(key, 0)) for key in keys}
 
 
 def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
               mask: np.ndarray | None = None) -> dict:
     """The summary of classified devices, or of the rows ``mask`` keeps (a site or
     collection filter)."""
-    details = devices["EnrollmentErrorDetail"]
-    devices = devices[list(SUMMARY_COLUMNS)]
-    if mask is not None:
-        devices = devices[mask]
-        details = details[mask]
-    comanaged = int(devices["comanaged"].sum())
-    releases = devices["os_release"].value_counts(dropna=True)
-    releases = releases[releases > 0]
+    rows = _Rows(devices, mask)
+    comanaged = rows.count("comanaged")
+    releases = {label: count for label, count in rows.counts("os_release").items() if count}
     os_releases = {str(label): int(count) for label, count in
                    sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
-    failed = devices["failed"].to_numpy()
+    failed = np.flatnonzero(devices["failed"].to_numpy() if mask is None
+                            else devices["failed"].to_numpy() & mask)  # a few rows
     return {
-        "devices": len(devices),
+        "devices": rows.size,
         "comanaged": comanaged,
-        "os_groups": _counts(devices["os_group"], OS_GROUPS),
+        "os_groups": rows.counts("os_group", OS_GROUPS),
         "os_releases": os_releases,
         "funnel": {
-            "eligible": int(devices["eligible"].sum()),
-            "scheduled": int(devices["scheduled"].sum()),
-            "initiated": int(devices["initiated"].sum()),
+            "eligible": rows.count("eligible"),
+            "scheduled": rows.count("scheduled"),
+            "initiated": rows.count("initiated"),
             "enrolled": comanaged,
         },
-        "enrollment_status": _counts(devices["enrollment_status"], ENROLLMENT_STATUSES),
+        "enrollment_status": rows.counts("enrollment_status", ENROLLMENT_STATUSES),
         "workloads": {
-            key: _counts(devices[f"wl_{key}"], AUTHORITIES) for key in WORKLOADS
+            key: rows.counts(f"wl_{key}", AUTHORITIES) for key in WORKLOADS
         },
         "enrollment_errors": [
             {"code": row["code"], "description": row["description"], "count": row["count"]}
-            for row in error_table(devices["error_code"][failed].astype("str"),
-                                   details[failed])
+            for row in error_table(devices["error_code"].iloc[failed].astype("str"),
+                                   devices["EnrollmentErrorDetail"].iloc[failed])
         ],
-        "not_comanaged_reasons": _counts(devices["reason"], REASONS),
-        "attention": attention_counts(devices),
-        "attention_devices": int(np.count_nonzero(devices["attention"].to_numpy())),
-        "readiness": readiness_counts(devices),
+        "not_comanaged_reasons": rows.counts("reason", REASONS),
+        "attention": attention_counts(rows.values("attention")),
+        "attention_devices": rows.count("attention"),
+        "readiness": readiness_counts(rows.counts("readiness"), rows.size),
         "data_as_of": data_as_of,
         "sources": [
             {"site": s["site"], "kind": s["kind"], "rows": int(s["rows"]),

@@ -77,7 +77,7 @@ def test_same_seed_same_bytes(tmp_path):
 
 def os_groups(frame: pd.DataFrame) -> pd.Series:
     """domain.md §4 OS group, written out independently of dashboard.model."""
-    name = frame["OperatingSystem"].fillna("").str.lower()
+    name = frame["OperatingSystem"].astype("str").fillna("").str.lower()
     product = frame["ProductType"]
     server = product.isin([2, 3]) | (product.isna() & name.str.contains("server"))
     workstation = (product == 1) | (product.isna() & name.str.contains("workstation")
@@ -159,7 +159,7 @@ def test_enrollment_status_mix(mix):
     assert frame.loc[~joined & frame["HybridAADJoined"].notna(), "AADDeviceID"].isna().all()
 
     failures = frame[targeted & ~comanaged & flag["EnrollmentFailed"]]
-    codes = failures["EnrollmentStatusCode"].fillna("0x00000000").value_counts()
+    codes = failures["EnrollmentStatusCode"].astype("str").fillna("0x00000000").value_counts()
     leaders = ["0x8018002A", "0x80180002", "0xCAA20003", "0x80070490"]
     assert codes.index[:4].tolist() == leaders
     assert codes.drop(leaders).max() < codes["0x80070490"]

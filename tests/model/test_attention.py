@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from dashboard.model.attention import RULES, readiness_counts, rule_ids
+from dashboard.model.attention import RULES, rule_ids
+from dashboard.model.summary import summarize
 from tests.factories import AS_OF, classified, one
 
 NOT_COMANAGED = {"MDMEnrolled": "0", "ComgmtPolicyPresent": "0", "MDMWorkloads": ""}
@@ -111,7 +112,7 @@ def test_readiness_steps_count_among_those_that_passed_before():
         {"ComgmtPolicyPresent": "0"},
         {"ProductType": "3", "ClientInstalled": "0"},  # counted once, at its first failure
     ])
-    steps = readiness_counts(frame)
+    steps = summarize(frame, [], "2026-11-23T07:00:00+00:00")["readiness"]
     assert [s["failed"] for s in steps] == [2, 1, 1, 1, 1, 1]
     assert [s["checked"] for s in steps] == [8, 6, 5, 4, 3, 2]
     assert steps[-1]["passed"] == 1

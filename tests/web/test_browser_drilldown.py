@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -67,11 +68,13 @@ def open_devices(page, base: str, query: str) -> int:
 
 def grid_rows(page, first: int, last: int) -> list[list]:
     """Rows ``first`` to ``last`` (0-based, inclusive) once the grid has loaded them all."""
-    page.wait_for_function(
-        f"""async () => {{ const api = await dash_ag_grid.getApiAsync('devices-grid');
-            let n = 0; api.forEachNode(node => {{ if (node.data && node.rowIndex >= {first}
-                && node.rowIndex <= {last}) n++; }}); return n === {last - first + 1}; }}""")
-    return [row for row in page.evaluate(GRID_ROWS) if first <= row[0] <= last]
+    # Wait and read in one evaluation: the grid may drop and refetch blocks between two.
+    deadline = time.monotonic() + 30
+    while True:
+        rows = [row for row in page.evaluate(GRID_ROWS) if first <= row[0] <= last]
+        if len(rows) == last - first + 1 or time.monotonic() > deadline:
+            return rows
+        page.wait_for_timeout(100)
 
 
 def server_rows(store, query: str, start: int, end: int, sort=None) -> list[str]:
