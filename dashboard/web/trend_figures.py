@@ -45,7 +45,7 @@ def _days(series: pd.DataFrame) -> list[str]:
     return [pd.Timestamp(day).strftime("%Y-%m-%d") for day in series.index]
 
 
-def _layout(fig: go.Figure, y_title: str, percent: bool = False, **extra) -> go.Figure:
+def _layout(traces: list[dict], y_title: str, percent: bool = False, **extra) -> go.Figure:
     yaxis = {"title": {"text": y_title}, "rangemode": "tozero", "automargin": True,
              "separatethousands": True}
     if percent:
@@ -58,13 +58,13 @@ def _layout(fig: go.Figure, y_title: str, percent: bool = False, **extra) -> go.
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
         "margin": {"l": 8, "r": 16, "t": 32, "b": 8},
     }
-    return figures._base_layout(fig, **(layout | extra))
+    return figures.chart(traces, **(layout | extra))
 
 
 def _line(name: str, days: list[str], values, color: str, dash: str, symbol: str,
-          hover: list[str], visible=True, width: float = 2.2) -> go.Scatter:
-    return go.Scatter(
-        x=days, y=list(values), name=name, mode="lines+markers", visible=visible,
+          hover: list[str], visible=True, width: float = 2.2) -> dict:
+    return dict(
+        type="scatter", x=days, y=list(values), name=name, mode="lines+markers", visible=visible,
         line={"color": color, "dash": dash, "width": width},
         marker={"symbol": symbol, "size": 6, "color": color,
                 "line": {"color": color, "width": 1}},
@@ -82,29 +82,29 @@ def share_figure(series: pd.DataFrame) -> go.Figure:
     hover = [f"Co-managed: {_percent(s)} ({int(c):,} of {int(d):,} devices)"
              for s, c, d in zip(series["comanaged_share"], series["comanaged"],
                                 series["devices"], strict=True)]
-    fig = go.Figure(_line("Co-managed share", days, 100 * series["comanaged_share"],
-                          COLORS["success"], "solid", "circle", hover, width=2.6))
-    return _layout(fig, "% of devices", percent=True, showlegend=False,
+    line = _line("Co-managed share", days, 100 * series["comanaged_share"],
+                 COLORS["success"], "solid", "circle", hover, width=2.6)
+    return _layout([line], "% of devices", percent=True, showlegend=False,
                    margin={"l": 8, "r": 16, "t": 12, "b": 8})
 
 
 def funnel_figure(series: pd.DataFrame) -> go.Figure:
     """The co-management status funnel's four stages, in devices, per day."""
     days = _days(series)
-    fig = go.Figure()
+    traces = []
     for stage, label in FUNNEL_LABELS.items():
         color, dash, symbol = FUNNEL_STYLE[stage]
         values = series[f"funnel_{stage}"]
         hover = [f"{label}: {int(v):,} devices" for v in values]
-        fig.add_trace(_line(label, days, values, color, dash, symbol, hover))
-    return _layout(fig, "devices")
+        traces.append(_line(label, days, values, color, dash, symbol, hover))
+    return _layout(traces, "devices")
 
 
 def workloads_figure(series: pd.DataFrame) -> go.Figure:
     """Per workload, the share of co-managed devices whose authority is Intune or Pilot
     Intune. Workloads that never moved are left out (named in the title)."""
     days = _days(series)
-    fig = go.Figure()
+    traces = []
     never = []
     latest = {key: series[f"intune_share_{key}"].fillna(0).iloc[-1] for key in WORKLOADS}
     for key in sorted(WORKLOADS, key=lambda k: -latest[k]):  # the legend reads like the lines
@@ -116,29 +116,27 @@ def workloads_figure(series: pd.DataFrame) -> go.Figure:
         hover = [f"{WORKLOAD_LABELS[key]}: {_percent(s)} ({int(m):,} of {int(c):,} "
                  "co-managed)" for s, m, c in zip(shares, series[f"intune_{key}"],
                                                   series["comanaged"], strict=True)]
-        fig.add_trace(_line(WORKLOAD_LABELS[key], days, 100 * shares, color, dash, symbol,
+        traces.append(_line(WORKLOAD_LABELS[key], days, 100 * shares, color, dash, symbol,
                             hover))
-    if not fig.data:
+    if not traces:
         return figures.empty_figure("No workload has moved to Intune in these snapshots")
-    fig = _layout(fig, "% of co-managed devices", percent=True)
-    if never:
-        fig.update_layout(meta={"never_moved": never})
-    return fig
+    return _layout(traces, "% of co-managed devices", percent=True,
+                   **({"meta": {"never_moved": never}} if never else {}))
 
 
 def failures_figure(series: pd.DataFrame) -> go.Figure:
     """Enrollment failures, devices pending user sign in and stuck enrollments, per day."""
     days = _days(series)
-    fig = go.Figure()
+    traces = []
     lines = (("failures", "Enrollment failures", COLORS["failure"], "solid", "circle"),
              ("attention_pending-sign-in", "Pending user sign in", COLORS["pending"], "dash",
               "square"),
              ("attention_stuck", "Enrollment stuck", COLORS["ink"], "dot", "diamond"))
     for column, label, color, dash, symbol in lines:
         values = series[column]
-        fig.add_trace(_line(label, days, values, color, dash, symbol,
+        traces.append(_line(label, days, values, color, dash, symbol,
                             [f"{label}: {int(v):,} devices" for v in values]))
-    return _layout(fig, "devices")
+    return _layout(traces, "devices")
 
 
 SEVERITY_COLORS = {"high": COLORS["failure"], "medium": COLORS["pending"],
@@ -148,20 +146,19 @@ SEVERITY_COLORS = {"high": COLORS["failure"], "medium": COLORS["pending"],
 def attention_figure(series: pd.DataFrame) -> go.Figure:
     """Devices needing attention (any rule) and each attention rule's count, per day."""
     days = _days(series)
-    fig = go.Figure()
-    fig.add_trace(_line("Need attention (any rule)", days, series["attention_devices"],
+    traces = [_line("Need attention (any rule)", days, series["attention_devices"],
                         COLORS["ink"], "solid", "circle",
                         [f"Need attention: {int(v):,} devices"
-                         for v in series["attention_devices"]], width=3))
+                         for v in series["attention_devices"]], width=3)]
     ranked = sorted(enumerate(RULES), key=lambda item: ("high", "medium", "low").index(
         item[1].severity))
     for index, rule in ranked:
         dash, symbol = RULE_STYLE[index % len(RULE_STYLE)]
         values = series[f"attention_{rule.id}"]
-        fig.add_trace(_line(f"{rule.title} ({rule.severity})", days, values,
+        traces.append(_line(f"{rule.title} ({rule.severity})", days, values,
                             SEVERITY_COLORS[rule.severity], dash, symbol,
                             [f"{rule.title}: {int(v):,}" for v in values], width=1.8))
-    return _layout(fig, "devices",
+    return _layout(traces, "devices",
                    legend={"orientation": "v", "x": 1.01, "y": 1, "yanchor": "top",
                            "xanchor": "left"},
                    margin={"l": 8, "r": 8, "t": 12, "b": 8})

@@ -148,3 +148,21 @@ def test_figures_serialise_without_device_text(summary):
                   figures.enrollment_status_figure, figures.workloads_figure,
                   figures.reasons_figure):
         assert "<img" not in build(summary).to_json()
+
+
+def test_every_chart_is_a_valid_plotly_figure(summary, sample_store):
+    """Builders skip plotly's validation for speed (``figures.chart``): validate here what
+    they build, so a misspelt property fails a test instead of a browser silently ignoring
+    it."""
+    from dashboard.model.trends import trend_series
+    from dashboard.web import trend_figures
+
+    built = [build(summary) for build in (
+        figures.os_groups_figure, figures.os_releases_figure, figures.funnel_figure,
+        figures.enrollment_status_figure, figures.workloads_figure, figures.reasons_figure)]
+    built.append(figures.empty_figure("nothing"))
+    series = trend_series(sample_store.history.trend())
+    built += [build(series) for build in trend_figures.FIGURES.values()]
+    for fig in built:
+        go.Figure(fig.to_dict())  # raises ValueError naming any invalid property
+        assert fig.to_plotly_json()["layout"]["template"]["layout"]["paper_bgcolor"] == "white"
