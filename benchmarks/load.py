@@ -2,15 +2,19 @@
 
     python benchmarks/load.py                                  # the sample estate
     python benchmarks/load.py --config benchmarks/data/1000000/comanage.toml --users 20 --seconds 60
+    python benchmarks/load.py --workers 2                      # gunicorn, 2 worker processes
 
 Starts ``comanage-dashboard serve`` (waitress, the production server) on a free loopback
-port, waits until its data is loaded, then runs a fixed number of simulated users for a fixed
-time. Each user loops over what a person does: open the overview with a random site and
+port, or with ``--workers N`` (Linux) ``gunicorn --workers N --threads 8`` on the WSGI app
+(several processes sharing the warm-start cache, the results cache and the history), waits
+until its data is loaded (in every worker), then runs a fixed number of simulated users for a
+fixed time. Each user loops over what a person does: open the overview with a random site and
 collection filter (the page, Dash's layout, the router and the overview callbacks), page the
 device list with a random filter and sort (the router callback and the grid's row request),
 and open a device's page. It prints requests, errors and latency percentiles per kind and
-writes them to benchmarks/results/load-<devices>.json. It never targets anything but
-127.0.0.1, and it stops by itself.
+writes them to benchmarks/results/load-<devices>.json (with --workers:
+load-<devices>-<N>workers.json). It never targets anything but 127.0.0.1, and it stops by
+itself.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -146,6 +152,38 @@ def plan_for(config: Path) -> dict:
     }
 
 
+def server_command(port: int, workers: int | None) -> list[str]:
+    """``comanage-dashboard serve``, or gunicorn with ``workers`` processes of 8 threads."""
+    if not workers:
+        return [sys.executable, "-m", "dashboard", "serve", "--port", str(port), "--quiet"]
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "8",
+            "--bind", f"127.0.0.1:{port}", "dashboard.web.wsgi:server"]
+
+
+def loaded(port: int) -> bool:
+    """One fresh connection (a worker of its own choosing) shows loaded data."""
+    try:
+        status, body = Client(port).request("GET", "/_dash-layout")
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200 and b"Data as of" in body
+
+
+def wait_until_loaded(port: int, workers: int | None, server: subprocess.Popen) -> None:
+    """Until the data is loaded: with several workers, until a burst of parallel requests
+    (which the workers share out) all find it, so that no worker is still loading."""
+    burst = 4 * (workers or 1) if workers else 1
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited (code {server.returncode}): see "
+                             f"{HERE / 'results' / 'load-server.log'}")
+        with ThreadPoolExecutor(burst) as pool:
+            if all(pool.map(lambda _n: loaded(port), range(burst))):
+                return
+        time.sleep(1)
+    raise SystemExit("the server did not load its data in 10 minutes")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -156,26 +194,26 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "sample_data" / "comanage.toml"))
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="serve with gunicorn --workers N --threads 8 (Linux) instead of "
+                             "comanage-dashboard serve")
     args = parser.parse_args()
+    if args.workers is not None and (args.workers < 1 or os.name != "posix"):
+        parser.error("--workers needs N >= 1 and gunicorn, which runs on Linux (and macOS)")
     port = free_port()
     plan = plan_for(Path(args.config))
     (HERE / "results").mkdir(exist_ok=True)
     env = {**os.environ, "COMANAGE_CONFIG": args.config}
+    runtime = tempfile.TemporaryDirectory()  # gunicorn's control socket: this run's own
+    if args.workers:
+        env.update(COMANAGE_WORKERS=str(args.workers), XDG_RUNTIME_DIR=runtime.name)
     # The server's log goes to a file: an unread pipe would fill up and stall the server.
     log = open(HERE / "results" / "load-server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "serve", "--port", str(port), "--quiet"],
-        env=env, stdout=log, stderr=log, text=True)
+    server = subprocess.Popen(server_command(port, args.workers), cwd=ROOT, env=env,
+                              stdout=log, stderr=log, text=True)
     try:
+        wait_until_loaded(port, args.workers, server)  # the header shows "Data as of"
         probe = Client(port)
-        for _ in range(600):  # until the data is loaded (the header shows "Data as of")
-            try:
-                status, body = probe.request("GET", "/_dash-layout")
-                if status == 200 and b"Data as of" in body:
-                    break
-            except OSError:
-                probe = Client(port)
-            time.sleep(1)
         deps = json.loads(probe.request("GET", "/_dash-dependencies")[1])
         plan["render_output"] = next(d["output"] for d in deps if "ovw-kpis.children"
                                      in d["output"])
@@ -193,15 +231,24 @@ def main() -> int:
             thread.join()
         elapsed = time.monotonic() - started
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # gunicorn's arbiter stops its workers
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
         log.close()
+        runtime.cleanup()
     every = [s for values in samples.values() for s in values]
     result = {"devices": plan["devices"], "users": args.users, "seconds": round(elapsed, 1),
+              "server": f"gunicorn --workers {args.workers} --threads 8" if args.workers
+              else "comanage-dashboard serve",
+              "workers": args.workers or 1,
               "requests": len(every), "errors": sum(errors.values()),
               "p50_ms": round(1000 * statistics.median(every), 1),
               "p95_ms": round(1000 * percentile(every, 0.95), 1), "kinds": {}}
-    print(f"{plan['devices']:,} devices, {args.users} users, {elapsed:.0f} s: "
+    print(f"{plan['devices']:,} devices, {args.users} users, {elapsed:.0f} s, "
+          f"{args.workers or 1} worker process(es): "
           f"{len(every):,} requests, {result['errors']} errors")
     print(f"{'request':<22} {'count':>7} {'errors':>7} {'p50':>8} {'p95':>8} {'max':>8}")
     for kind, values in samples.items():
@@ -215,7 +262,8 @@ def main() -> int:
     print(f"{'all':<22} {len(every):>7} {result['errors']:>7} {result['p50_ms']:>6.0f}ms "
           f"{result['p95_ms']:>6.0f}ms")
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"load-{plan['devices']}.json").write_text(json.dumps(result, indent=2))
+    name = f"load-{plan['devices']}" + (f"-{args.workers}workers" if args.workers else "")
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=2))
     return 0 if result["errors"] == 0 else 1
 
 

@@ -122,6 +122,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_dir", "", str,
             "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
             "`.comanage-cache` beside the config file."),
+    Setting("shared_cache", "", str,
+            "Where the worker processes share computed summaries and trends (Flask-Caching). "
+            "Empty: files in the `flask-cache` folder of the warm-start cache (mode 0700); a "
+            "`redis://` or `rediss://` URL (password in the URL, never logged; needs the "
+            "redis package): a Redis server; 'off': each process computes its own."),
     Setting("browser", "", str,
             "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or "
             "a name on the PATH). Empty: the usual install places (chromium, "
@@ -344,6 +349,10 @@ def settings_from_dict(raw: dict, path: Path | None = None,
             values[setting.name] = _coerce(setting, environ[setting.env], setting.env)
     if values.get("status_labels", "entra") not in ("entra", "azure"):
         raise SettingsError(f"{where}: status_labels must be 'entra' or 'azure'")
+    shared = str(values.get("shared_cache", "")).strip().lower()
+    if shared not in ("", "off") and not shared.startswith(("redis://", "rediss://")):
+        raise SettingsError(f"{where}: shared_cache must be empty (files in the cache "
+                            "folder), 'off' or a redis:// or rediss:// URL")  # not echoed
 
     sources = []
     for index, entry in enumerate(raw.get("sources", [])):

@@ -7,6 +7,8 @@ is complete; a failed refresh keeps the last good estate and records why (the ba
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -55,13 +57,19 @@ class EstateStore:
         self._cache_folder = None
         self._cache_key = ""
         self._cache_written: float | None = None
+        self._shared = None  # data.shared_cache.SharedCache: results every worker shares
         if use_cache:
             from .data.cache import cache_folder, fingerprint
+            from .data.shared_cache import open_shared_cache
 
             self._cache_folder = cache_folder(settings)
             self._cache_key = fingerprint(settings)
+            self._shared = open_shared_cache(settings, self._cache_folder)
+        self._history_id = "" if history is None else hashlib.sha256(  # which store
+            str(getattr(history, "shown", "")).encode()).hexdigest()[:12]
         self._estate: Estate | None = None
         self._version = 0
+        self._generation: str | None = None  # the current estate's cache generation
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._wake = threading.Event()
@@ -96,25 +104,50 @@ class EstateStore:
         return self._cached(
             version, ("summary", site or None, collection or None),
             lambda: summarize(estate.devices, [s.as_dict() for s in estate.sources],
-                              estate.data_as_of, estate.mask(site, collection)))
+                              estate.data_as_of, estate.mask(site, collection)), shared=True)
 
     def _current(self) -> tuple[Estate | None, int]:
         with self._lock:
             return self._estate, self._version
 
-    def _cached(self, version: int, key: tuple, compute: Callable[[], object]):
-        """Memoise per loaded estate (its version is part of the key), least recent out."""
-        key = (version, *key)
+    def _cached(self, version: int, key: tuple, compute: Callable[[], object],
+                shared: bool = False):
+        """Memoise per loaded estate (its version is part of the key), least recent out.
+
+        ``shared``: a small JSON-able result that is the same in every worker process: on a
+        miss here, look in the shared cache (another worker may have computed it for the
+        same cache generation) before computing, and store what was computed there.
+        Without the Parquet cache (tests, the CLI) or a generation, this process only.
+        """
+        local_key = (version, *key)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        value = compute()
+            if local_key in self._cache:
+                self._cache.move_to_end(local_key)
+                return self._cache[local_key]
+            generation = self._generation if version == self._version else None
+        shared_key = None
+        if shared and self._shared is not None and generation is not None:
+            shared_key = self._shared_key(generation, key)
+        found, value = (False, None) if shared_key is None else self._shared.get(shared_key)
+        if not found:
+            value = compute()
+            if shared_key is not None:
+                self._shared.set(shared_key, value)
         with self._lock:
-            self._cache[key] = value
+            self._cache[local_key] = value
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return value
+
+    def _shared_key(self, generation: str, key: tuple) -> str:
+        """The config's fingerprint and the estate's generation (the same in every process
+        that reads that generation, never this process's ``version``), the code and the
+        value format, the history store for results read from it, and the request."""
+        from .data.shared_cache import FORMAT, code_fingerprint
+
+        source = f"h{self._history_id}" if key[0] == "history" else "e"
+        return (f"{self._cache_key}:{generation}:{FORMAT}.{code_fingerprint()}:{source}:"
+                + json.dumps(list(key), default=str, separators=(",", ":")))
 
     def device_filter(self, query: dict):
         """Validate a device-list query against the current estate's allowed values."""
@@ -138,11 +171,11 @@ class EstateStore:
 
     # -- history (None / empty when there is none or it cannot be read) ------------------
     def _from_history(self, version: int, key: tuple, compute: Callable[[], object],
-                      default=None):
+                      default=None, shared: bool = False):
         if self.history is None:
             return default
         try:
-            return self._cached(version, ("history", *key), compute)
+            return self._cached(version, ("history", *key), compute, shared=shared)
         except Exception as error:  # noqa: BLE001 - a history problem never breaks a page
             log.warning("history: %s: %s", key[0], _one_line(error))
             return default
@@ -179,12 +212,13 @@ class EstateStore:
             return None if metrics is None else summary_from_metrics(metrics)
 
         return self._from_history(self._version, ("past", day, site or None,
-                                                  collection or None), compute)
+                                                  collection or None), compute, shared=True)
 
     def trend(self, site: str | None = None, collection: str | None = None):
         """``HistoryStore.trend`` for a scope (every day), or None without history."""
         return self._from_history(self._version, ("trend", site or None, collection or None),
-                                  lambda: self.history.trend(site or None, collection or None))
+                                  lambda: self.history.trend(site or None, collection or None),
+                                  shared=True)
 
     def changes(self, since) -> dict[str, np.ndarray] | None:
         """Per change kind, the current devices that changed since a snapshot day."""
@@ -213,11 +247,12 @@ class EstateStore:
             return None
 
     # -- refreshing ----------------------------------------------------------------------
-    def _obtain(self, force: bool) -> Estate | None:
-        """A newer estate: from the shared cache when another process (or our previous
-        run) loaded one recently enough, else from the sources; None when nothing is due."""
+    def _obtain(self, force: bool) -> tuple[Estate, str | None] | None:
+        """A newer estate and its cache generation (None when it is not in the cache): from
+        the shared cache when another process (or our previous run) loaded one recently
+        enough, else from the sources; None when nothing is due."""
         if self._cache_folder is None:
-            return self._loader(self.settings)
+            return self._loader(self.settings), None
         from .data import cache
 
         interval = max(1, self.settings.refresh_minutes) * 60
@@ -226,22 +261,24 @@ class EstateStore:
         if not force and age is not None and age < interval:
             if self._cache_written is not None and written <= self._cache_written + 1:
                 return None  # we already serve the newest cached estate
-            estate = cache.read_cache(self._cache_folder, self._cache_key)
-            if estate is not None:
+            found = cache.read_generation(self._cache_folder, self._cache_key)
+            if found is not None:
                 self._cache_written = written
-                return estate
+                return found
         deadline = time.monotonic() + max(60, self.settings.query_timeout_seconds * 2)
         while True:
             with cache.refresh_lock(self._cache_folder) as mine:
                 if mine:
                     estate = self._loader(self.settings)
                     try:
-                        cache.write_cache(estate, self._cache_folder, self._cache_key)
+                        target = cache.write_cache(estate, self._cache_folder,
+                                                   self._cache_key)
                         self._cache_written = time.time()
                     except OSError as error:  # serving matters more than the cache
                         log.warning("cannot write the cache in %s: %s", self._cache_folder,
                                     error.strerror)
-                    return estate
+                        return estate, None  # no generation: nothing shared about it
+                    return estate, target.name
             # Another process is reading the sources: wait for its result, then use it.
             if time.monotonic() > deadline:
                 raise TimeoutError("another process holds the refresh lock in "
@@ -249,10 +286,10 @@ class EstateStore:
             time.sleep(1)
             age = cache.cache_age(self._cache_folder, self._cache_key)
             if age is not None and age < interval:
-                estate = cache.read_cache(self._cache_folder, self._cache_key)
-                if estate is not None:
+                found = cache.read_generation(self._cache_folder, self._cache_key)
+                if found is not None:
                     self._cache_written = time.time() - age
-                    return estate
+                    return found
 
     def adopt_cache(self) -> bool:
         """At start: serve the cached estate at once, whatever its age (then refresh)."""
@@ -261,18 +298,20 @@ class EstateStore:
         from .data import cache
 
         age = cache.cache_age(self._cache_folder, self._cache_key)
-        estate = cache.read_cache(self._cache_folder, self._cache_key)
-        if estate is None:
+        found = cache.read_generation(self._cache_folder, self._cache_key)
+        if found is None:
             return False
         self._cache_written = time.time() - (age or 0)
-        self._swap(estate)
+        self._swap(*found)
         return True
 
-    def _swap(self, estate: Estate) -> None:
+    def _swap(self, estate: Estate, generation: str | None = None) -> None:
         estate.sort_order("severity", descending=True)  # the device list's default order
+        estate.collection_mask("")  # builds every collection's mask
         with self._lock:
             self._estate = estate
             self._version += 1
+            self._generation = generation
             self._cache.clear()
         self._last_success = datetime.now(UTC)
         self._error = None
@@ -299,8 +338,8 @@ class EstateStore:
             self._refreshing = True
             try:
                 # After a failure, retries go to the sources whatever the cache says.
-                estate = self._obtain(force or self._failures > 0)
-                if estate is None:
+                found = self._obtain(force or self._failures > 0)
+                if found is None:
                     return False
             except Exception as error:  # keep serving the last good data, say why
                 now = datetime.now(UTC)
@@ -312,7 +351,7 @@ class EstateStore:
                 return False
             finally:
                 self._refreshing = False
-            self._swap(estate)
+            self._swap(*found)
             return True
 
     def request_refresh(self) -> None:

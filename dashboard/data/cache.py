@@ -98,6 +98,14 @@ def cache_age(folder: Path, key: str) -> float | None:
 
 def read_cache(folder: Path, key: str) -> Estate | None:
     """The cached estate for ``key``, or None when there is none (or it cannot be read)."""
+    found = read_generation(folder, key)
+    return None if found is None else found[0]
+
+
+def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
+    """``read_cache`` and the name of the generation it read (what ``write_cache``'s folder
+    is called): the identity of that estate in every process (the shared results cache's
+    keys name it)."""
     try:
         pointer = json.loads((folder / POINTER).read_text())
         if pointer.get("fingerprint") != key:
@@ -108,9 +116,10 @@ def read_cache(folder: Path, key: str) -> Estate | None:
         memberships = pd.read_parquet(target / "memberships.parquet")
     except (OSError, ValueError, KeyError):
         return None
-    return Estate(devices=devices, memberships=memberships,
-                  sources=[SourceReport(**report) for report in meta["sources"]],
-                  data_as_of=meta["data_as_of"], collection_names=meta["collection_names"])
+    estate = Estate(devices=devices, memberships=memberships,
+                    sources=[SourceReport(**report) for report in meta["sources"]],
+                    data_as_of=meta["data_as_of"], collection_names=meta["collection_names"])
+    return estate, target.name
 
 
 @contextmanager
@@ -120,7 +129,7 @@ def refresh_lock(folder: Path):
     A lock file created exclusively works across processes on Windows and POSIX; one older
     than ``STALE_LOCK_SECONDS`` was left by a crash and is taken over.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the first write's folder too
     path = folder / LOCK
     try:
         if path.exists() and time.time() - path.stat().st_mtime > STALE_LOCK_SECONDS:
