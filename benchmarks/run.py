@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -83,10 +82,25 @@ def pyarrow_floor(folder: Path) -> float:
     return read
 
 
+# A child's own peak RSS. Not getrusage's ru_maxrss: on Linux a child inherits the parent's
+# high-water mark through fork and exec, so a child of this (large) process would report
+# the parent's peak. VmHWM belongs to the child's own address space.
+PEAK_MB = """
+def peak_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status
+                        if line.startswith("VmHWM")) / 1024
+    except OSError:  # not Linux
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+
 def child_peak(config: Path, devices: int) -> dict:
     """Peak RSS of a process that loads the estate, summarises and serves one page each."""
-    code = f"""
-import resource, json, sys, time
+    code = PEAK_MB + f"""
+import json, sys, time
 sys.path.insert(0, {str(HERE.parent)!r})
 from dashboard.settings import load_settings
 from dashboard.store import EstateStore
@@ -102,8 +116,7 @@ from dashboard.web.pages import devices
 devices.get_rows(store, {{"startRow": 0, "endRow": 100, "sortModel": []}}, [["attention", "any"]])
 rid = int(store.estate.devices["ResourceID"].iat[0])
 client.get(f'/device/{{rid}}')
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "cold_start_s": time.perf_counter() - started}}))
+print(json.dumps({{"peak_rss_mb": peak_mb(), "cold_start_s": time.perf_counter() - started}}))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
@@ -111,12 +124,25 @@ print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_ma
 
 
 def summary_command(config: Path) -> dict:
-    """`comanage-dashboard summary` as a user runs it: wall time and peak memory."""
+    """`comanage-dashboard summary` as a user runs it (``python -m dashboard``): wall time
+    and the process's peak memory, printed by the process itself as it exits."""
+    code = PEAK_MB + f"""
+import runpy, sys
+sys.argv = ["comanage-dashboard", "summary", "--config", {str(config)!r}, "--format", "json",
+            "--quiet"]
+try:
+    runpy.run_module("dashboard", run_name="__main__")
+finally:
+    print(f"peak_rss_mb={{peak_mb()}}", file=sys.stderr)
+"""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dashboard", "summary", "--config", str(config),
-                    "--format", "json", "--quiet"], check=True, capture_output=True)
-    return {"seconds": time.perf_counter() - started,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=HERE.parent)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"summary failed: {result.stderr.strip()[-500:]}")
+    peak = float(result.stderr.rsplit("peak_rss_mb=", 1)[1].split()[0])
+    return {"seconds": seconds, "peak_rss_mb": peak}
 
 
 def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
@@ -314,8 +340,7 @@ def main() -> int:
         result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
         print_table(result)
         (HERE / "results" / f"{devices}.json").write_text(json.dumps(result, indent=2))
-    print(f"\nresults in {HERE / 'results'}; own peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"\nresults in {HERE / 'results'}")
     return 0
 
 
