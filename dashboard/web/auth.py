@@ -14,7 +14,11 @@ Setting ``auth`` (see ``dashboard.settings``):
     user in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure when
     ``secure_cookies``), valid ``session_hours``; removing the user or changing their
     password ends their sessions. ``/logout`` signs out (POST with the token; the navbar's
-    "Sign out" button); a copy of the signed-out cookie is refused by this process too.
+    "Sign out" button); a copy of the signed-out cookie is refused too. The failed attempts
+    and the signed-out sessions are kept in ``<users_file>.sign-in.sqlite`` (``SignInState``,
+    mode 0600, on a local disk), so every process of a deployment counts the same failures
+    and refuses the same signed-out cookies; when that file cannot be used, each process
+    falls back to its own memory and logs one warning.
 ``proxy``
     A reverse proxy (IIS with Windows authentication, any SSO proxy) authenticates and
     names the user in ``proxy_user_header``. The header is believed only from the
@@ -41,6 +45,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import sys
 import threading
 import time
@@ -75,6 +80,10 @@ _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_ADDRESS = 20
 FAILURE_WINDOW_SECONDS = 15 * 60
+# The sign-in state every process shares (failed sign-ins, sign-outs): beside the users file.
+STATE_SUFFIX = ".sign-in.sqlite"
+STATE_TIMEOUT_SECONDS = 2.0  # the longest a sign-in or sign-out waits for the file's lock
+STATE_RETRY_SECONDS = 30  # after a failure the file rests this long (memory only meanwhile)
 
 
 class AuthError(SettingsError):
@@ -89,6 +98,12 @@ def users_path(settings: Settings) -> Path:
     configured = str(settings.users_file or "").strip()
     path = Path(configured).expanduser() if configured else Path(USERS_FILE)
     return path if path.is_absolute() else (base / path)
+
+
+def state_path(settings: Settings) -> Path:
+    """The sign-in state file shared by the processes: ``<users_file>.sign-in.sqlite``."""
+    users = users_path(settings)
+    return users.with_name(users.name + STATE_SUFFIX)
 
 
 def _hash_method() -> str:
@@ -387,21 +402,182 @@ def preflight(settings: Settings, allow_anonymous: bool = False) -> list[str]:
 
 # -- the web side ----------------------------------------------------------------------------
 
+class StateUnavailable(Exception):
+    """The shared sign-in state could not be used for this operation (already logged)."""
+
+
+class SignInState:
+    """The sign-in state every process of a deployment shares: a SQLite file beside the users
+    file (``state_path``) with the recent failed sign-ins and the signed-out sessions.
+
+    The file is created with mode 0600 and kept in WAL mode (readers never wait for a writer),
+    so it must be on a local disk of the machine that runs the processes, never a network
+    share. Times are wall-clock (``time.time``): the processes share no monotonic clock. Each
+    thread keeps its own connection; writes are short ``BEGIN IMMEDIATE`` transactions that
+    wait at most ``STATE_TIMEOUT_SECONDS`` for a lock. When the file cannot be opened, read or
+    written, ``run`` logs one warning and raises ``StateUnavailable``; callers then keep their
+    in-memory behaviour (this process only) and the file rests for ``STATE_RETRY_SECONDS``.
+    Keys (user names, addresses) and session ids are stored as keyed hashes (``digest``).
+    """
+
+    VERSION = 1
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS failures (key TEXT NOT NULL, at REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS failures_key_at ON failures (key, at)",
+        "CREATE INDEX IF NOT EXISTS failures_at ON failures (at)",
+        "CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS revoked_until ON revoked (until)",
+        f"PRAGMA user_version = {VERSION}",
+    )
+
+    def __init__(self, path: Path, secret: str | bytes = b""):
+        self.path = Path(path)
+        self._secret = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._resting_until = 0.0
+        self._failing = False  # warned, and not yet working again
+
+    # -- the file ----------------------------------------------------------------------------
+    def _create(self) -> None:
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        if os.name == "posix" and self.path.is_file() and self.path.stat().st_mode & 0o077:
+            try:
+                os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the same mode
+            except OSError:  # pragma: no cover - not the owner: the file still works
+                pass
+
+    def _open(self) -> sqlite3.Connection:
+        self._create()
+        connection = sqlite3.connect(self.path, timeout=STATE_TIMEOUT_SECONDS,
+                                     isolation_level=None)
+        try:
+            if connection.execute("PRAGMA user_version").fetchone()[0] != self.VERSION:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                self._write(connection, lambda c: [c.execute(s) for s in self.SCHEMA])
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "connection", None) is None or local.pid != os.getpid():
+            local.connection, local.pid = self._open(), os.getpid()  # never across a fork
+        return local.connection
+
+    def close(self) -> None:
+        """Closes this thread's connection (the next operation opens a new one)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None and self._local.pid == os.getpid():
+            connection.close()
+
+    @staticmethod
+    def _write(connection: sqlite3.Connection, work):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        return result
+
+    # -- the API -----------------------------------------------------------------------------
+    def digest(self, value: str) -> str:
+        """What the file stores for a key or session id: a keyed hash (HMAC-SHA256 with the
+        secret key), so a name typed wrong (perhaps a password) never reaches the disk."""
+        return hmac.new(self._secret, value.encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).hexdigest()
+
+    def run(self, work, write: bool = False):
+        """``work(connection)``'s result (in one write transaction with ``write``); raises
+        ``StateUnavailable`` when the file cannot be used now."""
+        with self._lock:
+            if time.monotonic() < self._resting_until:
+                raise StateUnavailable
+        try:
+            connection = self._connection()
+            result = self._write(connection, work) if write else work(connection)
+        except (sqlite3.Error, OSError) as error:
+            try:
+                self.close()
+            except sqlite3.Error:  # pragma: no cover
+                pass
+            self._failed(error)
+            raise StateUnavailable from None
+        if self._failing:
+            with self._lock:
+                recovered, self._failing = self._failing, False
+            if recovered:
+                log.info("sign-in state %s works again", self.path)
+        return result
+
+    def check(self) -> bool:
+        """Opens (creates) the file now, so that a problem shows at start; True when usable."""
+        try:
+            self.run(lambda connection: None)
+        except StateUnavailable:
+            return False
+        return True
+
+    def _failed(self, error: BaseException) -> None:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        with self._lock:
+            self._resting_until = time.monotonic() + STATE_RETRY_SECONDS
+            first = not self._failing
+            self._failing = True
+        if first:
+            log.warning("sign-in state %s cannot be used (%s): failed sign-ins and sign-outs "
+                        "count in this process only until it works again (tried again every "
+                        "%d s)", self.path, " ".join(str(reason).split())[:200],
+                        STATE_RETRY_SECONDS)
+        else:
+            log.debug("sign-in state %s still cannot be used: %s", self.path, reason)
+
+
+def _state(state: SignInState | str | Path | None) -> SignInState | None:
+    if state is None or isinstance(state, SignInState):
+        return state
+    return SignInState(Path(state))
+
+
 class FailureLimiter:
-    """Counts failed sign-ins per key in a sliding window (memory bounded)."""
+    """Counts failed sign-ins per key in a sliding window.
+
+    With a ``state`` (``SignInState`` or its path) the failures are counted in the file every
+    process shares. Each process also remembers its own failures, marked when the file took
+    them: while the file cannot be read, this process's failures decide (as with one process);
+    failures the file could not take are added to the file's count. So a broken file never
+    locks anyone out and never lets more attempts through than one process alone allows. Both
+    are bounded: ``MAX_KEYS`` keys in memory, ``MAX_PER_KEY`` failures per key and
+    ``MAX_ROWS`` failures in the file, and expired failures are removed at each write.
+    """
 
     MAX_KEYS = 10_000
+    MAX_PER_KEY = 100
+    MAX_ROWS = 100_000
 
-    def __init__(self, window: float = FAILURE_WINDOW_SECONDS):
+    def __init__(self, window: float = FAILURE_WINDOW_SECONDS,
+                 state: SignInState | str | Path | None = None):
         self.window = window
-        self._failures: dict[str, deque] = {}
+        self.state = _state(state)
+        self._failures: dict[str, deque] = {}  # key: (time, stored in the file) pairs
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque:
         entries = self._failures.get(key)
         if entries is None:
             return deque()
-        while entries and entries[0] <= now - self.window:
+        while entries and entries[0][0] <= now - self.window:
             entries.popleft()
         if not entries:
             self._failures.pop(key, None)
@@ -409,30 +585,79 @@ class FailureLimiter:
 
     def blocked_for(self, key: str, limit: int, now: float | None = None) -> float:
         """Seconds until ``key`` may try again (0 when it may now)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
+        limit = max(1, limit)
         with self._lock:
-            entries = self._recent(key, now)
-            if len(entries) < limit:
-                return 0.0
-            return max(1.0, entries[-limit] + self.window - now)
+            entries = list(self._recent(key, now))
+        times = None
+        if self.state is not None:
+            stored_key = self.state.digest(key)
+            try:
+                times = [row[0] for row in self.state.run(lambda c: c.execute(
+                    "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
+                    "LIMIT ?", (stored_key, now - self.window, limit)).fetchall())]
+            except StateUnavailable:
+                pass
+        if times is None:  # no shared file: this process's failures
+            times = [at for at, _ in entries]
+        else:  # the shared file's, and this process's that the file did not take
+            times += [at for at, stored in entries if not stored]
+        if len(times) < limit:
+            return 0.0
+        times.sort(reverse=True)
+        return max(1.0, times[limit - 1] + self.window - now)
 
     def fail(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
+        stored = False
+        if self.state is not None:
+            stored_key = self.state.digest(key)
+
+            def record(c: sqlite3.Connection) -> None:
+                c.execute("DELETE FROM failures WHERE at <= ?", (now - self.window,))
+                c.execute("INSERT INTO failures (key, at) VALUES (?, ?)", (stored_key, now))
+                c.execute("DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT rowid "
+                          "FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
+                          (stored_key, stored_key, self.MAX_PER_KEY))
+                c.execute("DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
+                          "ORDER BY at DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+
+            try:
+                self.state.run(record, write=True)
+                stored = True
+            except StateUnavailable:
+                pass
         with self._lock:
             if key not in self._failures and len(self._failures) >= self.MAX_KEYS:
                 self._failures.pop(next(iter(self._failures)))
-            self._failures.setdefault(key, deque(maxlen=100)).append(now)
+            self._failures.setdefault(key, deque(maxlen=self.MAX_PER_KEY)).append((now, stored))
 
     def clear(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+        if self.state is not None:
+            stored_key = self.state.digest(key)
+            try:
+                self.state.run(lambda c: c.execute("DELETE FROM failures WHERE key = ?",
+                                                   (stored_key,)), write=True)
+            except StateUnavailable:
+                pass
 
 
 class Revoked:
-    """Sessions signed out in this process (a signed cookie cannot be taken back: its id is
-    refused until the cookie would have expired anyway)."""
+    """Signed-out sessions (a signed cookie cannot be taken back: its id is refused until the
+    cookie would have expired anyway).
 
-    def __init__(self):
+    With a ``state`` (``SignInState`` or its path) every process of the deployment refuses
+    it; this process also remembers its own sign-outs in memory, so they stay refused here
+    when the file cannot be used. Expired ids are removed at each write, and the file keeps
+    at most ``MAX_ROWS`` ids (those that expire last).
+    """
+
+    MAX_ROWS = 100_000
+
+    def __init__(self, state: SignInState | str | Path | None = None):
+        self.state = _state(state)
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -441,10 +666,38 @@ class Revoked:
         with self._lock:
             self._until = {k: v for k, v in self._until.items() if v > now}
             self._until[sid] = until
+        if self.state is None:
+            return
+        stored_sid = self.state.digest(sid)
+
+        def record(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM revoked WHERE until <= ?", (now,))
+            c.execute("INSERT INTO revoked (sid, until) VALUES (?, ?) ON CONFLICT (sid) DO "
+                      "UPDATE SET until = max(until, excluded.until)", (stored_sid, until))
+            c.execute("DELETE FROM revoked WHERE sid IN (SELECT sid FROM revoked ORDER BY "
+                      "until DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+
+        try:
+            self.state.run(record, write=True)
+        except StateUnavailable:
+            pass
 
     def __contains__(self, sid: str) -> bool:
+        if not isinstance(sid, str):
+            return False
+        now = time.time()
         with self._lock:
-            return self._until.get(sid, 0) > time.time()
+            if self._until.get(sid, 0) > now:
+                return True
+        if self.state is None:
+            return False
+        stored_sid = self.state.digest(sid)
+        try:
+            row = self.state.run(lambda c: c.execute(
+                "SELECT 1 FROM revoked WHERE sid = ? AND until > ?", (stored_sid, now)).fetchone())
+        except StateUnavailable:
+            return False
+        return row is not None
 
 
 @dataclass
@@ -455,6 +708,7 @@ class Auth:
     networks: tuple = ()
     limiter: FailureLimiter | None = None
     revoked: Revoked | None = None
+    state: SignInState | None = None
 
 
 def user_nav():
@@ -741,8 +995,10 @@ def install(app, settings: Settings, environ=None) -> Auth | None:
             log.warning("no secret_key configured: using a random key for this process "
                         "(sign-ins end when it stops)")
         auth.users = UserFile(users_path(settings))
-        auth.limiter = FailureLimiter()
-        auth.revoked = Revoked()
+        auth.state = SignInState(state_path(settings), secret=key)
+        auth.state.check()  # created now (mode 0600): a problem is logged at start
+        auth.limiter = FailureLimiter(state=auth.state)
+        auth.revoked = Revoked(state=auth.state)
         server.secret_key = key
         server.config.update(
             SESSION_COOKIE_NAME=SESSION_COOKIE,

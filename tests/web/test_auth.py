@@ -435,6 +435,261 @@ def test_a_forged_cookie_is_refused(client):
     assert client.get("/_dash-layout").status_code == 401
 
 
+# -- several worker processes share the sign-in state -------------------------------------------
+
+NAVIGATE = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
+
+
+@pytest.fixture
+def two_workers(users_settings, factory_store):
+    """Two apps on one config, users file and secret key: two worker processes of one
+    deployment (each app has its own memory; only the state file beside users.json joins
+    them)."""
+    workers = (create_app(users_settings, factory_store),
+               create_app(users_settings, factory_store))
+    assert workers[0].auth.state is not workers[1].auth.state
+    yield workers
+    for app in workers:
+        app.auth.state.close()
+
+
+def refusal(client) -> tuple:
+    page = client.get("/devices", headers=NAVIGATE)
+    return client.get("/_dash-layout").status_code, page.status_code, page.headers["Location"]
+
+
+def stored_rows(path: Path, table: str) -> list[tuple]:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(f"SELECT * FROM {table} ORDER BY 2").fetchall()
+    finally:
+        connection.close()
+
+
+def sign_in_state_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "sign-in state" in r.getMessage()]
+
+
+def test_the_state_file_sits_beside_the_users_file(users_settings, users_file):
+    assert auth.state_path(users_settings) == users_file.with_name("users.json.sign-in.sqlite")
+
+
+def test_a_sign_out_on_one_worker_is_refused_by_every_worker(two_workers):
+    a, b = two_workers
+    browser = a.server.test_client()
+    sign_in(browser)
+    cookie = browser.get_cookie(auth.SESSION_COOKIE).value
+    on_a, on_b = a.server.test_client(), b.server.test_client()
+    on_a.set_cookie(auth.SESSION_COOKIE, cookie)
+    on_b.set_cookie(auth.SESSION_COOKIE, cookie)
+    assert on_b.get("/_dash-layout").status_code == 200  # B accepts A's sign-in ...
+    browser.post("/logout", data={"csrf": csrf_of(browser.get("/logout"))})
+    # ... and, once signed out on A, refuses the same cookie exactly as A does
+    assert refusal(on_a) == refusal(on_b) == (401, 302, "/login?next=%2Fdevices")
+    assert b.auth.revoked._until == {}  # B knows it from the shared file, not from memory
+
+
+def test_a_sign_out_on_the_other_worker_too(two_workers):
+    a, b = two_workers
+    browser = b.server.test_client()
+    sign_in(browser)
+    cookie = browser.get_cookie(auth.SESSION_COOKIE).value
+    browser.post("/logout", data={"csrf": csrf_of(browser.get("/logout"))})
+    on_a = a.server.test_client()
+    on_a.set_cookie(auth.SESSION_COOKIE, cookie)
+    assert refusal(on_a) == (401, 302, "/login?next=%2Fdevices")
+
+
+@pytest.mark.parametrize("sixth", [0, 1])
+def test_failed_sign_ins_on_every_worker_add_up(two_workers, sixth):
+    clients = [app.server.test_client() for app in two_workers]
+    for attempt in range(auth.MAX_FAILURES_PER_USER):  # 3 on A, 2 on B
+        assert sign_in(clients[attempt % 2], password="wrong password").status_code == 401
+    blocked = sign_in(clients[sixth])  # even the right password waits now, on either worker
+    assert blocked.status_code == 429
+    assert "Too many failed sign-ins. Try again in 15 minutes." in blocked.get_data(
+        as_text=True)
+    assert clients[sixth].get("/_dash-layout").status_code == 401
+    # another name from the same address is only counted, not blocked
+    assert sign_in(clients[1 - sixth], name="bob", password="wrong").status_code == 401
+
+
+def test_a_shared_limiter_counts_like_one_process(tmp_path):
+    path = tmp_path / "state.sqlite"
+    one = auth.FailureLimiter(window=60)
+    a = auth.FailureLimiter(window=60, state=path)
+    b = auth.FailureLimiter(window=60, state=auth.SignInState(path))
+    for i, at in enumerate([100, 110, 120, 130, 140]):
+        one.fail("addr:x", now=at)
+        (a, b)[i % 2].fail("addr:x", now=at)
+    for now in (141, 150, 169, 171, 199, 201):
+        for limit in (1, 3, 5, 6):
+            expected = one.blocked_for("addr:x", limit, now=now)
+            assert a.blocked_for("addr:x", limit, now=now) == pytest.approx(expected)
+            assert b.blocked_for("addr:x", limit, now=now) == pytest.approx(expected)
+    assert a.blocked_for("addr:x", 5, now=141) == pytest.approx(19)
+    a.clear("addr:x")  # a sign-in on A clears the count on B too
+    assert b.blocked_for("addr:x", 1, now=141) == 0
+    assert a.blocked_for("addr:y", 1, now=141) == 0
+
+
+def test_the_state_file_is_private_and_holds_no_names(two_workers, users_settings, caplog):
+    a, b = two_workers
+    path = auth.state_path(users_settings)
+    browser = a.server.test_client()
+    assert sign_in(browser, name="hunter2hunter2", password="x").status_code == 401
+    assert sign_in(b.server.test_client(), password="wrong password").status_code == 401
+    sign_in(browser)
+    browser.post("/logout", data={"csrf": csrf_of(browser.get("/logout"))})
+    files = [f for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if f.exists()]
+    if os.name == "posix":
+        for file in files:
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    data = b"".join(file.read_bytes() for file in files)
+    assert b"hunter2" not in data and b"alice" not in data
+    failures, revoked = stored_rows(path, "failures"), stored_rows(path, "revoked")
+    assert len(failures) == 3 and len(revoked) == 1  # alice's failure cleared by her sign-in
+    assert all(re.fullmatch("[0-9a-f]{64}", row[0]) for row in failures + revoked)
+    assert not sign_in_state_warnings(caplog)
+
+
+def test_an_existing_state_file_is_made_private(tmp_path):
+    path = tmp_path / "state.sqlite"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    state = auth.SignInState(path)
+    assert state.check()
+    state.close()
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_expired_and_surplus_rows_are_pruned(tmp_path, monkeypatch):
+    path = tmp_path / "state.sqlite"
+    limiter = auth.FailureLimiter(window=60, state=path)
+    limiter.fail("user:a", now=100)
+    limiter.fail("user:b", now=150)
+    assert len(stored_rows(path, "failures")) == 2
+    limiter.fail("user:c", now=200)  # the failure at 100 is over (window 60): removed
+    assert [row[1] for row in stored_rows(path, "failures")] == [150, 200]
+    monkeypatch.setattr(limiter, "MAX_PER_KEY", 3)
+    monkeypatch.setattr(limiter, "MAX_ROWS", 5)
+    for at in range(201, 206):
+        limiter.fail("user:d", now=at)  # at most 3 per key ...
+    assert [row[1] for row in stored_rows(path, "failures")] == [150, 200, 203, 204, 205]
+    limiter.fail("user:e", now=206)  # ... and at most 5 in all (the oldest go)
+    assert [row[1] for row in stored_rows(path, "failures")] == [200, 203, 204, 205, 206]
+
+    revoked = auth.Revoked(state=path)
+    now = auth.time.time()
+    revoked.add("gone", now - 1)  # expired (a cookie older than session_hours)
+    revoked.add("kept", now + 3600)
+    assert [row[1] for row in stored_rows(path, "revoked")] == [now + 3600]
+    monkeypatch.setattr(revoked, "MAX_ROWS", 2)
+    revoked.add("later", now + 7200)
+    revoked.add("soonest", now + 60)  # over the cap: the one expiring first goes
+    assert [row[1] for row in stored_rows(path, "revoked")] == [now + 3600, now + 7200]
+    assert "kept" in revoked and "later" in auth.Revoked(state=path)
+    assert "gone" not in auth.Revoked(state=path)
+
+
+@pytest.mark.parametrize("obstacle", ["a folder", "not a database"])
+def test_an_unusable_state_file_falls_back_to_memory(users_settings, factory_store, caplog,
+                                                     monkeypatch, obstacle):
+    path = auth.state_path(users_settings)
+    if obstacle == "a folder":
+        path.mkdir()  # like a read-only folder: the file cannot be created
+    else:
+        path.write_bytes(b"this is not a SQLite file at all" * 100)
+    monkeypatch.setattr(auth, "STATE_RETRY_SECONDS", 0)  # no rest: every use tries again
+    with caplog.at_level(logging.DEBUG, logger="dashboard.web.auth"):
+        app = create_app(users_settings, factory_store)  # no crash
+        client = app.server.test_client()
+        assert sign_in(client).status_code == 302  # nobody is locked out
+        assert client.get("/_dash-layout").status_code == 200
+        cookie = client.get_cookie(auth.SESSION_COOKIE).value
+        client.post("/logout", data={"csrf": csrf_of(client.get("/logout"))})
+        thief = app.server.test_client()
+        thief.set_cookie(auth.SESSION_COOKIE, cookie)
+        assert thief.get("/_dash-layout").status_code == 401  # refused in this process
+        for _ in range(auth.MAX_FAILURES_PER_USER):  # and this process still limits
+            assert sign_in(client, password="wrong password").status_code == 401
+        assert sign_in(client).status_code == 429
+    warnings = sign_in_state_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert str(path) in warnings[0] and "this process only" in warnings[0]
+    assert PASSWORD not in caplog.text and SECRET not in caplog.text
+    assert cookie not in caplog.text
+
+
+def test_a_locked_state_file_falls_back_after_its_timeout(tmp_path, caplog, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "state.sqlite"
+    monkeypatch.setattr(auth, "STATE_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(auth, "STATE_RETRY_SECONDS", 0)
+    limiter = auth.FailureLimiter(state=path)
+    revoked = auth.Revoked(state=limiter.state)
+    limiter.fail("user:a")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock too long
+    try:
+        with caplog.at_level(logging.INFO, logger="dashboard.web.auth"):
+            limiter.fail("user:a")
+            revoked.add("sid-1", auth.time.time() + 60)
+            assert limiter.blocked_for("user:a", 2) > 0  # this process's count
+            assert "sid-1" in revoked
+            assert len(sign_in_state_warnings(caplog)) == 1
+            assert "database is locked" in sign_in_state_warnings(caplog)[0]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with caplog.at_level(logging.INFO, logger="dashboard.web.auth"):
+        limiter.fail("user:a")  # works again: the file's two and the one it missed count
+        assert "works again" in caplog.text
+    assert len(stored_rows(path, "failures")) == 2
+    assert limiter.blocked_for("user:a", 3) > 0
+    assert auth.FailureLimiter(state=path).blocked_for("user:a", 3) == 0  # another process
+    assert auth.FailureLimiter(state=path).blocked_for("user:a", 2) > 0
+    limiter.state.close()
+
+
+CHILD = """
+import sys
+from dashboard.web.auth import FailureLimiter, Revoked, SignInState
+state = SignInState(sys.argv[1], secret=sys.argv[2])
+limiter = FailureLimiter(state=state)
+for _ in range(int(sys.argv[3])):
+    limiter.fail("addr:192.0.2.7")
+print("sid-1" in Revoked(state), "sid-2" in Revoked(state), state._failing)
+"""
+
+
+def test_separate_processes_share_the_state(tmp_path):
+    path = tmp_path / "users.json.sign-in.sqlite"
+    state = auth.SignInState(path, secret=SECRET)
+    auth.Revoked(state).add("sid-1", auth.time.time() + 3600)
+    limiter = auth.FailureLimiter(state=state)
+    limiter.fail("addr:192.0.2.7")
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), SECRET, "6"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=ROOT) for _ in range(3)]  # at once: they wait for locks
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert out.split() == ["True", "False", "False"], out + err
+        assert "sign-in state" not in err
+    assert len(stored_rows(path, "failures")) == 1 + 3 * 6
+    assert limiter.blocked_for("addr:192.0.2.7", auth.MAX_FAILURES_PER_ADDRESS) == 0
+    limiter.fail("addr:192.0.2.7")  # the 20th, counted in four processes
+    wait = limiter.blocked_for("addr:192.0.2.7", auth.MAX_FAILURES_PER_ADDRESS)
+    assert 0 < wait <= auth.FAILURE_WINDOW_SECONDS
+    state.close()
+
+
 # -- proxy mode ----------------------------------------------------------------------------------
 
 @pytest.fixture
