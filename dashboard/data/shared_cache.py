@@ -23,12 +23,13 @@ import json
 import logging
 import os
 import threading
-import time
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from cachelib.serializers import BaseSerializer
+
+from ..resting import Resting
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +230,7 @@ class SharedCache:
         self.shown = shown(self.spec) if is_redis(self.spec) else str(folder)
         self._backend = None
         self._lock = threading.Lock()
-        self._resting_until = 0.0
-        self._failing = False  # warned, and not yet working again
+        self.health = Resting(log)
 
     # -- the backend -------------------------------------------------------------------------
     def _make_backend(self):
@@ -265,9 +265,9 @@ class SharedCache:
 
     def _ready(self):
         """The backend, or None while it rests after a failure."""
+        if self.health.resting():
+            return None
         with self._lock:
-            if time.monotonic() < self._resting_until:
-                return None
             backend = self._backend
         if backend is None:
             try:
@@ -284,22 +284,14 @@ class SharedCache:
 
         reason = redact(error if isinstance(error, str) else _reason(error),
                         _secrets(self.spec))
-        with self._lock:
-            self._resting_until = time.monotonic() + RETRY_SECONDS
-            first = not self._failing
-            self._failing = True
-        if first:
-            log.warning("shared cache %s does not work (%s): each process computes its own "
-                        "results meanwhile; trying again every %d s", self.shown, reason,
-                        RETRY_SECONDS)
-        else:
-            log.debug("shared cache %s still does not work: %s", self.shown, reason)
+        self.health.failed(
+            RETRY_SECONDS,
+            f"shared cache {self.shown} does not work ({reason}): each process computes its "
+            f"own results meanwhile; trying again every {RETRY_SECONDS} s",
+            f"shared cache {self.shown} still does not work: {reason}")
 
     def _worked(self) -> None:
-        if self._failing:
-            with self._lock:
-                self._failing = False
-            log.info("shared cache %s works again", self.shown)
+        self.health.worked(f"shared cache {self.shown} works again")
 
     # -- the API -----------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bool, object]:

@@ -59,6 +59,7 @@ from flask import Response, g, has_request_context, redirect, render_template_st
 from flask import session as flask_session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..resting import Resting
 from ..settings import Settings, SettingsError
 from .security import HEALTH_PATH
 
@@ -434,9 +435,7 @@ class SignInState:
         self.path = Path(path)
         self._secret = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._resting_until = 0.0
-        self._failing = False  # warned, and not yet working again
+        self.health = Resting(log)
 
     # -- the file ----------------------------------------------------------------------------
     def _create(self) -> None:
@@ -501,9 +500,8 @@ class SignInState:
     def run(self, work, write: bool = False):
         """``work(connection)``'s result (in one write transaction with ``write``); raises
         ``StateUnavailable`` when the file cannot be used now."""
-        with self._lock:
-            if time.monotonic() < self._resting_until:
-                raise StateUnavailable
+        if self.health.resting():
+            raise StateUnavailable
         try:
             connection = self._connection()
             result = self._write(connection, work) if write else work(connection)
@@ -514,11 +512,7 @@ class SignInState:
                 pass
             self._failed(error)
             raise StateUnavailable from None
-        if self._failing:
-            with self._lock:
-                recovered, self._failing = self._failing, False
-            if recovered:
-                log.info("sign-in state %s works again", self.path)
+        self.health.worked(f"sign-in state {self.path} works again")
         return result
 
     def check(self) -> bool:
@@ -531,17 +525,12 @@ class SignInState:
 
     def _failed(self, error: BaseException) -> None:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        with self._lock:
-            self._resting_until = time.monotonic() + STATE_RETRY_SECONDS
-            first = not self._failing
-            self._failing = True
-        if first:
-            log.warning("sign-in state %s cannot be used (%s): failed sign-ins and sign-outs "
-                        "count in this process only until it works again (tried again every "
-                        "%d s)", self.path, " ".join(str(reason).split())[:200],
-                        STATE_RETRY_SECONDS)
-        else:
-            log.debug("sign-in state %s still cannot be used: %s", self.path, reason)
+        self.health.failed(
+            STATE_RETRY_SECONDS,
+            f"sign-in state {self.path} cannot be used ({' '.join(str(reason).split())[:200]}"
+            "): failed sign-ins and sign-outs count in this process only until it works again "
+            f"(tried again every {STATE_RETRY_SECONDS} s)",
+            f"sign-in state {self.path} still cannot be used: {reason}")
 
 
 def _state(state: SignInState | str | Path | None) -> SignInState | None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dashboard.data.sample import generate_estate, write_csv, write_sqlite
+from dashboard.settings import load_settings
 
 AS_OF = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 
@@ -29,3 +30,19 @@ def small_csv(small_estate, tmp_path_factory):
     """CSV exports of ``small_estate``: {site: folder}."""
     folder = tmp_path_factory.mktemp("csv")
     return write_csv(small_estate, folder)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Two devices at PS1 (one failed), one pilot member, the warm-start cache beside the
+    config: what the cache and shared-cache tests load."""
+    from tests.data.test_csv_source import FAILED, GOOD, HEADER
+
+    (tmp_path / "PS1").mkdir()
+    (tmp_path / "PS1" / "devices.csv").write_text(f"{HEADER}\n{GOOD}\n{FAILED}\n")
+    (tmp_path / "PS1" / "collections.csv").write_text(
+        "ResourceID,CollectionID,CollectionName\n16777221,CAS00101,Pilot\n")
+    config = tmp_path / "comanage.toml"
+    config.write_text('as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
+                      '[collections]\nfilter = ["CAS00101"]\n')
+    return load_settings(config)

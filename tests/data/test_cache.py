@@ -5,30 +5,15 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from dashboard.data import cache
 from dashboard.data.estate import load_estate
 from dashboard.model.summary import summarize
-from dashboard.settings import load_settings, settings_from_dict
+from dashboard.settings import settings_from_dict
 from dashboard.store import EstateStore
-from tests.data.test_csv_source import FAILED, GOOD, HEADER
 
 
 def summary_of(estate):
     return summarize(estate.devices, [s.as_dict() for s in estate.sources], estate.data_as_of)
-
-
-@pytest.fixture
-def settings(tmp_path):
-    (tmp_path / "PS1").mkdir()
-    (tmp_path / "PS1" / "devices.csv").write_text(f"{HEADER}\n{GOOD}\n{FAILED}\n")
-    (tmp_path / "PS1" / "collections.csv").write_text(
-        "ResourceID,CollectionID,CollectionName\n16777221,CAS00101,Pilot\n")
-    config = tmp_path / "comanage.toml"
-    config.write_text('as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
-                      '[collections]\nfilter = ["CAS00101"]\n')
-    return load_settings(config)
 
 
 def test_round_trip_gives_identical_summary_and_filters(settings):

@@ -21,20 +21,7 @@ from dashboard.data.history import HistoryStore
 from dashboard.model.summary import summarize
 from dashboard.settings import SettingsError, load_settings
 from dashboard.store import EstateStore
-from tests.data.test_csv_source import FAILED, GOOD, HEADER
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """Two devices at PS1 (as in test_cache), the warm-start cache beside the config."""
-    (tmp_path / "PS1").mkdir()
-    (tmp_path / "PS1" / "devices.csv").write_text(f"{HEADER}\n{GOOD}\n{FAILED}\n")
-    (tmp_path / "PS1" / "collections.csv").write_text(
-        "ResourceID,CollectionID,CollectionName\n16777221,CAS00101,Pilot\n")
-    config = tmp_path / "comanage.toml"
-    config.write_text('as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
-                      '[collections]\nfilter = ["CAS00101"]\n')
-    return load_settings(config)
+from tests.data.test_csv_source import GOOD, HEADER
 
 
 def refuse_to_summarize(monkeypatch) -> list:

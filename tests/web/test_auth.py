@@ -664,7 +664,7 @@ state = SignInState(sys.argv[1], secret=sys.argv[2])
 limiter = FailureLimiter(state=state)
 for _ in range(int(sys.argv[3])):
     limiter.fail("addr:192.0.2.7")
-print("sid-1" in Revoked(state), "sid-2" in Revoked(state), state._failing)
+print("sid-1" in Revoked(state), "sid-2" in Revoked(state), state.health.failing)
 """
 
 
