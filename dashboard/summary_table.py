@@ -9,6 +9,7 @@ from .labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from .model.attention import RULES
 from .settings import Settings
 
 
@@ -66,4 +67,8 @@ def format_table(summary: dict, settings: Settings) -> str:
     lines += _section("Why devices are not co-managed (% of not co-managed)",
                       [(REASON_LABELS[k], v) for k, v in
                        summary["not_comanaged_reasons"].items()], not_comanaged)
+    lines += _section("Devices that need attention (% of devices)",
+                      [("Any rule", summary["attention_devices"])]
+                      + [(f"{rule.title} ({rule.severity})", summary["attention"][rule.id])
+                         for rule in RULES], devices, width=56)
     return "\n".join(lines).rstrip() + "\n"

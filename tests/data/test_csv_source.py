@@ -166,3 +166,24 @@ def test_cli_unknown_collection_exit_2(tmp_path):
     config = config_for(tmp_path, f"{HEADER}\n{GOOD}\n")
     result = run_cli("summary", "--config", str(config), "--collection", "CAS99999")
     assert result.returncode == 2 and "not named in the configuration" in result.stderr
+
+
+def test_cli_table_shows_every_section_with_the_json_numbers():
+    """The table a person reads says what the JSON says, attention included."""
+    sample = Path(__file__).resolve().parents[2] / "sample_data" / "comanage.toml"
+    table = run_cli("summary", "--config", str(sample), "--quiet")
+    data = json.loads(run_cli("summary", "--config", str(sample), "--format", "json",
+                              "--quiet").stdout)
+    assert table.returncode == 0, table.stderr
+    text = table.stdout
+    for heading in ("Client OS distribution", "Co-management status", "enrollment status",
+                    "Workload transition", "Enrollment errors", "not co-managed",
+                    "Devices that need attention"):
+        assert heading in text
+    attention = text.split("Devices that need attention", 1)[1]
+    assert "Any rule" in attention and f"{data['attention_devices']:,}" in attention
+    from dashboard.model.attention import RULES
+
+    for rule in RULES:
+        line = next(line for line in attention.splitlines() if rule.title in line)
+        assert f"{data['attention'][rule.id]:,}" in line.split(")")[-1]
