@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
@@ -66,6 +67,7 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     target.mkdir()
     estate.devices.to_parquet(target / "devices.parquet", index=False)
     estate.memberships.to_parquet(target / "memberships.parquet", index=False)
+    np.save(target / "name_ranks.npy", estate.ranked_names())
     meta = {
         "fingerprint": key,
         "generation": generation,
@@ -114,9 +116,11 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         meta = json.loads((target / "meta.json").read_text())
         devices = pd.read_parquet(target / "devices.parquet")
         memberships = pd.read_parquet(target / "memberships.parquet")
+        ranks = target / "name_ranks.npy"
+        name_ranks = np.load(ranks) if ranks.exists() else None
     except (OSError, ValueError, KeyError):
         return None
-    estate = Estate(devices=devices, memberships=memberships,
+    estate = Estate(devices=devices, memberships=memberships, name_ranks=name_ranks,
                     sources=[SourceReport(**report) for report in meta["sources"]],
                     data_as_of=meta["data_as_of"], collection_names=meta["collection_names"])
     return estate, target.name

@@ -58,6 +58,9 @@ class Estate:
     sources: list[SourceReport]
     data_as_of: str
     collection_names: dict[str, str] = field(default_factory=dict)
+    # Each device's place in name order: every sort's tie-break. Kept in the warm-start
+    # cache, so that a second worker does not sort a million names again.
+    name_ranks: np.ndarray | None = field(default=None, repr=False)
     _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -99,13 +102,14 @@ class Estate:
         order = self._orders.get(key)
         if order is None:
             order = self._orders[key] = sort_key(self.devices, column, descending,
-                                                 names=self._name_rank)
+                                                 names=self.ranked_names())
         return order
 
-    @cached_property
-    def _name_rank(self) -> np.ndarray:
-        """Every sort's tie-break (by name), computed once per estate."""
-        return text_rank(self.devices["Name"])
+    def ranked_names(self) -> np.ndarray:
+        """``name_ranks``, computed on first use when the estate did not come with them."""
+        if self.name_ranks is None or len(self.name_ranks) != len(self.devices):
+            self.name_ranks = text_rank(self.devices["Name"])
+        return self.name_ranks
 
     def device_collections(self, row: int) -> pd.DataFrame:
         return self.memberships.loc[self.memberships["row"] == row,

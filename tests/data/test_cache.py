@@ -26,6 +26,12 @@ def test_round_trip_gives_identical_summary_and_filters(settings):
     assert list(again.collection_mask("CAS00101")) == list(estate.collection_mask("CAS00101"))
     assert again.sources[0].rows == 2
     assert cache.read_cache(folder, "another-config") is None
+    # The name order comes back with it (a second worker does not sort the names again),
+    # and every sort gives the same rows.
+    assert again.name_ranks is not None
+    assert again.name_ranks.tolist() == estate.ranked_names().tolist()
+    for column in ("name", "severity", "last_policy_request"):
+        assert again.sort_order(column).tolist() == estate.sort_order(column).tolist()
 
 
 def test_a_second_write_replaces_the_first_and_keeps_one_generation(settings):
