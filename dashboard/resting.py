@@ -13,6 +13,12 @@ import threading
 import time
 
 
+def reason(error: BaseException) -> str:
+    """An error in one short line for the log: the OS's words when there are some."""
+    text = getattr(error, "strerror", None) or str(error).strip() or type(error).__name__
+    return " ".join(str(text).split())[:300]
+
+
 class Resting:
     def __init__(self, log: logging.Logger):
         self.log = log

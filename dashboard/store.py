@@ -306,8 +306,7 @@ class EstateStore:
         return True
 
     def _swap(self, estate: Estate, generation: str | None = None) -> None:
-        estate.sort_order("severity", descending=True)  # the device list's default order
-        estate.collection_mask("")  # builds every collection's mask
+        estate.warm()
         with self._lock:
             self._estate = estate
             self._version += 1

@@ -49,3 +49,12 @@ def classified(devices: list[dict], pilots: dict[str, list[int]] | None = None,
 
 def one(device: dict, **kwargs) -> pd.Series:
     return classified([device], **kwargs).iloc[0]
+
+
+def loaded_store(settings, **options):
+    """An ``EstateStore`` with its data loaded (the test fails with the reason otherwise)."""
+    from dashboard.store import EstateStore
+
+    store = EstateStore(settings, **options)
+    assert store.refresh(), store.status().error
+    return store

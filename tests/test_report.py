@@ -29,6 +29,7 @@ from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, sett
 from dashboard.store import EstateStore
 from dashboard.web import browser as browser_module
 from dashboard.web.weekly import ReportError, parse_week, week_of, weekly_figures
+from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent / "web"))
 from estate_factory import HTML_DETAIL, write_estate  # noqa: E402
@@ -217,8 +218,7 @@ def test_html_summary_week_over_week_matches_history(sample_report):
 @pytest.fixture(scope="module")
 def sample_store():
     settings = load_settings(SAMPLE_CONFIG)
-    store = EstateStore(settings, history=open_history(settings, read_only=True))
-    assert store.refresh(), store.status().error
+    store = loaded_store(settings, history=open_history(settings, read_only=True))
     return settings, store
 
 

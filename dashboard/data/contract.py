@@ -212,19 +212,24 @@ def distinct(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(uniques)
 
 
+def _categorical_from(lookup: list, codes: np.ndarray) -> pd.Categorical:
+    """The categorical of ``lookup[code]`` for each code (text, or None for missing); code -1
+    takes the last entry. Only the short lookup is factorised, never a row per device."""
+    slots, categories = pd.factorize(pd.Series(lookup, dtype=object), use_na_sentinel=True)
+    return pd.Categorical.from_codes(slots.astype(np.int32)[codes],
+                                     categories=pd.Index(categories, dtype="str"))
+
+
 def recoded(column: pd.Series, convert: Callable[[object], object]) -> pd.Series:
     """A categorical of ``convert`` applied to each distinct value (None = missing)."""
     codes, uniques = distinct(column)
-    converted = [convert(u) for u in uniques]
-    new_codes, categories = pd.factorize(pd.Series(converted + [None], dtype=object),
-                                         use_na_sentinel=True)
-    lookup = new_codes.astype(np.int32)  # the last slot is the missing value (-1)
-    return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=pd.Index(
-        categories, dtype="str")), index=column.index)
+    return pd.Series(_categorical_from([convert(u) for u in uniques] + [None], codes),
+                     index=column.index)
 
 
-def _map_distinct(column: pd.Series, parse, dtype=None):
-    """Apply ``parse`` to each distinct value once; return (values, bad mask, bad messages)."""
+def _map_distinct(column: pd.Series, parse, text: bool = False):
+    """Apply ``parse`` to each distinct value once; return (values, bad mask, codes, bad
+    messages). Numbers as floats; with ``text``, a categorical."""
     codes, uniques = distinct(column)
     parsed: list[object] = []
     bad_unique = np.zeros(len(uniques) + 1, dtype=bool)
@@ -233,19 +238,13 @@ def _map_distinct(column: pd.Series, parse, dtype=None):
         try:
             parsed.append(parse(raw))
         except ValueError as error:
-            parsed.append(None if dtype is object else np.nan)
+            parsed.append(None if text else np.nan)
             bad_unique[index] = True
             messages[index] = str(error)
     parsed.append(parse(None))  # the NA sentinel (-1) maps to the last slot
-    lookup = np.array(parsed, dtype=dtype if dtype is not None else float)
-    values = lookup[codes]
+    values = _categorical_from(parsed, codes) if text else \
+        np.array(parsed, dtype=float)[codes]
     return values, bad_unique[codes], codes, messages
-
-
-def _categorical_of(values: np.ndarray) -> pd.Categorical:
-    """A categorical of strings (None = missing) from an object array."""
-    codes, categories = pd.factorize(values, use_na_sentinel=True)
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"))
 
 
 def _arrow_text(column: pd.Series) -> pa.Array:
@@ -351,11 +350,11 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
         out[column] = values
 
     values, bad, codes, messages = _map_distinct(
-        raw["EnrollmentStatusCode"], parse_status_code, dtype=object
+        raw["EnrollmentStatusCode"], parse_status_code, text=True
     )
     note("EnrollmentStatusCode", bad, raw["EnrollmentStatusCode"],
          lambda row, c=codes, m=messages: m[int(c[row])])
-    out["EnrollmentStatusCode"] = _categorical_of(values)
+    out["EnrollmentStatusCode"] = values
 
     for column in DATE_COLUMNS:
         values, bad = parse_dates(raw[column])
@@ -375,7 +374,7 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     os_names, builds = [None, *os_names], [None, *builds]
     nt = [parse_nt_version(os_names[pair // width], builds[pair % width])
           for pair in distinct_pairs]
-    out["NTVersion"] = _categorical_of(np.array(nt + [None], dtype=object)[pairs])
+    out["NTVersion"] = _categorical_from(nt, pairs)
 
     # Repeating text becomes categorical (a few distinct values per million rows); names
     # and Entra IDs are unique and stay Arrow strings.

@@ -63,9 +63,16 @@ class Estate:
     name_ranks: np.ndarray | None = field(default=None, repr=False)
     _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def sites(self) -> list[str]:
+        """The sites with devices (every page's site filter asks: computed once)."""
         return sorted(self.devices["site"].unique().tolist())
+
+    def warm(self) -> None:
+        """Build what the first requests need, before the estate is served: the device
+        list's default order and every collection's mask."""
+        self.sort_order("severity", descending=True)
+        self._collection_masks  # noqa: B018 - a cached property: computing it is the point
 
     @cached_property
     def _collection_masks(self) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from cachelib.serializers import BaseSerializer
 
-from ..resting import Resting
+from ..resting import Resting, reason
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class _CachelibErrors(logging.Filter):
         if record.levelno >= logging.WARNING and \
                 os.path.realpath(record.pathname).startswith(_CACHELIB):
             error = record.exc_info[1] if record.exc_info else None
-            _captured.error = _reason(error) if error is not None else record.getMessage()
+            _captured.error = reason(error) if error is not None else record.getMessage()
             return False
         return True
 
@@ -213,11 +213,6 @@ def _install_filter() -> None:
         if not _filter_installed:
             logging.getLogger().addFilter(_CachelibErrors())  # cachelib logs to the root
             _filter_installed = True
-
-
-def _reason(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error).strip() or type(error).__name__
-    return " ".join(str(text).split())[:300]
 
 
 class SharedCache:
@@ -282,13 +277,12 @@ class SharedCache:
     def _failed(self, error: BaseException | str) -> None:
         from .sql_source import redact
 
-        reason = redact(error if isinstance(error, str) else _reason(error),
-                        _secrets(self.spec))
+        why = redact(error if isinstance(error, str) else reason(error), _secrets(self.spec))
         self.health.failed(
             RETRY_SECONDS,
-            f"shared cache {self.shown} does not work ({reason}): each process computes its "
+            f"shared cache {self.shown} does not work ({why}): each process computes its "
             f"own results meanwhile; trying again every {RETRY_SECONDS} s",
-            f"shared cache {self.shown} still does not work: {reason}")
+            f"shared cache {self.shown} still does not work: {why}")
 
     def _worked(self) -> None:
         self.health.worked(f"shared cache {self.shown} works again")

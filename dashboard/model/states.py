@@ -65,13 +65,6 @@ def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), categories=categories)
 
 
-def _index_in(values: np.ndarray, choices: tuple[str, ...]) -> np.ndarray:
-    """Position of each value in ``choices`` (-1 when not there), through its distinct values."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lookup = np.array([choices.index(u) if u in choices else -1 for u in uniques] + [-1])
-    return lookup[codes]
-
-
 def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, pd.Categorical, np.ndarray]:
     """(OS group code into OS_GROUPS, OS release, workstation) per device.
 

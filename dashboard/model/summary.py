@@ -54,8 +54,8 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
     releases = {label: count for label, count in rows.counts("os_release").items() if count}
     os_releases = {str(label): int(count) for label, count in
                    sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
-    failed = np.flatnonzero(devices["failed"].to_numpy() if mask is None
-                            else devices["failed"].to_numpy() & mask)  # a few rows
+    failed = devices["failed"].to_numpy()
+    failed = np.flatnonzero(failed if mask is None else failed & mask)  # a few rows
     return {
         "devices": rows.size,
         "comanaged": comanaged,

@@ -59,7 +59,7 @@ from flask import Response, g, has_request_context, redirect, render_template_st
 from flask import session as flask_session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..resting import Resting
+from ..resting import Resting, reason
 from ..settings import Settings, SettingsError
 from .security import HEALTH_PATH
 
@@ -524,13 +524,13 @@ class SignInState:
         return True
 
     def _failed(self, error: BaseException) -> None:
-        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        why = reason(error)
         self.health.failed(
             STATE_RETRY_SECONDS,
-            f"sign-in state {self.path} cannot be used ({' '.join(str(reason).split())[:200]}"
-            "): failed sign-ins and sign-outs count in this process only until it works again "
-            f"(tried again every {STATE_RETRY_SECONDS} s)",
-            f"sign-in state {self.path} still cannot be used: {reason}")
+            f"sign-in state {self.path} cannot be used ({why}): failed sign-ins and sign-outs "
+            f"count in this process only until it works again (tried again every "
+            f"{STATE_RETRY_SECONDS} s)",
+            f"sign-in state {self.path} still cannot be used: {why}")
 
 
 def _state(state: SignInState | str | Path | None) -> SignInState | None:

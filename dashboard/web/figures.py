@@ -12,7 +12,6 @@ deficiencies): the same state has the same colour in every chart, and Microsoft 
 from __future__ import annotations
 
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from ..labels import (
     AUTHORITY_LABELS,
@@ -66,30 +65,38 @@ REASON_COLORS = {
 EDGE = "rgba(33, 37, 41, 0.55)"  # a thin dark outline keeps yellow visible on white
 
 NO_DEVICES = "No devices match this filter"
+# Each chart's heading and subtitle, the same on the overview and in the weekly report.
+HEADINGS = {
+    "os": ("Client OS distribution", "Devices per OS group and per release"),
+    "funnel": ("Co-management status", "Eligible devices and how far they got"),
+    "status": ("Co-management enrollment status", "Devices targeted with co-management policy"),
+    "workloads": ("Workload transition", "Co-managed devices by authority for each workload"),
+    "reasons": ("Why devices are not co-managed",
+                "The first blocking reason for each device not co-managed"),
+    "errors": ("Enrollment errors", "Failed enrollments by error code, with the fix"),
+}
 FONT = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
         '"Liberation Sans", Arial, sans-serif')
 GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"],
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-# A lean template registered once: plotly's own templates are large, and every figure
-# deep-copies its template, which cost more than all the data work of a page.
+# A lean template of our own, given to every chart (``chart``): plotly's default template is
+# large, and every figure copies its template.
 _AXIS = {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "zerolinecolor": "#EBF0F8",
          "ticks": "", "automargin": True, "title": {"standoff": 12}}
-pio.templates["comanage"] = go.layout.Template(layout={
+TEMPLATE = {"layout": {
     "paper_bgcolor": "white", "plot_bgcolor": "white", "xaxis": _AXIS, "yaxis": _AXIS,
     "colorway": [COLORS[k] for k in ("intune", "configmgr", "success", "failure", "pilot",
                                      "pending", "enrolling", "neutral")],
     "hoverlabel": {"align": "left"},
-})
-pio.templates.default = "comanage"
+}}
 
 
 def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
-TEMPLATE = pio.templates["comanage"].to_plotly_json()  # as plain JSON, for ``chart``
 BASE_LAYOUT = {
     "font": {"family": FONT, "size": 12, "color": COLORS["ink"]},
     "margin": {"l": 8, "r": 8, "t": 8, "b": 8},

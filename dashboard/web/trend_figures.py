@@ -21,6 +21,8 @@ NO_HISTORY = ("No history yet: a snapshot is recorded at each data refresh and b
               "`comanage-dashboard snapshot`")
 HISTORY_OFF = "History is off (history_url = \"off\")"
 NO_DAYS = "No snapshot in this date range"
+WORKLOADS_HEADING = ("Workloads moved to Intune",  # the trends page's and the report's
+                     "Per workload: Intune and Pilot Intune, as a share of co-managed devices")
 
 FUNNEL_STYLE = {  # stage -> (colour, dash, marker)
     "eligible": (COLORS["ink"], "dot", "circle-open"),

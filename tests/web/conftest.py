@@ -19,9 +19,9 @@ import pytest
 
 from dashboard.data.history import open_history
 from dashboard.settings import SAMPLE_CONFIG, load_settings
-from dashboard.store import EstateStore
 from dashboard.web.app import create_app
 from dashboard.web.browser import BrowserMissing, chromium, serving
+from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from estate_factory import write_estate  # noqa: E402
@@ -42,8 +42,7 @@ def factory_settings(factory_config):
 
 @pytest.fixture(scope="session")
 def factory_store(factory_settings):
-    store = EstateStore(factory_settings)
-    assert store.refresh(), store.status().error
+    store = loaded_store(factory_settings)
     return store
 
 
@@ -72,8 +71,7 @@ def sample_settings(sample_config):
 def sample_store(sample_settings):
     """The sample with its history read-only (like the CLI's ``summary``: time in state and
     week-over-week figures, and the shipped ``history.sqlite`` never written by tests)."""
-    store = EstateStore(sample_settings, history=open_history(sample_settings, read_only=True))
-    assert store.refresh(), store.status().error
+    store = loaded_store(sample_settings, history=open_history(sample_settings, read_only=True))
     return store
 
 

@@ -13,11 +13,11 @@ import pytest
 from hostile_estate import QUOTE_NAME, XSS_DETAIL, XSS_ID, XSS_NAME, write_hostile_estate
 
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from dashboard.web import auth
 from dashboard.web.app import create_app
 from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
+from tests.factories import loaded_store
 
 pytestmark = pytest.mark.browser
 
@@ -39,8 +39,7 @@ def secured(tmp_path_factory):
     accounts.add("carol", PASSWORD)
     settings = load_settings(write_hostile_estate(folder / "estate")).with_values(
         auth="users", users_file=str(users_file), secret_key="k" * 48)
-    store = EstateStore(settings)
-    assert store.refresh(), store.status().error
+    store = loaded_store(settings)
     with serving(create_app(settings, store), threads=8) as url:
         yield url, users_file
 

@@ -21,6 +21,7 @@ from dashboard.settings import load_settings
 from dashboard.store import EstateStore
 from dashboard.web.app import create_app
 from dashboard.web.pages import device, devices
+from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_overview_callbacks import by_id, text_of, walk  # noqa: E402
@@ -270,8 +271,7 @@ def export_client(tmp_path_factory, factory_config):
         writer.writeheader()
         writer.writerows(rows)
     settings = load_settings(folder / "comanage.toml")
-    store = EstateStore(settings)
-    assert store.refresh(), store.status().error
+    store = loaded_store(settings)
     app = create_app(settings, store)
     return app.server.test_client(), store
 

@@ -25,12 +25,12 @@ from hostile_estate import (
 )
 
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from dashboard.web import security
 from dashboard.web.app import create_app, route
 from dashboard.web.links import parse_query
 from dashboard.web.pages import devices, overview
 from dashboard.web.security import UnsafePathError, safe_filename, safe_output_path
+from tests.factories import loaded_store
 
 ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "' OR 1=1 --"
@@ -43,8 +43,7 @@ def hostile_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hostile_store(hostile_settings):
-    store = EstateStore(hostile_settings)
-    assert store.refresh(), store.status().error
+    store = loaded_store(hostile_settings)
     return store
 
 
@@ -304,8 +303,7 @@ def test_collection_ids_reach_sql_as_bound_parameters(tmp_path):
                        for site, path in replicas.items()],
            "collections": {"filter": ["SMS00001", INJECTION]}}
     settings = settings_from_dict(raw, tmp_path / "c.toml")
-    store = EstateStore(settings)
-    assert store.refresh(), store.status().error
+    store = loaded_store(settings)
     estate = store.estate
     assert estate.collection_mask(INJECTION).sum() == 0
     assert estate.collection_mask("SMS00001").sum() == len(estate.devices)

@@ -194,7 +194,7 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
                           html.Div(id="ovw-readiness")), lg=6),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Client OS distribution", "Devices per OS group and per release",
+            dbc.Col(_card(*figures.HEADINGS["os"],
                           dbc.Row([
                               dbc.Col([_graph("ovw-os-groups", height=250),
                                        html.Div(id="ovw-os-table", className="mt-2")],
@@ -203,24 +203,15 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
                           ], className="g-3")), width=12),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Co-management status", "Eligible devices and how far they got",
-                          _graph("ovw-funnel")), lg=6),
-            dbc.Col(_card("Co-management enrollment status",
-                          "Devices targeted with co-management policy",
-                          _graph("ovw-status")), lg=6),
+            dbc.Col(_card(*figures.HEADINGS["funnel"], _graph("ovw-funnel")), lg=6),
+            dbc.Col(_card(*figures.HEADINGS["status"], _graph("ovw-status")), lg=6),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Workload transition",
-                          "Co-managed devices by authority for each workload",
-                          _graph("ovw-workloads")), lg=7),
-            dbc.Col(_card("Why devices are not co-managed",
-                          "The first blocking reason for each device not co-managed",
-                          _graph("ovw-reasons")), lg=5),
+            dbc.Col(_card(*figures.HEADINGS["workloads"], _graph("ovw-workloads")), lg=7),
+            dbc.Col(_card(*figures.HEADINGS["reasons"], _graph("ovw-reasons")), lg=5),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(_card("Enrollment errors",
-                          "Failed enrollments by error code, with the fix",
-                          html.Div(id="ovw-errors")), width=12),
+            dbc.Col(_card(*figures.HEADINGS["errors"], html.Div(id="ovw-errors")), width=12),
         ], className="g-3 mb-3"),
     ], id="overview")
 

@@ -143,14 +143,13 @@ def _overview_charts(figures: dict, settings) -> list:
     summary = figures["summary"]
     return [
         html.Div([
-            _card("Co-management status", "Eligible devices and how far they got",
+            _card(*charts.HEADINGS["funnel"],
                   _graph("rpt-funnel", charts.funnel_figure(summary), HALF, 300)),
-            _card("Co-management enrollment status",
-                  "Devices targeted with co-management policy",
+            _card(*charts.HEADINGS["status"],
                   _graph("rpt-status", charts.enrollment_status_figure(
                       summary, figures["status_labels"]), HALF, 300)),
         ], className="rpt-row"),
-        _card("Workload transition", "Co-managed devices by authority for each workload",
+        _card(*charts.HEADINGS["workloads"],
               _graph("rpt-workloads", charts.workloads_figure(summary), FULL, 330)),
     ]
 
@@ -174,8 +173,7 @@ def _trend_charts(store, figures: dict) -> tuple[list, str | None]:
                   _graph("rpt-trend-failures",
                          _visible(trend_figures.failures_figure(series)), HALF, 280)),
         ], className="rpt-row"),
-        _card("Workloads moved to Intune",
-              "Per workload: Intune and Pilot Intune, as a share of co-managed devices",
+        _card(*trend_figures.WORKLOADS_HEADING,
               _graph("rpt-trend-workloads", trend_figures.workloads_figure(series), FULL,
                      300)),
     ], note

@@ -37,9 +37,7 @@ CARDS = {  # graph id -> (title, subtitle)
     "trd-share": ("Co-managed share", "Co-managed devices as a share of all devices in view"),
     "trd-funnel": ("Co-management status over time",
                    "Devices at each stage of the funnel on each snapshot day"),
-    "trd-workloads": ("Workloads moved to Intune",
-                      "Per workload: Intune and Pilot Intune, as a share of co-managed "
-                      "devices"),
+    "trd-workloads": trend_figures.WORKLOADS_HEADING,
     "trd-failures": ("Failures and stuck enrollments",
                      "Failed enrollments, devices waiting for a user to sign in, and "
                      "enrollments under way for more than stuck_days"),
