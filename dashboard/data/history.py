@@ -97,6 +97,8 @@ SCHEMA_VERSION = 1
 BUSY_SECONDS = 120  # SQLite: how long a writer waits for another writer's transaction
 WRITE_ATTEMPTS = 4  # a write that lost a race (unique day, lock) is retried
 CHUNK_ROWS = 100_000  # device states per executemany
+CONNECT_SECONDS = 10  # PostgreSQL: how long to wait for the server to accept a connection
+WRITE_LOCK_KEY = 0x636F6D616E616765  # PostgreSQL: the advisory lock writers take ("comanage")
 DISABLED = ("off", "none", "false", "no", "0")
 
 # Stored codes: the index in these tuples. Append only: never reorder or remove.
@@ -331,6 +333,29 @@ def _sqlite_engine(url: sa.URL, read_only: bool) -> sa.Engine:
     return engine
 
 
+def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
+    """A database server's engine (PostgreSQL for a team). Connections are checked before
+    use, so a server that restarted is reconnected to without an error on a page."""
+    postgres = url.get_backend_name() == "postgresql"
+    connect_args = {}
+    if postgres and url.get_driver_name() in ("psycopg", "psycopg2", ""):
+        # A server that does not answer must not stall a page for minutes; a read-only
+        # store is refused every write by the server itself, not only by this code.
+        connect_args["connect_timeout"] = CONNECT_SECONDS
+        if read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if postgres:
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            # Writers queue on one lock per database, as SQLite's BEGIN IMMEDIATE makes them
+            # do: two processes recording the same day never interleave their deletes and
+            # inserts (no unique-key races, no deadlocks). The key is this module's constant.
+            if conn.get_execution_options().get("history_write"):
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+    return engine
+
+
 class HistoryStore:
     """Snapshots over time in one database (see the module docstring for the API)."""
 
@@ -350,7 +375,7 @@ class HistoryStore:
             if parsed.get_backend_name() == "sqlite":
                 self.engine = _sqlite_engine(parsed, read_only)
             else:
-                self.engine = sa.create_engine(parsed, pool_pre_ping=True)
+                self.engine = _server_engine(parsed, read_only)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
             raise HistoryError(f"history store {self.shown}: {error}") from None
         self._writer = self.engine.execution_options(history_write=True)
@@ -641,7 +666,9 @@ class HistoryStore:
             conditions.append(snapshots.c.day <= end)
         joined = aggregates.join(snapshots, aggregates.c.snapshot_id == snapshots.c.id)
         query = (sa.select(snapshots.c.day, aggregates.c.metric,
-                           sa.func.sum(aggregates.c.value).label("value"),
+                           # PostgreSQL sums BIGINT as NUMERIC: back to integers
+                           sa.cast(sa.func.sum(aggregates.c.value), sa.BigInteger)
+                           .label("value"),
                            sa.func.count().label("sites"))
                  .select_from(joined).where(*conditions)
                  .group_by(snapshots.c.day, aggregates.c.metric))
