@@ -377,7 +377,9 @@ class HistoryStore:
             else:
                 self.engine = _server_engine(parsed, read_only)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
-            raise HistoryError(f"history store {self.shown}: {error}") from None
+            hint = ' (pip install "comanage-dashboard[postgres]")' if isinstance(
+                error, ImportError) and parsed.get_backend_name() == "postgresql" else ""
+            raise HistoryError(f"history store {self.shown}: {error}{hint}") from None
         self._writer = self.engine.execution_options(history_write=True)
         self._schema_lock = threading.Lock()
         self._version: int | None = None

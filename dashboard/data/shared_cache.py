@@ -237,8 +237,8 @@ class SharedCache:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
             except ImportError:
-                raise RuntimeError("the redis package is not installed "
-                                   "(pip install redis)") from None
+                raise RuntimeError("the redis package is not installed (pip install "
+                                   '"comanage-dashboard[redis]")') from None
             client = redis.Redis.from_url(
                 self.spec, socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))

@@ -521,3 +521,11 @@ def test_snapshot_command(tmp_path, history_db, capsys):
     off.write_text('history_url = "off"\n' + original)
     assert main(["snapshot", "--config", str(off), "--quiet"]) == 2
     assert "history is off" in capsys.readouterr().err
+
+
+def test_a_missing_postgresql_driver_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # not installed
+    with pytest.raises(HistoryError, match=r'pip install "comanage-dashboard\[postgres\]"') \
+            as error:
+        HistoryStore("postgresql+psycopg://reporter:secret@db.contoso.com/comanage")
+    assert "secret" not in str(error.value)
