@@ -388,9 +388,12 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from dashboard.data.estate import load_estate
+    from dashboard.data import history
     from dashboard.data.history import HistoryStore
     from dashboard.settings import load_settings
 
+    history.WRITE_ATTEMPTS = 1  # writers queue (SQLite's write lock, PostgreSQL's advisory
+    # lock): none may lose a race and need the retry
     config, url, ready, go, rounds = sys.argv[1:6]
     settings = load_settings(config)
     estate = load_estate(settings)
