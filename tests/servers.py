@@ -8,6 +8,7 @@ the shared cache and the history store are tested against the servers a site run
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 INSTALL = "apt-get install redis-server postgresql"
 START_SECONDS = 60  # bounds only: every wait polls for readiness
+PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")  # Debian's, then PGDG's
 
 
 class ServerMissing(RuntimeError):
@@ -116,11 +118,11 @@ def postgres_bindir() -> Path:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(found).resolve().parent
-    candidates = [*Path("/usr/lib/postgresql").glob("*/bin"), *Path("/usr").glob("pgsql-*/bin")]
+    candidates = [Path(found) for pattern in PG_SEARCH for found in glob.glob(pattern)]
     candidates = [c for c in candidates if (c / "pg_ctl").exists() and (c / "initdb").exists()]
 
-    def version(path: Path) -> tuple:
-        digits = "".join(ch if ch.isdigit() else " " for ch in str(path)).split()
+    def version(path: Path) -> tuple:  # ".../15/bin", ".../pgsql-15/bin"
+        digits = "".join(ch if ch.isdigit() else " " for ch in path.parent.name).split()
         return tuple(int(d) for d in digits)
 
     if not candidates:
@@ -209,7 +211,10 @@ class PostgresServer:
         """A new empty database; its name."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            # PostgreSQL 15's default copies the template through the WAL; with fsync off a
+            # file copy is about twice as fast.
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0{strategy}')
         return name
 
     def drop_database(self, name: str) -> None:
