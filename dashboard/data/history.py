@@ -342,8 +342,10 @@ def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
         # A server that does not answer must not stall a page for minutes; a read-only
         # store is refused every write by the server itself, not only by this code.
         connect_args["connect_timeout"] = CONNECT_SECONDS
-        if read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
+        if read_only:  # added to the URL's own options (a search_path, say)
+            own = url.query.get("options", "")
+            own = own if isinstance(own, str) else " ".join(own)
+            connect_args["options"] = f"{own} -c default_transaction_read_only=on".strip()
     engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if postgres:
         @event.listens_for(engine, "begin")
@@ -377,7 +379,8 @@ class HistoryStore:
             else:
                 self.engine = _server_engine(parsed, read_only)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
-            hint = ' (pip install "comanage-dashboard[postgres]")' if isinstance(
+            hint = ' (pip install "comanage-dashboard[postgres]" and a postgresql+psycopg:// ' \
+                'URL)' if isinstance(
                 error, ImportError) and parsed.get_backend_name() == "postgresql" else ""
             raise HistoryError(f"history store {self.shown}: {error}{hint}") from None
         self._writer = self.engine.execution_options(history_write=True)

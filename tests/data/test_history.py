@@ -532,3 +532,23 @@ def test_a_missing_postgresql_driver_names_the_extra(monkeypatch):
             as error:
         HistoryStore("postgresql+psycopg://reporter:secret@db.contoso.com/comanage")
     assert "secret" not in str(error.value)
+
+
+def test_postgresql_read_only_keeps_the_urls_own_options(postgres_url):
+    """A team's store in its own schema (``options=-csearch_path=...`` in the URL): the
+    read-only store reads that schema, and the server still refuses its writes."""
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA team")
+    engine.dispose()
+    url = f"{postgres_url}?options=-csearch_path%3Dteam"
+    writer = HistoryStore(url)
+    writer.record(estate_of([COMANAGED]))
+    writer.close()
+    reader = HistoryStore(url, read_only=True)
+    assert reader.days() == [DAY]
+    with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+        with reader.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM snapshots"))
+    reader.close()
+    assert HistoryStore(postgres_url, read_only=True).days() == []  # not in public
