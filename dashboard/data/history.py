@@ -671,9 +671,7 @@ class HistoryStore:
             conditions.append(snapshots.c.day <= end)
         joined = aggregates.join(snapshots, aggregates.c.snapshot_id == snapshots.c.id)
         query = (sa.select(snapshots.c.day, aggregates.c.metric,
-                           # PostgreSQL sums BIGINT as NUMERIC: back to integers
-                           sa.cast(sa.func.sum(aggregates.c.value), sa.BigInteger)
-                           .label("value"),
+                           sa.func.sum(aggregates.c.value).label("value"),
                            sa.func.count().label("sites"))
                  .select_from(joined).where(*conditions)
                  .group_by(snapshots.c.day, aggregates.c.metric))

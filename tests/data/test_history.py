@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -552,3 +552,39 @@ def test_postgresql_read_only_keeps_the_urls_own_options(postgres_url):
             conn.execute(sa.text("DELETE FROM snapshots"))
     reader.close()
     assert HistoryStore(postgres_url, read_only=True).days() == []  # not in public
+
+
+def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
+    """The same snapshots recorded in both: every read gives equal frames of equal types."""
+    stores = [HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}"), HistoryStore(postgres_url)]
+    start = DAY - timedelta(days=14)
+    plan = [[SCHEDULED, COMANAGED, FAILED], [ENROLLING, COMANAGED, COMANAGED],
+            [PENDING, FAILED, COMANAGED]]
+    for week, devices in enumerate(plan):
+        for store in stores:
+            store.record(estate_of(devices, start + timedelta(days=7 * week), history=store),
+                         collections=["CAS00102"], recorded_at=datetime(2026, 11, 23, tzinfo=UTC))
+    answers = []
+    for store in stores:
+        now = estate_of([PENDING, COMANAGED, FAILED], DAY, history=store)
+        answers.append({
+            "snapshots": store.snapshots(), "trend": store.trend(),
+            "scoped": store.trend("PS1", "CAS00102"), "states": store.device_states(DAY),
+            "timeline": store.timeline("PS1", 1), "days": store.days(with_devices=True),
+            "aggregates": store.aggregates(DAY), "since": now.devices["state_since"],
+            "changes": store.changes(now.devices, DAY - timedelta(days=7)),
+        })
+        store.close()
+    sqlite, postgresql = answers
+    for name, value in sqlite.items():
+        other = postgresql[name]
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, other, check_index_type=True)
+        elif isinstance(value, pd.Series):
+            pd.testing.assert_series_equal(value, other)
+        elif name == "changes":
+            assert {k: v.tolist() for k, v in value.items()} == \
+                {k: v.tolist() for k, v in other.items()}
+        else:
+            assert value == other, name
+    assert len(sqlite["trend"]) == 3 and sqlite["aggregates"]["devices"] == 3
