@@ -379,9 +379,9 @@ class HistoryStore:
             else:
                 self.engine = _server_engine(parsed, read_only)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as error:
-            hint = ' (pip install "comanage-dashboard[postgres]" and a postgresql+psycopg:// ' \
-                'URL)' if isinstance(
-                error, ImportError) and parsed.get_backend_name() == "postgresql" else ""
+            hint = ""
+            if isinstance(error, ImportError) and parsed.get_backend_name() == "postgresql":
+                hint = ' (pip install "comanage-dashboard[postgres]", postgresql+psycopg://)'
             raise HistoryError(f"history store {self.shown}: {error}{hint}") from None
         self._writer = self.engine.execution_options(history_write=True)
         self._schema_lock = threading.Lock()
@@ -841,9 +841,9 @@ def insert_many(conn: sa.Connection, table: sa.Table, columns: dict[str, list],
 
 
 def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -> None:
-    """PostgreSQL: the rows through COPY in the caller's transaction, ten times faster than
-    INSERTs (a million device states in seconds). Values travel in the COPY data, never in
-    the statement; the table and column names are this module's own."""
+    """PostgreSQL: the rows through COPY in the caller's transaction (recording 100,000
+    devices took a third of the time it took with INSERTs). Values travel in the COPY data,
+    never in the statement; the table and column names are this module's own."""
     names = list(columns)
     statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
     cursor = conn.connection.dbapi_connection.cursor()
