@@ -176,10 +176,14 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
     return mask
 
 
-# Columns the grid can sort by, and the frame column each sorts on.
+# Columns the grid can sort by, and the frame column (or derived rank, ``RANKS``) each sorts
+# on. Free text sorts alphabetically, dates in time order; enumerations sort in their
+# defined order (the overview's), not by the alphabet of their labels: severity from low
+# to high, state in the enrollment-status donut's order then "Not targeted", the reason in
+# the order of the definitions, join type hybrid, Entra joined, then not joined.
 SORTABLE = {
-    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_type",
-    "state": "state_rank", "reason": "reason", "error_code": "error_code",
+    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_rank",
+    "state": "state_rank", "reason": "reason_rank", "error_code": "error_code",
     "client_active": "ClientActive", "last_policy_request": "LastPolicyRequest",
     "severity": "severity_rank",
 }
@@ -206,10 +210,11 @@ def sort_key(devices: pd.DataFrame, column: str, descending: bool = False,
              names: np.ndarray | None = None) -> np.ndarray:
     """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
     values last in either direction. ``names``: ``text_rank`` of the names, when known."""
-    if column == "state_rank":
-        values = pd.Series(state_rank(devices))
+    source = SORTABLE.get(column, column)
+    if source in RANKS:  # NaN: no value (shown blank), sorted last
+        values = pd.Series(RANKS[source](devices), dtype=float)
     else:
-        values = devices[SORTABLE.get(column, column)]
+        values = devices[source]
     if pd.api.types.is_datetime64_any_dtype(values):
         missing = values.isna().to_numpy()
         key = values.to_numpy().view(np.int64)
@@ -239,6 +244,30 @@ def state_rank(devices: pd.DataFrame) -> np.ndarray:
     devices co-management does not target."""
     codes = devices["enrollment_status"].cat.codes.to_numpy()
     return np.where(codes < 0, len(ENROLLMENT_STATUSES), codes)
+
+
+def _codes_or_nan(values: pd.Series) -> np.ndarray:
+    codes = values.cat.codes.to_numpy().astype(float)
+    return np.where(codes < 0, np.nan, codes)
+
+
+def join_rank(devices: pd.DataFrame) -> np.ndarray:
+    """Order of the join-type column: hybrid, Entra joined, then not joined (as shown)."""
+    codes = devices["join_type"].cat.codes.to_numpy()
+    return np.where(devices["joined"].to_numpy(dtype=bool) & (codes >= 0), codes,
+                    len(devices["join_type"].cat.categories))
+
+
+def severity_order(devices: pd.DataFrame) -> np.ndarray:
+    """Low, medium, high; a device no rule flags has no severity (blank, last)."""
+    rank = devices["severity_rank"].to_numpy().astype(float)
+    return np.where(rank > 0, rank, np.nan)
+
+
+RANKS = {
+    "state_rank": state_rank, "join_rank": join_rank, "severity_rank": severity_order,
+    "reason_rank": lambda devices: _codes_or_nan(devices["reason"]),
+}
 
 
 def _mapped(values: pd.Series, function) -> np.ndarray:
