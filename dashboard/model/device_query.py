@@ -30,6 +30,7 @@ FILTER_NAMES = (
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
+ONE_SITE = "site given more than once (one site at a time)"
 
 FILTER_LABELS = {
     "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
@@ -73,6 +74,7 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "comanaged": ("1", "0"), "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
+    site_codes = {str(site).casefold(): site for site in sites}
     result = DeviceFilter()
     for name, raw in query.items():
         for value in (raw if isinstance(raw, list | tuple) else [raw]):
@@ -83,7 +85,16 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 result.rejected.append(f"{name}: unknown filter")
                 break
             if name == "q":
-                value = value[:MAX_QUERY_LENGTH]
+                # a pasted name often carries spaces around it; the chip shows it trimmed
+                value = value.strip()[:MAX_QUERY_LENGTH]
+                if not value:
+                    continue
+            elif name == "site":
+                # ConfigMgr site codes are case-insensitive: ps1 is the configured PS1
+                value = site_codes.get(value.strip().casefold(), value)
+                if value not in allowed[name]:
+                    result.rejected.append(f"{name}={value}: not a known value")
+                    continue
             elif name == "error":
                 code = value.strip().upper().replace("0X", "0x", 1)
                 if not _CODE_RE.match(code):
@@ -95,6 +106,10 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 continue
             if value not in result.values.get(name, ()):
                 result.values[name] = result.values.get(name, ()) + (value,)
+    if len(result.values.get("site", ())) > 1:
+        # every other page shows one site at a time: the list refuses two the same way
+        result.rejected.append(f"{ONE_SITE}: {', '.join(result.values['site'])}")
+        del result.values["site"]
     if "q" in result.values:
         result.values["q"] = result.values["q"][-1:]
     if "since" in result.values:

@@ -69,6 +69,17 @@ def _facts(title: str, rows: list[tuple[str, str]]):
     ], className="h-100")
 
 
+def back_to_list(query: dict) -> str:
+    """The list the device was opened from (``list``: that list's query string, cut down to
+    the list's own parameters), else the whole list."""
+    from ..links import parse_query
+    from .devices import list_query
+
+    lists = query.get("list") or []
+    text = list_query(parse_query(lists[-1])) if lists and isinstance(lists[-1], str) else ""
+    return "/devices" + (f"?{text}" if text else "")
+
+
 def not_found(message: str):
     return html.Div([
         html.H2("Device not found", className="h4"),
@@ -237,7 +248,7 @@ def layout(store, settings, pathname: str, query: dict):
          f"{REASON_LABELS[str(reason)]}: {REASON_EXPLANATIONS[str(reason)]}"),
     ])
     return html.Div([
-        html.A("← Device list", href="/devices", className="small"),
+        html.A("← Device list", href=back_to_list(query), className="small", id="device-back"),
         header,
         dbc.Row([dbc.Col(identity, md=6, lg=3, className="mb-3"),
                  dbc.Col(system, md=6, lg=3, className="mb-3"),

@@ -29,7 +29,7 @@ from .. import trend_figures, weekly
 from ..links import first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
-from .overview import KPI_ACCENT, checked_filters
+from .overview import KPI_ACCENT, checked_filters, one_site
 
 PATH = "/report"
 WIDTH = 1200  # CSS pixels: the PNG's width; the PDF is scaled to fit its paper
@@ -290,7 +290,11 @@ def build(store, settings, week: str | None, site: str | None, collection: str |
 def layout(store, settings, pathname: str, query: dict):
     """An unknown site or collection is an error here (a report must not silently widen its
     scope); ``overview.checked_filters`` decides what is known."""
-    asked_site, asked_collection = first(query, "site"), first(query, "collection")
+    asked_site, repeated = one_site(query)
+    if repeated:
+        return _error_page(repeated[0].replace(": showing all sites.", ": a report covers "
+                                               "one site or all of them."), [])
+    asked_collection = first(query, "collection")
     site, collection, _notes = checked_filters(store, settings, asked_site, asked_collection)
     unknown = [f"unknown {name} {str(value)[:60]!r}" for name, value, kept in (
         ("site", asked_site, site), ("collection", asked_collection, collection))

@@ -23,11 +23,11 @@ from .overview import (
     _shown,
     checked_filters,
     collection_label,
-    collection_options,
     filter_note,
+    one_site,
+    options_for,
     page_heading,
     scope_dropdowns,
-    site_options,
 )
 
 PATH = TRENDS_PATH
@@ -78,10 +78,17 @@ def checked_range(start, end) -> tuple[date | None, date | None, list[str]]:
     return start_day, end_day, notes
 
 
-def checked(store, settings, site, collection, start, end):
-    site, collection, notes = checked_filters(store, settings, site, collection)
-    start, end, more = checked_range(start, end)
-    return site, collection, start, end, notes + more
+def checked(store, settings, site, collection, start, end, notes=()):
+    site, collection, more = checked_filters(store, settings, site, collection)
+    start, end, dates = checked_range(start, end)
+    return site, collection, start, end, [*notes, *more, *dates]
+
+
+def checked_query(store, settings, query: dict):
+    """``checked`` for a parsed URL query (a repeated site refused with a note)."""
+    site, notes = one_site(query)
+    return checked(store, settings, site, first(query, "collection"), first(query, "from"),
+                   first(query, "to"), notes)
 
 
 def sync_filters(store, settings, trigger: str | None, search: str | None, site, collection,
@@ -96,9 +103,7 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
         new_search = trends_search(site, collection, start, end)
         return (new_search if new_search != (search or "") else no_update, no_update,
                 no_update, no_update, no_update, filter_note(notes, "trd"))
-    query = parse_query(search)
-    url = checked(store, settings, first(query, "site"), first(query, "collection"),
-                  first(query, "from"), first(query, "to"))
+    url = checked_query(store, settings, parse_query(search))
     current = (site, collection, parse_day(start), parse_day(end))
     out = [value if value != now else no_update for value, now in zip(url[:4], current,
                                                                         strict=True)]
@@ -128,9 +133,7 @@ def _bounds(store) -> tuple[str | None, str | None]:
 
 
 def layout(store, settings, pathname: str, query: dict):
-    site, collection, start, end, notes = checked(
-        store, settings, first(query, "site"), first(query, "collection"),
-        first(query, "from"), first(query, "to"))
+    site, collection, start, end, notes = checked_query(store, settings, query)
     oldest, newest = _bounds(store)
     controls = html.Div([
         *scope_dropdowns("trd", store, settings, site, collection),
@@ -228,8 +231,10 @@ def register_callbacks(app, store, settings) -> dict:
         return tuple(out[key] for key in RENDER_OUTPUTS)
 
     @app.callback(Output("trd-site", "options"), Output("trd-collection", "options"),
-                  Input("data-version", "data"), prevent_initial_call=True)
-    def _options(_version):
-        return site_options(store, settings), collection_options(store, settings)
+                  Output("trd-collection", "placeholder"),
+                  Input("data-version", "data"), Input("trd-site", "value"),
+                  State("trd-collection", "value"), prevent_initial_call=True)
+    def _options(_version, site, collection):
+        return options_for(store, settings, site, collection)
 
     return {"sync": _sync, "render": _render, "options": _options}
