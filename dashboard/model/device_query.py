@@ -346,15 +346,20 @@ EXPORT_COLUMNS = {
     "state": "State", "reason": "Reason", "error_code": "Error code", "error": "Error",
     "error_fix": "Error fix", "client_active": "Client active",
     "last_policy_request": "Last policy request", "severity": "Severity",
-    "attention": "Attention rules", "fixes": "Fixes",
+    "attention_titles": "Attention rules", "attention": "Attention rule ids", "fixes": "Fixes",
 }
+
+
+def _rule_titles(attention: str | None) -> str:
+    """Rule ids (``enrollment-failed, stuck``) as their titles, in the same order."""
+    return ", ".join(RULES_BY_ID[rule].title for rule in (attention or "").split(", ") if rule)
 
 
 def _rule_fixes(attention: str | None) -> str:
     if not attention:
         return ""
-    return " | ".join(f"{rule}: {RULES_BY_ID[rule].fix}" for rule in attention.split(", ")
-                      if rule)
+    return " | ".join(f"{RULES_BY_ID[rule].title}: {RULES_BY_ID[rule].fix}"
+                      for rule in attention.split(", ") if rule)
 
 
 def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
@@ -362,6 +367,7 @@ def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "
     """The export's rows a chunk at a time, so memory stays flat however many match."""
     for begin in range(0, len(positions), chunk):
         frame = display_frame(devices, positions[begin:begin + chunk], wording)
+        frame["attention_titles"] = _mapped(frame["attention"], _rule_titles)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
         yield frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
 

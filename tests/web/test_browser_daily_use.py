@@ -288,11 +288,14 @@ def test_ux05_search_trims_pasted_spaces(page, sample_server):
 def test_ux06_time_in_state_agrees_with_the_timeline(page, sample_server, sample_store):
     page.goto(sample_server + device_path(sample_store, "NYC-LT-001004"))
     page.wait_for_selector("#device-timeline")
-    since = re.search(r"since (\d{4}-\d{2}-\d{2})", page.inner_text("#device-since")).group(1)
+    text = page.inner_text("#device-since")
+    # history starts 2026-06-01 and the device was failed then: "at least" since that day
+    since = re.search(r"since at least (\d{4}-\d{2}-\d{2})", text).group(1)
     rows = page.locator("#device-timeline tbody tr")
     oldest = rows.nth(rows.count() - 1).locator("td").first.inner_text()
     newest_state = rows.nth(0).locator("td").nth(2).inner_text()
     assert since == oldest, (since, oldest)
+    assert page.locator("#device-timeline-carried").count() == 1
     assert newest_state == REASON_LABELS["failed"]
     assert page.watch.errors == []
 

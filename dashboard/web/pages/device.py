@@ -22,7 +22,7 @@ from ...labels import (
     enrollment_status_labels,
     join_type_label,
 )
-from ...model.attention import READINESS_STEPS, RULES_BY_ID, rule_ids
+from ...model.attention import READINESS_STEPS, RULES_BY_ID, readiness_advice, rule_ids
 from ...model.errors import LOG_HINTS, describe
 from ...model.states import FUNNEL_STAGES
 from ...settings import WORKLOADS
@@ -91,10 +91,12 @@ def not_found(message: str):
 def _checklist(device: pd.Series) -> list:
     failed_step = device["readiness"]
     failed_step = None if pd.isna(failed_step) else str(failed_step)
+    reason = None if pd.isna(device["reason"]) else str(device["reason"])
     items, reached_failure = [], False
-    for step, label, fix in READINESS_STEPS:
+    for step, label, _fix in READINESS_STEPS:
         if step == failed_step:
             reached_failure = True
+            fix = readiness_advice(step, reason)
             items.append(html.Li([html.Span("✗ ", className="text-failure fw-bold"), label,
                                   html.Div(["What to do: ", fix], className="small ms-3")],
                                  className="list-group-item", **{"data-step": step,

@@ -26,7 +26,7 @@ from ... import __version__
 from ...model.trends import trend_series
 from .. import figures as charts
 from .. import trend_figures, weekly
-from ..links import first
+from ..links import attention_url, first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
 from .overview import KPI_ACCENT, checked_filters, one_site
@@ -184,6 +184,18 @@ def _attention_table(figures: dict):
     if not rows:
         return html.Div("No device needs attention.", className="rpt-note")
     devices = figures["summary"]["devices"]
+    scope = figures["scope"]
+
+    def fix(row: dict):
+        if row["id"] != "enrollment-failed":
+            return row["fix"]
+        # each failed device's error and its fix are on its own page: link the devices
+        href = attention_url(row["id"], scope.get("site"), scope.get("collection"))
+        return ["Apply the fix for each device's error code (the enrollment errors below). ",
+                html.A(f"The {row['count']:,} failed devices", href=href,
+                       **{"data-rule": row["id"]}),
+                ", each with its error and fix on its page."]
+
     body = [html.Tr([
         html.Td(html.Span(SEVERITY_LABELS[row["severity"]],
                           className=f"badge sev-{row['severity']}")),
@@ -192,7 +204,7 @@ def _attention_table(figures: dict):
         html.Td(f"{row['count']:,}", className="text-end rpt-num",
                 **{"data-rule": row["id"]}),
         html.Td(charts.pct(row["count"], devices), className="text-end rpt-num"),
-        html.Td(row["fix"], className="rpt-small"),
+        html.Td(fix(row), className="rpt-small"),
     ]) for row in rows]
     head = html.Thead(html.Tr([html.Th("Severity"), html.Th("Rule"),
                                html.Th("Devices", className="text-end"),

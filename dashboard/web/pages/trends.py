@@ -40,7 +40,7 @@ CARDS = {  # graph id -> (title, subtitle)
     "trd-workloads": trend_figures.WORKLOADS_HEADING,
     "trd-failures": ("Failures and stuck enrollments",
                      "Failed enrollments, devices waiting for a user to sign in, and "
-                     "enrollments under way for more than stuck_days"),
+                     "enrollments under way for more than {stuck_days} days"),
     "trd-attention": ("Devices that need attention",
                       "Devices at least one rule flags, and each rule's count (click a "
                       "legend entry to hide or show it)"),
@@ -113,8 +113,9 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
 
 # -- the page ----------------------------------------------------------------------------------
 
-def _card(graph_id: str, height: int = GRAPH_HEIGHT):
+def _card(graph_id: str, settings, height: int = GRAPH_HEIGHT):
     title, subtitle = CARDS[graph_id]
+    subtitle = subtitle.replace("{stuck_days}", str(settings.stuck_days))
     return dbc.Card([
         dbc.CardHeader([html.H2(title, className="h6 mb-0 fw-semibold"),
                         html.Div(subtitle, className="small text-secondary")],
@@ -152,11 +153,14 @@ def layout(store, settings, pathname: str, query: dict):
     return html.Div([
         dcc.Location(id="trd-url", refresh="callback-nav"),
         *page_heading("trd", "Trends", controls, notes),
-        dbc.Row([dbc.Col(_card("trd-share"), lg=6), dbc.Col(_card("trd-funnel"), lg=6)],
+        dbc.Row([dbc.Col(_card("trd-share", settings), lg=6),
+                 dbc.Col(_card("trd-funnel", settings), lg=6)],
                 className="g-3 mb-3"),
-        dbc.Row([dbc.Col(_card("trd-workloads"), lg=6), dbc.Col(_card("trd-failures"), lg=6)],
+        dbc.Row([dbc.Col(_card("trd-workloads", settings), lg=6),
+                 dbc.Col(_card("trd-failures", settings), lg=6)],
                 className="g-3 mb-3"),
-        dbc.Row([dbc.Col(_card("trd-attention", height=380), width=12)], className="g-3 mb-3"),
+        dbc.Row([dbc.Col(_card("trd-attention", settings, height=380), width=12)],
+                className="g-3 mb-3"),
     ], id="trends")
 
 
