@@ -25,6 +25,9 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       }
       if (info && typeof info.currentPage === "number") {
         var page = info.currentPage + 1;
+        if (info.totalPages && wanted > info.totalPages) {
+          wanted = info.totalPages;  // a page past the end opens the last one
+        }
         if (wanted > 1 && page !== wanted && page === 1) {
           return noUpdate;  // the grid has not yet opened the page from the URL
         }
