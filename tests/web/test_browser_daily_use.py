@@ -473,3 +473,17 @@ def test_ux12_site_codes_ignore_case_and_a_repeated_site_is_refused(page, sample
     page.wait_for_selector("#rpt-error")
     assert "site given more than once" in page.inner_text("#rpt-error")
     assert page.watch.errors == []
+
+
+def test_ux03_a_page_past_the_end_and_a_bad_sort_fall_back(page, sample_server):
+    page.goto(f"{sample_server}/devices?q=-00101&page=7&sort=-name")
+    page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=descending]")
+    page.wait_for_selector("#devices-grid .ag-row .device-link")
+    # one page of rows: the URL says page 1 (left out), the sort is kept
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('page')")
+    assert parse_qs(urlsplit(page.url).query) == {"q": ["-00101"], "sort": ["-name"]}
+    page.goto(f"{sample_server}/devices?q=-00101&sort=bogus&page=x")
+    page.wait_for_selector("#devices-grid .ag-header-cell[col-id=severity]"
+                           "[aria-sort=descending]")
+    assert page.locator("#devices-rejected").count() == 0
+    assert page.watch.errors == []
