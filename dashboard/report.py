@@ -29,6 +29,8 @@ How it works:
 4. ``--mail`` sends the summary as the body (with a plain-text part) and the PNG and PDF as
    attachments, through ``[report.mail]`` (``smtplib``, STARTTLS by default).
 
+A scoped report's names add its site and collection
+(``co-management-2026-W48-PS1-CAS00101.png``), so it never overwrites the whole estate's.
 Files go to ``--out``, else ``[report] out``, else ``reports`` beside the config file; their
 names are built from the ISO week through ``web.security.safe_output_path``.
 Exit codes: 0 done; 2 something to fix (unknown week, no browser, bad settings); 1 anything
@@ -123,11 +125,14 @@ def output_folder(settings: Settings, out: str | None) -> Path:
     return (base / "reports").resolve()
 
 
-def file_name(week: str, extension: str) -> str:
+def file_name(week: str, extension: str, site: str | None = None,
+              collection: str | None = None) -> str:
+    """``co-management-2026-W48[-PS1][-CAS00101].png``: a scoped report and the whole
+    estate's report of the same week never share a name."""
     from .web.security import safe_filename
 
-    return safe_filename(f"co-management-{week}", default="co-management-report") + \
-        f".{extension}"
+    stem = "-".join(part for part in ("co-management", week, site, collection) if part)
+    return safe_filename(stem, default="co-management-report") + f".{extension}"
 
 
 def report_path(week: str | None, site: str | None, collection: str | None) -> str:
@@ -435,7 +440,9 @@ def make_report(settings: Settings, args: argparse.Namespace,
     contents = {"png": png, "pdf": pdf,
                 "html": html_body.encode("utf-8") if html_body is not None else None}
     for fmt in formats:
-        target = safe_output_path(folder, file_name(week, fmt))
+        scope = figures.get("scope") or {}
+        target = safe_output_path(folder, file_name(week, fmt, scope.get("site"),
+                                                    scope.get("collection")))
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             temporary.write_bytes(contents[fmt])

@@ -81,7 +81,8 @@ def _workload_lag(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np
 RULES: tuple[Rule, ...] = (
     Rule("enrollment-failed", "high", "Enrollment failed",
          "The device tried to enroll in Intune and failed.",
-         "Apply the fix for the device's error code (see the error on its page).",
+         "Apply the fix for the device's error code (each code's fix is in the enrollment "
+         "errors table and on the device's page).",
          lambda d, t, a: d["failed"].to_numpy()),
     Rule("client-inactive", "high", "ConfigMgr client inactive",
          "A co-managed or eligible device whose client is inactive or has not requested "
@@ -124,8 +125,8 @@ RULES: tuple[Rule, ...] = (
          lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy()),
     # Last, so the bits of the rules above (stored in history) keep their meaning.
     Rule("stuck", "medium", "Enrollment stuck",
-         "Scheduled, enrolling or pending user sign in for longer than the threshold "
-         "(stuck_days), according to the history of snapshots.",
+         "Scheduled, enrolling or pending user sign in for longer than the set number of days "
+         "(14 unless configured otherwise), according to the history of snapshots.",
          "Check CoManagementHandler.log on the device: a \"Queuing enrollment timer\" line "
          "means it is waiting by design; otherwise have the user sign in, then trigger a "
          "machine policy retrieval.",
@@ -181,6 +182,20 @@ READINESS_STEPS: tuple[tuple[str, str, str], ...] = (
      "Add the device to the auto-enrollment collection and check policy retrieval."),
 )
 READINESS_IDS = tuple(step for step, _label, _fix in READINESS_STEPS)
+READINESS_FIXES = {step: fix for step, _label, fix in READINESS_STEPS}
+# A device whose OS is unknown fails "Workstation OS" (nothing says it is one) without being a
+# server: the advice must follow its reason ("OS unknown"), not the servers' advice.
+UNKNOWN_OS_ADVICE = (
+    "ConfigMgr has no usable OS name, version or build for this device. If it is a Windows "
+    "workstation, run a hardware inventory cycle on it (InventoryAgent.log) so the site "
+    "learns its OS; other OSes (macOS, Linux) cannot be co-managed.")
+
+
+def readiness_advice(step: str, reason: str | None) -> str:
+    """What to do about a device's first failed prerequisite, given its reason."""
+    if reason == "os-unknown" and step in ("workstation", "os-version"):
+        return UNKNOWN_OS_ADVICE
+    return READINESS_FIXES[step]
 
 
 def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:

@@ -30,6 +30,7 @@ FILTER_NAMES = (
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
+ONE_SITE = "site given more than once (one site at a time)"
 
 FILTER_LABELS = {
     "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
@@ -73,6 +74,7 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "comanaged": ("1", "0"), "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
+    site_codes = {str(site).casefold(): site for site in sites}
     result = DeviceFilter()
     for name, raw in query.items():
         for value in (raw if isinstance(raw, list | tuple) else [raw]):
@@ -83,7 +85,16 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 result.rejected.append(f"{name}: unknown filter")
                 break
             if name == "q":
-                value = value[:MAX_QUERY_LENGTH]
+                # a pasted name often carries spaces around it; the chip shows it trimmed
+                value = value.strip()[:MAX_QUERY_LENGTH]
+                if not value:
+                    continue
+            elif name == "site":
+                # ConfigMgr site codes are case-insensitive: ps1 is the configured PS1
+                value = site_codes.get(value.strip().casefold(), value)
+                if value not in allowed[name]:
+                    result.rejected.append(f"{name}={value}: not a known value")
+                    continue
             elif name == "error":
                 code = value.strip().upper().replace("0X", "0x", 1)
                 if not _CODE_RE.match(code):
@@ -95,6 +106,10 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 continue
             if value not in result.values.get(name, ()):
                 result.values[name] = result.values.get(name, ()) + (value,)
+    if len(result.values.get("site", ())) > 1:
+        # every other page shows one site at a time: the list refuses two the same way
+        result.rejected.append(f"{ONE_SITE}: {', '.join(result.values['site'])}")
+        del result.values["site"]
     if "q" in result.values:
         result.values["q"] = result.values["q"][-1:]
     if "since" in result.values:
@@ -176,10 +191,14 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
     return mask
 
 
-# Columns the grid can sort by, and the frame column each sorts on.
+# Columns the grid can sort by, and the frame column (or derived rank, ``RANKS``) each sorts
+# on. Free text sorts alphabetically, dates in time order; enumerations sort in their
+# defined order (the overview's), not by the alphabet of their labels: severity from low
+# to high, state in the enrollment-status donut's order then "Not targeted", the reason in
+# the order of the definitions, join type hybrid, Entra joined, then not joined.
 SORTABLE = {
-    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_type",
-    "state": "state_rank", "reason": "reason", "error_code": "error_code",
+    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_rank",
+    "state": "state_rank", "reason": "reason_rank", "error_code": "error_code",
     "client_active": "ClientActive", "last_policy_request": "LastPolicyRequest",
     "severity": "severity_rank",
 }
@@ -206,10 +225,11 @@ def sort_key(devices: pd.DataFrame, column: str, descending: bool = False,
              names: np.ndarray | None = None) -> np.ndarray:
     """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
     values last in either direction. ``names``: ``text_rank`` of the names, when known."""
-    if column == "state_rank":
-        values = pd.Series(state_rank(devices))
+    source = SORTABLE.get(column, column)
+    if source in RANKS:  # NaN: no value (shown blank), sorted last
+        values = pd.Series(RANKS[source](devices), dtype=float)
     else:
-        values = devices[SORTABLE.get(column, column)]
+        values = devices[source]
     if pd.api.types.is_datetime64_any_dtype(values):
         missing = values.isna().to_numpy()
         key = values.to_numpy().view(np.int64)
@@ -239,6 +259,30 @@ def state_rank(devices: pd.DataFrame) -> np.ndarray:
     devices co-management does not target."""
     codes = devices["enrollment_status"].cat.codes.to_numpy()
     return np.where(codes < 0, len(ENROLLMENT_STATUSES), codes)
+
+
+def _codes_or_nan(values: pd.Series) -> np.ndarray:
+    codes = values.cat.codes.to_numpy().astype(float)
+    return np.where(codes < 0, np.nan, codes)
+
+
+def join_rank(devices: pd.DataFrame) -> np.ndarray:
+    """Order of the join-type column: hybrid, Entra joined, then not joined (as shown)."""
+    codes = devices["join_type"].cat.codes.to_numpy()
+    return np.where(devices["joined"].to_numpy(dtype=bool) & (codes >= 0), codes,
+                    len(devices["join_type"].cat.categories))
+
+
+def severity_order(devices: pd.DataFrame) -> np.ndarray:
+    """Low, medium, high; a device no rule flags has no severity (blank, last)."""
+    rank = devices["severity_rank"].to_numpy().astype(float)
+    return np.where(rank > 0, rank, np.nan)
+
+
+RANKS = {
+    "state_rank": state_rank, "join_rank": join_rank, "severity_rank": severity_order,
+    "reason_rank": lambda devices: _codes_or_nan(devices["reason"]),
+}
 
 
 def _mapped(values: pd.Series, function) -> np.ndarray:
@@ -302,15 +346,20 @@ EXPORT_COLUMNS = {
     "state": "State", "reason": "Reason", "error_code": "Error code", "error": "Error",
     "error_fix": "Error fix", "client_active": "Client active",
     "last_policy_request": "Last policy request", "severity": "Severity",
-    "attention": "Attention rules", "fixes": "Fixes",
+    "attention_titles": "Attention rules", "attention": "Attention rule ids", "fixes": "Fixes",
 }
+
+
+def _rule_titles(attention: str | None) -> str:
+    """Rule ids (``enrollment-failed, stuck``) as their titles, in the same order."""
+    return ", ".join(RULES_BY_ID[rule].title for rule in (attention or "").split(", ") if rule)
 
 
 def _rule_fixes(attention: str | None) -> str:
     if not attention:
         return ""
-    return " | ".join(f"{rule}: {RULES_BY_ID[rule].fix}" for rule in attention.split(", ")
-                      if rule)
+    return " | ".join(f"{RULES_BY_ID[rule].title}: {RULES_BY_ID[rule].fix}"
+                      for rule in attention.split(", ") if rule)
 
 
 def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
@@ -318,6 +367,7 @@ def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "
     """The export's rows a chunk at a time, so memory stays flat however many match."""
     for begin in range(0, len(positions), chunk):
         frame = display_frame(devices, positions[begin:begin + chunk], wording)
+        frame["attention_titles"] = _mapped(frame["attention"], _rule_titles)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
         yield frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
 

@@ -132,9 +132,34 @@ def data_alerts(store: EstateStore) -> list:
     return alerts
 
 
+NAV_PAGES = [page for page in PAGES if getattr(page, "NAV_LABEL", None)]
+
+
+def nav_id(page) -> str:
+    return "nav-" + (page.PATH.strip("/") or "overview")
+
+
+def nav_links(store: EstateStore, settings: Settings, pathname: str | None,
+              search: str | None) -> list[tuple[str, bool]]:
+    """(href, active) per navbar link: each carries the site and collection in view, so
+    moving between pages keeps the scope. On a device page the scope is the one of the
+    list it was opened from (its own ``site`` is the device's, not a scope)."""
+    from .links import first, query_string
+    from .pages.overview import scope_from_query
+
+    path = (pathname or "/").rstrip("/") or "/"
+    query = parse_query(search)
+    if path.startswith(device.PREFIX):
+        query = parse_query(first(query, "list") or "")
+    site, collection, _notes = scope_from_query(store, settings, query)
+    scope = query_string([("site", site or ""), ("collection", collection or "")])
+    return [(page.PATH + (f"?{scope}" if scope else ""), path == page.PATH)
+            for page in NAV_PAGES]
+
+
 def navbar(settings: Settings):
-    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, active="exact"))
-             for page in PAGES if getattr(page, "NAV_LABEL", None)]
+    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, id=nav_id(page)))
+             for page in NAV_PAGES]
     brand = TITLE + (f" · {settings.organisation}" if settings.organisation else "")
     return dbc.Navbar(dbc.Container([
         dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
@@ -217,6 +242,13 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
                   State("url", "search"))
     def _route(pathname, search):
         return route(store, settings, pathname, search)
+
+    @app.callback(*[Output(nav_id(page), prop) for page in NAV_PAGES
+                    for prop in ("href", "active")],
+                  Input("url", "pathname"), Input("url", "search"))
+    def _nav(pathname, search):
+        return tuple(value for link in nav_links(store, settings, pathname, search)
+                     for value in link)
 
     @app.callback(Output("data-version", "data"), Output("status-token", "data"),
                   Output("poll", "interval"),

@@ -48,6 +48,22 @@ def stream_csv(estate, positions, wording: str):
         yield out.getvalue().decode("utf-8")
 
 
+MAX_SCOPE_NAME = 80  # characters of the name given to the scope and filters
+
+
+def export_name(flt, stamp: str) -> str:
+    """``devices-PS1-CAS00101-<stamp>.csv``: the site, the collection, then the other filter
+    values, so that two exports of different lists do not look alike. Only letters, digits
+    and ``. _ -`` survive (``safe_filename``): a filter value cannot break the
+    Content-Disposition header or name a path."""
+    from .security import safe_filename
+
+    values = [*flt.values.get("site", ()), *flt.values.get("collection", ())]
+    values += [value for name, value in flt.pairs() if name not in ("site", "collection")]
+    scope = safe_filename("-".join(values), default="", max_length=MAX_SCOPE_NAME)
+    return "-".join(part for part in ("devices", scope, stamp) if part) + ".csv"
+
+
 def register(server, store) -> None:
     @server.route(ROUTE)
     def export_devices():
@@ -67,6 +83,7 @@ def register(server, store) -> None:
         return Response(
             stream_with_context(stream_csv(estate, positions, store.settings.status_labels)),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="devices-{stamp}.csv"',
+            headers={"Content-Disposition":
+                     f'attachment; filename="{export_name(flt, stamp)}"',
                      "X-Device-Count": str(int(mask.sum()))},
         )

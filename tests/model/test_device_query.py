@@ -109,5 +109,7 @@ def test_export_chunks_cover_every_row_with_fixes():
     export = pd.concat(frames)
     assert list(export["Name"]) == list(ESTATE.devices["Name"])
     fixes = export.set_index("Name")["Fixes"]
-    assert fixes["CHARLIE"].startswith("pending-sign-in: Have the primary user sign in")
+    assert fixes["CHARLIE"].startswith("Pending user sign in: Have the primary user sign in")
+    rules = export.set_index("Name")[["Attention rules", "Attention rule ids"]]
+    assert tuple(rules.loc["CHARLIE"]) == ("Pending user sign in", "pending-sign-in")
     assert export.set_index("Name")["Error fix"]["bravo"].startswith("Let users complete MFA")

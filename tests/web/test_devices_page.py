@@ -80,7 +80,8 @@ def test_get_rows_default_order_is_most_severe_first(factory_store):
     ranks = [order[row["severity"]] for row in rows]
     assert ranks == sorted(ranks)
     row = next(r for r in rows if r["attention"])
-    assert row["attention"] == [{"id": rule, "severity": RULES_BY_ID[rule].severity}
+    assert row["attention"] == [{"id": rule, "title": RULES_BY_ID[rule].title,
+                                 "severity": RULES_BY_ID[rule].severity}
                                 for rule in [a["id"] for a in row["attention"]]]
     assert row["key"] == f"{row['site']}:{row['resource_id']}"
 

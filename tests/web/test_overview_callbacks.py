@@ -57,8 +57,17 @@ def text_of(tree) -> str:
 # -- filters -----------------------------------------------------------------------------------
 
 def test_checked_filters_accepts_configured_values(factory_store, factory_settings):
-    assert overview.checked_filters(factory_store, factory_settings, "PS2", "CAS00101") == (
-        "PS2", "CAS00101", [])
+    assert overview.checked_filters(factory_store, factory_settings, "PS1", "CAS00101") == (
+        "PS1", "CAS00101", [])
+    assert overview.checked_filters(factory_store, factory_settings, "ps1", None) == (
+        "PS1", None, [])
+    # CAS00101 has members in PS1 only: kept (it is what was asked), and the note says why
+    # the view is empty
+    site, collection, notes = overview.checked_filters(factory_store, factory_settings, "PS2",
+                                                       "CAS00101")
+    assert (site, collection) == ("PS2", "CAS00101")
+    assert notes == ["Collection Windows 11 devices (CAS00101) has no devices in site PS2: "
+                     "its members are in other sites."]
 
 
 @pytest.mark.parametrize(("site", "collection", "noted"), [

@@ -22,7 +22,7 @@ from ...labels import (
     enrollment_status_labels,
     join_type_label,
 )
-from ...model.attention import READINESS_STEPS, RULES_BY_ID, rule_ids
+from ...model.attention import READINESS_STEPS, RULES_BY_ID, readiness_advice, rule_ids
 from ...model.errors import LOG_HINTS, describe
 from ...model.states import FUNNEL_STAGES
 from ...settings import WORKLOADS
@@ -69,6 +69,17 @@ def _facts(title: str, rows: list[tuple[str, str]]):
     ], className="h-100")
 
 
+def back_to_list(query: dict) -> str:
+    """The list the device was opened from (``list``: that list's query string, cut down to
+    the list's own parameters), else the whole list."""
+    from ..links import parse_query
+    from .devices import list_query
+
+    lists = query.get("list") or []
+    text = list_query(parse_query(lists[-1])) if lists and isinstance(lists[-1], str) else ""
+    return "/devices" + (f"?{text}" if text else "")
+
+
 def not_found(message: str):
     return html.Div([
         html.H2("Device not found", className="h4"),
@@ -80,10 +91,12 @@ def not_found(message: str):
 def _checklist(device: pd.Series) -> list:
     failed_step = device["readiness"]
     failed_step = None if pd.isna(failed_step) else str(failed_step)
+    reason = None if pd.isna(device["reason"]) else str(device["reason"])
     items, reached_failure = [], False
-    for step, label, fix in READINESS_STEPS:
+    for step, label, _fix in READINESS_STEPS:
         if step == failed_step:
             reached_failure = True
+            fix = readiness_advice(step, reason)
             items.append(html.Li([html.Span("✗ ", className="text-failure fw-bold"), label,
                                   html.Div(["What to do: ", fix], className="small ms-3")],
                                  className="list-group-item", **{"data-step": step,
@@ -237,7 +250,7 @@ def layout(store, settings, pathname: str, query: dict):
          f"{REASON_LABELS[str(reason)]}: {REASON_EXPLANATIONS[str(reason)]}"),
     ])
     return html.Div([
-        html.A("← Device list", href="/devices", className="small"),
+        html.A("← Device list", href=back_to_list(query), className="small", id="device-back"),
         header,
         dbc.Row([dbc.Col(identity, md=6, lg=3, className="mb-3"),
                  dbc.Col(system, md=6, lg=3, className="mb-3"),

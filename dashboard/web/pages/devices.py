@@ -8,11 +8,12 @@ estate never travels to the browser.
 
 from __future__ import annotations
 
+import copy
 from urllib.parse import quote, urlencode
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, dcc, html, no_update
 
 from ...labels import (
     AUTHORITY_LABELS,
@@ -22,13 +23,64 @@ from ...labels import (
     enrollment_status_labels,
 )
 from ...model.attention import READINESS_STEPS, RULES_BY_ID
-from ...model.device_query import FILTER_LABELS, SORTABLE, page_rows, rows_for
+from ...model.device_query import (
+    FILTER_LABELS,
+    FILTER_NAMES,
+    SORTABLE,
+    page_rows,
+    rows_for,
+)
 from ...model.trends import CHANGE_LABELS
 
 PATH = "/devices"
 NAV_LABEL = "Devices"
 PAGE_SIZE = 100
 MAX_BLOCK = 500  # rows one request may ask for, whatever the client says
+# The list's own state in its URL, beside the filters: ``sort=name`` (ascending) or
+# ``sort=-name`` (descending), ``page=3`` (1-based). Back from a device, a bookmark or a
+# shared link shows the same rows (``assets/51-devices-state.js`` keeps them current).
+DEFAULT_SORT = ("severity", True)
+STATE_KEYS = ("sort", "page")
+MAX_PAGE = 1_000_000
+
+
+def list_state(query: dict) -> tuple[tuple[str, bool], int]:
+    """((column, descending), page) from a URL query; anything unreadable is the default."""
+    def last(key: str):
+        values = query.get(key) or []
+        values = [values] if isinstance(values, str) else values
+        return str(values[-1]).strip() if values else ""
+
+    text = last("sort")
+    column, descending = (text[1:], True) if text.startswith("-") else (text, False)
+    sort = (column, descending) if column in SORTABLE else DEFAULT_SORT
+    page = last("page")
+    page = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
+    return sort, page
+
+
+def state_pairs(sort: tuple[str, bool], page: int) -> list[tuple[str, str]]:
+    """The list state as URL pairs, leaving out the defaults."""
+    pairs = []
+    if sort != DEFAULT_SORT:
+        pairs.append(("sort", ("-" if sort[1] else "") + sort[0]))
+    if page > 1:
+        pairs.append(("page", str(page)))
+    return pairs
+
+
+def list_query(query: dict) -> str:
+    """A device-list query string cut down to the list's own parameters (its filters, sort
+    and page), each value bounded: what a device page's link back to its list carries."""
+    pairs = [(name, str(value)[:200]) for name in (*FILTER_NAMES, *STATE_KEYS)
+             for value in (query.get(name) or [])[:20]]
+    return urlencode(pairs, quote_via=quote)
+
+
+def count_text(count: int) -> str:
+    if count == 0:
+        return "No device matches"
+    return f"{count:,} device{' matches' if count == 1 else 's match'}"
 
 
 def _value_label(name: str, value: str, settings, estate) -> str:
@@ -103,11 +155,54 @@ COLUMNS = [
 ]
 
 
+def _columns(sort: tuple[str, bool]) -> list[dict]:
+    columns = copy.deepcopy(COLUMNS)
+    for column in columns:
+        column.pop("sort", None)
+        if column["field"] == sort[0]:
+            column["sort"] = "desc" if sort[1] else "asc"
+    return columns
+
+
+def _grid(count: int, sort: tuple[str, bool], page: int):
+    if count == 0:  # an empty infinite grid shows "1 to ? of more": say it instead
+        return html.Div([
+            html.P("No device matches these filters.", className="mb-1 fw-semibold"),
+            html.P("Remove a filter above (its ×) or change the search.",
+                   className="mb-0 small text-secondary"),
+        ], id="devices-empty", className="border rounded p-4 text-center bg-light")
+    last_page = max(1, -(-count // PAGE_SIZE))
+    return dag.AgGrid(
+        id="devices-grid",
+        columnDefs=_columns(sort),
+        defaultColDef={"sortable": True, "resizable": True, "filter": False},
+        rowModelType="infinite",
+        dashGridOptions={
+            "pagination": True, "paginationPageSize": PAGE_SIZE,
+            "paginationPageSizeSelector": False,
+            "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
+            # the whole count is known: every page exists from the start (a page from the
+            # URL can be opened before the first block arrives)
+            "infiniteInitialRowCount": count,
+            "rowBuffer": 0, "tooltipShowDelay": 300,
+            # one block at a time: dash-ag-grid answers only the latest request, so a
+            # second concurrent request would leave a block empty
+            "maxConcurrentDatasourceRequests": 1,
+            "suppressCellFocus": True,
+        },
+        paginationGoTo=min(page, last_page) - 1 if page > 1 else None,
+        getRowId="params.data.key",
+        style={"height": "calc(100vh - 290px)", "minHeight": "420px"},
+        className="ag-theme-alpine",
+    )
+
+
 def layout(store, settings, pathname: str, query: dict):
     estate = store.estate
     if estate is None:
         return dbc.Alert("Loading data ...", color="info")
-    flt = store.device_filter(query)
+    sort, page = list_state(query)
+    flt = store.device_filter({k: v for k, v in query.items() if k not in STATE_KEYS})
     count = int(store.matching(flt).sum())
     export_query = urlencode(flt.pairs(), quote_via=quote)
     notice = []
@@ -117,7 +212,7 @@ def layout(store, settings, pathname: str, query: dict):
     # A plain GET form: the search lands in the URL like every other filter.
     search = html.Form(
         [*[dcc.Input(type="hidden", name=name, value=value)
-           for name, value in flt.pairs() if name != "q"],
+           for name, value in flt.pairs() + state_pairs(sort, 1) if name != "q"],
          dbc.InputGroup([
              dbc.Input(name="q", value=flt.first("q") or "", placeholder="Search device name",
                        type="search", maxLength=100, id="devices-search"),
@@ -128,7 +223,7 @@ def layout(store, settings, pathname: str, query: dict):
     return html.Div([
         html.Div([
             html.H2("Devices", className="h4 mb-0 me-3"),
-            html.Span(f"{count:,} devices match", id="devices-count",
+            html.Span(count_text(count), id="devices-count",
                       className="fs-5 fw-semibold me-auto", **{"data-count": str(count)}),
             html.Div(search, style={"minWidth": "320px"}),
             html.A("Export CSV", id="devices-export",
@@ -140,26 +235,8 @@ def layout(store, settings, pathname: str, query: dict):
                  [html.Span("All devices (no filter)", className="text-muted small")],
                  id="devices-chips", className="mb-2"),
         dcc.Store(id="devices-query", data=flt.pairs()),
-        dag.AgGrid(
-            id="devices-grid",
-            columnDefs=COLUMNS,
-            defaultColDef={"sortable": True, "resizable": True, "filter": False},
-            rowModelType="infinite",
-            dashGridOptions={
-                "pagination": True, "paginationPageSize": PAGE_SIZE,
-                "paginationPageSizeSelector": False,
-                "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
-                "infiniteInitialRowCount": min(count, PAGE_SIZE),
-                "rowBuffer": 0, "tooltipShowDelay": 300,
-                # one block at a time: dash-ag-grid answers only the latest request, so a
-                # second concurrent request would leave a block empty
-                "maxConcurrentDatasourceRequests": 1,
-                "suppressCellFocus": True,
-            },
-            getRowId="params.data.key",
-            style={"height": "calc(100vh - 290px)", "minHeight": "420px"},
-            className="ag-theme-alpine",
-        ),
+        dcc.Store(id="devices-state"),
+        _grid(count, sort, page),
     ])
 
 
@@ -182,7 +259,8 @@ def get_rows(store, request: dict | None, pairs: list) -> dict:
     rows = rows_for(estate.devices, positions, store.settings.status_labels)
     for row in rows:
         row["key"] = f"{row['site']}:{row['resource_id']}"
-        row["attention"] = [{"id": rule, "severity": RULES_BY_ID[rule].severity}
+        row["attention"] = [{"id": rule, "title": RULES_BY_ID[rule].title,
+                             "severity": RULES_BY_ID[rule].severity}
                             for rule in row["attention"].split(", ") if rule]
     return {"rowData": rows, "rowCount": int(mask.sum())}
 
@@ -195,5 +273,11 @@ def register_callbacks(app, store, settings) -> dict:
         if request is None:
             return no_update
         return get_rows(store, request, pairs)
+
+    # sort and page into the URL (replaceState: paging does not add history entries)
+    app.clientside_callback(ClientsideFunction("devices", "keepState"),
+                            Output("devices-state", "data"),
+                            Input("devices-grid", "paginationInfo"),
+                            Input("devices-grid", "getRowsRequest"))
 
     return {"devices_rows": devices_rows}
