@@ -1,6 +1,7 @@
 """Narrow screens: at 390 x 844 CSS pixels (a phone) no page scrolls sideways. The header
-wraps, wide tables scroll inside their cards, charts take their card's width; every page is
-checked once its content is drawn (charts, grid rows, the sign-in form)."""
+wraps, wide tables scroll inside their cards, charts take their card's width with room left
+for the data (legends go below); every page is checked once its content is drawn (charts,
+grid rows, the sign-in form)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,16 @@ STICKING_OUT = """() => {
 
 CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => {
   const svg = p.querySelector('.main-svg').getBoundingClientRect();
+  const size = p._fullLayout._size;
+  const legend = p.querySelector('.legend');
+  const key = legend ? legend.getBoundingClientRect() : null;
   const card = (p.closest('.card-body') || p.closest('.rpt-card') || document.body)
     .getBoundingClientRect();
   return {id: p.parentElement.id || p.id, width: svg.width, left: svg.left - card.left,
-          right: card.right - svg.right};
+          right: card.right - svg.right, plotHeight: size.h,
+          // A legend level with the plot area is beside it (or over it), not above or below.
+          legendBeside: !!key && key.width > 0 && key.bottom > svg.top + size.t + 1
+                        && key.top < svg.top + size.t + size.h - 1};
 })"""
 
 
@@ -66,6 +73,9 @@ def assert_charts_fit_their_cards(page, count: int) -> None:
     for chart in charts:
         assert chart["width"] > 250, chart  # drawn at the card's width, not a sliver
         assert chart["left"] >= -0.5 and chart["right"] >= -0.5, chart
+        # The data keeps room: no legend beside a chart squeezes it to a sliver (on a phone
+        # legends go below), and a legend below leaves it its height.
+        assert not chart["legendBeside"] and chart["plotHeight"] >= 150, chart
 
 
 @pytest.fixture
