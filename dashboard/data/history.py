@@ -822,6 +822,8 @@ def history_url(settings: Settings) -> str | None:
         if base is None:
             return None
         return "sqlite:///" + str((base / "history.sqlite").resolve())
+    if settings.bundled_sample:  # a store of one's own: never inside the (read-only) package
+        base = settings.work_folder
     if "://" not in value:  # a plain file path
         path = Path(value)
         if not path.is_absolute():

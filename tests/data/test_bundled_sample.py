@@ -100,3 +100,13 @@ def test_the_user_folder_follows_the_platform(monkeypatch, tmp_path):
     assert settings_module.user_folder() == tmp_path / ".cache" / "comanage-dashboard" / "sample"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert settings_module.user_folder() == tmp_path / "xdg" / "comanage-dashboard" / "sample"
+
+
+def test_a_relative_history_url_of_the_bundled_sample_is_in_the_user_folder(user_cache):
+    from dashboard.data.history import history_url
+
+    for value in ("mine.sqlite", "sqlite:///mine.sqlite"):
+        settings = load_settings(SAMPLE_CONFIG, environ={"COMANAGE_HISTORY_URL": value})
+        assert history_url(settings) == "sqlite:///" + str((user_cache / "mine.sqlite")
+                                                          .resolve())
+        assert not open_history(settings).read_only  # one's own store is written
