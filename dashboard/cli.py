@@ -92,6 +92,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     history = open_history(settings)
     if history is None:
         raise UsageError("history is off (history_url = \"off\"): nothing to record")
+    if history.read_only:
+        raise UsageError("the bundled sample's history is never written: give --config of "
+                         "your own estate, or make a copy with `comanage-dashboard sample "
+                         "--out DIR`")
     estate = load_checked(settings, args, history)
     started = time.perf_counter()
     infos = history.record(estate, settings.collections)

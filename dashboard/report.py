@@ -121,8 +121,7 @@ def output_folder(settings: Settings, out: str | None) -> Path:
         return Path(out).expanduser().resolve()
     if settings.report.out is not None:
         return settings.report.out
-    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
-    return (base / "reports").resolve()
+    return (settings.work_folder / "reports").resolve()
 
 
 def file_name(week: str, extension: str, site: str | None = None,

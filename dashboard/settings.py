@@ -10,13 +10,40 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CONFIG = PROJECT_ROOT / "sample_data" / "comanage.toml"
-QUERIES_DIR = PROJECT_ROOT / "queries"
+
+def _data_folder(package: str) -> Path:
+    """A data package's folder: the repository's top-level ``queries/`` or ``sample_data/``
+    in a checkout (editable install), the installed copy from a wheel."""
+    folder = resources.files(package)
+    if not isinstance(folder, Path):  # e.g. imported from a zip file
+        raise RuntimeError(f"{package} is not a folder on disk ({folder}): install "
+                           "comanage-dashboard with pip or pipx, not as a zip")
+    return folder
+
+
+SAMPLE_DIR = _data_folder("dashboard.sample_data")
+SAMPLE_CONFIG = SAMPLE_DIR / "comanage.toml"
+QUERIES_DIR = _data_folder("dashboard.queries")
+
+
+def user_folder() -> Path:
+    """Where the bundled sample's warm-start cache, reports and accounts go: a per-user
+    folder, since the sample itself may sit in a read-only site-packages and is never
+    written (``%LOCALAPPDATA%``, ``~/Library/Caches`` or ``$XDG_CACHE_HOME``, else
+    ``~/.cache``; then ``comanage-dashboard/sample``)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "comanage-dashboard" / "sample"
 
 WORKLOADS: dict[str, tuple[int, str]] = {
     # key: (MDMWorkloads bit, label in the ConfigMgr console)
@@ -271,6 +298,21 @@ class Settings:
         if name in _BY_NAME:
             return self.values.get(name, _BY_NAME[name].default)
         raise AttributeError(name)
+
+    @property
+    def bundled_sample(self) -> bool:
+        """Whether this is the bundled sample's config, which is read and never written."""
+        return (self.config_path is not None
+                and self.config_path.resolve().parent == SAMPLE_DIR.resolve())
+
+    @property
+    def work_folder(self) -> Path:
+        """The folder "beside the config file" where the warm-start cache, reports and
+        accounts go by default: the config's folder (the current folder without one), for
+        the bundled sample ``user_folder()``."""
+        if self.bundled_sample:
+            return user_folder()
+        return self.config_path.parent if self.config_path is not None else Path.cwd()
 
     def workload(self, key: str) -> Workload:
         return self.workloads.get(key, Workload())

@@ -34,14 +34,14 @@ STALE_LOCK_SECONDS = 3600  # a lock older than this was left by a crashed proces
 
 
 def cache_folder(settings: Settings) -> Path:
-    """``cache_dir`` from the settings, else ``.comanage-cache`` beside the config file."""
+    """``cache_dir`` from the settings, else ``.comanage-cache`` beside the config file (for
+    the bundled sample, in a per-user folder: see ``Settings.work_folder``)."""
     if settings.cache_dir:
         folder = Path(settings.cache_dir)
         if not folder.is_absolute() and settings.config_path is not None:
-            folder = settings.config_path.parent / folder
+            folder = settings.work_folder / folder
         return folder
-    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
-    return base / ".comanage-cache"
+    return settings.work_folder / ".comanage-cache"
 
 
 def fingerprint(settings: Settings) -> str:

@@ -870,6 +870,8 @@ def history_url(settings: Settings) -> str | None:
         if base is None:
             return None
         return "sqlite:///" + str((base / "history.sqlite").resolve())
+    if settings.bundled_sample:  # a store of one's own: never inside the (read-only) package
+        base = settings.work_folder
     if "://" not in value:  # a plain file path
         path = Path(value)
         if not path.is_absolute():
@@ -889,6 +891,10 @@ def open_history(settings: Settings, read_only: bool = False) -> HistoryStore | 
     except (sa.exc.ArgumentError, ValueError):
         raise HistoryError("history_url is not a database URL (e.g. sqlite:///history.sqlite "
                            "or postgresql+psycopg://host/db)") from None
+    if settings.bundled_sample and not str(settings.history_url or "").strip():
+        # The bundled history is read, never written: it may sit in a read-only
+        # site-packages, and its pinned date is recorded already.
+        read_only = True
     if read_only and parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).exists():

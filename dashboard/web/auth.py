@@ -95,7 +95,7 @@ class AuthError(SettingsError):
 
 def users_path(settings: Settings) -> Path:
     """``users_file``, else ``users.json`` beside the config file (relative: to its folder)."""
-    base = settings.config_path.parent if settings.config_path else Path.cwd()
+    base = settings.work_folder
     configured = str(settings.users_file or "").strip()
     path = Path(configured).expanduser() if configured else Path(USERS_FILE)
     return path if path.is_absolute() else (base / path)
