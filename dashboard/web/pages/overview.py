@@ -344,13 +344,15 @@ def without_client_note(summary: dict, site: str | None, collection: str | None)
     without = int(summary.get("without_client") or 0)
     if not without:
         return html.Div("Every record in this view has the ConfigMgr client.",
-                        className="small text-secondary mt-2", id="ovw-without-client")
+                        className="small text-secondary mt-2", id="ovw-without-client",
+                        **{"data-count": "0"})
     words = (f"{without:,} record{'s' if without != 1 else ''} without the ConfigMgr client "
              f"{'are' if without != 1 else 'is'} not counted")
     return html.Div(dcc.Link(words, href=devices_url({"client": "0"}, site, collection),
-                             className="link-secondary", **{"data-count": str(without)}),
+                             className="link-secondary"),
                     className="small mt-2", id="ovw-without-client",
-                    title="The console's OS tile counts client devices only")
+                    title="The console's OS tile counts client devices only",
+                    **{"data-count": str(without)})
 
 
 def scope_text(store: EstateStore, summary: dict | None, site, collection) -> str:
