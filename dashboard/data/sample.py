@@ -1208,14 +1208,14 @@ def write_config(estate: SampleEstate, out_dir: str | Path,
 
 def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | None = None,
                 as_of: datetime | str | None = None, quiet: bool = False,
-                history_weeks: int = 0, duplicates: bool = True) -> Path:
+                history_weeks: int = 0, duplicates: bool = False) -> Path:
     """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
     ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
     those through ``queries/*.sql``); with ``history_weeks``, ``history.sqlite``: that many
     weekly snapshots ending at ``as_of`` (``data.sample_history``). ``as_of`` (datetime or
     ISO 8601 text) defaults to the current hour, UTC; give it for byte-identical output.
     ``duplicates``: add a few duplicate records per site (``add_duplicates``), as real site
-    databases hold. Returns ``comanage.toml``'s path.
+    databases hold (the ``sample`` command does). Returns ``comanage.toml``'s path.
     """
     def say(message: str) -> None:
         if not quiet:

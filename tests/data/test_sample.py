@@ -394,7 +394,8 @@ def test_main_sample_flags_the_duplicates_and_keeps_the_originals(tmp_path):
     from dashboard.data.estate import load_estate
     from dashboard.model.attention import RULE_BITS
 
-    config = main_sample(600, 3, tmp_path, quiet=True, as_of="2026-11-23T07:00:00Z")
+    config = main_sample(600, 3, tmp_path, quiet=True, as_of="2026-11-23T07:00:00Z",
+                         duplicates=True)
     devices = load_estate(load_settings(config, environ={})).devices
     flagged = devices[(devices["attention"] & RULE_BITS["duplicate-record"]) != 0]
     assert len(flagged) == 6 and flagged["ResourceID"].min() > 16_777_216
