@@ -93,29 +93,29 @@ def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
     the group gets the keeper's ResourceID. The keeper itself, a record with a unique name
     and a record without a name get ``NO_KEEPER``.
 
-    Vectorised: one sort of the lowered names finds the records whose names repeat (a
-    million names in about 0.2 s); only those are grouped and ranked.
+    Vectorised: hashing the lowered names finds the records whose names repeat (a million
+    names in a few tenths of a second); only those are grouped and ranked.
     """
     n = len(devices)
     out = np.full(n, NO_KEEPER, dtype=np.int64)
     if n < 2:
         return out
-    # Candidates first: neighbours in case-insensitive name order (one Arrow sort), so the
-    # exact grouping below only sees the few records whose names repeat.
+    # Candidates first: names that occur more than once ignoring case, by hashing (one Arrow
+    # dictionary encoding), so the exact grouping below only sees the few that repeat.
     lowered = pc.utf8_lower(pa.array(devices["Name"].astype("str"), type=pa.string(),
                                       from_pandas=True))
-    order = pc.sort_indices(lowered).to_numpy()
-    ordered = lowered.take(order)
-    same = pc.fill_null(pc.equal(ordered[:-1], ordered[1:]), False).to_numpy(
-        zero_copy_only=False)
-    candidate = np.zeros(n, dtype=bool)
-    candidate[:-1] |= same
-    candidate[1:] |= same
-    rows = np.sort(order[candidate])
-    names = np.asarray(lowered.take(rows).to_pylist(), dtype=object)
+    if isinstance(lowered, pa.ChunkedArray):  # a frame combined from several sources
+        lowered = lowered.combine_chunks()
+    codes = pc.fill_null(pc.dictionary_encode(lowered).indices, -1).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    named = codes >= 0
+    tally = np.bincount(codes[named], minlength=1)
+    rows = np.flatnonzero(named & (tally[np.maximum(codes, 0)] > 1))
+    names = codes[rows]
     sites = pd.factorize(devices["site"])[0][rows] if "site" in devices.columns \
         else np.zeros(len(rows), dtype=np.int64)
-    keep = names != ""
+    keep = pc.not_equal(lowered.take(pa.array(rows)), "").to_numpy(zero_copy_only=False) \
+        if len(rows) else np.zeros(0, dtype=bool)
     rows, names, sites = rows[keep], names[keep], sites[keep]
     group = pd.MultiIndex.from_arrays([sites, names]).factorize()[0] if len(rows) else \
         np.zeros(0, dtype=np.int64)
