@@ -80,8 +80,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .data.sample import main_sample
 
+    # A new user's sample shows duplicate records too, as real site databases hold them.
     main_sample(devices=args.devices, seed=args.seed, out=args.out, sqlite=args.sqlite,
-                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks)
+                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks,
+                duplicates=True)
     return 0
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..model.attention import RULES
 from ..settings import Settings
 from .estate import Estate, SourceReport
 
@@ -55,6 +56,8 @@ def fingerprint(settings: Settings) -> str:
         "as_of": settings.as_of,
         "client_inactive_days": settings.client_inactive_days,
         "stuck_days": settings.stuck_days,  # the stuck rule's bits are in the cached frame
+        # A frame cached before a rule existed has neither its bit nor its columns.
+        "rules": [rule.id for rule in RULES],
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -25,8 +25,8 @@ from .trends import CHANGE_KINDS
 
 FILTER_NAMES = (
     "site", "collection", "os_group", "release", "funnel", "enrollment_status", "workload",
-    "authority", "error", "reason", "attention", "severity", "comanaged", "readiness", "q",
-    "changed", "since",
+    "authority", "error", "reason", "attention", "severity", "comanaged", "client", "readiness",
+    "q", "changed", "since",
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
@@ -37,7 +37,8 @@ FILTER_LABELS = {
     "funnel": "Funnel stage", "enrollment_status": "Enrollment status",
     "workload": "Workload", "authority": "Authority", "error": "Error",
     "reason": "Reason", "attention": "Needs attention", "severity": "Severity",
-    "comanaged": "Co-managed", "readiness": "Fails prerequisite", "q": "Name contains",
+    "comanaged": "Co-managed", "client": "ConfigMgr client",
+    "readiness": "Fails prerequisite", "q": "Name contains",
     "changed": "Changed", "since": "Since",
 }
 
@@ -71,7 +72,7 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "funnel": FUNNEL_STAGES, "enrollment_status": ENROLLMENT_STATUSES,
         "workload": tuple(WORKLOADS), "authority": tuple(AUTHORITY_LABELS),
         "reason": REASONS, "attention": ("any", *RULES_BY_ID), "severity": SEVERITIES,
-        "comanaged": ("1", "0"), "readiness": READINESS_IDS,
+        "comanaged": ("1", "0"), "client": ("1", "0"), "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
     site_codes = {str(site).casefold(): site for site in sites}
@@ -177,6 +178,9 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
         wanted = {value == "1" for value in v["comanaged"]}
         comanaged = devices["comanaged"].to_numpy()
         mask &= np.isin(comanaged, list(wanted))
+    if "client" in v:  # 1: ClientInstalled = 1; 0: anything else (unknown included)
+        client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
+        mask &= np.isin(client, [value == "1" for value in v["client"]])
     if "q" in v:
         names = devices["Name"].astype("str").str.contains(v["q"][0], case=False,
                                                            regex=False)

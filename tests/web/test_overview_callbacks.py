@@ -160,8 +160,18 @@ def test_render_draws_the_summary(factory_store, factory_settings, site, collect
 
     legend = out["ovw-os-table"]
     links = [c for c in walk(legend) if getattr(c, "href", None)]
-    assert [c.children for c in links] == list(summary["os_groups"])
-    assert links[2].href.startswith("/devices?os_group=Windows%207%20%26%208.x")
+    assert [c.children for c in links[:-1]] == list(summary["os_groups"])
+    # each group lists the devices it counts: the client devices of that group
+    assert links[2].href.startswith("/devices?os_group=Windows%207%20%26%208.x&client=1")
+    # the records the OS figures leave out, said and linked
+    without = summary["without_client"]
+    assert without > 0
+    assert links[-1].children == f"{without:,} records without the ConfigMgr client are not " \
+        "counted"
+    scope = "".join(f"&{k}={v}" for k, v in (("site", site), ("collection", collection)) if v)
+    assert links[-1].href == "/devices?client=0" + scope
+    note = by_id(legend, "ovw-without-client").to_plotly_json()["props"]
+    assert note["data-count"] == str(without)
     for group, count in summary["os_groups"].items():
         assert f"{count:,}" in text_of(legend) and group in text_of(legend)
 

@@ -96,6 +96,7 @@ def _value_label(name: str, value: str, settings, estate) -> str:
         "reason": REASON_LABELS,
         "attention": {"any": "any rule", **{k: r.title for k, r in RULES_BY_ID.items()}},
         "comanaged": {"1": "yes", "0": "no"},
+        "client": {"1": "installed", "0": "not installed"},
         "readiness": {step: label for step, label, _fix in READINESS_STEPS},
         "changed": CHANGE_LABELS,
     }.get(name, {})

@@ -371,23 +371,41 @@ def errors_table(summary: dict | None, site: str | None, collection: str | None)
 
 
 def os_group_table(summary: dict | None, site: str | None, collection: str | None):
-    """The donut's legend: every OS group with its colour, count, share and device link."""
+    """The donut's legend: every OS group with its colour, count and share of the client
+    devices, a link to those devices, and the records left out (``without_client_note``)."""
     if summary is None or not summary["devices"]:
         return None
-    devices = summary["devices"]
+    clients = figures.client_devices(summary)
     rows = []
     for group, count in summary["os_groups"].items():
         swatch = html.Span(className="legend-swatch",
                            style={"backgroundColor": figures.OS_GROUP_COLORS[group]})
+        href = devices_url({"os_group": group, **figures.CLIENT_FILTER}, site, collection)
         rows.append(html.Tr([
-            html.Td([swatch, dcc.Link(group, href=devices_url({"os_group": group}, site,
-                                                              collection),
+            html.Td([swatch, dcc.Link(group, href=href,
                                       className="stretched-link text-reset")]),
             html.Td(f"{count:,}", className="text-end"),
-            html.Td(figures.pct(count, devices), className="text-end text-secondary"),
+            html.Td(figures.pct(count, clients), className="text-end text-secondary"),
         ], className="os-group-row"))
-    return dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
-                     className="mb-0 os-group-table", id="ovw-os-group-table")
+    return [dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
+                      className="mb-0 os-group-table", id="ovw-os-group-table"),
+            without_client_note(summary, site, collection)]
+
+
+def without_client_note(summary: dict, site: str | None, collection: str | None):
+    """How many records the OS figures leave out (no ConfigMgr client), linked to them."""
+    without = int(summary.get("without_client") or 0)
+    if not without:
+        return html.Div("Every record in this view has the ConfigMgr client.",
+                        className="small text-secondary mt-2", id="ovw-without-client",
+                        **{"data-count": "0"})
+    words = (f"{without:,} record{'s' if without != 1 else ''} without the ConfigMgr client "
+             f"{'are' if without != 1 else 'is'} not counted")
+    return html.Div(dcc.Link(words, href=devices_url({"client": "0"}, site, collection),
+                             className="link-secondary"),
+                    className="small mt-2", id="ovw-without-client",
+                    title="The console's OS tile counts client devices only",
+                    **{"data-count": str(without)})
 
 
 def scope_text(store: EstateStore, summary: dict | None, site, collection) -> str:
