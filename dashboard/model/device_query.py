@@ -30,6 +30,13 @@ FILTER_NAMES = (
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
+# The most values one filter may carry: far more than any list a person builds (there are
+# about a hundred known error codes), few enough that one request cannot tie up a worker.
+MAX_FILTER_VALUES = 500
+
+
+class FilterTooLarge(ValueError):
+    """A filter carries more than ``MAX_FILTER_VALUES`` values (the request is refused)."""
 
 FILTER_LABELS = {
     "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
@@ -73,9 +80,15 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "comanaged": ("1", "0"), "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
+    allowed = {name: frozenset(values) for name, values in allowed.items()}
     result = DeviceFilter()
+    accepted: dict[str, dict[str, None]] = {}  # insertion-ordered sets: linear time
     for name, raw in query.items():
-        for value in (raw if isinstance(raw, list | tuple) else [raw]):
+        values = raw if isinstance(raw, list | tuple) else [raw]
+        if len(values) > MAX_FILTER_VALUES:
+            raise FilterTooLarge(f"too many values for filter {str(name)[:40]!r}: "
+                                 f"{len(values):,} (at most {MAX_FILTER_VALUES})")
+        for value in values:
             if value is None or str(value) == "":
                 continue
             value = str(value)
@@ -93,8 +106,8 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
                 continue
-            if value not in result.values.get(name, ()):
-                result.values[name] = result.values.get(name, ()) + (value,)
+            accepted.setdefault(name, {})[value] = None
+    result.values = {name: tuple(values) for name, values in accepted.items()}
     if "q" in result.values:
         result.values["q"] = result.values["q"][-1:]
     if "since" in result.values:
@@ -313,13 +326,33 @@ def _rule_fixes(attention: str | None) -> str:
                       if rule)
 
 
+# What a spreadsheet reads as the start of a formula (or DDE): = + - @, a tab or a line break
+# before one, and the full-width forms Excel also accepts.
+FORMULA_START = "^[=+\\-@\t\r\n\uff1d\uff0b\uff0d\uff20]"
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every text column of an export, with a leading ``'`` on each value a spreadsheet
+    would run as a formula (the value still reads the same). Vectorised on Arrow strings."""
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        text = values.astype("str")
+        hit = text.str.contains(FORMULA_START, regex=True, na=False).to_numpy(dtype=bool)
+        frame[column] = text.where(~hit, "'" + text) if hit.any() else text
+    return frame
+
+
 def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
                   chunk: int = 20000) -> Iterator[pd.DataFrame]:
-    """The export's rows a chunk at a time, so memory stays flat however many match."""
+    """The export's rows a chunk at a time, so memory stays flat however many match;
+    every text column neutralised (``neutralise``), whatever its source."""
     for begin in range(0, len(positions), chunk):
         frame = display_frame(devices, positions[begin:begin + chunk], wording)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
-        yield frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
+        yield neutralise(frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS))
 
 
-__all__ = ["RULES", "DeviceFilter", "parse_filter", "filter_mask", "rows_for", "export_chunks"]
+__all__ = ["RULES", "DeviceFilter", "FilterTooLarge", "parse_filter", "filter_mask", "rows_for",
+           "export_chunks"]
