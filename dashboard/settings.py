@@ -80,8 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
     Setting("auth", "none", str,
-            "Who may open the dashboard: 'none' (anyone who reaches it; `serve` then refuses a "
-            "non-loopback address unless --allow-anonymous), 'users' (sign-in page, accounts "
+            "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
+            "allow_anonymous), 'users' (sign-in page, accounts "
             "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
             "e.g. IIS with Windows authentication, names the user in proxy_user_header)."),
     Setting("allow_anonymous", False, boolean,

@@ -84,7 +84,8 @@ def clock(value: float | datetime) -> str:
 def status_token(store: EstateStore) -> str:
     """Changes whenever the header must change (new data, refreshing, a failure)."""
     status = store.status()
-    return f"{store.version}|{status.refreshing}|{status.error}|{status.stale_since}"
+    old = old_data_warning(store) is not None
+    return f"{store.version}|{status.refreshing}|{status.error}|{status.stale_since}|{old}"
 
 
 def data_status(store: EstateStore):
@@ -253,10 +254,10 @@ def _outcome(store: EstateStore, since: float) -> str | None:
     failed, succeeded = status.last_failure, status.last_success
     if failed is not None and failed.timestamp() >= since and (
             succeeded is None or failed >= succeeded):
-        return f"Refresh failed at {clock(failed)}: {status.error}"
+        return f"Refresh failed at {clock(failed)}: {status.error}."
     if succeeded is not None and succeeded.timestamp() >= since:
         count = 0 if store.estate is None else len(store.estate.devices)
-        return f"Refreshed at {clock(succeeded)}: {count:,} devices"
+        return f"Refreshed at {clock(succeeded)}: {count:,} devices."
     return None
 
 
@@ -302,7 +303,8 @@ def refresh_control(store: EstateStore, clicked: bool, pending: dict | None,
     if throttled:
         title = f"Next manual refresh possible at {clock(next_at)}"
         if not note.startswith("Refreshed recently"):
-            note = (note + " " if note else "") + f"Next manual refresh at {clock(next_at)}."
+            note = (note + " " if note else "") + \
+                f"Next manual refresh possible at {clock(next_at)}."
     elif status.refreshing:
         title = "A refresh is running"
     else:

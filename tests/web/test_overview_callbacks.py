@@ -315,8 +315,8 @@ def test_refresh_button_asks_the_store_and_polls_fast_until_it_reacts(factory_se
     note, disabled, _title, pending, _ = web_app.refresh_control(store, False, pending,
                                                                   now=1002.0)
     devices = len(factory_store.estate.devices)
-    assert re.fullmatch(rf"Refreshed at \d\d:\d\d:\d\d UTC: {devices} devices Next manual "
-                        r"refresh at 00:17:40 UTC\.", note), note
+    assert re.fullmatch(rf"Refreshed at \d\d:\d\d:\d\d UTC: {devices} devices\. Next manual "
+                        r"refresh possible at 00:17:40 UTC\.", note), note
     assert disabled and pending["result"].startswith("Refreshed at")
     note, disabled, title, _pending, _ = web_app.refresh_control(store, False, pending,
                                                                   now=1061.0)
