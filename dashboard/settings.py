@@ -76,7 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
     Setting("stale_after_hours", 24, int,
             "The header warns when the data on screen was loaded from the sources longer "
-            "ago than this many hours (refreshes failing, or a cache nobody refreshes)."),
+            "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
+            "never."),
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
     Setting("auth", "none", str,

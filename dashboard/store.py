@@ -416,9 +416,10 @@ class EstateStore:
             return self._claim_here(now)
         from .private import private_folder, write_private
 
-        folder = private_folder(self._cache_folder)
+        folder = self._cache_folder
         claim = folder / MANUAL_CLAIM
         try:
+            private_folder(folder)
             if claim.exists() and time.time() - claim.stat().st_mtime > 30:
                 claim.unlink(missing_ok=True)  # left by a process that died deciding
             handle = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

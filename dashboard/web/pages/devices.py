@@ -22,7 +22,15 @@ from ...labels import (
     enrollment_status_labels,
 )
 from ...model.attention import READINESS_STEPS, RULES_BY_ID
-from ...model.device_query import FILTER_LABELS, SORTABLE, page_rows, rows_for
+from ...model.device_query import (
+    FILTER_LABELS,
+    FILTER_NAMES,
+    MAX_FILTER_VALUES,
+    SORTABLE,
+    FilterTooLarge,
+    page_rows,
+    rows_for,
+)
 from ...model.trends import CHANGE_LABELS
 from ..gate import BadInput
 
@@ -191,6 +199,10 @@ def grid_request(request) -> tuple[dict, int, int | None]:
 def _pairs(pairs) -> list[tuple[str, str]]:
     if pairs is None:
         return []
+    if isinstance(pairs, list) and len(pairs) > MAX_FILTER_VALUES * len(FILTER_NAMES):
+        # more than every filter at its cap: refused before looking at each pair
+        raise FilterTooLarge(f"too many values in the device query: {len(pairs):,} (at most "
+                             f"{MAX_FILTER_VALUES} per filter)")
     if not isinstance(pairs, list) or not all(
             isinstance(pair, list | tuple) and len(pair) == 2
             and all(isinstance(part, str) for part in pair) for pair in pairs):
