@@ -3,15 +3,18 @@
 Setting ``auth`` (see ``dashboard.settings``):
 
 ``none``
-    No check. ``serve`` binds loopback by default and refuses any other address unless
-    ``--allow-anonymous`` is given (``preflight``).
+    No sign-in. ``serve`` binds loopback by default and refuses any other address unless
+    ``--allow-anonymous`` is given (``preflight``); whatever server runs the app, it answers
+    only loopback peers unless ``allow_anonymous`` is set (``dashboard.web.gate``).
 ``users``
     Accounts in a JSON file (``users_file``; salted scrypt hashes from
     ``werkzeug.security``; written with mode 0600), managed with
     ``comanage-dashboard user add|remove|list``. ``/login`` is a small server-rendered form
-    (no script) with a per-session CSRF token, a generic error message and a limit on
-    failed attempts per user name and per client address. A successful sign-in stores the
-    user in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure when
+    (no script) with a per-session CSRF token, a generic error message and a throttle on
+    failed attempts per (user name, client address) and per client address: growing delays,
+    never a lock another client can impose (``Throttle``); the client address comes from
+    ``X-Forwarded-For`` only when the peer is one of ``trusted_proxies``. A successful
+    sign-in stores the user in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure when
     ``secure_cookies``), valid ``session_hours``; removing the user or changing their
     password ends their sessions. ``/logout`` signs out (POST with the token; the navbar's
     "Sign out" button); a copy of the signed-out cookie is refused too. The failed attempts
@@ -23,7 +26,8 @@ Setting ``auth`` (see ``dashboard.settings``):
     A reverse proxy (IIS with Windows authentication, any SSO proxy) authenticates and
     names the user in ``proxy_user_header``. The header is believed only from the
     addresses in ``trusted_proxies`` (the TCP peer, ``request.remote_addr``; forwarded-for
-    headers are ignored); any other client is refused (403).
+    headers are ignored); any other client is refused (403). A header sent twice or naming
+    several users (joined with commas) is refused (400); UTF-8 names survive WSGI's latin-1.
 
 Every path is protected the same way by one ``before_request`` hook: pages, Dash's
 callback routes (``/_dash-update-component``, ``/_dash-layout``, ``/_dash-dependencies``),
@@ -78,8 +82,7 @@ MIN_SECRET = 32
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # Failed sign-ins are remembered for this long (the window the throttles count in).
-MAX_FAILURES_PER_USER = 5  # the hard limit of ``blocked_for`` (the counting primitive)
-MAX_FAILURES_PER_ADDRESS = 20
+MAX_FAILURES_PER_ADDRESS = 20  # over every user name, before the delays start
 FAILURE_WINDOW_SECONDS = 15 * 60
 FORWARDED_FOR = "X-Forwarded-For"  # believed from trusted_proxies only
 # Password hashing: scrypt at OWASP's recommended cost (N = 2^17, r = 8, p = 1: 128 MiB and
@@ -647,7 +650,7 @@ class Throttle:
 # elsewhere cannot slow the real user down (their address differs).
 PER_USER_AND_ADDRESS = Throttle(free=3)
 # One client address over every user name (password spraying).
-PER_ADDRESS = Throttle(free=20)
+PER_ADDRESS = Throttle(free=MAX_FAILURES_PER_ADDRESS)
 
 
 @dataclass
