@@ -13,7 +13,6 @@ import io
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
@@ -30,8 +29,7 @@ def stream_csv(estate, positions, wording: str):
         EXPORT_COLUMNS.values())
     yield "\ufeff" + buffer.getvalue()
     options = pacsv.WriteOptions(include_header=False)
-    for chunk in export_chunks(estate.devices, positions, wording):
-        table = pa.Table.from_pandas(chunk, preserve_index=False)  # neutralised
+    for table in export_chunks(estate.devices, positions, wording):  # neutralised
         out = io.BytesIO()
         pacsv.write_csv(table, out, options)
         yield out.getvalue().decode("utf-8")

@@ -367,7 +367,7 @@ def hostile_devices(devices):
 
 def test_every_text_column_of_the_export_is_neutralised(factory_store):
     devices = hostile_devices(factory_store.estate.devices)
-    frame = next(export_chunks(devices, np.arange(len(devices))))
+    frame = next(export_chunks(devices, np.arange(len(devices)))).to_pandas()
     for column in ("Site", "Name", "Domain"):
         assert all(value.startswith("'") for value in frame[column]), column
     assert list(frame["Site"]) == ["'" + value for value in HOSTILE]
@@ -615,3 +615,15 @@ def test_passwords_are_hashed_at_scrypt_n_2_17_and_old_hashes_upgraded(
     assert client.get("/_dash-layout").status_code == 200
     assert mode(users_file) == 0o600
     app.auth.state.close()
+
+
+def test_the_neutraliser_reads_first_characters_exactly():
+    import pyarrow as pa
+
+    values = [*HOSTILE, "ok", "", "é=", "ｘ=", "a=b", " =1", None]
+    expected = ["'" + value for value in HOSTILE] + values[len(HOSTILE):]
+    for kind in (pa.string(), pa.large_string()):
+        table = pa.table({"text": pa.array(values, kind), "n": range(len(values))})
+        assert device_query.neutralise(table).column("text").to_pylist() == expected
+        sliced = pa.table({"text": pa.array(values, kind).slice(4)})  # offsets into a buffer
+        assert device_query.neutralise(sliced).column("text").to_pylist() == expected[4:]
