@@ -56,6 +56,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
+from .private import private_folder, write_private
 from .settings import MailSettings, Settings
 from .web.weekly import ReportError
 
@@ -432,7 +433,8 @@ def make_report(settings: Settings, args: argparse.Namespace,
 
     step = time.perf_counter()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            private_folder(folder)  # a folder we create is ours alone; one given is kept
     except OSError as error:
         raise ReportFailed(f"cannot create {folder}: {error.strerror or error}") from None
     html_body = summary_html(figures) if ("html" in formats or args.mail) else None
@@ -444,7 +446,7 @@ def make_report(settings: Settings, args: argparse.Namespace,
                                                     scope.get("collection")))
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_bytes(contents[fmt])
+            write_private(temporary, contents[fmt])  # device figures: owner only
             os.replace(temporary, target)
         except OSError as error:
             temporary.unlink(missing_ok=True)

@@ -101,13 +101,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
             "sample pins it so that its ages (days since last policy request) never drift."),
     Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
+    Setting("stale_after_hours", 24, int,
+            "The header warns when the data on screen was loaded from the sources longer "
+            "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
+            "never."),
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
     Setting("auth", "none", str,
-            "Who may open the dashboard: 'none' (anyone who reaches it; `serve` then refuses a "
-            "non-loopback address unless --allow-anonymous), 'users' (sign-in page, accounts "
+            "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
+            "allow_anonymous), 'users' (sign-in page, accounts "
             "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
             "e.g. IIS with Windows authentication, names the user in proxy_user_header)."),
+    Setting("allow_anonymous", False, boolean,
+            "With auth = 'none': also answer requests from other computers (anyone who reaches "
+            "the dashboard sees every device). Off: only this computer (loopback) is answered, "
+            "whatever server runs the app; `serve --allow-anonymous` turns it on."),
+    Setting("allowed_hosts", (), string_list,
+            "Host names (and addresses) the dashboard may be reached by, as typed in the "
+            "browser, e.g. ['dashboard.example.com']; '*' allows any. Loopback names "
+            "(localhost, 127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else "
+            "is answered unless listed (a defence against DNS rebinding); with sign-in, any "
+            "host is answered until this is set."),
     Setting("users_file", "", str,
             "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
             "Empty: `users.json` beside the config file; a relative path is relative to the "
@@ -128,7 +142,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the proxy (e.g. X-Remote-User)."),
     Setting("trusted_proxies", (), string_list,
             "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
-            "header is believed only from these, every other client is refused."),
+            "header is believed only from these, every other client is refused. For auth = "
+            "'users' behind a TLS proxy: requests from these addresses are attributed to the "
+            "client in their X-Forwarded-For header (for the sign-in throttle and the log)."),
     Setting("status_labels", "entra", str,
             "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
             "or 'azure' (the older hybrid Azure AD-joined)."),

@@ -134,6 +134,13 @@ def test_report_writes_the_three_files_named_by_week(sample_report):
 
 
 @pytest.mark.browser
+def test_report_files_are_readable_by_their_owner_only(sample_report):
+    out, _done = sample_report
+    for path in out.iterdir():  # device figures: 0600 whatever the umask (pytest's is 022)
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+@pytest.mark.browser
 def test_png_is_full_width_tall_and_not_blank(sample_report):
     from PIL import Image
 

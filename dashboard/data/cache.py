@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import __version__
 from ..model.attention import RULES
+from ..private import open_private, private_folder, write_private
 from ..settings import Settings
 from .estate import Estate, SourceReport
 
@@ -64,13 +65,16 @@ def fingerprint(settings: Settings) -> str:
 
 def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     """Write a new generation and publish it; older generations are removed."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds device data
+    private_folder(folder)  # it holds device data: 0700, tightened if it was wider
     generation = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     target = folder / generation
-    target.mkdir()
-    estate.devices.to_parquet(target / "devices.parquet", index=False)
-    estate.memberships.to_parquet(target / "memberships.parquet", index=False)
-    np.save(target / "name_ranks.npy", estate.ranked_names())
+    target.mkdir(mode=0o700)
+    with open_private(target / "devices.parquet") as handle:
+        estate.devices.to_parquet(handle, index=False)
+    with open_private(target / "memberships.parquet") as handle:
+        estate.memberships.to_parquet(handle, index=False)
+    with open_private(target / "name_ranks.npy") as handle:
+        np.save(handle, estate.ranked_names())
     meta = {
         "fingerprint": key,
         "generation": generation,
@@ -79,10 +83,10 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
         "collection_names": estate.collection_names,
         "sources": [asdict(report) for report in estate.sources],
     }
-    (target / "meta.json").write_text(json.dumps(meta))
+    write_private(target / "meta.json", json.dumps(meta))
     pointer = folder / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    pointer.write_text(json.dumps({"generation": generation, "fingerprint": key,
-                                   "written": meta["written"]}))
+    write_private(pointer, json.dumps({"generation": generation, "fingerprint": key,
+                                       "written": meta["written"]}))
     os.replace(pointer, folder / POINTER)  # the publish step: atomic on Windows and POSIX
     for old in folder.glob("gen-*"):
         if old.name != generation:
@@ -136,12 +140,12 @@ def refresh_lock(folder: Path):
     A lock file created exclusively works across processes on Windows and POSIX; one older
     than ``STALE_LOCK_SECONDS`` was left by a crash and is taken over.
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the first write's folder too
+    private_folder(folder)  # the first write's folder too
     path = folder / LOCK
     try:
         if path.exists() and time.time() - path.stat().st_mtime > STALE_LOCK_SECONDS:
             path.unlink(missing_ok=True)
-        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         yield False
         return

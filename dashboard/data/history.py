@@ -89,6 +89,7 @@ from ..model.trends import (
     state_keys,
     transitions,
 )
+from ..private import create_private, private_folder
 from ..settings import WORKLOADS, Settings
 
 log = logging.getLogger(__name__)
@@ -317,7 +318,13 @@ def _sqlite_engine(url: sa.URL, read_only: bool) -> sa.Engine:
         engine = sa.create_engine("sqlite://", poolclass=StaticPool,
                                   connect_args={"check_same_thread": False})
     else:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).parent
+        if not folder.exists():
+            private_folder(folder)
+        try:
+            create_private(database)  # per-device states: 0600 (SQLite's -wal, -shm follow)
+        except OSError:
+            pass  # a read-only place: SQLite says so when the store opens
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_SECONDS})
 
     @event.listens_for(engine, "connect")

@@ -31,6 +31,13 @@ FILTER_NAMES = (
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
 ONE_SITE = "site given more than once (one site at a time)"
+# The most values one filter may carry: far more than any list a person builds (there are
+# about a hundred known error codes), few enough that one request cannot tie up a worker.
+MAX_FILTER_VALUES = 500
+
+
+class FilterTooLarge(ValueError):
+    """A filter carries more than ``MAX_FILTER_VALUES`` values (the request is refused)."""
 
 FILTER_LABELS = {
     "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
@@ -76,9 +83,15 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
     site_codes = {str(site).casefold(): site for site in sites}
+    allowed = {name: frozenset(values) for name, values in allowed.items()}
     result = DeviceFilter()
+    accepted: dict[str, dict[str, None]] = {}  # insertion-ordered sets: linear time
     for name, raw in query.items():
-        for value in (raw if isinstance(raw, list | tuple) else [raw]):
+        values = raw if isinstance(raw, list | tuple) else [raw]
+        if len(values) > MAX_FILTER_VALUES:
+            raise FilterTooLarge(f"too many values for filter {str(name)[:40]!r}: "
+                                 f"{len(values):,} (at most {MAX_FILTER_VALUES})")
+        for value in values:
             if value is None or str(value) == "":
                 continue
             value = str(value)
@@ -105,8 +118,8 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
                 continue
-            if value not in result.values.get(name, ()):
-                result.values[name] = result.values.get(name, ()) + (value,)
+            accepted.setdefault(name, {})[value] = None
+    result.values = {name: tuple(values) for name, values in accepted.items()}
     if len(result.values.get("site", ())) > 1:
         # every other page shows one site at a time: the list refuses two the same way
         result.rejected.append(f"{ONE_SITE}: {', '.join(result.values['site'])}")
@@ -366,14 +379,60 @@ def _rule_fixes(attention: str | None) -> str:
                       for rule in attention.split(", ") if rule)
 
 
+# What a spreadsheet reads as the start of a formula (or DDE): = + - @, a tab or a line break
+# before one, and the full-width forms Excel also accepts (UTF-8 EF BC 9D/8B/8D/A0).
+FORMULA_START = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+_ASCII_START = np.frombuffer(b"=+-@\t\r\n", dtype=np.uint8)
+_WIDE_THIRD = np.frombuffer(b"\x9d\x8b\x8d\xa0", dtype=np.uint8)
+
+
+def _formula_rows(array: pa.Array) -> np.ndarray:
+    """Which values of a (large_)string array start like a formula, read from the first
+    bytes of the Arrow buffers: no per-value work, no copy of the text."""
+    count = len(array)
+    offsets_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _validity, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=offsets_type)[array.offset:array.offset + count + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    first = np.zeros(count, dtype=np.uint8)
+    filled = lengths > 0  # nulls and empty strings have no first byte
+    first[filled] = data[starts[filled]]
+    hit = np.isin(first, _ASCII_START)
+    wide = np.flatnonzero((first == 0xEF) & (lengths >= 3))
+    if len(wide):
+        hit[wide] = (data[starts[wide] + 1] == 0xBC) & np.isin(data[starts[wide] + 2],
+                                                                _WIDE_THIRD)
+    return hit
+
+
+def neutralise(table: pa.Table) -> pa.Table:
+    """Every text column of an export, with a leading ``'`` on each value a spreadsheet
+    would run as a formula (the value still reads the same). Vectorised on Arrow buffers."""
+    for index, column in enumerate(table.schema):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        values = table.column(index).combine_chunks()
+        hit = _formula_rows(values)
+        if hit.any():
+            quoted = pc.binary_join_element_wise(pa.scalar("'", values.type), values,
+                                                 pa.scalar("", values.type))
+            table = table.set_column(index, column, pc.if_else(pa.array(hit), quoted, values))
+    return table
+
+
 def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
-                  chunk: int = 20000) -> Iterator[pd.DataFrame]:
-    """The export's rows a chunk at a time, so memory stays flat however many match."""
+                  chunk: int = 20000) -> Iterator[pa.Table]:
+    """The export's rows a chunk at a time (Arrow tables, as the CSV writer takes them), so
+    memory stays flat however many match; every text column neutralised (``neutralise``),
+    whatever its source."""
     for begin in range(0, len(positions), chunk):
         frame = display_frame(devices, positions[begin:begin + chunk], wording)
         frame["attention_titles"] = _mapped(frame["attention"], _rule_titles)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
-        yield frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
+        frame = frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
+        yield neutralise(pa.Table.from_pandas(frame, preserve_index=False))
 
 
-__all__ = ["RULES", "DeviceFilter", "parse_filter", "filter_mask", "rows_for", "export_chunks"]
+__all__ = ["RULES", "DeviceFilter", "FilterTooLarge", "parse_filter", "filter_mask", "rows_for",
+           "export_chunks"]

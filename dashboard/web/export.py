@@ -2,7 +2,8 @@
 
 The response is written a chunk at a time from the estate that was current when the request
 arrived, so memory stays flat whatever the size, and a refresh mid-download cannot mix two
-estates. Cells that a spreadsheet would run as a formula are prefixed with a quote.
+estates. Cells that a spreadsheet would run as a formula are prefixed with a quote, in every
+text column (``model.device_query.neutralise``).
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ import io
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
 from ..model.device_query import EXPORT_COLUMNS, export_chunks
 
 ROUTE = "/export/devices.csv"
-
-
-SOURCE_TEXT = ("Name", "Domain", "Error")  # columns holding text from the site database
-_FORMULA_START = r"^[=+\-@\t\r]"
-
-
-def _safe(frame):
-    """Neutralise spreadsheet formulas in text that came from the site database."""
-    for column in SOURCE_TEXT:
-        text = frame[column].astype("str")
-        frame[column] = text.where(~text.str.contains(_FORMULA_START, regex=True), "'" + text)
-    return frame
 
 
 def stream_csv(estate, positions, wording: str):
@@ -41,8 +29,7 @@ def stream_csv(estate, positions, wording: str):
         EXPORT_COLUMNS.values())
     yield "\ufeff" + buffer.getvalue()
     options = pacsv.WriteOptions(include_header=False)
-    for chunk in export_chunks(estate.devices, positions, wording):
-        table = pa.Table.from_pandas(_safe(chunk), preserve_index=False)
+    for table in export_chunks(estate.devices, positions, wording):  # neutralised
         out = io.BytesIO()
         pacsv.write_csv(table, out, options)
         yield out.getvalue().decode("utf-8")

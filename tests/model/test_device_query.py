@@ -104,7 +104,7 @@ def test_rows_are_plain_text_with_reason_and_error():
 
 def test_export_chunks_cover_every_row_with_fixes():
     positions = np.arange(len(ESTATE.devices))
-    frames = list(export_chunks(ESTATE.devices, positions, chunk=2))
+    frames = [table.to_pandas() for table in export_chunks(ESTATE.devices, positions, chunk=2)]
     assert [len(f) for f in frames] == [2, 2, 1]
     export = pd.concat(frames)
     assert list(export["Name"]) == list(ESTATE.devices["Name"])

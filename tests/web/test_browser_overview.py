@@ -369,6 +369,7 @@ def test_ovw011_refresh_now_brings_new_data_and_a_failure_shows_stale(
             raise OSError("PS1/devices.csv: permission denied") from None
 
     store = EstateStore(factory_settings, loader=loader)
+    store.manual_refresh_seconds = 0  # two clicks in a row (the throttle has its own test)
     assert store.refresh()
     store.start()  # the background thread: next scheduled load in an hour
     try:
@@ -409,4 +410,63 @@ def test_ovw012_os_chart_names_and_links_the_records_it_leaves_out(
     assert number(page.get_attribute("#devices-count", "data-count")) == \
         summary["without_client"]
     assert "ConfigMgr client: not installed" in page.inner_text("#devices-chips")
+    assert page.watch.errors == []
+
+
+@pytest.mark.browser
+def test_ovw013_freshness_and_a_throttled_refresh_now(page, factory_settings, factory_store,
+                                                      tmp_path):
+    """The header says when the data was loaded and when the next refresh is due; "Refresh
+    now" shows its progress and result, then stays disabled until the next is possible; data
+    loaded longer ago than stale_after_hours is flagged."""
+    import time
+
+    loads = []
+
+    def loader(settings):
+        loads.append(time.time())
+        if len(loads) > 1:
+            time.sleep(1.5)  # long enough to see the progress
+        return factory_store.estate
+
+    settings = factory_settings.with_values(refresh_minutes=30)
+    store = EstateStore(settings, loader=loader)
+    assert store.refresh()
+    store.start()
+    try:
+        with serving(create_app(settings, store)) as base:
+            open_overview(page, base)
+            loaded = page.inner_text("#data-loaded")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", loaded)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+                                page.inner_text("#next-refresh"))
+            assert page.locator("#old-data-warning").count() == 0
+            assert page.is_enabled("#refresh-button")
+            page.click("#refresh-button")
+            page.wait_for_function("() => /Refresh(ing| requested)/.test("
+                                   "document.getElementById('refresh-note').textContent)")
+            assert page.is_disabled("#refresh-button")
+            page.wait_for_function("() => document.getElementById('refresh-note')"
+                                   ".textContent.startsWith('Refreshed at')", timeout=20_000)
+            note = page.inner_text("#refresh-note")
+            assert f"{len(factory_store.estate.devices):,} devices" in note
+            assert "Next manual refresh possible at" in note
+            assert page.is_disabled("#refresh-button")
+            assert page.get_attribute("#refresh-button", "title").startswith(
+                "Next manual refresh possible at")
+            page.screenshot(path=str(tmp_path / "freshness.png"))
+            # another page of the same server (another user) is throttled too
+            other = page.context.new_page()
+            other.goto(base + "/devices")
+            other.wait_for_selector("#refresh-button")
+            other.wait_for_function("() => document.getElementById('refresh-button').disabled")
+            assert len(loads) == 2
+            # data loaded long ago: flagged
+            store._loaded_at = time.time() - 30 * 3600
+            store._version += 1  # the next poll redraws the header
+            page.wait_for_selector("#old-data-warning", timeout=20_000)
+            assert "longer ago than the 24 hours set in stale_after_hours" in page.inner_text(
+                "#old-data-warning")
+    finally:
+        store.stop()
     assert page.watch.errors == []

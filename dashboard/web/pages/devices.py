@@ -26,11 +26,14 @@ from ...model.attention import READINESS_STEPS, RULES_BY_ID
 from ...model.device_query import (
     FILTER_LABELS,
     FILTER_NAMES,
+    MAX_FILTER_VALUES,
     SORTABLE,
+    FilterTooLarge,
     page_rows,
     rows_for,
 )
 from ...model.trends import CHANGE_LABELS
+from ..gate import BadInput
 
 PATH = "/devices"
 NAV_LABEL = "Devices"
@@ -241,20 +244,58 @@ def layout(store, settings, pathname: str, query: dict):
     ])
 
 
+def _whole(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value \
+            or abs(value) > 2**53 or int(value) != value:
+        raise BadInput(f"{name} must be a whole number")
+    return int(value)
+
+
+def grid_request(request) -> tuple[dict, int, int | None]:
+    """(first sort, start row, end row or None) of the grid's row request; ``BadInput`` for
+    anything the grid itself never sends."""
+    if not isinstance(request, dict):
+        raise BadInput("getRowsRequest must be an object")
+    model = request.get("sortModel") or [{"colId": "severity", "sort": "desc"}]
+    if not isinstance(model, list) or not all(isinstance(item, dict) for item in model):
+        raise BadInput("sortModel must be a list of {colId, sort} objects")
+    if not isinstance(model[0].get("colId", ""), str) or not isinstance(
+            model[0].get("sort", ""), str | None):
+        raise BadInput("sortModel: colId and sort must be text")
+    start = max(0, _whole(request.get("startRow"), "startRow") or 0)
+    return model[0], start, _whole(request.get("endRow"), "endRow")
+
+
+def _pairs(pairs) -> list[tuple[str, str]]:
+    if pairs is None:
+        return []
+    if isinstance(pairs, list) and len(pairs) > MAX_FILTER_VALUES * len(FILTER_NAMES):
+        # more than every filter at its cap: refused before looking at each pair
+        raise FilterTooLarge(f"too many values in the device query: {len(pairs):,} (at most "
+                             f"{MAX_FILTER_VALUES} per filter)")
+    if not isinstance(pairs, list) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2
+            and all(isinstance(part, str) for part in pair) for pair in pairs):
+        raise BadInput("the device query must be a list of [name, value] pairs")
+    return [tuple(pair) for pair in pairs]
+
+
 def get_rows(store, request: dict | None, pairs: list) -> dict:
     """One block of rows for the grid: filter, sort and slice on the server."""
     estate = store.estate
     if estate is None or not request:
         return {"rowData": [], "rowCount": 0}
+    sort, start, end_row = grid_request(request)
     query: dict[str, list[str]] = {}
-    for name, value in pairs or []:
+    for name, value in _pairs(pairs):
         query.setdefault(name, []).append(value)
     flt = store.device_filter(query)
     mask = store.matching(flt)
-    sort = (request.get("sortModel") or [{"colId": "severity", "sort": "desc"}])[0]
     column = sort.get("colId") if sort.get("colId") in SORTABLE else "severity"
-    start = max(0, int(request.get("startRow") or 0))
-    end = min(start + MAX_BLOCK, max(start, int(request.get("endRow") or start + PAGE_SIZE)))
+    end = min(start + MAX_BLOCK, max(start, end_row if end_row is not None
+                                     else start + PAGE_SIZE))
     positions = page_rows(estate.sort_order(column, sort.get("sort") == "desc"), mask,
                           start, end)
     rows = rows_for(estate.devices, positions, store.settings.status_labels)
