@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from .. import __version__
 from ..model.attention import RULES
@@ -32,7 +33,6 @@ from .estate import Estate, SourceReport
 
 POINTER = "current.json"
 LOCK = "refresh.lock"
-STALE_LOCK_SECONDS = 3600  # a lock older than this was left by a crashed process
 
 
 def cache_folder(settings: Settings) -> Path:
@@ -137,21 +137,18 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
 def refresh_lock(folder: Path):
     """Held by the one process reading the sources; yields False when another holds it.
 
-    A lock file created exclusively works across processes on Windows and POSIX; one older
-    than ``STALE_LOCK_SECONDS`` was left by a crash and is taken over.
+    An operating-system lock on a file in the cache folder (``filelock``: flock on POSIX,
+    msvcrt on Windows): the system releases it when its holder dies, so a service stopped in
+    the middle of a load never leaves the next start waiting on a stale lock.
     """
     private_folder(folder)  # the first write's folder too
-    path = folder / LOCK
+    lock = FileLock(folder / LOCK, timeout=0, mode=0o600, thread_local=False)
     try:
-        if path.exists() and time.time() - path.stat().st_mtime > STALE_LOCK_SECONDS:
-            path.unlink(missing_ok=True)
-        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
+        lock.acquire()
+    except Timeout:
         yield False
         return
     try:
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
         yield True
     finally:
-        path.unlink(missing_ok=True)
+        lock.release()
