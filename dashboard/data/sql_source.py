@@ -41,9 +41,12 @@ DEFAULT_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 LOGIN_TIMEOUT_SECONDS = 30
 _PROGRESS_OPS = 20_000  # SQLite VM steps between two query-timeout checks
 _HIDDEN = "***"
-BATCH_ROWS = 65_536  # rows per Arrow batch (ADBC, arrow-odbc, pyodbc's fetchmany)
-# Longest text fetched from a column of unbounded size (nvarchar(max)) through arrow-odbc.
-MAX_TEXT_CHARS = 8_000
+BATCH_ROWS = 65_536  # rows per Arrow batch (ADBC, pyodbc's fetchmany)
+# arrow-odbc binds buffers of rows x longest value for each column: a column of unbounded
+# size (nvarchar(max); every text column of SQLite's driver) gets the first size here, and
+# a value longer than that (which arrow-odbc refuses rather than cut) the next, with fewer
+# rows per batch so that the buffers stay small.
+ODBC_BUFFERS = ((1_024, 8_192), (65_536, 128))  # (characters per value, rows per batch)
 
 
 class SourceError(Exception):
@@ -432,6 +435,7 @@ _MISSING_COLUMN = [
 ]
 _DENIED = re.compile(r"permission was denied on the object '(?P<name>\w+)'", re.IGNORECASE)
 _TIMEOUT = re.compile(r"HYT00|timeout expired|query timeout|interrupted", re.IGNORECASE)
+_TRUNCATED = re.compile(r"too large to be written into the allocated buffer", re.IGNORECASE)
 _NO_DRIVER = re.compile(r"Can't open lib '(?P<name>[^']*)'|IM002|Data source name not found",
                         re.IGNORECASE)
 
@@ -659,17 +663,24 @@ class _ArrowOdbcReader:
     def table(self, sql: str, params: dict, query: str) -> pa.Table:
         statement, names = _positional(sql)
         started = time.monotonic()
-        try:
-            reader = self.connection.read_arrow_batches(
-                statement, batch_size=BATCH_ROWS,
-                parameters=[str(params[name]) for name in names] or None,
-                max_text_size=MAX_TEXT_CHARS, map_schema=_all_text,
-                query_timeout_sec=math.ceil(self.limit) if self.limit else None)
-            return _collect(reader, reader.schema, started, self.limit, query)
-        except SourceError:
-            raise
-        except Exception as error:
-            raise _query_error(error, query, self.limit) from None
+        for attempt, (chars, rows) in enumerate(ODBC_BUFFERS, start=1):
+            try:
+                reader = self.connection.read_arrow_batches(
+                    statement, batch_size=rows,
+                    parameters=[str(params[name]) for name in names] or None,
+                    max_text_size=chars, map_schema=_all_text,
+                    query_timeout_sec=math.ceil(self.limit) if self.limit else None)
+                return _collect(reader, reader.schema, started, self.limit, query)
+            except SourceError:
+                raise
+            except Exception as error:
+                if _TRUNCATED.search(str(error)):
+                    if attempt < len(ODBC_BUFFERS):
+                        continue
+                    raise SourceError(f"query failed ({query}): a text value is longer than "
+                                      f"{chars:,} characters") from None
+                raise _query_error(error, query, self.limit) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         self.connection = None  # arrow-odbc closes the connection when it is collected
@@ -799,7 +810,8 @@ def _memberships(parts: list[pa.Table]) -> pd.DataFrame:
     """One frame from the per-collection results, read as a ``collections.csv`` is."""
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in MEMBERSHIP_COLUMNS})
-    if len({part.schema for part in parts}) > 1:  # an empty result may type its columns apart
+    parts = [part for part in parts if part.num_rows] or parts[:1]
+    if len({part.schema for part in parts}) > 1:  # drivers may type two results apart
         parts = [pa.table({name: _text_values(part.column(name).combine_chunks())
                            for name in MEMBERSHIP_COLUMNS}) for part in parts]
     return raw_frame(pa.concat_tables(parts), repeating=("CollectionID", "CollectionName"))

@@ -295,3 +295,23 @@ def test_pyodbc_reads_the_same_string_where_arrow_odbc_cannot_load(bad_replica,
     rows, dropped, value, members = counts.split()
     assert (int(rows), int(dropped), value) == (total, 1, "abc") and int(members) > 0
     assert timeout == "query timed out after 1e-06 s (devices.sql)"
+
+
+def test_a_long_text_value_loads_whole(small_replicas, sqlite_odbc_driver, tmp_path):
+    """A value longer than the first buffer arrow-odbc binds (which it refuses rather than
+    cut) is read again with a larger one: nothing lost, nothing cut."""
+    path = tmp_path / "long.sqlite"
+    path.write_bytes(small_replicas["PS1"].read_bytes())
+    connection = sqlite3.connect(path)
+    rid = connection.execute("SELECT MIN(ResourceID) FROM v_ClientCoManagementState"
+                             ).fetchone()[0]
+    detail = "0x80180002 " + "x" * 3_000
+    connection.execute("UPDATE v_ClientCoManagementState SET EnrollmentErrorDetail = ? "
+                       "WHERE ResourceID = ?", (detail, rid))
+    connection.commit()
+    connection.close()
+    devices, _ = fetch_odbc(odbc(path, sqlite_odbc_driver), ["SMS00001"])
+    parsed = parse_devices(devices)
+    assert parsed.dropped == 0
+    row = parsed.frame.loc[parsed.frame["ResourceID"] == rid]
+    assert row["EnrollmentErrorDetail"].tolist() == [detail]
