@@ -46,7 +46,7 @@ BATCH_ROWS = 65_536  # rows per Arrow batch (ADBC, pyodbc's fetchmany)
 # size (nvarchar(max); every text column of SQLite's driver) gets the first size here, and
 # a value longer than that (which arrow-odbc refuses rather than cut) the next, with fewer
 # rows per batch so that the buffers stay small.
-ODBC_BUFFERS = ((1_024, 8_192), (65_536, 128))  # (characters per value, rows per batch)
+ODBC_BUFFERS = ((1_024, 4_096), (65_536, 128))  # (characters per value, rows per batch)
 
 
 class SourceError(Exception):
