@@ -21,6 +21,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -761,42 +762,74 @@ def _run(conn: sqlalchemy.Connection, sql: str, params: dict, query: str,
 # --------------------------------------------------------------------------- fetch
 
 
-def _fetch(reader, shown: str, secrets: list[str | None], collection_ids: list[str]
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``devices.sql`` once and ``collections.sql`` once per collection ID on ``reader``;
-    both results go through the same conversion as a CSV export's columns."""
-    devices_sql = _read_query("devices.sql")
+def _open(reader, shown: str, secrets: list[str | None]):
+    try:
+        reader.open()
+    except Exception as error:
+        # ``shown`` is redacted already: the reason on its own (a redacted PWD with no ';'
+        # after it would otherwise hide the words that follow it)
+        reason = error if isinstance(error, SourceError) else _connect_error(error)
+        raise SourceError(f"cannot connect to {shown}: "
+                          + _one_line(redact(str(reason), secrets))) from None
+    return reader
+
+
+def _membership_parts(reader, collection_ids: list[str]) -> list[pa.Table]:
     collections_sql = _read_query("collections.sql")
+    parts = []
+    for collection_id in dict.fromkeys(collection_ids):
+        part = reader.table(collections_sql, {"collection_id": collection_id},
+                            f"collections.sql for {collection_id}")
+        missing = [c for c in MEMBERSHIP_COLUMNS if c not in part.column_names]
+        if missing:
+            raise SourceError(f"collections.sql returned no {missing[0]} column")
+        parts.append(part.select(list(MEMBERSHIP_COLUMNS)))
+    return parts
+
+
+def _fetch(reader, shown: str, secrets: list[str | None], collection_ids: list[str],
+           second_reader=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``devices.sql`` once and ``collections.sql`` once per collection ID on ``reader``;
+    both results go through the same conversion as a CSV export's columns.
+
+    ``second_reader`` (a function making another reader): the membership queries run on a
+    connection of their own while ``devices.sql`` runs, the database working on both at
+    once (ADBC and arrow-odbc leave Python's lock while the driver works).
+    """
+    devices_sql = _read_query("devices.sql")
     collecting = gc.isenabled()
     gc.disable()  # millions of values: cyclic GC passes would cost seconds, find nothing
     try:
+        _open(reader, shown, secrets)
         try:
-            reader.open()
-        except Exception as error:
-            # ``shown`` is redacted already: the reason on its own (a redacted PWD with no
-            # ';' after it would otherwise hide the words that follow it)
-            reason = error if isinstance(error, SourceError) else _connect_error(error)
-            raise SourceError(f"cannot connect to {shown}: "
-                              + _one_line(redact(str(reason), secrets))) from None
-        try:
-            devices = reader.table(devices_sql, {}, "devices.sql")
+            if second_reader is not None and collection_ids:
+                def memberships_apart() -> list[pa.Table]:
+                    other = _open(second_reader(), shown, secrets)
+                    try:
+                        return _membership_parts(other, collection_ids)
+                    finally:
+                        other.close()
+
+                with ThreadPoolExecutor(1, thread_name_prefix="collections.sql") as pool:
+                    pending = pool.submit(memberships_apart)
+                    try:
+                        devices = reader.table(devices_sql, {}, "devices.sql")
+                    finally:
+                        wait([pending])
+                    parts = pending.result()
+            else:
+                devices = reader.table(devices_sql, {}, "devices.sql")
+                parts = None
             missing = [c for c in DEVICE_COLUMNS if c not in devices.column_names]
             if missing:
                 raise SourceError(f"devices.sql returned no {missing[0]} column")
-            keep = [*DEVICE_COLUMNS,
-                    *(["SiteCode"] if "SiteCode" in devices.column_names else [])]
-            parts = []
-            for collection_id in dict.fromkeys(collection_ids):
-                part = reader.table(collections_sql, {"collection_id": collection_id},
-                                    f"collections.sql for {collection_id}")
-                missing = [c for c in MEMBERSHIP_COLUMNS if c not in part.column_names]
-                if missing:
-                    raise SourceError(f"collections.sql returned no {missing[0]} column")
-                parts.append(part.select(list(MEMBERSHIP_COLUMNS)))
+            if parts is None:
+                parts = _membership_parts(reader, collection_ids)
         except SourceError as error:
             raise _redacted(error, secrets) from None
         finally:
             reader.close()
+        keep = [*DEVICE_COLUMNS, *(["SiteCode"] if "SiteCode" in devices.column_names else [])]
         devices_raw = raw_frame(devices.select(keep))
         del devices
         memberships = _memberships(parts)
@@ -836,8 +869,9 @@ def fetch_sql(url: str, collection_ids: list[str], password: str | None = None,
     if target is not None and target[0] is not None and _adbc_available():
         try:
             engine.dispose()
-            return _fetch(_AdbcSqliteReader(target[0], target[1], limit), shown, secrets,
-                          collection_ids)
+            def make() -> _AdbcSqliteReader:
+                return _AdbcSqliteReader(target[0], target[1], limit)
+            return _fetch(make(), shown, secrets, collection_ids, second_reader=make)
         except _MixedTypes:
             engine = make_engine(url, password=password, timeout_seconds=timeout_seconds)
     return _fetch(_EngineReader(engine, limit, secrets), shown, secrets, collection_ids)
@@ -870,7 +904,9 @@ def fetch_odbc(connection_string: str, collection_ids: list[str],
         raise SourceError(f"cannot connect to {shown}: database file not found ({database})")
     try:
         import arrow_odbc  # noqa: F401, PLC0415 - needs libodbc.so.2
-        reader = _ArrowOdbcReader(full, limit)
     except (ImportError, OSError):
-        reader = _PyodbcReader(full, limit)
-    return _fetch(reader, shown, secrets, collection_ids)
+        return _fetch(_PyodbcReader(full, limit), shown, secrets, collection_ids)
+
+    def make() -> _ArrowOdbcReader:
+        return _ArrowOdbcReader(full, limit)
+    return _fetch(make(), shown, secrets, collection_ids, second_reader=make)
