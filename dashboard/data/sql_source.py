@@ -9,8 +9,9 @@ Read only, by construction: the only statements sent are the two SELECT files in
 ``dashboard.settings.QUERIES_DIR`` (comments and a trailing ``;`` removed); SQL Server
 connections ask for ``ApplicationIntent=ReadOnly``, SQLite files are opened with ``mode=ro``
 (``NoCreat=1`` through ODBC). ``pyodbc`` is imported only when an ``mssql+pyodbc`` engine is
-made, so this module (and SQLite URLs) work on a machine without unixODBC. Errors become
-one-line :class:`SourceError` messages that never carry a password.
+made (or a connection string is read where arrow-odbc cannot be loaded), so this module
+(and SQLite URLs) work on a machine without unixODBC. Errors become one-line
+:class:`SourceError` messages that never carry a password.
 """
 
 from __future__ import annotations
