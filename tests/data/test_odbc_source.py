@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import settings as settings_module
+from dashboard.data import sql_source
 from dashboard.data.contract import DEVICE_COLUMNS, parse_devices
 from dashboard.data.estate import LoadError, load_estate
 from dashboard.data.sample import COLLECTIONS, write_config
@@ -52,9 +53,9 @@ def summary_of(config: Path) -> dict:
 
 
 def test_odbc_reads_what_sqlite_and_csv_read(small_estate, small_replicas, small_csv,
-                                             sqlite_odbc_driver, tmp_path):
-    """One estate read three ways (CSV exports, the replica through SQLite, the replica
-    through the ODBC driver) gives one summary."""
+                                             sqlite_odbc_driver, tmp_path, monkeypatch):
+    """One estate read four ways (CSV exports, the replica through ADBC and through Python's
+    sqlite3, the replica through the ODBC driver) gives one summary."""
     csv_config = write_config(small_estate, tmp_path / "csv-config")
     text = csv_config.read_text()
     for site, folder in small_csv.items():
@@ -72,8 +73,11 @@ def test_odbc_reads_what_sqlite_and_csv_read(small_estate, small_replicas, small
 
     from_csv, from_url, from_odbc = (summary_of(c) for c in (csv_config, url_config,
                                                              odbc_config))
+    with monkeypatch.context() as patch:
+        patch.setattr(sql_source, "_adbc_available", lambda: False)
+        from_sqlite3 = summary_of(url_config)
     assert from_csv["devices"] > 0
-    assert from_odbc == from_url == from_csv
+    assert from_odbc == from_url == from_sqlite3 == from_csv
 
     estate = load_estate(load_settings(odbc_config, environ={}))
     assert [(s.kind, s.dropped) for s in estate.sources] == [("sql", 0), ("sql", 0)]
