@@ -37,13 +37,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 
 from dashboard import settings
-from dashboard.data.contract import (
-    DEVICE_COLUMNS,
-    MEMBERSHIP_COLUMNS,
-    REPEATING_COLUMNS,
-    _text_values,
-    raw_frame,
-)
+from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS, _text_values, raw_frame
 
 DEFAULT_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 LOGIN_TIMEOUT_SECONDS = 30
@@ -560,31 +554,19 @@ def _rows_table(columns: list[str], rows: list[tuple]) -> pa.Table:
 
 
 def _collect(batches: Iterable[pa.RecordBatch], schema: pa.Schema, started: float,
-             limit: float | None, query: str, compact: bool = False) -> pa.Table:
+             limit: float | None, query: str) -> pa.Table:
     """The batches of a result as one table; past the time limit, a timeout error.
 
     Checked between batches as well as by the driver: SQL Server's driver cancels a statement
     that runs too long, but not every driver does (SQLite's ignores the setting), and a
-    result that streams slowly is as late as one that starts late. ``compact``: repeating
-    text columns are dictionary-encoded batch by batch, so that a result fetched as text
-    never holds a million copies of the same few values.
+    result that streams slowly is as late as one that starts late.
     """
     out = []
     for batch in batches:
-        out.append(_encoded(batch) if compact else batch)
+        out.append(batch)
         if limit is not None and time.monotonic() - started > limit:
             raise _timed_out(query, limit)
-    return pa.Table.from_batches(out, schema=None if out else schema)
-
-
-_ENCODED = frozenset(REPEATING_COLUMNS) | {"CollectionID", "CollectionName"}
-
-
-def _encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
-    arrays = [column.dictionary_encode() if name in _ENCODED and pa.types.is_string(column.type)
-              else column for name, column in zip(batch.schema.names, batch.columns,
-                                                  strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+    return pa.Table.from_batches(out, schema=schema)
 
 
 # --------------------------------------------------------------------------- readers
@@ -690,8 +672,7 @@ class _ArrowOdbcReader:
                     parameters=[str(params[name]) for name in names] or None,
                     max_text_size=chars, map_schema=_all_text,
                     query_timeout_sec=math.ceil(self.limit) if self.limit else None)
-                return _collect(reader, reader.schema, started, self.limit, query,
-                                compact=True)
+                return _collect(reader, reader.schema, started, self.limit, query)
             except SourceError:
                 raise
             except Exception as error:
