@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                  # 100,000 and 1,000,000 devices
     python benchmarks/run.py --devices 200000 --repeat 3
+    python benchmarks/run.py --sources-only   # the loads: CSV, the SQL path, its floor
 
 Generates each estate once (CSV exports, a SQLite replica and 8 weeks of history, kept in
 benchmarks/data/), measures every step as the median of several runs, and prints each next
