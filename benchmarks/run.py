@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                  # 100,000 and 1,000,000 devices
     python benchmarks/run.py --devices 200000 --repeat 3
+    python benchmarks/run.py --sources-only   # the loads: CSV, the SQL path, its floor
 
 Generates each estate once (CSV exports, a SQLite replica and 8 weeks of history, kept in
 benchmarks/data/), measures every step as the median of several runs, and prints each next
@@ -81,6 +82,41 @@ def sqlite_config(folder: Path) -> Path:
     return path
 
 
+def odbc_config(folder: Path) -> Path:
+    """The same estate's config, reading the SQLite replicas through the ODBC driver
+    (unixODBC and Debian's libsqliteodbc, driver name SQLite3) with an ``odbc =`` string."""
+    text = (folder / "comanage.toml").read_text()
+    for replica in sorted(folder.glob("replica-*.sqlite")):
+        site = replica.stem.split("-", 1)[1]
+        text = text.replace(f'csv = "{site}"', f'odbc = "Driver=SQLite3;Database={replica}"')
+    path = folder / "comanage-odbc.toml"
+    path.write_text(text)
+    return path
+
+
+def sql_floor(folder: Path, collection_ids: list[str]):
+    """SQLite itself executing the text the SQL path sends (``devices.sql``, then
+    ``collections.sql`` once per named collection) and counting the rows, nothing fetched
+    into Python: what no reader of these queries can beat."""
+    import sqlite3
+
+    from dashboard.data.sql_source import _read_query
+
+    devices, collections = _read_query("devices.sql"), _read_query("collections.sql")
+
+    def run_queries():
+        rows = 0
+        for replica in sorted(folder.glob("replica-*.sqlite")):
+            connection = sqlite3.connect(f"{replica.as_uri()}?mode=ro", uri=True)
+            rows += connection.execute(f"SELECT COUNT(*) FROM ({devices})").fetchone()[0]
+            for collection_id in collection_ids:
+                rows += connection.execute(f"SELECT COUNT(*) FROM ({collections})",
+                                           {"collection_id": collection_id}).fetchone()[0]
+            connection.close()
+        return rows
+    return run_queries
+
+
 def pyarrow_floor(folder: Path) -> float:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -157,7 +193,8 @@ finally:
     return {"seconds": seconds, "peak_rss_mb": peak}
 
 
-def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
+def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
+        ) -> dict:
     import numpy as np
 
     from dashboard.web.export import stream_csv
@@ -184,9 +221,10 @@ def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
     record("load + validate + classify + summarise (CSV)", seconds, floor, 5.0)
 
     if with_sqlite:
-        sql_settings = load_settings(sqlite_config(folder))
-        sql_seconds, _ = median_time(lambda: load_estate(sql_settings), max(1, repeat // 2))
-        record("load from SQLite replica via queries/*.sql", sql_seconds, floor)
+        sql_paths(folder, settings, repeat, record)
+    if sources_only:
+        sources_memory(folder, with_sqlite, figures)
+        return {"devices": len(estate.devices), "figures": figures}
 
     columns = ["os_group", "os_release", "enrollment_status", "reason", "error_code",
                *[c for c in estate.devices.columns if c.startswith("wl_")]]
@@ -279,14 +317,50 @@ def run(devices: int, repeat: int, with_sqlite: bool) -> dict:
         record("snapshot write (history, one day)", seconds)
         history.close()
 
-    command = summary_command(folder / "comanage.toml")
-    figures["`summary` command: wall time (s)"] = {"value": command["seconds"], "target": 10}
-    figures["`summary` command: peak RSS (MB)"] = {"value": command["peak_rss_mb"],
-                                                   "target": 2048}
+    sources_memory(folder, with_sqlite, figures)
     peak = child_peak(folder / "comanage.toml", devices)
     figures["serving process peak RSS (MB)"] = {"value": peak["peak_rss_mb"], "target": 1500}
     figures["cold start: load + first page (s)"] = {"value": peak["cold_start_s"]}
     return {"devices": len(estate.devices), "figures": figures}
+
+
+def sql_paths(folder: Path, settings, repeat: int, record) -> None:
+    """The SQL path (SQLite replica through ADBC; the same replica through the ODBC driver)
+    beside its floor, SQLite executing the same queries. Interleaved, so that a busy moment
+    of the machine weighs on all three alike."""
+    floor = sql_floor(folder, list(settings.named_collections))
+    sqlite_settings = load_settings(sqlite_config(folder))
+    odbc_settings = load_settings(odbc_config(folder))
+    times: dict[str, list[float]] = {"floor": [], "sqlite": [], "odbc": []}
+    for _ in range(max(1, repeat // 2)):
+        for key, step in (("floor", floor), ("sqlite", lambda: load_estate(sqlite_settings)),
+                          ("odbc", lambda: load_estate(odbc_settings))):
+            started = time.perf_counter()
+            step()
+            times[key].append(time.perf_counter() - started)
+    floor_seconds = statistics.median(times["floor"])
+    record("floor: SQLite executes queries/*.sql, counts the rows", floor_seconds)
+    record("load from the SQLite replica (ADBC) via queries/*.sql",
+           statistics.median(times["sqlite"]), floor_seconds, 1.5 * floor_seconds)
+    record("load from the replica through ODBC (SQLite3 driver)",
+           statistics.median(times["odbc"]), floor_seconds, 1.5 * floor_seconds)
+
+
+def sources_memory(folder: Path, with_sqlite: bool, figures: dict) -> None:
+    """`summary` as a user runs it, from each source form: wall time and peak memory."""
+    command = summary_command(folder / "comanage.toml")
+    figures["`summary` command: wall time (s)"] = {"value": command["seconds"], "target": 10}
+    figures["`summary` command: peak RSS (MB)"] = {"value": command["peak_rss_mb"],
+                                                   "target": 2048}
+    if not with_sqlite:
+        return
+    limit = round(command["peak_rss_mb"] * 1.25)
+    for label, config in (("SQLite replica", folder / "comanage-sqlite.toml"),
+                          ("ODBC", folder / "comanage-odbc.toml")):
+        result = summary_command(config)
+        figures[f"`summary` from the {label}: wall time (s)"] = {"value": result["seconds"]}
+        figures[f"`summary` from the {label}: peak RSS (MB)"] = {
+            "value": result["peak_rss_mb"], "target": limit}
 
 
 def machine() -> str:
@@ -327,12 +401,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per median")
     parser.add_argument("--no-sqlite", action="store_true",
                         help="skip the SQLite replica (its generation takes a while)")
+    parser.add_argument("--sources-only", action="store_true",
+                        help="only the loads: CSV, the SQL path (ADBC and ODBC) and its floor, "
+                             "and each `summary` command's time and peak memory")
     args = parser.parse_args()
     sizes = args.devices or [100_000, 1_000_000]
     (HERE / "results").mkdir(exist_ok=True)
     print(f"machine: {machine()}")
     for devices in sizes:
-        result = run(devices, args.repeat, not args.no_sqlite)
+        result = run(devices, args.repeat, not args.no_sqlite, args.sources_only)
         result["machine"] = machine()
         result["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
         print_table(result)

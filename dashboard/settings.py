@@ -180,12 +180,13 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 @dataclass(frozen=True)
 class Source:
-    """One site: a folder of CSV exports or a SQLAlchemy URL."""
+    """One site: a folder of CSV exports, a SQLAlchemy URL or an ODBC connection string."""
 
     site: str
     csv: Path | None = None
     url: str | None = None
     password_env: str | None = None
+    odbc: str | None = None
 
     @property
     def kind(self) -> str:
@@ -418,17 +419,26 @@ def settings_from_dict(raw: dict, path: Path | None = None,
         site = entry.get("site")
         if not isinstance(site, str) or not site.strip():
             raise SettingsError(f"{here}: needs a site label (site = \"PS1\")")
-        csv, url = entry.get("csv"), entry.get("url")
-        if (csv is None) == (url is None):
-            raise SettingsError(f"{here}: give exactly one of csv = \"folder\" or url = \"...\"")
-        extra = set(entry) - {"site", "csv", "url", "password_env"}
+        csv, url, odbc = entry.get("csv"), entry.get("url"), entry.get("odbc")
+        if sum(value is not None for value in (csv, url, odbc)) != 1:
+            raise SettingsError(f"{here}: give exactly one of csv = \"folder\", url = \"...\" "
+                                "or odbc = \"Driver={...};...\"")
+        extra = set(entry) - {"site", "csv", "url", "odbc", "password_env"}
         if extra:
             raise SettingsError(f"{here}: unknown key {sorted(extra)[0]!r}")
+        password_env = entry.get("password_env")
+        if password_env is not None and (not isinstance(password_env, str)
+                                         or not _ENV_NAME.match(password_env)):
+            raise SettingsError(f"{here}: password_env must name an environment variable "
+                                "(e.g. COMANAGE_PS1_PASSWORD), not hold the password")
+        if odbc is not None:
+            odbc = _checked_odbc(odbc, here, base)
         sources.append(Source(
             site=site.strip(),
             csv=(base / csv).resolve() if csv is not None else None,
             url=_resolve_sqlite(url, base) if url is not None else None,
-            password_env=entry.get("password_env"),
+            password_env=password_env,
+            odbc=odbc,
         ))
     if not sources:
         raise SettingsError(f"{where}: no [[sources]] configured")
@@ -465,3 +475,23 @@ def _resolve_sqlite(url: str, base: Path) -> str:
         if not rest.startswith(":memory:"):
             return prefix + str((base / rest).resolve())
     return url
+
+
+def _checked_odbc(odbc: object, where: str, base: Path) -> str:
+    """An ODBC connection string names a driver or a DSN; a SQLite driver's relative
+    ``Database`` path is relative to the config file's folder, like a sqlite URL's."""
+    from .data.sql_source import odbc_pairs, odbc_value
+
+    if not isinstance(odbc, str) or not odbc.strip() or any(c in odbc for c in "\r\n"):
+        raise SettingsError(f"{where}: odbc must be one connection string "
+                            "(odbc = \"Driver={ODBC Driver 18 for SQL Server};Server=...\")")
+    if odbc_value(odbc, "Driver", "DSN", "FileDSN") is None:
+        raise SettingsError(f"{where}: odbc must name a Driver={{...}} or a DSN=")
+    driver = odbc_value(odbc, "Driver") or ""
+    database = odbc_value(odbc, "Database")
+    if "sqlite" in driver.lower() and database and database != ":memory:" \
+            and not Path(database).expanduser().is_absolute():
+        parts = [text for key, _, text in odbc_pairs(odbc) if key.lower() != "database"]
+        path = str((base / database).resolve()).replace("}", "}}")
+        odbc = ";".join([*parts, f"Database={{{path}}}"])
+    return odbc.strip()

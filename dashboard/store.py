@@ -502,6 +502,10 @@ def _without_secrets(text: str, settings: Settings) -> str:
                 secrets.append(make_url(source.url).password)
             except Exception:  # not a URL: the patterns below still apply
                 pass
+        if source.odbc:
+            from .data.sql_source import odbc_password
+
+            secrets.append(odbc_password(source.odbc))
         if source.password_env:
             secrets.append(os.environ.get(source.password_env))
     return redact(text, secrets)

@@ -10,6 +10,11 @@
 -- named without a schema prefix, so run it in the site database (CM_<site code>) as a login
 -- whose default schema is dbo.
 --
+-- Values are returned as stored, never converted (no CAST or CONVERT): on SQL Server one
+-- value that does not convert fails the whole statement. The dashboard reads them as it reads
+-- a CSV export, and a bad value drops that one row, with a warning. Build01 and BuildNumber0
+-- are both text, so COALESCE converts nothing either.
+--
 -- CSV export for a folder source (one folder per site, devices.csv beside collections.csv):
 --   SSMS: run this file in the CM_<site code> database, then right-click the grid > Save
 --         Results As > devices.csv. Turn on Tools > Options > Query Results > SQL Server >
@@ -56,7 +61,7 @@ SELECT
     cm.EnrollmentFailed AS EnrollmentFailed,
     cm.EnrollmentStatusCode AS EnrollmentStatusCode,
     cm.EnrollmentErrorDetail AS EnrollmentErrorDetail,
-    CAST(cm.MDMWorkloads AS BIGINT) AS MDMWorkloads
+    cm.MDMWorkloads AS MDMWorkloads
 FROM v_R_System s
 LEFT JOIN os_latest osl
     ON osl.ResourceID = s.ResourceID AND osl.RowNumber = 1

@@ -48,9 +48,12 @@ def cache_folder(settings: Settings) -> Path:
 
 def fingerprint(settings: Settings) -> str:
     """What the classified estate depends on; secrets (passwords) are not part of it."""
+    from .sql_source import redact
+
     shape = {
         "version": __version__,
-        "sources": [(s.site, str(s.csv) if s.csv else None, s.url) for s in settings.sources],
+        "sources": [(s.site, str(s.csv) if s.csv else None, s.url)
+                    + ((redact(s.odbc),) if s.odbc else ()) for s in settings.sources],
         "workloads": {k: (w.stage, list(w.pilot_collections))
                       for k, w in sorted(settings.workloads.items())},
         "collections": list(settings.named_collections),

@@ -305,6 +305,58 @@ def whole_numbers(text: pd.Series) -> pd.Series:
                              errors="coerce")
 
 
+def _text_values(array: pa.Array) -> pa.Array:
+    """Values as the text a CSV export of them holds: integers and whole decimals without a
+    fraction, booleans 1/0, date-times ``YYYY-MM-DD HH:MM:SS.fff`` in UTC, bytes as hex."""
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return array
+    if pa.types.is_boolean(kind):
+        return array.cast(pa.int8()).cast(pa.string())
+    if pa.types.is_timestamp(kind):  # zoned values are stored as UTC: dropping the zone keeps it
+        return array.cast(pa.timestamp("ms")).cast(pa.string())
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
+            pa.types.is_fixed_size_binary(kind):
+        return pa.array([None if v is None else v.hex() for v in array.to_pylist()],
+                        type=pa.string())
+    try:
+        return array.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()],
+                        type=pa.string())
+
+
+def _raw_column(column: pa.ChunkedArray | pa.Array, repeating: bool
+                ) -> pa.ChunkedArray | pa.Array:
+    """One column of raw values as the validation reads it: text, or for a repeating column a
+    dictionary of distinct values (typed once each, held as small codes)."""
+    kind = column.type
+    if (pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)) or (
+            not repeating and (pa.types.is_string(kind) or pa.types.is_large_string(kind))):
+        return column  # as the CSV reader delivers them: nothing to convert, nothing to copy
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(kind):
+        return pa.DictionaryArray.from_arrays(array.indices, _text_values(array.dictionary))
+    if repeating:
+        # Encode first, then write only the distinct values as text: a million integer flags
+        # cost one hash pass, not a million string conversions.
+        encoded = array.dictionary_encode()
+        return pa.DictionaryArray.from_arrays(encoded.indices, _text_values(encoded.dictionary))
+    if pa.types.is_integer(array.type):
+        return array  # ResourceID: read as a number as it is (nulls are reported as bad)
+    return _text_values(array)
+
+
+def raw_frame(table: pa.Table, repeating: tuple[str, ...] = REPEATING_COLUMNS) -> pd.DataFrame:
+    """The frame :func:`parse_devices` (and the membership reader) take, from an Arrow table of
+    raw values, whichever source it came from: a CSV read by pyarrow, or a query's result
+    fetched straight into Arrow. Repeating columns become categoricals; other text stays
+    Arrow-backed strings."""
+    columns = {name: _raw_column(table.column(name), name in repeating)
+               for name in table.column_names}
+    return pa.table(columns).to_pandas(split_blocks=True)
+
+
 def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | None = None,
                   unit: str = "line") -> ParseResult:
     """Type the raw text columns of a device export; drop and report rows with bad values.

@@ -24,6 +24,7 @@ from .contract import (
     OPTIONAL_DEVICE_COLUMNS,
     REPEATING_COLUMNS,
     ContractError,
+    raw_frame,
 )
 
 DEVICES_FILE = "devices.csv"
@@ -140,7 +141,8 @@ class CsvTable:
             )
         except (pa.ArrowInvalid, pa.ArrowKeyError) as error:
             raise ContractError(f"{self.path}: cannot parse as CSV ({error})") from None
-        frame = table.to_pandas()
+        frame = raw_frame(table, tuple(self.columns[name] for name in self.repeating
+                                       if name in self.columns))
         return frame.rename(columns={v: k for k, v in self.columns.items()})
 
     def line_numbers(self) -> np.ndarray:

@@ -149,15 +149,17 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
             lines()  # also numbers the rows pyarrow skipped
         invalid = [Problem(line, None, None, message) for line, message in table.invalid]
     else:
-        from .sql_source import SourceError, fetch_sql, redact
+        from .sql_source import SourceError, fetch_odbc, fetch_sql, odbc_password, redact
 
         password = os.environ.get(source.password_env) if source.password_env else None
+        fetch = fetch_odbc if source.odbc is not None else fetch_sql
+        where = source.odbc if source.odbc is not None else source.url
         try:
-            raw, memberships = fetch_sql(source.url, collection_ids, password=password,
-                                         timeout_seconds=settings.query_timeout_seconds)
+            raw, memberships = fetch(where, collection_ids, password=password,
+                                     timeout_seconds=settings.query_timeout_seconds)
         except SourceError as error:
             raise LoadError(f"site {source.site}: {error}") from None
-        file, location = "devices.sql result", redact(source.url)
+        file, location = "devices.sql result", redact(where, [password, odbc_password(where)])
 
         def lines() -> np.ndarray:
             return np.arange(1, len(raw) + 1)

@@ -1,10 +1,17 @@
 """Read a site database (or a SQLite replica of one) through ``queries/*.sql``.
 
+Two source forms: a SQLAlchemy URL (``mssql+pyodbc://...``, ``sqlite:///replica.sqlite``) and
+an ODBC connection string (``Driver={ODBC Driver 18 for SQL Server};Server=...``). Results
+come into Arrow (ADBC for SQLite files, arrow-odbc for connection strings; DBAPI rows for other
+URLs) and go through the same conversion as a CSV export's columns.
+
 Read only, by construction: the only statements sent are the two SELECT files in
-``dashboard.settings.QUERIES_DIR``; SQL Server connections ask for ``ApplicationIntent=ReadOnly``
-and SQLite files are opened with ``mode=ro``. ``pyodbc`` is imported only when an
-``mssql+pyodbc`` engine is made, so this module (and SQLite URLs) work on a machine without
-unixODBC. Errors become one-line :class:`SourceError` messages that never carry a password.
+``dashboard.settings.QUERIES_DIR`` (comments and a trailing ``;`` removed); SQL Server
+connections ask for ``ApplicationIntent=ReadOnly``, SQLite files are opened with ``mode=ro``
+(``NoCreat=1`` through ODBC). ``pyodbc`` is imported only when an ``mssql+pyodbc`` engine is
+made (or a connection string is read where arrow-odbc cannot be loaded), so this module
+(and SQLite URLs) work on a machine without unixODBC. Errors become one-line
+:class:`SourceError` messages that never carry a password.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,15 +33,22 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy
 from sqlalchemy import event, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, make_url
 
 from dashboard import settings
-from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS
+from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS, _text_values, raw_frame
 
 DEFAULT_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 LOGIN_TIMEOUT_SECONDS = 30
 _PROGRESS_OPS = 20_000  # SQLite VM steps between two query-timeout checks
 _HIDDEN = "***"
+BATCH_ROWS = 65_536  # rows per Arrow batch (ADBC, pyodbc's fetchmany)
+# arrow-odbc binds buffers of rows x longest value for each column: a column of unbounded
+# size (nvarchar(max); every text column of SQLite's driver) gets the first size here, and
+# a value longer than that (which arrow-odbc refuses rather than cut) the next, with fewer
+# rows per batch so that the buffers stay small.
+ODBC_BUFFERS = ((1_024, 4_096), (65_536, 128))  # (characters per value, rows per batch)
 
 
 class SourceError(Exception):
@@ -89,6 +104,68 @@ def _one_line(message: str, limit: int = 600) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+# --------------------------------------------------------------------------- ODBC strings
+
+_ODBC_PAIR = re.compile(r"(?P<key>[^=;]+?)\s*=\s*(?P<value>\{(?:[^}]|\}\})*\}|[^;]*)\s*(?:;|$)")
+_SQL_SERVER_DRIVER = re.compile(r"SQL Server", re.IGNORECASE)
+_SQLITE_DRIVER = re.compile(r"SQLite", re.IGNORECASE)
+
+
+def odbc_pairs(connection_string: str) -> list[tuple[str, str, str]]:
+    """``(key, value, text)`` of each ``key=value`` of an ODBC connection string; a value in
+    braces is unbraced (``}}`` is a literal ``}``)."""
+    pairs = []
+    for match in _ODBC_PAIR.finditer(connection_string):
+        key, value = match["key"].strip(), match["value"].strip()
+        if value.startswith("{") and value.endswith("}"):
+            value = value[1:-1].replace("}}", "}")
+        if key:
+            pairs.append((key, value, match[0].strip().rstrip(";").strip()))
+    return pairs
+
+
+def odbc_value(connection_string: str, *keys: str) -> str | None:
+    """The value of the first of ``keys`` (any case) in a connection string, else None."""
+    wanted = {k.lower() for k in keys}
+    return next((v for k, v, _ in odbc_pairs(connection_string) if k.lower() in wanted), None)
+
+
+def odbc_password(connection_string: str) -> str | None:
+    return odbc_value(connection_string, "PWD", "Password")
+
+
+def _braced(value: str) -> str:
+    return "{" + value.replace("}", "}}") + "}"
+
+
+def odbc_connection_string(connection_string: str, password: str | None = None) -> str:
+    """The connection string as it is used: ``password`` (from ``password_env``) as ``PWD``;
+    ``ApplicationIntent=ReadOnly`` for SQL Server's drivers and ``NoCreat=1`` for SQLite's
+    (a missing file is an error, never a new database) unless the string says otherwise."""
+    pairs = odbc_pairs(connection_string)
+    keys = {key.lower() for key, _, _ in pairs}
+    parts = [text_ for key, _, text_ in pairs
+             if password is None or key.lower() not in ("pwd", "password")]
+    if password is not None:
+        parts.append(f"PWD={_braced(password)}")
+    driver = odbc_value(connection_string, "Driver") or ""
+    if _SQL_SERVER_DRIVER.search(driver) and "applicationintent" not in keys:
+        parts.append("ApplicationIntent=ReadOnly")
+    if _SQLITE_DRIVER.search(driver) and "nocreat" not in keys:
+        parts.append("NoCreat=1")
+    return ";".join(parts)
+
+
+def _missing_sqlite_file(connection_string: str) -> Path | None:
+    """The database file a SQLite driver is pointed at, when it does not exist."""
+    if not _SQLITE_DRIVER.search(odbc_value(connection_string, "Driver") or ""):
+        return None
+    database = odbc_value(connection_string, "Database")
+    if database and database != ":memory:" and not Path(database).expanduser().is_file():
+        return Path(database)
+    return None
+
+
 # --------------------------------------------------------------------------- engines
 
 
@@ -138,9 +215,9 @@ def make_engine(url: str, password: str | None = None, timeout_seconds: float = 
     return engine
 
 
-def _sqlite_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
+def _sqlite_target(parsed: URL) -> tuple[Path | None, str]:
+    """(the file, if any, and what sqlite3 opens: a read-only URI or ``:memory:``)."""
     database = parsed.database or ""
-    busy = min(limit, 60.0) if limit else 30.0
     if parsed.query.get("uri") in ("true", "1") or database.startswith("file:"):
         # Already a SQLite URI (file:...?mode=ro): the user's own choice of open mode.
         path_part = unquote(database[5:] if database.startswith("file:") else database)
@@ -155,6 +232,12 @@ def _sqlite_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
     else:
         path = Path(database).expanduser().resolve()
         target = path.as_uri() + "?mode=ro"
+    return path, target
+
+
+def _sqlite_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
+    busy = min(limit, 60.0) if limit else 30.0
+    path, target = _sqlite_target(parsed)
 
     def creator() -> sqlite3.Connection:
         if path is not None and not path.is_file():
@@ -280,15 +363,47 @@ def _mssql_pyodbc_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
     return engine
 
 
-# --------------------------------------------------------------------------- queries
+# --------------------------------------------------------------------------- query text
+
+# A comment, or a literal/quoted name that may hold "--", "/*" or ";" and must stay as it is.
+_COMMENT_OR_QUOTED = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[(?:[^\]]|\]\])*\]|--[^\n]*|/\*.*?\*/", re.S)
+
+
+def query_text(sql: str) -> str:
+    """The statement as it is sent: comments removed, no trailing ``;``.
+
+    Some ODBC drivers split the text on every ``;`` (Debian's SQLite driver does, even inside
+    ``--`` comments) and then refuse it as several statements; every source gets the same
+    text, so what the tests run is what SQL Server receives.
+    """
+    body = _COMMENT_OR_QUOTED.sub(
+        lambda m: " " if m[0].startswith(("--", "/*")) else m[0], sql)
+    body = "\n".join(line.rstrip() for line in body.splitlines() if line.strip()).strip()
+    while body.endswith(";"):
+        body = body[:-1].rstrip()
+    return body
 
 
 def _read_query(name: str) -> str:
     path = Path(settings.QUERIES_DIR) / name
     try:
-        return path.read_text(encoding="utf-8")
+        return query_text(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise SourceError(f"cannot read query file {path}: {error.strerror}") from None
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """``:name`` parameters as ``?`` (ODBC's and ADBC's style) and the names in order."""
+    compiled = text(sql).compile(dialect=sqlite_dialect.dialect(paramstyle="qmark"))
+    return str(compiled), list(compiled.positiontup or [])
+
+
+# --------------------------------------------------------------------------- errors
+
+
+_ODBC_PREFIX = re.compile(r"ODBC emitted an error calling '\w+':\s*(State: \w+, Native error: "
+                          r"-?\d+, Message:\s*)?", re.IGNORECASE)
 
 
 def _reason(error: BaseException) -> str:
@@ -301,6 +416,8 @@ def _reason(error: BaseException) -> str:
         message = args[0]
     else:
         message = str(orig)
+    message = _ODBC_PREFIX.sub("", message)  # arrow-odbc
+    message = re.sub(r"^\s*(?:IO|INVALID_ARGUMENT|INTERNAL):\s*", "", message)  # ADBC status
     message = re.sub(r"\((?:SQLExecDirectW|SQLDriverConnect|SQLPrepare|SQLFetch)\)", "", message)
     message = re.sub(r"^(\s*\[[^\]]*\])+\s*", "", message)
     message = re.sub(r"\s*\(\d+\)\s*;", ";", message)
@@ -320,14 +437,21 @@ _MISSING_COLUMN = [
 ]
 _DENIED = re.compile(r"permission was denied on the object '(?P<name>\w+)'", re.IGNORECASE)
 _TIMEOUT = re.compile(r"HYT00|timeout expired|query timeout|interrupted", re.IGNORECASE)
+_TRUNCATED = re.compile(r"too large to be written into the allocated buffer", re.IGNORECASE)
+_NO_DRIVER = re.compile(r"Can't open lib '(?P<name>[^']*)'|IM002|Data source name not found",
+                        re.IGNORECASE)
+
+
+def _timed_out(query: str, limit: float) -> SourceError:
+    shown = int(limit) if float(limit).is_integer() else limit
+    return SourceError(f"query timed out after {shown} s ({query})")
 
 
 def _query_error(error: BaseException, query: str, limit: float | None) -> SourceError:
     reason = _reason(error)
     full = f"{reason} {error}"
     if limit is not None and _TIMEOUT.search(full):
-        shown = int(limit) if float(limit).is_integer() else limit
-        return SourceError(f"query timed out after {shown} s ({query})")
+        return _timed_out(query, limit)
     for pattern in _MISSING_OBJECT:
         match = pattern.search(full)
         if match:
@@ -345,25 +469,14 @@ def _query_error(error: BaseException, query: str, limit: float | None) -> Sourc
     return SourceError(f"query failed ({query}): {reason}")
 
 
-def _run(conn: sqlalchemy.Connection, sql: str, params: dict, query: str,
-         limit: float | None, secrets: list[str | None]) -> tuple[list[str], list[tuple]]:
-    try:
-        result = conn.execute(text(sql), params)
-        columns = list(result.keys())
-        # The DBAPI rows as they are (tuples): a text() query has no result processing to
-        # skip, and SQLAlchemy Row objects cost seconds on a million rows.
-        rows = result.cursor.fetchall() if result.cursor is not None else []
-        result.close()
-    except SourceError:
-        raise
-    except Exception as error:
-        raise _redacted(_query_error(error, query, limit), secrets) from None
-    finally:
-        try:
-            conn.connection.info.pop("query_started", None)
-        except Exception:  # an invalidated connection has no info left to clear
-            pass
-    return columns, rows
+def _connect_error(error: BaseException) -> str:
+    reason = _reason(error)
+    match = _NO_DRIVER.search(f"{reason} {error}")
+    if match:
+        name = match["name"] or "named in the connection string"
+        return (f"ODBC driver {name!r} is not installed (odbcinst -q -d lists the installed "
+                "ones)" if match["name"] else f"ODBC data source or driver not found ({reason})")
+    return reason
 
 
 def _redacted(error: SourceError, secrets: list[str | None]) -> SourceError:
@@ -373,31 +486,36 @@ def _redacted(error: SourceError, secrets: list[str | None]) -> SourceError:
 # --------------------------------------------------------------------------- text conversion
 
 
-_STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str"
 _NONE = type(None)
 
 
-def _as_text(values: tuple | list) -> pd.Series:
-    """Database values to contract text: a "str" Series, missing values NA.
+def _text_array(values: tuple | list) -> pa.Array:
+    """Python values (one column of DBAPI rows) as contract text, missing values null.
 
     Integers (and whole floats/decimals) are written without a fraction, booleans as 1/0,
     datetimes as ``YYYY-MM-DD HH:MM:SS`` (with milliseconds when they are not zero). The
     common cases (all text, all integers) are converted in bulk by pyarrow.
     """
     try:
-        array = pa.array(values, type=pa.string())  # the usual case: text (or NULL) only
+        return pa.array(values, type=pa.string())  # the usual case: text (or NULL) only
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         kinds = set(map(type, values)) - {_NONE}
         if kinds <= {int}:
             try:
-                array = pa.array(values, type=pa.int64()).cast(pa.string())
+                return pa.array(values, type=pa.int64()).cast(pa.string())
             except OverflowError:
-                array = pa.array([_value_text(v) for v in values], type=pa.string())
+                pass
         elif kinds <= {bool}:
-            array = pa.array(values, type=pa.bool_()).cast(pa.int8()).cast(pa.string())
-        else:
-            array = pa.array([_value_text(v) for v in values], type=pa.string())
-    return pd.Series(array.to_pandas(types_mapper={pa.string(): _STR_DTYPE}.get))
+            return pa.array(values, type=pa.bool_()).cast(pa.int8()).cast(pa.string())
+        return pa.array([_value_text(v) for v in values], type=pa.string())
+
+
+def _as_text(values: tuple | list) -> pd.Series:
+    """:func:`_text_array` as a pandas "str" Series."""
+    return pd.Series(_text_array(values).to_pandas(types_mapper={pa.string(): _STR_DTYPE}.get))
+
+
+_STR_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str"
 
 
 def _value_text(value: object) -> str | None:
@@ -429,83 +547,367 @@ def _value_text(value: object) -> str | None:
     return str(value)
 
 
+def _rows_table(columns: list[str], rows: list[tuple]) -> pa.Table:
+    """DBAPI rows (tuples) as an Arrow table of text, one column per result column."""
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return pa.table({name: _text_array(data[index]) for index, name in enumerate(columns)})
+
+
+def _collect(batches: Iterable[pa.RecordBatch], schema: pa.Schema, started: float,
+             limit: float | None, query: str) -> pa.Table:
+    """The batches of a result as one table; past the time limit, a timeout error.
+
+    Checked between batches as well as by the driver: SQL Server's driver cancels a statement
+    that runs too long, but not every driver does (SQLite's ignores the setting), and a
+    result that streams slowly is as late as one that starts late.
+    """
+    out = []
+    for batch in batches:
+        out.append(batch)
+        if limit is not None and time.monotonic() - started > limit:
+            raise _timed_out(query, limit)
+    return pa.Table.from_batches(out, schema=schema)
+
+
+# --------------------------------------------------------------------------- readers
+#
+# Each reader opens one connection, runs a query file's text with its parameters into an
+# Arrow table, and closes. Raising SourceError (or _MixedTypes) is their only way to fail.
+
+
+class _MixedTypes(Exception):
+    """ADBC's SQLite driver types a column from its first rows and refuses a later value of
+    another type (SQLite stores what it is given): the row path reads such a column."""
+
+
+class _AdbcSqliteReader:
+    """A SQLite file through ADBC's SQLite driver: columns straight into Arrow."""
+
+    def __init__(self, path: Path, target: str, limit: float | None):
+        self.path, self.target, self.limit = path, target, limit
+        self.connection = None
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"database file not found ({self.path})")
+        import adbc_driver_sqlite.dbapi  # noqa: PLC0415 - loaded only for SQLite sources
+
+        self.connection = adbc_driver_sqlite.dbapi.connect(self.target)
+
+    def table(self, sql: str, params: dict, query: str) -> pa.Table:
+        statement, names = _positional(sql)
+        cursor = self.connection.cursor()
+        try:
+            cursor.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+            started = time.monotonic()
+            cursor.execute(statement, [params[name] for name in names] or None)
+            reader = cursor.fetch_record_batch()
+            return _collect(reader, reader.schema, started, self.limit, query)
+        except SourceError:
+            raise
+        except Exception as error:
+            if "type mismatch" in str(error).lower():
+                raise _MixedTypes(str(error)) from None
+            raise _query_error(error, query, self.limit) from None
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+class _EngineReader:
+    """Any SQLAlchemy engine (``mssql+pyodbc``, a SQLite file ADBC cannot type): DBAPI rows,
+    converted column by column."""
+
+    def __init__(self, engine: sqlalchemy.Engine, limit: float | None,
+                 secrets: list[str | None]):
+        self.engine, self.limit, self.secrets = engine, limit, secrets
+        self.connection = None
+
+    def open(self) -> None:
+        self.connection = self.engine.connect()
+
+    def table(self, sql: str, params: dict, query: str) -> pa.Table:
+        columns, rows = _run(self.connection, sql, params, query, self.limit, self.secrets)
+        return _rows_table(columns, rows)
+
+    def close(self) -> None:
+        try:
+            if self.connection is not None:
+                self.connection.close()
+        finally:
+            self.engine.dispose()
+
+
+def _all_text(schema: pa.Schema) -> pa.Schema:
+    """Every column fetched as the driver writes it as text: values as stored, never a
+    conversion that one odd value can fail (the contract's reader types them, row by row)."""
+    return pa.schema([pa.field(field.name, pa.string()) for field in schema])
+
+
+class _ArrowOdbcReader:
+    """An ODBC connection string through arrow-odbc: the driver's buffers straight into
+    Arrow, fetched on a second thread while the previous batch is taken."""
+
+    def __init__(self, connection_string: str, limit: float | None):
+        self.connection_string, self.limit = connection_string, limit
+        self.connection = None
+
+    def open(self) -> None:
+        import arrow_odbc  # noqa: PLC0415 - needs libodbc.so.2
+
+        self.connection = arrow_odbc.connect(self.connection_string,
+                                             login_timeout_sec=_login_seconds(self.limit))
+
+    def table(self, sql: str, params: dict, query: str) -> pa.Table:
+        statement, names = _positional(sql)
+        started = time.monotonic()
+        for attempt, (chars, rows) in enumerate(ODBC_BUFFERS, start=1):
+            try:
+                reader = self.connection.read_arrow_batches(
+                    statement, batch_size=rows,
+                    parameters=[str(params[name]) for name in names] or None,
+                    max_text_size=chars, map_schema=_all_text,
+                    query_timeout_sec=math.ceil(self.limit) if self.limit else None)
+                return _collect(reader, reader.schema, started, self.limit, query)
+            except SourceError:
+                raise
+            except Exception as error:
+                if _TRUNCATED.search(str(error)):
+                    if attempt < len(ODBC_BUFFERS):
+                        continue
+                    raise SourceError(f"query failed ({query}): a text value is longer than "
+                                      f"{chars:,} characters") from None
+                raise _query_error(error, query, self.limit) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.connection = None  # arrow-odbc closes the connection when it is collected
+
+
+_INTEGER_SQL_TYPES = ("SQL_BIT", "SQL_TINYINT", "SQL_SMALLINT", "SQL_INTEGER", "SQL_BIGINT")
+
+
+class _PyodbcReader:
+    """An ODBC connection string through pyodbc, where arrow-odbc cannot be loaded: the same
+    connection string, timeouts and text values, row by row."""
+
+    def __init__(self, connection_string: str, limit: float | None):
+        self.connection_string, self.limit = connection_string, limit
+        self.connection = None
+
+    def open(self) -> None:
+        pyodbc = _import_pyodbc()
+        self.connection = pyodbc.connect(self.connection_string,
+                                         timeout=_login_seconds(self.limit), readonly=True)
+        self.connection.timeout = math.ceil(self.limit) if self.limit else 0
+        for name in _INTEGER_SQL_TYPES:  # as stored, as text: the contract's reader types it
+            self.connection.add_output_converter(
+                getattr(pyodbc, name), lambda raw: None if raw is None else raw.decode())
+
+    def table(self, sql: str, params: dict, query: str) -> pa.Table:
+        statement, names = _positional(sql)
+        started = time.monotonic()
+        try:
+            cursor = self.connection.cursor()
+            cursor.execute(statement, *[params[name] for name in names])
+            columns = [d[0] for d in cursor.description]
+            rows: list[tuple] = []
+            while True:
+                chunk = cursor.fetchmany(BATCH_ROWS)
+                if not chunk:
+                    break
+                rows.extend(map(tuple, chunk))
+                if self.limit is not None and time.monotonic() - started > self.limit:
+                    raise _timed_out(query, self.limit)
+            cursor.close()
+        except SourceError:
+            raise
+        except Exception as error:
+            raise _query_error(error, query, self.limit) from None
+        return _rows_table(columns, rows)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def _login_seconds(limit: float | None) -> int:
+    return min(LOGIN_TIMEOUT_SECONDS, math.ceil(limit)) if limit else LOGIN_TIMEOUT_SECONDS
+
+
+def _run(conn: sqlalchemy.Connection, sql: str, params: dict, query: str,
+         limit: float | None, secrets: list[str | None]) -> tuple[list[str], list[tuple]]:
+    try:
+        result = conn.execute(text(sql), params)
+        columns = list(result.keys())
+        # The DBAPI rows as they are (tuples): a text() query has no result processing to
+        # skip, and SQLAlchemy Row objects cost seconds on a million rows.
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
+    except SourceError:
+        raise
+    except Exception as error:
+        raise _redacted(_query_error(error, query, limit), secrets) from None
+    finally:
+        try:
+            conn.connection.info.pop("query_started", None)
+        except Exception:  # an invalidated connection has no info left to clear
+            pass
+    return columns, rows
+
+
 # --------------------------------------------------------------------------- fetch
+
+
+def _open(reader, shown: str, secrets: list[str | None]):
+    try:
+        reader.open()
+    except Exception as error:
+        # ``shown`` is redacted already: the reason on its own (a redacted PWD with no ';'
+        # after it would otherwise hide the words that follow it)
+        reason = error if isinstance(error, SourceError) else _connect_error(error)
+        raise SourceError(f"cannot connect to {shown}: "
+                          + _one_line(redact(str(reason), secrets))) from None
+    return reader
+
+
+def _membership_parts(reader, collection_ids: list[str]) -> list[pa.Table]:
+    collections_sql = _read_query("collections.sql")
+    parts = []
+    for collection_id in dict.fromkeys(collection_ids):
+        part = reader.table(collections_sql, {"collection_id": collection_id},
+                            f"collections.sql for {collection_id}")
+        missing = [c for c in MEMBERSHIP_COLUMNS if c not in part.column_names]
+        if missing:
+            raise SourceError(f"collections.sql returned no {missing[0]} column")
+        parts.append(part.select(list(MEMBERSHIP_COLUMNS)))
+    return parts
+
+
+def _fetch(reader, shown: str, secrets: list[str | None], collection_ids: list[str],
+           second_reader=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``devices.sql`` once and ``collections.sql`` once per collection ID on ``reader``;
+    both results go through the same conversion as a CSV export's columns.
+
+    ``second_reader`` (a function making another reader): the membership queries run on a
+    connection of their own while ``devices.sql`` runs, the database working on both at
+    once (ADBC and arrow-odbc leave Python's lock while the driver works).
+    """
+    devices_sql = _read_query("devices.sql")
+    collecting = gc.isenabled()
+    gc.disable()  # millions of values: cyclic GC passes would cost seconds, find nothing
+    try:
+        _open(reader, shown, secrets)
+        try:
+            if second_reader is not None and collection_ids:
+                def memberships_apart() -> list[pa.Table]:
+                    other = _open(second_reader(), shown, secrets)
+                    try:
+                        return _membership_parts(other, collection_ids)
+                    finally:
+                        other.close()
+
+                with ThreadPoolExecutor(1, thread_name_prefix="collections.sql") as pool:
+                    pending = pool.submit(memberships_apart)
+                    try:
+                        devices = reader.table(devices_sql, {}, "devices.sql")
+                    finally:
+                        wait([pending])
+                    parts = pending.result()
+            else:
+                devices = reader.table(devices_sql, {}, "devices.sql")
+                parts = None
+            missing = [c for c in DEVICE_COLUMNS if c not in devices.column_names]
+            if missing:
+                raise SourceError(f"devices.sql returned no {missing[0]} column")
+            if parts is None:
+                parts = _membership_parts(reader, collection_ids)
+        except SourceError as error:
+            raise _redacted(error, secrets) from None
+        finally:
+            reader.close()
+        keep = [*DEVICE_COLUMNS, *(["SiteCode"] if "SiteCode" in devices.column_names else [])]
+        devices_raw = raw_frame(devices.select(keep))
+        del devices
+        memberships = _memberships(parts)
+    finally:
+        if collecting:
+            gc.enable()
+    return devices_raw, memberships
+
+
+def _memberships(parts: list[pa.Table]) -> pd.DataFrame:
+    """One frame from the per-collection results, read as a ``collections.csv`` is."""
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in MEMBERSHIP_COLUMNS})
+    parts = [part for part in parts if part.num_rows] or parts[:1]
+    if len({part.schema for part in parts}) > 1:  # drivers may type two results apart
+        parts = [pa.table({name: _text_values(part.column(name).combine_chunks())
+                           for name in MEMBERSHIP_COLUMNS}) for part in parts]
+    return raw_frame(pa.concat_tables(parts), repeating=("CollectionID", "CollectionName"))
 
 
 def fetch_sql(url: str, collection_ids: list[str], password: str | None = None,
               timeout_seconds: float = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``devices.sql`` once and ``collections.sql`` once per collection ID.
+    """Read a source given as a SQLAlchemy URL.
 
-    Returns ``(devices_raw, memberships)``: every contract column of ``devices_raw`` as text
-    (missing values NA) for :func:`dashboard.data.contract.parse_devices`; ``memberships``
-    with ``ResourceID`` (int64), ``CollectionID``, ``CollectionName``.
+    Returns ``(devices_raw, memberships)`` as a CSV export's are read (text, repeating
+    columns categorical) for :func:`dashboard.data.contract.parse_devices`. A SQLite file is
+    read through ADBC straight into Arrow (through sqlite3 when a column mixes types); any
+    other URL (``mssql+pyodbc``) through its SQLAlchemy dialect.
     """
     secrets = [password]
-    try:
-        secrets.append(make_url(url).password)
-    except Exception:
-        pass
-    devices_sql = _read_query("devices.sql")
-    collections_sql = _read_query("collections.sql")
     engine = make_engine(url, password=password, timeout_seconds=timeout_seconds)
+    parsed = make_url(url)  # make_engine has checked that it is one
+    secrets.append(parsed.password)
     shown = redact(url, secrets)
     limit = _seconds(timeout_seconds)
-    collecting = gc.isenabled()
-    gc.disable()  # millions of row tuples: cyclic GC passes would cost seconds, find nothing
-    try:
+    target = _sqlite_target(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if target is not None and target[0] is not None and _adbc_available():
         try:
-            conn = engine.connect()
-        except SourceError as error:
-            raise _redacted(SourceError(f"cannot connect to {shown}: {error}"), secrets
-                            ) from None
-        except Exception as error:
-            raise _redacted(SourceError(f"cannot connect to {shown}: {_reason(error)}"),
-                            secrets) from None
-        with conn:
-            columns, rows = _run(conn, devices_sql, {}, "devices.sql", limit, secrets)
-            missing = [c for c in DEVICE_COLUMNS if c not in columns]
-            if missing:
-                raise SourceError(f"devices.sql returned no {missing[0]} column")
-            data = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-            keep = [*DEVICE_COLUMNS, *(["SiteCode"] if "SiteCode" in columns else [])]
-            devices = pd.DataFrame({name: _as_text(data[columns.index(name)])
-                                    for name in keep})
-
-            parts = []
-            for collection_id in dict.fromkeys(collection_ids):
-                columns, rows = _run(conn, collections_sql, {"collection_id": collection_id},
-                                     f"collections.sql for {collection_id}", limit, secrets)
-                parts.append((columns, rows))
-        memberships = _memberships(parts)
-    finally:
-        engine.dispose()
-        if collecting:
-            gc.enable()
-    return devices, memberships
+            engine.dispose()
+            def make() -> _AdbcSqliteReader:
+                return _AdbcSqliteReader(target[0], target[1], limit)
+            return _fetch(make(), shown, secrets, collection_ids, second_reader=make)
+        except _MixedTypes:
+            engine = make_engine(url, password=password, timeout_seconds=timeout_seconds)
+    return _fetch(_EngineReader(engine, limit, secrets), shown, secrets, collection_ids)
 
 
-def _memberships(parts: list[tuple[list[str], list]]) -> pd.DataFrame:
-    """One frame from the per-collection results: ResourceID int64, the IDs and names str."""
-    ids: list = []
-    collections: list = []
-    names: list = []
-    for columns, rows in parts:
-        missing = [c for c in MEMBERSHIP_COLUMNS if c not in columns]
-        if missing:
-            raise SourceError(f"collections.sql returned no {missing[0]} column")
-        if not rows:
-            continue
-        data = list(zip(*rows, strict=True))
-        ids.extend(data[columns.index("ResourceID")])
-        collections.extend(data[columns.index("CollectionID")])
-        names.extend(data[columns.index("CollectionName")])
+def _adbc_available() -> bool:
     try:
-        rid = pa.array(ids, type=pa.int64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowTypeError, pa.ArrowInvalid, OverflowError):
-        rid = pd.to_numeric(pd.Series(ids, dtype=object), errors="coerce").to_numpy()
-    keep = ~np.isnan(rid) if rid.dtype.kind == "f" else np.ones(len(rid), dtype=bool)
-    return pd.DataFrame({
-        "ResourceID": rid[keep].astype("int64"),
-        "CollectionID": _as_text(collections)[keep].reset_index(drop=True),
-        "CollectionName": _as_text(names)[keep].reset_index(drop=True),
-    })
+        import adbc_driver_sqlite.dbapi  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def fetch_odbc(connection_string: str, collection_ids: list[str],
+               password: str | None = None, timeout_seconds: float = 300
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a source given as an ODBC connection string (what SQL Server admins write).
+
+    Read only (``ApplicationIntent=ReadOnly`` for SQL Server's drivers, ``NoCreat=1`` for
+    SQLite's; only the SELECT files are sent); ``password`` (from ``password_env``) becomes
+    ``PWD``. arrow-odbc fetches the columns into Arrow as the driver writes them as text;
+    where arrow-odbc cannot be loaded, pyodbc reads the same connection string.
+    """
+    secrets = [password, odbc_password(connection_string)]
+    shown = redact(connection_string, secrets)
+    limit = _seconds(timeout_seconds)
+    full = odbc_connection_string(connection_string, password)
+    database = _missing_sqlite_file(full)
+    if database is not None:
+        raise SourceError(f"cannot connect to {shown}: database file not found ({database})")
+    try:
+        import arrow_odbc  # noqa: F401, PLC0415 - needs libodbc.so.2
+    except (ImportError, OSError):
+        return _fetch(_PyodbcReader(full, limit), shown, secrets, collection_ids)
+    # One connection, queries one after the other: a second one for the membership queries
+    # gained little here and held both results and two sets of buffers at once (about
+    # 100 MB more at 1,000,000 devices, past the memory target).
+    return _fetch(_ArrowOdbcReader(full, limit), shown, secrets, collection_ids)

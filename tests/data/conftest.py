@@ -46,3 +46,23 @@ def settings(tmp_path):
     config.write_text('as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
                       '[collections]\nfilter = ["CAS00101"]\n')
     return load_settings(config)
+
+
+ODBC_PACKAGES = "apt-get install unixodbc libsqliteodbc"
+
+
+@pytest.fixture(scope="session")
+def sqlite_odbc_driver():
+    """The name of Debian's SQLite ODBC driver, registered with unixODBC. Missing, the ODBC
+    tests fail (never skip): they are the only ones that load a real ODBC driver."""
+    import shutil
+    import subprocess
+
+    odbcinst = shutil.which("odbcinst")
+    if odbcinst is None:
+        pytest.fail(f"unixODBC is not installed (no odbcinst): {ODBC_PACKAGES}")
+    drivers = subprocess.run([odbcinst, "-q", "-d"], capture_output=True, text=True).stdout
+    if "[SQLite3]" not in drivers:
+        pytest.fail(f"the SQLite3 ODBC driver is not registered (odbcinst -q -d lists "
+                    f"{drivers.split() or 'none'}): {ODBC_PACKAGES}")
+    return "SQLite3"

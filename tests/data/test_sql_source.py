@@ -17,7 +17,12 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.data import sql_source
-from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS, parse_devices
+from dashboard.data.contract import (
+    DEVICE_COLUMNS,
+    MEMBERSHIP_COLUMNS,
+    REPEATING_COLUMNS,
+    parse_devices,
+)
 from dashboard.data.sample import COLLECTIONS, export_devices, export_memberships
 from dashboard.data.sql_source import SourceError, fetch_sql, make_engine, redact
 
@@ -34,13 +39,23 @@ def sqlite_url(path: Path) -> str:
 # --------------------------------------------------------------------------- fetch
 
 
+def text_values(column: pd.Series) -> pd.Series:
+    """A raw column's values as text, whatever holds them (categorical, Arrow strings)."""
+    return column.dropna().astype(object).astype(str)
+
+
 def test_fetch_sql_returns_contract_text_and_memberships(small_estate, small_replicas):
     for site, path in small_replicas.items():
         devices, memberships = fetch_sql(sqlite_url(path), COLLECTION_IDS)
         assert list(devices.columns) == list(DEVICE_COLUMNS)
-        assert all(pd.api.types.is_string_dtype(devices[c]) for c in devices.columns)
+        # read as a CSV export's columns are: repeating ones categorical, the rest text
+        for column in devices.columns:
+            if column in REPEATING_COLUMNS:
+                assert isinstance(devices[column].dtype, pd.CategoricalDtype), column
+                assert pd.api.types.is_string_dtype(devices[column].cat.categories), column
+            elif column != "ResourceID":
+                assert pd.api.types.is_string_dtype(devices[column]), column
         assert list(memberships.columns) == list(MEMBERSHIP_COLUMNS)
-        assert memberships["ResourceID"].dtype == "int64"
 
         parsed = parse_devices(devices)
         assert parsed.dropped == 0
@@ -49,15 +64,27 @@ def test_fetch_sql_returns_contract_text_and_memberships(small_estate, small_rep
         assert parsed.frame["ResourceID"].tolist() == expected["ResourceID"].tolist()
 
         want = export_memberships(small_estate, site, COLLECTION_IDS)
-        pd.testing.assert_frame_equal(memberships, want, check_dtype=False)
+        got = pd.DataFrame({c: memberships[c].astype(object).astype(str)
+                            for c in MEMBERSHIP_COLUMNS})
+        pd.testing.assert_frame_equal(got, want.astype(str), check_dtype=False)
 
         # numbers stay whole-number text, signed codes keep their sign
-        codes = devices["EnrollmentStatusCode"].dropna()
+        codes = text_values(devices["EnrollmentStatusCode"])
         assert codes.str.fullmatch(r"-?\d+").all()
         assert codes.str.startswith("-").any()
-        assert not devices["MDMWorkloads"].dropna().str.contains(r"\.").any()
-        assert devices["LastPolicyRequest"].dropna().str.fullmatch(
+        assert not text_values(devices["MDMWorkloads"]).str.contains(r"\.").any()
+        assert text_values(devices["LastPolicyRequest"]).str.fullmatch(
             r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}").all()
+
+
+def test_sqlite_replica_is_read_through_adbc(small_replicas, monkeypatch):
+    """Columns come straight into Arrow (ADBC), not as Python rows."""
+    def no_rows(*args, **kwargs):
+        raise AssertionError("read row by row")
+
+    monkeypatch.setattr(sql_source, "_run", no_rows)
+    devices, memberships = fetch_sql(sqlite_url(small_replicas["PS1"]), ["SMS00001"])
+    assert len(devices) and len(memberships)
 
 
 def test_fetch_sql_only_named_collections_and_unknown_ids(small_replicas):
