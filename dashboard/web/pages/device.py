@@ -71,7 +71,7 @@ def _facts(title: str, rows: list[tuple[str, str]]):
 
 def not_found(message: str):
     return html.Div([
-        html.H2("Device not found", className="h4"),
+        html.H1("Device not found", className="h4"),
         html.P(message),
         html.A("Back to the device list", href="/devices", className="btn btn-outline-primary"),
     ], className="py-4", id="device-not-found")
@@ -190,7 +190,7 @@ def layout(store, settings, pathname: str, query: dict):
                          + (f" for site {site}." if site else "."))
     if len(positions) > 1:
         return html.Div([
-            html.H2(f"ResourceID {raw_id} exists in several sites", className="h4"),
+            html.H1(f"ResourceID {raw_id} exists in several sites", className="h4"),
             html.Ul([html.Li(html.A(f"{devices['Name'].iat[p]} ({devices['site'].iat[p]})",
                                     href=device_url(int(raw_id), str(devices["site"].iat[p]))))
                      for p in positions]),
@@ -207,7 +207,7 @@ def layout(store, settings, pathname: str, query: dict):
     collections = estate.device_collections(position)
 
     header = html.Div([
-        html.H2(_text(device["Name"]), className="h3 mb-0", id="device-name"),
+        html.H1(_text(device["Name"]), className="h3 mb-0", id="device-name"),
         html.Span(state, className="badge text-bg-secondary fs-6 ms-3", id="device-state"),
     ], className="d-flex align-items-center flex-wrap mb-3")
     identity = _facts("Identity", [

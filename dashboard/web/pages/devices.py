@@ -127,7 +127,7 @@ def layout(store, settings, pathname: str, query: dict):
     )
     return html.Div([
         html.Div([
-            html.H2("Devices", className="h4 mb-0 me-3"),
+            html.H1("Devices", className="h4 mb-0 me-3"),
             html.Span(f"{count:,} devices match", id="devices-count",
                       className="fs-5 fw-semibold me-auto", **{"data-count": str(count)}),
             html.Div(search, style={"minWidth": "320px"}),

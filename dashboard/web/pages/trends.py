@@ -141,7 +141,9 @@ def layout(store, settings, pathname: str, query: dict):
                 id="trd-range", start_date=start.isoformat() if start else None,
                 end_date=end.isoformat() if end else None, display_format="YYYY-MM-DD",
                 start_date_placeholder_text="From", end_date_placeholder_text="To",
-                min_date_allowed=oldest, max_date_allowed=newest, clearable=True,
+                # not clearable: Dash's clear "button" is a link without href that no
+                # keyboard can reach (and axe refuses); emptying the fields clears the range
+                min_date_allowed=oldest, max_date_allowed=newest, clearable=False,
                 first_day_of_week=1, initial_visible_month=newest,
                 start_date_id="trd-from", end_date_id="trd-to"),
         ], className="filter-range"),
