@@ -231,14 +231,14 @@ def test_charts_say_they_are_clickable_and_do_not_zoom(page, sample_server):
     before = page.evaluate("() => document.querySelector('#ovw-reasons .js-plotly-plot')"
                            "._fullLayout.xaxis.range.slice()")
     plot = page.locator("#ovw-reasons .nsewdrag").bounding_box()
-    page.mouse.move(plot["x"] + 20, plot["y"] + 20)
-    page.mouse.down()
-    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2, steps=8)
+    page.mouse.move(plot["x"] + plot["width"] - 3, plot["y"] + 3)  # empty space: no pointer
+    page.wait_for_function("() => !document.querySelector('#ovw-reasons .nsewdrag')"
+                           ".classList.contains('mark-hover')")
+    assert page.evaluate(cursor) == "default"
+    page.mouse.down()  # a drag from empty space across the bars
+    page.mouse.move(plot["x"] + plot["width"] / 3, plot["y"] + plot["height"] / 2, steps=8)
     page.mouse.up()
     page.wait_for_timeout(300)
-    page.mouse.move(plot["x"] + plot["width"] - 2, plot["y"] + 2)  # empty space: no pointer
-    page.wait_for_timeout(300)
-    assert page.evaluate(cursor) == "default"
     after = page.evaluate("() => document.querySelector('#ovw-reasons .js-plotly-plot')"
                           "._fullLayout.xaxis.range.slice()")
     assert after == before

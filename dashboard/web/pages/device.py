@@ -155,7 +155,8 @@ def _error(device: pd.Series):
 def _attention(device: pd.Series) -> list:
     rules = rule_ids(int(device["attention"]))
     if not rules:
-        return [html.P("Nothing needs attention on this device.", className="text-muted mb-0")]
+        return [html.Li("Nothing needs attention on this device.",  # a list holds items only
+                        className="list-group-item text-muted")]
     items = []
     for rule_id in rules:
         rule = RULES_BY_ID[rule_id]
