@@ -145,3 +145,26 @@ def test_static_files_and_data_are_compressed_pages_are_not(sample_settings, sam
 
 def _scripts(html: str) -> list[str]:
     return re.findall(r'<script src="([^"]+)"', html)
+
+
+def _graphs(component):
+    """Every dcc.Graph in a component tree."""
+    from dash import dcc
+
+    if isinstance(component, dcc.Graph):
+        yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if child is not None and hasattr(child, "to_plotly_json"):
+            yield from _graphs(child)
+
+
+def test_every_graph_uses_the_shared_config(sample_store, sample_settings):
+    from dashboard.web.pages import report, trends
+
+    found = 0
+    for page, path in ((overview, "/"), (trends, "/trends"), (report, "/report")):
+        for graph in _graphs(page.layout(sample_store, sample_settings, path, {})):
+            found += 1
+            assert graph.config in (figures.GRAPH_CONFIG, figures.STATIC_CONFIG), graph.id
+    assert found >= len(overview.GRAPHS) + 5
