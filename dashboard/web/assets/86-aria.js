@@ -1,11 +1,13 @@
 /* Dash's date range picker puts aria-expanded on a <div> with no role, which assistive
    technology cannot interpret (axe: a critical violation). The div groups the two date fields
-   and opens the calendar: give it the group role, which allows aria-expanded. */
+   and opens the calendar: give it the group role, which allows aria-expanded.
+   A live collection checked twice a second: watching every DOM change instead (plotly makes
+   thousands while drawing) cost the overview more than two seconds to first draw. */
 (function () {
-  function mend(root) {
-    root.querySelectorAll(".dash-datepicker-input-wrapper[aria-expanded]:not([role])")
-      .forEach(function (wrapper) { wrapper.setAttribute("role", "group"); });
-  }
-  new MutationObserver(function () { mend(document); })
-    .observe(document.documentElement, {childList: true, subtree: true});
+  var wrappers = document.getElementsByClassName("dash-datepicker-input-wrapper");
+  window.setInterval(function () {
+    for (var i = 0; i < wrappers.length; i++) {
+      if (!wrappers[i].hasAttribute("role")) { wrappers[i].setAttribute("role", "group"); }
+    }
+  }, 500);
 })();
