@@ -80,8 +80,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from .data.sample import main_sample
 
+    # A new user's sample shows duplicate records too, as real site databases hold them.
     main_sample(devices=args.devices, seed=args.seed, out=args.out, sqlite=args.sqlite,
-                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks)
+                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks,
+                duplicates=True)
     return 0
 
 
@@ -92,6 +94,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     history = open_history(settings)
     if history is None:
         raise UsageError("history is off (history_url = \"off\"): nothing to record")
+    if history.read_only:
+        raise UsageError("the bundled sample's history is never written: give --config of "
+                         "your own estate, or make a copy with `comanage-dashboard sample "
+                         "--out DIR`")
     estate = load_checked(settings, args, history)
     started = time.perf_counter()
     infos = history.record(estate, settings.collections)

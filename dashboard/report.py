@@ -29,6 +29,8 @@ How it works:
 4. ``--mail`` sends the summary as the body (with a plain-text part) and the PNG and PDF as
    attachments, through ``[report.mail]`` (``smtplib``, STARTTLS by default).
 
+A scoped report's names add its site and collection
+(``co-management-2026-W48-PS1-CAS00101.png``), so it never overwrites the whole estate's.
 Files go to ``--out``, else ``[report] out``, else ``reports`` beside the config file; their
 names are built from the ISO week through ``web.security.safe_output_path``.
 Exit codes: 0 done; 2 something to fix (unknown week, no browser, bad settings); 1 anything
@@ -54,6 +56,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
+from .private import private_folder, write_private
 from .settings import MailSettings, Settings
 from .web.weekly import ReportError
 
@@ -119,15 +122,17 @@ def output_folder(settings: Settings, out: str | None) -> Path:
         return Path(out).expanduser().resolve()
     if settings.report.out is not None:
         return settings.report.out
-    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
-    return (base / "reports").resolve()
+    return (settings.work_folder / "reports").resolve()
 
 
-def file_name(week: str, extension: str) -> str:
+def file_name(week: str, extension: str, site: str | None = None,
+              collection: str | None = None) -> str:
+    """``co-management-2026-W48[-PS1][-CAS00101].png``: a scoped report and the whole
+    estate's report of the same week never share a name."""
     from .web.security import safe_filename
 
-    return safe_filename(f"co-management-{week}", default="co-management-report") + \
-        f".{extension}"
+    stem = "-".join(part for part in ("co-management", week, site, collection) if part)
+    return safe_filename(stem, default="co-management-report") + f".{extension}"
 
 
 def report_path(week: str | None, site: str | None, collection: str | None) -> str:
@@ -428,17 +433,20 @@ def make_report(settings: Settings, args: argparse.Namespace,
 
     step = time.perf_counter()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.exists():
+            private_folder(folder)  # a folder we create is ours alone; one given is kept
     except OSError as error:
         raise ReportFailed(f"cannot create {folder}: {error.strerror or error}") from None
     html_body = summary_html(figures) if ("html" in formats or args.mail) else None
     contents = {"png": png, "pdf": pdf,
                 "html": html_body.encode("utf-8") if html_body is not None else None}
     for fmt in formats:
-        target = safe_output_path(folder, file_name(week, fmt))
+        scope = figures.get("scope") or {}
+        target = safe_output_path(folder, file_name(week, fmt, scope.get("site"),
+                                                    scope.get("collection")))
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_bytes(contents[fmt])
+            write_private(temporary, contents[fmt])  # device figures: owner only
             os.replace(temporary, target)
         except OSError as error:
             temporary.unlink(missing_ok=True)

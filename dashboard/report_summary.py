@@ -21,6 +21,7 @@ from .labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from .model.trends import OS_METRIC
 from .web.weekly import TOP_RULES, day_text, time_text
 
 FONT = "'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
@@ -74,6 +75,32 @@ def _count_rows(items: list[tuple[str, str, int]], whole: int) -> list[str]:
             f'<td style="{NUM}" data-metric="{e(metric)}">{count:,}</td>'
             f'<td style="{NUM}color:{MUTED};">{e(_pct(count, whole))}</td></tr>'
             for metric, label, count in items]
+
+
+def _os_parts(summary: dict) -> list[str]:
+    """The OS groups and releases: client devices only, as the console's tile counts them,
+    with the records left out; a past day recorded before that rule has no OS figures."""
+    groups = summary.get("os_groups")
+    if groups is None:
+        return [_note("Not available for this day: its snapshot was recorded before the OS "
+                      "figures counted client devices only.")]
+    clients = sum(groups.values())
+    without = int(summary.get("without_client") or 0)
+    parts = [
+        _table([("OS group", False), ("Client devices", True), ("% of client devices", True)],
+               _count_rows([(f"{OS_METRIC}/{k}", k, v) for k, v in groups.items()], clients)),
+        f'<p style="font-family:{FONT};font-size:12px;color:{MUTED};margin:2px 0 6px;">'
+        f'<span data-metric="without_client">{without:,}</span> '
+        f'{"record" if without == 1 else "records"} without the ConfigMgr client '
+        f'{"is" if without == 1 else "are"} not counted here.</p>',
+    ]
+    if summary.get("os_releases"):
+        parts += [_heading("OS releases"),
+                  _table([("Release", False), ("Client devices", True),
+                          ("% of client devices", True)],
+                         _count_rows([(f"os_releases/{k}", k, v)
+                                      for k, v in summary["os_releases"].items()], clients))]
+    return parts
 
 
 def _delta(row: dict) -> str:
@@ -212,15 +239,8 @@ def summary_html(figures: dict) -> str:
                _count_rows([(f"reasons/{k}", REASON_LABELS[k], v) for k, v in reasons.items()],
                            devices - comanaged)),
         _heading("Client OS distribution"),
-        _table([("OS group", False), ("Devices", True), ("% of devices", True)],
-               _count_rows([(f"os_groups/{k}", k, v) for k, v in summary["os_groups"].items()],
-                           devices)),
     ]
-    if summary.get("os_releases"):
-        parts += [_heading("OS releases"),
-                  _table([("Release", False), ("Devices", True), ("% of devices", True)],
-                         _count_rows([(f"os_releases/{k}", k, v)
-                                      for k, v in summary["os_releases"].items()], devices))]
+    parts += _os_parts(summary)
     sources = summary.get("sources") or []
     if sources:
         parts += [_heading("Sources"), _table(

@@ -10,13 +10,40 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CONFIG = PROJECT_ROOT / "sample_data" / "comanage.toml"
-QUERIES_DIR = PROJECT_ROOT / "queries"
+
+def _data_folder(package: str) -> Path:
+    """A data package's folder: the repository's top-level ``queries/`` or ``sample_data/``
+    in a checkout (editable install), the installed copy from a wheel."""
+    folder = resources.files(package)
+    if not isinstance(folder, Path):  # e.g. imported from a zip file
+        raise RuntimeError(f"{package} is not a folder on disk ({folder}): install "
+                           "comanage-dashboard with pip or pipx, not as a zip")
+    return folder
+
+
+SAMPLE_DIR = _data_folder("dashboard.sample_data")
+SAMPLE_CONFIG = SAMPLE_DIR / "comanage.toml"
+QUERIES_DIR = _data_folder("dashboard.queries")
+
+
+def user_folder() -> Path:
+    """Where the bundled sample's warm-start cache, reports and accounts go: a per-user
+    folder, since the sample itself may sit in a read-only site-packages and is never
+    written (``%LOCALAPPDATA%``, ``~/Library/Caches`` or ``$XDG_CACHE_HOME``, else
+    ``~/.cache``; then ``comanage-dashboard/sample``)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "comanage-dashboard" / "sample"
 
 WORKLOADS: dict[str, tuple[int, str]] = {
     # key: (MDMWorkloads bit, label in the ConfigMgr console)
@@ -74,13 +101,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
             "sample pins it so that its ages (days since last policy request) never drift."),
     Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
+    Setting("stale_after_hours", 24, int,
+            "The header warns when the data on screen was loaded from the sources longer "
+            "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
+            "never."),
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
     Setting("auth", "none", str,
-            "Who may open the dashboard: 'none' (anyone who reaches it; `serve` then refuses a "
-            "non-loopback address unless --allow-anonymous), 'users' (sign-in page, accounts "
+            "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
+            "allow_anonymous), 'users' (sign-in page, accounts "
             "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
             "e.g. IIS with Windows authentication, names the user in proxy_user_header)."),
+    Setting("allow_anonymous", False, boolean,
+            "With auth = 'none': also answer requests from other computers (anyone who reaches "
+            "the dashboard sees every device). Off: only this computer (loopback) is answered, "
+            "whatever server runs the app; `serve --allow-anonymous` turns it on."),
+    Setting("allowed_hosts", (), string_list,
+            "Host names (and addresses) the dashboard may be reached by, as typed in the "
+            "browser, e.g. ['dashboard.example.com']; '*' allows any. Loopback names "
+            "(localhost, 127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else "
+            "is answered unless listed (a defence against DNS rebinding); with sign-in, any "
+            "host is answered until this is set."),
     Setting("users_file", "", str,
             "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
             "Empty: `users.json` beside the config file; a relative path is relative to the "
@@ -101,7 +142,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the proxy (e.g. X-Remote-User)."),
     Setting("trusted_proxies", (), string_list,
             "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
-            "header is believed only from these, every other client is refused."),
+            "header is believed only from these, every other client is refused. For auth = "
+            "'users' behind a TLS proxy: requests from these addresses are attributed to the "
+            "client in their X-Forwarded-For header (for the sign-in throttle and the log)."),
     Setting("status_labels", "entra", str,
             "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
             "or 'azure' (the older hybrid Azure AD-joined)."),
@@ -271,6 +314,21 @@ class Settings:
         if name in _BY_NAME:
             return self.values.get(name, _BY_NAME[name].default)
         raise AttributeError(name)
+
+    @property
+    def bundled_sample(self) -> bool:
+        """Whether this is the bundled sample's config, which is read and never written."""
+        return (self.config_path is not None
+                and self.config_path.resolve().parent == SAMPLE_DIR.resolve())
+
+    @property
+    def work_folder(self) -> Path:
+        """The folder "beside the config file" where the warm-start cache, reports and
+        accounts go by default: the config's folder (the current folder without one), for
+        the bundled sample ``user_folder()``."""
+        if self.bundled_sample:
+            return user_folder()
+        return self.config_path.parent if self.config_path is not None else Path.cwd()
 
     def workload(self, key: str) -> Workload:
         return self.workloads.get(key, Workload())

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 30  # after a failed refresh, retry soon, then back off
 CACHE_POLL_SECONDS = 60  # how often a worker looks for a newer estate in the shared cache
 CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
+# "Refresh now" reloads every source and writes the cache and history: at most once in this
+# many seconds per deployment (every worker sharing the cache folder counts).
+MANUAL_REFRESH_SECONDS = 60
+MANUAL_STAMP = "manual-refresh.json"  # in the cache folder: when the last one was accepted
+MANUAL_CLAIM = "manual-refresh.lock"  # held for the instant of deciding
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ class RefreshStatus:
     last_failure: datetime | None
     error: str | None  # why the last refresh failed (None once a refresh succeeds)
     stale_since: datetime | None  # first failure since the last success
+    loaded_at: datetime | None = None  # when the data on screen was read from the sources
+    next_refresh: datetime | None = None  # when the next scheduled load is due
 
 
 class EstateStore:
@@ -82,6 +90,10 @@ class EstateStore:
         self._error: str | None = None
         self._stale_since: datetime | None = None
         self._failures = 0
+        self._loaded_at: float | None = None
+        self.manual_refresh_seconds = MANUAL_REFRESH_SECONDS
+        self._manual_at = 0.0  # the last accepted "Refresh now" (without a cache folder)
+        self._manual_lock = threading.Lock()
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -93,8 +105,19 @@ class EstateStore:
         return self._version
 
     def status(self) -> RefreshStatus:
+        loaded = None if self._loaded_at is None else datetime.fromtimestamp(self._loaded_at,
+                                                                             UTC)
         return RefreshStatus(self._refreshing, self._last_success, self._last_failure,
-                             self._error, self._stale_since)
+                             self._error, self._stale_since, loaded, self._next_refresh())
+
+    def _next_refresh(self) -> datetime | None:
+        """After a failure: the retry; else the loaded data's age reaching the interval."""
+        if self._failures and self._last_failure is not None:
+            return self._last_failure + timedelta(seconds=self.next_delay())
+        if self._loaded_at is None:
+            return None
+        interval = max(1, self.settings.refresh_minutes) * 60
+        return datetime.fromtimestamp(self._loaded_at + interval, UTC)
 
     def summary(self, site: str | None = None, collection: str | None = None) -> dict | None:
         """The summary for a filter, computed once per loaded estate."""
@@ -307,10 +330,14 @@ class EstateStore:
 
     def _swap(self, estate: Estate, generation: str | None = None) -> None:
         estate.warm()
+        # Read from the cache: when that cache was written (its load); else just now.
+        loaded = self._cache_written if generation is not None and self._cache_written \
+            else time.time()
         with self._lock:
             self._estate = estate
             self._version += 1
             self._generation = generation
+            self._loaded_at = loaded
             self._cache.clear()
         self._last_success = datetime.now(UTC)
         self._error = None
@@ -353,9 +380,65 @@ class EstateStore:
             self._swap(*found)
             return True
 
-    def request_refresh(self) -> None:
-        """Ask the background thread to refresh now (the "Refresh now" button)."""
+    def request_refresh(self, now: float | None = None) -> tuple[bool, float]:
+        """Ask the background thread to refresh now (the "Refresh now" button), at most once
+        per ``manual_refresh_seconds`` for the whole deployment: (accepted, when the next
+        request will be accepted, epoch seconds)."""
+        now = time.time() if now is None else now
+        with self._manual_lock:  # this process's threads; the claim file: other processes
+            last = self._claim_manual(now)
+        next_at = last + self.manual_refresh_seconds
+        if last != now:
+            return False, next_at
         self._wake.set()
+        return True, next_at
+
+    def next_manual_refresh(self) -> float:
+        """When "Refresh now" will next be accepted (epoch seconds; <= now: at once)."""
+        return self._last_manual() + self.manual_refresh_seconds
+
+    def _last_manual(self) -> float:
+        if self._cache_folder is None or not (self._cache_folder / MANUAL_STAMP).exists():
+            return self._manual_at
+        try:
+            return float(json.loads((self._cache_folder / MANUAL_STAMP).read_text())["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
+    def _claim_here(self, now: float) -> float:
+        if now - self._manual_at >= self.manual_refresh_seconds:
+            self._manual_at = now
+        return self._manual_at
+
+    def _claim_manual(self, now: float) -> float:
+        """The last accepted request's time after this one: ``now`` when this one is."""
+        if self._cache_folder is None:
+            return self._claim_here(now)
+        from .private import private_folder, write_private
+
+        folder = self._cache_folder
+        claim = folder / MANUAL_CLAIM
+        try:
+            private_folder(folder)
+            if claim.exists() and time.time() - claim.stat().st_mtime > 30:
+                claim.unlink(missing_ok=True)  # left by a process that died deciding
+            handle = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return max(self._last_manual(), now - self.manual_refresh_seconds + 1)
+        except OSError as error:  # cannot share the decision: decide for this process
+            log.warning("cannot use %s: %s", claim, error.strerror)
+            return self._claim_here(now)
+        try:
+            os.close(handle)
+            last = self._last_manual()
+            if now - last < self.manual_refresh_seconds:
+                return last
+            temporary = folder / f".{MANUAL_STAMP}.{os.getpid()}.tmp"
+            write_private(temporary, json.dumps({"at": now}))
+            os.replace(temporary, folder / MANUAL_STAMP)
+            return now
+        finally:
+            claim.unlink(missing_ok=True)
 
     def next_delay(self) -> float:
         interval = max(1, self.settings.refresh_minutes) * 60

@@ -36,11 +36,17 @@ def format_table(summary: dict, settings: Settings) -> str:
             for s in summary["sources"]),
         "",
     ]
-    lines += _section("Devices", [("Devices", devices), ("Co-managed", comanaged)], devices)
-    lines += _section("Client OS distribution (% of devices)",
-                      list(summary["os_groups"].items()), devices)
-    lines += _section("OS releases (% of devices)", list(summary["os_releases"].items()),
+    lines += _section("Devices", [("Devices", devices), ("Co-managed", comanaged),
+                                  ("Without the ConfigMgr client", summary["without_client"])],
                       devices)
+    # The OS figures count client devices, as the console's tile does.
+    clients = devices - summary["without_client"]
+    lines += _section("Client OS distribution (% of client devices)",
+                      list(summary["os_groups"].items()), clients)
+    lines.insert(-1, f"  {summary['without_client']:,} records without the ConfigMgr client "
+                     "are not counted here")
+    lines += _section("OS releases (% of client devices)",
+                      list(summary["os_releases"].items()), clients)
     funnel = summary["funnel"]
     lines += _section("Co-management status (% of eligible)",
                       [(FUNNEL_LABELS[k], v) for k, v in funnel.items()], funnel["eligible"])

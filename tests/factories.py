@@ -25,7 +25,8 @@ AS_OF = pd.Timestamp("2026-11-23T07:00:00")
 def raw_frame(devices: list[dict]) -> pd.DataFrame:
     rows = []
     for index, device in enumerate(devices):
-        row = {"ResourceID": str(index + 1), **DEFAULTS, **device}
+        # Distinct names, so that only a test that means it makes duplicate records.
+        row = {"ResourceID": str(index + 1), **DEFAULTS, "Name": f"PC-{index + 1}", **device}
         rows.append({column: row.get(column, "") for column in DEVICE_COLUMNS}
                     | ({"SiteCode": row["SiteCode"]} if "SiteCode" in row else {}))
     return pd.DataFrame(rows, dtype="str")
@@ -36,7 +37,10 @@ def classified(devices: list[dict], pilots: dict[str, list[int]] | None = None,
                as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
     """Parse, classify and evaluate attention, like a load does."""
     typed = parse_devices(raw_frame(devices)).frame
-    typed.insert(0, "site", "PS1")
+    # The site: a device's SiteCode when given (as a load does), else PS1.
+    sites = (typed.pop("SiteCode").astype("object").fillna("PS1") if "SiteCode" in typed
+             else "PS1")
+    typed.insert(0, "site", sites)
     members = {}
     for key, rows in (pilots or {}).items():
         mask = np.zeros(len(typed), dtype=bool)

@@ -134,6 +134,13 @@ def test_report_writes_the_three_files_named_by_week(sample_report):
 
 
 @pytest.mark.browser
+def test_report_files_are_readable_by_their_owner_only(sample_report):
+    out, _done = sample_report
+    for path in out.iterdir():  # device figures: 0600 whatever the umask (pytest's is 022)
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+@pytest.mark.browser
 def test_png_is_full_width_tall_and_not_blank(sample_report):
     from PIL import Image
 
@@ -254,6 +261,44 @@ def test_earlier_week_shows_its_newest_snapshot(sample_store):
     assert figures["summary"]["comanaged"] == stored["comanaged"]
     assert figures["reference_day"] == store.history.reference_day(day, 7).isoformat()
     assert figures["changes"]["since"] == figures["reference_day"]
+
+
+def test_earlier_week_os_figures_are_client_devices_or_left_out(sample_store, tmp_path):
+    """A stored week shows its client OS groups and the records left out; a week recorded
+    before the OS figures counted client devices only shows none rather than wrong ones."""
+    import shutil
+    import sqlite3
+
+    from dashboard.report_summary import summary_html
+
+    settings, store = sample_store
+    monday, _sunday = parse_week(week_of(snapshot_day(settings.as_of)))
+    earlier = week_of(monday - timedelta(days=7))
+    figures = weekly_figures(store, settings, earlier)
+    summary = figures["summary"]
+    assert sum(summary["os_groups"].values()) + summary["without_client"] == \
+        summary["devices"]
+    text = summary_html(figures)
+    assert f'data-metric="without_client">{summary["without_client"]:,}<' in text
+
+    # The same history as an older version wrote it: OS groups over every record.
+    copy = tmp_path / "sample"
+    shutil.copytree(SAMPLE_CONFIG.parent, copy,
+                    ignore=shutil.ignore_patterns(".comanage-cache", "users.json"))
+    with sqlite3.connect(copy / "history.sqlite") as connection:
+        connection.execute("DELETE FROM aggregates WHERE metric = 'without_client'")
+        connection.execute("UPDATE aggregates SET metric = "
+                           "replace(metric, 'client_os_groups/', 'os_groups/')")
+    connection.close()
+    old_settings = load_settings(copy / SAMPLE_CONFIG.name)
+    old_store = loaded_store(old_settings,
+                             history=open_history(old_settings, read_only=True))
+    figures = weekly_figures(old_store, old_settings, earlier)
+    assert figures["summary"]["os_groups"] is None
+    assert figures["summary"]["devices"] == summary["devices"]  # the rest reads as before
+    text = summary_html(figures)
+    assert "client_os_groups/" not in text and "without_client" not in text
+    assert "recorded before the OS figures counted client devices only" in text
 
 
 def test_weeks_without_data_are_refused(sample_store):

@@ -23,25 +23,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from .. import __version__
+from ..model.attention import RULES
+from ..private import open_private, private_folder, write_private
 from ..settings import Settings
 from .estate import Estate, SourceReport
 
 POINTER = "current.json"
 LOCK = "refresh.lock"
-STALE_LOCK_SECONDS = 3600  # a lock older than this was left by a crashed process
 
 
 def cache_folder(settings: Settings) -> Path:
-    """``cache_dir`` from the settings, else ``.comanage-cache`` beside the config file."""
+    """``cache_dir`` from the settings, else ``.comanage-cache`` beside the config file (for
+    the bundled sample, in a per-user folder: see ``Settings.work_folder``)."""
     if settings.cache_dir:
         folder = Path(settings.cache_dir)
         if not folder.is_absolute() and settings.config_path is not None:
-            folder = settings.config_path.parent / folder
+            folder = settings.work_folder / folder
         return folder
-    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
-    return base / ".comanage-cache"
+    return settings.work_folder / ".comanage-cache"
 
 
 def fingerprint(settings: Settings) -> str:
@@ -55,19 +57,24 @@ def fingerprint(settings: Settings) -> str:
         "as_of": settings.as_of,
         "client_inactive_days": settings.client_inactive_days,
         "stuck_days": settings.stuck_days,  # the stuck rule's bits are in the cached frame
+        # A frame cached before a rule existed has neither its bit nor its columns.
+        "rules": [rule.id for rule in RULES],
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     """Write a new generation and publish it; older generations are removed."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds device data
+    private_folder(folder)  # it holds device data: 0700, tightened if it was wider
     generation = f"gen-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     target = folder / generation
-    target.mkdir()
-    estate.devices.to_parquet(target / "devices.parquet", index=False)
-    estate.memberships.to_parquet(target / "memberships.parquet", index=False)
-    np.save(target / "name_ranks.npy", estate.ranked_names())
+    target.mkdir(mode=0o700)
+    with open_private(target / "devices.parquet") as handle:
+        estate.devices.to_parquet(handle, index=False)
+    with open_private(target / "memberships.parquet") as handle:
+        estate.memberships.to_parquet(handle, index=False)
+    with open_private(target / "name_ranks.npy") as handle:
+        np.save(handle, estate.ranked_names())
     meta = {
         "fingerprint": key,
         "generation": generation,
@@ -76,10 +83,10 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
         "collection_names": estate.collection_names,
         "sources": [asdict(report) for report in estate.sources],
     }
-    (target / "meta.json").write_text(json.dumps(meta))
+    write_private(target / "meta.json", json.dumps(meta))
     pointer = folder / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    pointer.write_text(json.dumps({"generation": generation, "fingerprint": key,
-                                   "written": meta["written"]}))
+    write_private(pointer, json.dumps({"generation": generation, "fingerprint": key,
+                                       "written": meta["written"]}))
     os.replace(pointer, folder / POINTER)  # the publish step: atomic on Windows and POSIX
     for old in folder.glob("gen-*"):
         if old.name != generation:
@@ -130,21 +137,18 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
 def refresh_lock(folder: Path):
     """Held by the one process reading the sources; yields False when another holds it.
 
-    A lock file created exclusively works across processes on Windows and POSIX; one older
-    than ``STALE_LOCK_SECONDS`` was left by a crash and is taken over.
+    An operating-system lock on a file in the cache folder (``filelock``: flock on POSIX,
+    msvcrt on Windows): the system releases it when its holder dies, so a service stopped in
+    the middle of a load never leaves the next start waiting on a stale lock.
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the first write's folder too
-    path = folder / LOCK
+    private_folder(folder)  # the first write's folder too
+    lock = FileLock(folder / LOCK, timeout=0, mode=0o600, thread_local=False)
     try:
-        if path.exists() and time.time() - path.stat().st_mtime > STALE_LOCK_SECONDS:
-            path.unlink(missing_ok=True)
-        handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+        lock.acquire()
+    except Timeout:
         yield False
         return
     try:
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
         yield True
     finally:
-        path.unlink(missing_ok=True)
+        lock.release()

@@ -68,6 +68,15 @@ class Estate:
         """The sites with devices (every page's site filter asks: computed once)."""
         return sorted(self.devices["site"].unique().tolist())
 
+    @cached_property
+    def site_collections(self) -> dict[str, set[str]]:
+        """The collections with at least one member in each site (membership rows)."""
+        pairs = self.memberships[["site", "CollectionID"]].astype(str).drop_duplicates()
+        out: dict[str, set[str]] = {}
+        for site, collection in pairs.itertuples(index=False):
+            out.setdefault(site, set()).add(collection)
+        return out
+
     def warm(self) -> None:
         """Build what the first requests need, before the estate is served: the device
         list's default order and every collection's mask."""

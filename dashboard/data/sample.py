@@ -187,6 +187,8 @@ class SampleEstate:
         default_factory=lambda: dict(SAMPLE_WORKLOADS))
     organisation: str = ORGANISATION
     windows11_share: float = 0.4
+    # ResourceIDs of the records ``add_duplicates`` added, by site (none: not added).
+    duplicates: dict[str, np.ndarray] = field(default_factory=dict)
 
     def view(self, site: str, name: str) -> pd.DataFrame:
         return self.tables[site][name]
@@ -301,8 +303,11 @@ def _site_counts(devices: int, sites: int) -> np.ndarray:
 
 def generate_estate(devices: int, seed: int, as_of: datetime | str,
                     sites: Sequence[str] = ("PS1", "PS2"),
-                    windows11_share: float = 0.4) -> SampleEstate:
-    """A sample hierarchy of ``devices`` non-obsolete device records over ``sites``."""
+                    windows11_share: float = 0.4, duplicates: bool = False) -> SampleEstate:
+    """A sample hierarchy of ``devices`` non-obsolete device records over ``sites``.
+
+    ``duplicates``: also, per site, the duplicate records of ``add_duplicates`` (added after
+    the rest, so every other record is the same with or without them)."""
     if devices < 0:
         raise ValueError("devices must be zero or more")
     if not 0.0 <= windows11_share <= 1.0:
@@ -668,8 +673,104 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
         views["v_Collection"] = collection_frame.copy()
         tables[code] = views
 
-    return SampleEstate(seed=seed, as_of=as_of, sites=sites, tables=tables,
-                        windows11_share=windows11_share)
+    estate = SampleEstate(seed=seed, as_of=as_of, sites=sites, tables=tables,
+                          windows11_share=windows11_share)
+    if duplicates:
+        add_duplicates(estate)
+    return estate
+
+
+# Names other tests and the documentation show: never given a duplicate.
+_KEEP_UNIQUE = frozenset({"NYC-LT-001004", "LON-LT-001019", "LON-LNX-0011", "LON-MAC-0016"})
+
+
+def add_duplicates(estate: SampleEstate) -> None:
+    """Add, per site, three non-obsolete records for machines that already have one, as real
+    site databases hold them (the ``duplicate-record`` rule finds them):
+
+    - a discovery-only record (no client, ``Obsolete0`` NULL, no inventory) whose name is the
+      client record's in lower case;
+    - the old client record of a re-imaged machine: same name, an older build and client,
+      inactive, its last policy request 40 to 90 days old;
+    - another re-imaged machine's old client record that has no client-health row (no last
+      policy request at all).
+
+    Drawn from their own random stream with new, higher ResourceIDs, so that the records of
+    ``generate_estate`` are the same with or without them. The kept records are the
+    originals (client installed, newest policy request).
+    """
+    rng = np.random.default_rng([estate.seed, 0xD0B1E])
+    as_of_ms = int(estate.as_of.timestamp() * 1000)
+    estate.duplicates = {}
+    for site in estate.sites:
+        views = estate.tables[site]
+        system, health = views["v_R_System"], views["v_CH_ClientSummary"]
+        recent = health.loc[(health["ClientActiveStatus"] == 1)
+                            & (health["LastPolicyRequest"]
+                               > pd.Timestamp(as_of_ms - 7 * DAY_MS, unit="ms")), "ResourceID"]
+        candidates = system.loc[
+            (system["Client0"] == 1) & (system["Obsolete0"] == 0)
+            & system["Operating_System_Name_and0"].fillna("").str.contains("Workstation 10.0")
+            & system["Build01"].notna() & system["ResourceID"].isin(recent)
+            # domain members: Active Directory discovery finds them (not workgroup devices)
+            & system["Resource_Domain_OR_Workgr0"].isin(["CONTOSO", "FABRIKAM"])
+            & ~system["Name0"].isin(_KEEP_UNIQUE)]
+        if len(candidates) < 3:
+            continue
+        chosen = candidates.iloc[np.sort(rng.choice(len(candidates), 3, replace=False))]
+        gaps = rng.integers(1, 40, 3)
+        ids = int(system["ResourceID"].max()) + np.cumsum(gaps)
+        builds = chosen["Build01"].str.rsplit(".", n=1).str[-1].astype(int).to_numpy()
+        older = [UPGRADE_CHAIN[max(0, UPGRADE_CHAIN.index(b) - 2)] if b in UPGRADE_CHAIN
+                 else b for b in builds]
+        names = chosen["Name0"].to_numpy(dtype=object).copy()
+        names[0] = names[0].lower()
+        records = pd.DataFrame({
+            "ResourceID": ids,
+            "Name0": _text_col(names),
+            "Resource_Domain_OR_Workgr0": _text_col(
+                chosen["Resource_Domain_OR_Workgr0"].to_numpy(dtype=object)),
+            "Operating_System_Name_and0": _text_col(
+                chosen["Operating_System_Name_and0"].to_numpy(dtype=object)),
+            "Build01": _text_col(np.array([None] + [f"10.0.{b}" for b in older[1:]],
+                                          dtype=object)),
+            "Client0": _int_col([0, 1, 1], [False, True, True]),
+            "Client_Version0": _text_col(np.array([None, "5.00.9088.1007", "5.00.9106.1000"],
+                                                  dtype=object)),
+            "Active0": _int_col([0, 0, 0], [False, True, True]),
+            "Obsolete0": _int_col([0, 0, 0], [False, True, True]),
+            "AADDeviceID": _text_col(np.concatenate([[None], _guids(rng, 2)])),
+        })
+        stamps = _sql_datetime(as_of_ms - rng.uniform(40 * DAY_MS, 90 * DAY_MS, 1))
+        views["v_R_System"] = _appended(system, records)
+        views["v_GS_OPERATING_SYSTEM"] = _appended(views["v_GS_OPERATING_SYSTEM"], pd.DataFrame({
+            "ResourceID": ids[1:],
+            "Caption0": _text_col(np.array(["Microsoft Windows 10 Enterprise"
+                                            if b < 22000 else "Microsoft Windows 11 Enterprise"
+                                            for b in older[1:]], dtype=object)),
+            "BuildNumber0": _text_col(np.array([str(b) for b in older[1:]], dtype=object)),
+            "ProductType0": np.ones(2, dtype=np.int64),
+            "TimeStamp": _date_col(_sql_datetime(
+                as_of_ms - rng.uniform(90 * DAY_MS, 200 * DAY_MS, 2))),
+        }))
+        views["v_CH_ClientSummary"] = _appended(health, pd.DataFrame({
+            "ResourceID": ids[1:2],
+            "ClientActiveStatus": _int_col([0]),
+            "LastPolicyRequest": _date_col(stamps),
+            "LastActiveTime": _date_col(stamps - HOUR_MS),
+            "LastHealthEvaluationResult": _int_col([7]),
+        }))
+        views["v_FullCollectionMembership"] = _appended(
+            views["v_FullCollectionMembership"],
+            pd.DataFrame({"CollectionID": _text_col(np.full(3, ALL_SYSTEMS, dtype=object)),
+                          "ResourceID": ids}))
+        estate.duplicates[site] = ids
+
+
+def _appended(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` after ``frame``, in ``frame``'s column types."""
+    rows = rows[list(frame.columns)].astype(frame.dtypes.to_dict())
+    return pd.concat([frame, rows], ignore_index=True)
 
 
 def _twin_rids(twin_rid: np.ndarray, twin_of: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -834,11 +935,13 @@ def _stamp_text(series: pd.Series, separator: str) -> tuple[pa.Array, np.ndarray
     return values, missing
 
 
-def format_devices(frame: pd.DataFrame, style_index: int, seed: int) -> dict[str, pa.Array]:
+def format_devices(frame: pd.DataFrame, style_index: int, seed: int, stream: int = 1
+                   ) -> dict[str, pa.Array]:
     """The export's typed values as the text an export tool writes: per column, a pyarrow
-    string array with no nulls (NULL cells hold the style's token)."""
+    string array with no nulls (NULL cells hold the style's token). ``stream`` picks the
+    random stream of the textual variety."""
     style = _STYLES[style_index % len(_STYLES)]
-    rng = np.random.default_rng([seed, style_index, 1])
+    rng = np.random.default_rng([seed, style_index, stream])
     n = len(frame)
     out: dict[str, pa.Array] = {}
     for column in DEVICE_COLUMNS:
@@ -895,7 +998,7 @@ def write_csv(estate: SampleEstate, out_dir: str | Path) -> dict[str, Path]:
         folder = out_dir / site
         folder.mkdir(parents=True, exist_ok=True)
         style = _STYLES[index % len(_STYLES)]
-        cells = format_devices(export_devices(estate, site), index, estate.seed)
+        cells = _site_cells(estate, site, index)
         columns = _column_order(style)
         _write_rows(folder / "devices.csv", columns, [cells[c] for c in columns],
                     style.encoding, style.quote_all)
@@ -907,6 +1010,23 @@ def write_csv(estate: SampleEstate, out_dir: str | Path) -> dict[str, Path]:
                     style.encoding, style.quote_all)
         folders[site] = folder
     return folders
+
+
+def _site_cells(estate: SampleEstate, site: str, index: int) -> dict[str, pa.Array]:
+    """``format_devices`` of the site's export; the duplicate records added after the
+    generation are written from a stream of their own, so the other rows' text is the same
+    with or without them."""
+    export = export_devices(estate, site)
+    extra = export["ResourceID"].isin(estate.duplicates.get(site, [])).to_numpy()
+    if not extra.any():
+        return format_devices(export, index, estate.seed)
+    main = format_devices(export.loc[~extra], index, estate.seed)
+    more = format_devices(export.loc[extra], index, estate.seed, stream=2)
+    # Back to the export's order (by ResourceID): row i of the concatenation is row order[i].
+    order = np.concatenate([np.flatnonzero(~extra), np.flatnonzero(extra)])
+    back = pa.array(np.argsort(order, kind="stable"))
+    return {column: pa.concat_arrays([main[column], more[column]]).take(back)
+            for column in main}
 
 
 _SAFE_COLUMNS = frozenset(DEVICE_COLUMNS) - {"Name", "Domain", "OperatingSystem", "Build",
@@ -1088,13 +1208,14 @@ def write_config(estate: SampleEstate, out_dir: str | Path,
 
 def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | None = None,
                 as_of: datetime | str | None = None, quiet: bool = False,
-                history_weeks: int = 0) -> Path:
+                history_weeks: int = 0, duplicates: bool = False) -> Path:
     """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
     ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
     those through ``queries/*.sql``); with ``history_weeks``, ``history.sqlite``: that many
     weekly snapshots ending at ``as_of`` (``data.sample_history``). ``as_of`` (datetime or
     ISO 8601 text) defaults to the current hour, UTC; give it for byte-identical output.
-    Returns ``comanage.toml``'s path.
+    ``duplicates``: add a few duplicate records per site (``add_duplicates``), as real site
+    databases hold (the ``sample`` command does). Returns ``comanage.toml``'s path.
     """
     def say(message: str) -> None:
         if not quiet:
@@ -1103,9 +1224,12 @@ def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | N
     if as_of is None:
         as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     started = time.perf_counter()
-    estate = generate_estate(devices, seed, as_of)
+    estate = generate_estate(devices, seed, as_of, duplicates=duplicates)
+    extra = sum(len(ids) for ids in estate.duplicates.values())
     say(f"generated {devices:,} devices over {', '.join(estate.sites)} (seed {seed}, as of "
-        f"{estate.as_of:%Y-%m-%dT%H:%M:%SZ}) in {time.perf_counter() - started:.1f} s")
+        f"{estate.as_of:%Y-%m-%dT%H:%M:%SZ})"
+        + (f" and {extra} duplicate records" if extra else "")
+        + f" in {time.perf_counter() - started:.1f} s")
     step = time.perf_counter()
     folders = write_csv(estate, out)
     say(f"wrote CSV exports to {', '.join(str(f) for f in folders.values())} in "

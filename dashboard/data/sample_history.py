@@ -176,6 +176,29 @@ def week_export(frame: pd.DataFrame, plan: dict[str, np.ndarray], weeks_ago: int
     return out.loc[present].reset_index(drop=True)
 
 
+def _site_plan(frame: pd.DataFrame, added, seed: list[int]) -> dict:
+    """The journeys of one site's devices: those of the generated estate from the site's
+    stream, the duplicate records added after it (``added``: their ResourceIDs) from a stream
+    of their own, so that adding them leaves every other device's history as it was."""
+    extra = frame["ResourceID"].isin(added if added is not None else []).to_numpy()
+    main = plan_journeys(frame.loc[~extra].reset_index(drop=True),
+                         np.random.default_rng(seed))
+    if not extra.any():
+        return main
+    more = plan_journeys(frame.loc[extra].reset_index(drop=True),
+                         np.random.default_rng([*seed, 1]))
+
+    def merged(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        out = np.empty(len(frame), dtype=np.result_type(first, second))
+        out[~extra], out[extra] = first, second
+        return out
+
+    plan = {key: merged(value, more[key]) for key, value in main.items() if key != "moves"}
+    plan["moves"] = {bit: merged(value, more["moves"][bit])
+                     for bit, value in main["moves"].items()}
+    return plan
+
+
 def _write_week(folder: Path, exports: dict, plans: dict, memberships: dict, w: int) -> None:
     for site, frame in exports.items():
         target = folder / site
@@ -202,7 +225,7 @@ def write_history(estate: SampleEstate, config: Path, weeks: int, path: Path | N
     exports = {site: export_devices(estate, site) for site in estate.sites}
     memberships = {site: export_memberships(estate, site, settings.named_collections)
                    for site in estate.sites}
-    plans = {site: plan_journeys(frame, np.random.default_rng([estate.seed, 4_711, index]))
+    plans = {site: _site_plan(frame, estate.duplicates.get(site), [estate.seed, 4_711, index])
              for index, (site, frame) in enumerate(exports.items())}
     try:
         with tempfile.TemporaryDirectory(prefix="comanage-history-") as scratch:

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -49,7 +50,7 @@ def code_fingerprint() -> str:
     """This process's dashboard code (every module of the package): part of every key, so
     that results computed by other code (an upgrade, a worker not restarted yet) are never
     read, whatever the version number says."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(str(resources.files("dashboard")))
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -237,8 +238,8 @@ class SharedCache:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
             except ImportError:
-                raise RuntimeError("the redis package is not installed "
-                                   "(pip install redis)") from None
+                raise RuntimeError("the redis package is not installed (pip install "
+                                   '"comanage-dashboard[redis]")') from None
             client = redis.Redis.from_url(
                 self.spec, socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))

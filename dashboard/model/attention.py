@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..settings import WORKLOADS
 from .states import W7_8, W10_CURRENT, W10_OLD
@@ -78,10 +80,76 @@ def _workload_lag(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np
     return lag
 
 
+NO_KEEPER = -1
+
+
+def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
+    """Per record, the ResourceID of the record kept for its name, or ``NO_KEEPER``.
+
+    Within one site, records whose names are equal ignoring case describe one machine (a
+    discovery-only record beside the client's, the old record of a re-imaged machine). The
+    keeper is the record with the client installed, then the newest ``LastPolicyRequest``
+    (a missing one is the oldest), then the highest ``ResourceID``; every other record of
+    the group gets the keeper's ResourceID. The keeper itself, a record with a unique name
+    and a record without a name get ``NO_KEEPER``.
+
+    Vectorised: hashing the lowered names finds the records whose names repeat (a million
+    names in a few tenths of a second); only those are grouped and ranked.
+    """
+    n = len(devices)
+    out = np.full(n, NO_KEEPER, dtype=np.int64)
+    if n < 2:
+        return out
+    # Candidates first: names that occur more than once ignoring case, by hashing (one Arrow
+    # dictionary encoding), so the exact grouping below only sees the few that repeat.
+    lowered = pc.utf8_lower(pa.array(devices["Name"].astype("str"), type=pa.string(),
+                                      from_pandas=True))
+    if isinstance(lowered, pa.ChunkedArray):  # a frame combined from several sources
+        lowered = lowered.combine_chunks()
+    codes = pc.fill_null(pc.dictionary_encode(lowered).indices, -1).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    named = codes >= 0
+    tally = np.bincount(codes[named], minlength=1)
+    rows = np.flatnonzero(named & (tally[np.maximum(codes, 0)] > 1))
+    names = codes[rows]
+    sites = pd.factorize(devices["site"])[0][rows] if "site" in devices.columns \
+        else np.zeros(len(rows), dtype=np.int64)
+    keep = pc.not_equal(lowered.take(pa.array(rows)), "").to_numpy(zero_copy_only=False) \
+        if len(rows) else np.zeros(0, dtype=bool)
+    rows, names, sites = rows[keep], names[keep], sites[keep]
+    group = pd.MultiIndex.from_arrays([sites, names]).factorize()[0] if len(rows) else \
+        np.zeros(0, dtype=np.int64)
+    shared = np.bincount(group, minlength=1)[group] > 1 if len(rows) else keep[:0]
+    rows, group = rows[shared], group[shared]
+    if not len(rows):
+        return out
+    rid = devices["ResourceID"].to_numpy(dtype=np.int64)[rows]
+    client = _flag(devices, "ClientInstalled")[rows]
+    last = devices["LastPolicyRequest"].to_numpy(dtype="datetime64[ns]")[rows]
+    stamp = np.where(np.isnat(last), np.iinfo(np.int64).min, last.view(np.int64))
+    order = np.lexsort((rid, stamp, client, group))  # the last key sorts first
+    ordered = group[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    last_of_group = np.r_[ordered[1:] != ordered[:-1], True]
+    run = np.cumsum(starts) - 1
+    keeper_rid = rid[order][last_of_group][run]
+    keeper_row = rows[order][last_of_group][run]
+    positions = rows[order]
+    out[positions] = np.where(positions == keeper_row, NO_KEEPER, keeper_rid)
+    return out
+
+
+def _duplicate(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
+    keepers = devices["duplicate_of"].to_numpy() if "duplicate_of" in devices.columns \
+        else duplicate_keepers(devices)
+    return keepers != NO_KEEPER
+
+
 RULES: tuple[Rule, ...] = (
     Rule("enrollment-failed", "high", "Enrollment failed",
          "The device tried to enroll in Intune and failed.",
-         "Apply the fix for the device's error code (see the error on its page).",
+         "Apply the fix for the device's error code (each code's fix is in the enrollment "
+         "errors table and on the device's page).",
          lambda d, t, a: d["failed"].to_numpy()),
     Rule("client-inactive", "high", "ConfigMgr client inactive",
          "A co-managed or eligible device whose client is inactive or has not requested "
@@ -122,14 +190,24 @@ RULES: tuple[Rule, ...] = (
          "Windows 10 1709 or later.",
          "Upgrade to a supported Windows 11 (or Windows 10 22H2) release.",
          lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy()),
-    # Last, so the bits of the rules above (stored in history) keep their meaning.
+    # Appended, so the bits of the rules above (stored in history) keep their meaning.
     Rule("stuck", "medium", "Enrollment stuck",
-         "Scheduled, enrolling or pending user sign in for longer than the threshold "
-         "(stuck_days), according to the history of snapshots.",
+         "Scheduled, enrolling or pending user sign in for longer than the set number of days "
+         "(14 unless configured otherwise), according to the history of snapshots.",
          "Check CoManagementHandler.log on the device: a \"Queuing enrollment timer\" line "
          "means it is waiting by design; otherwise have the user sign in, then trigger a "
          "machine policy retrieval.",
          _stuck),
+    Rule("duplicate-record", "low", "Duplicate record",
+         "Another record of the same site has the same name (ignoring case) and is the one "
+         "to keep: it has the client, or the newer last policy request. Typically a "
+         "discovery-only record beside the client's record, or the old record of a "
+         "re-imaged machine.",
+         "Check the kept record (linked on the device's page) is the live machine, then "
+         "delete this stale record in the console (Assets and Compliance > Devices > "
+         "Delete); site maintenance's Delete Aged Discovery Data removes such records over "
+         "time.",
+         _duplicate),
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 RULE_BITS = {rule.id: 1 << index for index, rule in enumerate(RULES)}
@@ -141,6 +219,8 @@ def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp)
     rank = np.zeros(len(devices), dtype=np.int8)
     as_of = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else \
         pd.Timestamp(as_of)
+    # The keeper of each duplicate record: the rule reads it, the device page links it.
+    devices = devices.assign(duplicate_of=duplicate_keepers(devices))
     for rule in RULES:
         hit = np.asarray(rule.predicate(devices, thresholds, as_of), dtype=bool)
         mask[hit] |= RULE_BITS[rule.id]
@@ -181,6 +261,20 @@ READINESS_STEPS: tuple[tuple[str, str, str], ...] = (
      "Add the device to the auto-enrollment collection and check policy retrieval."),
 )
 READINESS_IDS = tuple(step for step, _label, _fix in READINESS_STEPS)
+READINESS_FIXES = {step: fix for step, _label, fix in READINESS_STEPS}
+# A device whose OS is unknown fails "Workstation OS" (nothing says it is one) without being a
+# server: the advice must follow its reason ("OS unknown"), not the servers' advice.
+UNKNOWN_OS_ADVICE = (
+    "ConfigMgr has no usable OS name, version or build for this device. If it is a Windows "
+    "workstation, run a hardware inventory cycle on it (InventoryAgent.log) so the site "
+    "learns its OS; other OSes (macOS, Linux) cannot be co-managed.")
+
+
+def readiness_advice(step: str, reason: str | None) -> str:
+    """What to do about a device's first failed prerequisite, given its reason."""
+    if reason == "os-unknown" and step in ("workstation", "os-version"):
+        return UNKNOWN_OS_ADVICE
+    return READINESS_FIXES[step]
 
 
 def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:

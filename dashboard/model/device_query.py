@@ -25,18 +25,27 @@ from .trends import CHANGE_KINDS
 
 FILTER_NAMES = (
     "site", "collection", "os_group", "release", "funnel", "enrollment_status", "workload",
-    "authority", "error", "reason", "attention", "severity", "comanaged", "readiness", "q",
-    "changed", "since",
+    "authority", "error", "reason", "attention", "severity", "comanaged", "client", "readiness",
+    "q", "changed", "since",
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
+ONE_SITE = "site given more than once (one site at a time)"
+# The most values one filter may carry: far more than any list a person builds (there are
+# about a hundred known error codes), few enough that one request cannot tie up a worker.
+MAX_FILTER_VALUES = 500
+
+
+class FilterTooLarge(ValueError):
+    """A filter carries more than ``MAX_FILTER_VALUES`` values (the request is refused)."""
 
 FILTER_LABELS = {
     "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
     "funnel": "Funnel stage", "enrollment_status": "Enrollment status",
     "workload": "Workload", "authority": "Authority", "error": "Error",
     "reason": "Reason", "attention": "Needs attention", "severity": "Severity",
-    "comanaged": "Co-managed", "readiness": "Fails prerequisite", "q": "Name contains",
+    "comanaged": "Co-managed", "client": "ConfigMgr client",
+    "readiness": "Fails prerequisite", "q": "Name contains",
     "changed": "Changed", "since": "Since",
 }
 
@@ -70,12 +79,19 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         "funnel": FUNNEL_STAGES, "enrollment_status": ENROLLMENT_STATUSES,
         "workload": tuple(WORKLOADS), "authority": tuple(AUTHORITY_LABELS),
         "reason": REASONS, "attention": ("any", *RULES_BY_ID), "severity": SEVERITIES,
-        "comanaged": ("1", "0"), "readiness": READINESS_IDS,
+        "comanaged": ("1", "0"), "client": ("1", "0"), "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
     }
+    site_codes = {str(site).casefold(): site for site in sites}
+    allowed = {name: frozenset(values) for name, values in allowed.items()}
     result = DeviceFilter()
+    accepted: dict[str, dict[str, None]] = {}  # insertion-ordered sets: linear time
     for name, raw in query.items():
-        for value in (raw if isinstance(raw, list | tuple) else [raw]):
+        values = raw if isinstance(raw, list | tuple) else [raw]
+        if len(values) > MAX_FILTER_VALUES:
+            raise FilterTooLarge(f"too many values for filter {str(name)[:40]!r}: "
+                                 f"{len(values):,} (at most {MAX_FILTER_VALUES})")
+        for value in values:
             if value is None or str(value) == "":
                 continue
             value = str(value)
@@ -83,7 +99,16 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
                 result.rejected.append(f"{name}: unknown filter")
                 break
             if name == "q":
-                value = value[:MAX_QUERY_LENGTH]
+                # a pasted name often carries spaces around it; the chip shows it trimmed
+                value = value.strip()[:MAX_QUERY_LENGTH]
+                if not value:
+                    continue
+            elif name == "site":
+                # ConfigMgr site codes are case-insensitive: ps1 is the configured PS1
+                value = site_codes.get(value.strip().casefold(), value)
+                if value not in allowed[name]:
+                    result.rejected.append(f"{name}={value}: not a known value")
+                    continue
             elif name == "error":
                 code = value.strip().upper().replace("0X", "0x", 1)
                 if not _CODE_RE.match(code):
@@ -93,8 +118,12 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
                 continue
-            if value not in result.values.get(name, ()):
-                result.values[name] = result.values.get(name, ()) + (value,)
+            accepted.setdefault(name, {})[value] = None
+    result.values = {name: tuple(values) for name, values in accepted.items()}
+    if len(result.values.get("site", ())) > 1:
+        # every other page shows one site at a time: the list refuses two the same way
+        result.rejected.append(f"{ONE_SITE}: {', '.join(result.values['site'])}")
+        del result.values["site"]
     if "q" in result.values:
         result.values["q"] = result.values["q"][-1:]
     if "since" in result.values:
@@ -162,6 +191,9 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
         wanted = {value == "1" for value in v["comanaged"]}
         comanaged = devices["comanaged"].to_numpy()
         mask &= np.isin(comanaged, list(wanted))
+    if "client" in v:  # 1: ClientInstalled = 1; 0: anything else (unknown included)
+        client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
+        mask &= np.isin(client, [value == "1" for value in v["client"]])
     if "q" in v:
         names = devices["Name"].astype("str").str.contains(v["q"][0], case=False,
                                                            regex=False)
@@ -176,10 +208,14 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
     return mask
 
 
-# Columns the grid can sort by, and the frame column each sorts on.
+# Columns the grid can sort by, and the frame column (or derived rank, ``RANKS``) each sorts
+# on. Free text sorts alphabetically, dates in time order; enumerations sort in their
+# defined order (the overview's), not by the alphabet of their labels: severity from low
+# to high, state in the enrollment-status donut's order then "Not targeted", the reason in
+# the order of the definitions, join type hybrid, Entra joined, then not joined.
 SORTABLE = {
-    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_type",
-    "state": "state_rank", "reason": "reason", "error_code": "error_code",
+    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_rank",
+    "state": "state_rank", "reason": "reason_rank", "error_code": "error_code",
     "client_active": "ClientActive", "last_policy_request": "LastPolicyRequest",
     "severity": "severity_rank",
 }
@@ -206,10 +242,11 @@ def sort_key(devices: pd.DataFrame, column: str, descending: bool = False,
              names: np.ndarray | None = None) -> np.ndarray:
     """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
     values last in either direction. ``names``: ``text_rank`` of the names, when known."""
-    if column == "state_rank":
-        values = pd.Series(state_rank(devices))
+    source = SORTABLE.get(column, column)
+    if source in RANKS:  # NaN: no value (shown blank), sorted last
+        values = pd.Series(RANKS[source](devices), dtype=float)
     else:
-        values = devices[SORTABLE.get(column, column)]
+        values = devices[source]
     if pd.api.types.is_datetime64_any_dtype(values):
         missing = values.isna().to_numpy()
         key = values.to_numpy().view(np.int64)
@@ -239,6 +276,30 @@ def state_rank(devices: pd.DataFrame) -> np.ndarray:
     devices co-management does not target."""
     codes = devices["enrollment_status"].cat.codes.to_numpy()
     return np.where(codes < 0, len(ENROLLMENT_STATUSES), codes)
+
+
+def _codes_or_nan(values: pd.Series) -> np.ndarray:
+    codes = values.cat.codes.to_numpy().astype(float)
+    return np.where(codes < 0, np.nan, codes)
+
+
+def join_rank(devices: pd.DataFrame) -> np.ndarray:
+    """Order of the join-type column: hybrid, Entra joined, then not joined (as shown)."""
+    codes = devices["join_type"].cat.codes.to_numpy()
+    return np.where(devices["joined"].to_numpy(dtype=bool) & (codes >= 0), codes,
+                    len(devices["join_type"].cat.categories))
+
+
+def severity_order(devices: pd.DataFrame) -> np.ndarray:
+    """Low, medium, high; a device no rule flags has no severity (blank, last)."""
+    rank = devices["severity_rank"].to_numpy().astype(float)
+    return np.where(rank > 0, rank, np.nan)
+
+
+RANKS = {
+    "state_rank": state_rank, "join_rank": join_rank, "severity_rank": severity_order,
+    "reason_rank": lambda devices: _codes_or_nan(devices["reason"]),
+}
 
 
 def _mapped(values: pd.Series, function) -> np.ndarray:
@@ -302,24 +363,76 @@ EXPORT_COLUMNS = {
     "state": "State", "reason": "Reason", "error_code": "Error code", "error": "Error",
     "error_fix": "Error fix", "client_active": "Client active",
     "last_policy_request": "Last policy request", "severity": "Severity",
-    "attention": "Attention rules", "fixes": "Fixes",
+    "attention_titles": "Attention rules", "attention": "Attention rule ids", "fixes": "Fixes",
 }
+
+
+def _rule_titles(attention: str | None) -> str:
+    """Rule ids (``enrollment-failed, stuck``) as their titles, in the same order."""
+    return ", ".join(RULES_BY_ID[rule].title for rule in (attention or "").split(", ") if rule)
 
 
 def _rule_fixes(attention: str | None) -> str:
     if not attention:
         return ""
-    return " | ".join(f"{rule}: {RULES_BY_ID[rule].fix}" for rule in attention.split(", ")
-                      if rule)
+    return " | ".join(f"{RULES_BY_ID[rule].title}: {RULES_BY_ID[rule].fix}"
+                      for rule in attention.split(", ") if rule)
+
+
+# What a spreadsheet reads as the start of a formula (or DDE): = + - @, a tab or a line break
+# before one, and the full-width forms Excel also accepts (UTF-8 EF BC 9D/8B/8D/A0).
+FORMULA_START = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
+_ASCII_START = np.frombuffer(b"=+-@\t\r\n", dtype=np.uint8)
+_WIDE_THIRD = np.frombuffer(b"\x9d\x8b\x8d\xa0", dtype=np.uint8)
+
+
+def _formula_rows(array: pa.Array) -> np.ndarray:
+    """Which values of a (large_)string array start like a formula, read from the first
+    bytes of the Arrow buffers: no per-value work, no copy of the text."""
+    count = len(array)
+    offsets_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _validity, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=offsets_type)[array.offset:array.offset + count + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    first = np.zeros(count, dtype=np.uint8)
+    filled = lengths > 0  # nulls and empty strings have no first byte
+    first[filled] = data[starts[filled]]
+    hit = np.isin(first, _ASCII_START)
+    wide = np.flatnonzero((first == 0xEF) & (lengths >= 3))
+    if len(wide):
+        hit[wide] = (data[starts[wide] + 1] == 0xBC) & np.isin(data[starts[wide] + 2],
+                                                                _WIDE_THIRD)
+    return hit
+
+
+def neutralise(table: pa.Table) -> pa.Table:
+    """Every text column of an export, with a leading ``'`` on each value a spreadsheet
+    would run as a formula (the value still reads the same). Vectorised on Arrow buffers."""
+    for index, column in enumerate(table.schema):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        values = table.column(index).combine_chunks()
+        hit = _formula_rows(values)
+        if hit.any():
+            quoted = pc.binary_join_element_wise(pa.scalar("'", values.type), values,
+                                                 pa.scalar("", values.type))
+            table = table.set_column(index, column, pc.if_else(pa.array(hit), quoted, values))
+    return table
 
 
 def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
-                  chunk: int = 20000) -> Iterator[pd.DataFrame]:
-    """The export's rows a chunk at a time, so memory stays flat however many match."""
+                  chunk: int = 20000) -> Iterator[pa.Table]:
+    """The export's rows a chunk at a time (Arrow tables, as the CSV writer takes them), so
+    memory stays flat however many match; every text column neutralised (``neutralise``),
+    whatever its source."""
     for begin in range(0, len(positions), chunk):
         frame = display_frame(devices, positions[begin:begin + chunk], wording)
+        frame["attention_titles"] = _mapped(frame["attention"], _rule_titles)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
-        yield frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
+        frame = frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
+        yield neutralise(pa.Table.from_pandas(frame, preserve_index=False))
 
 
-__all__ = ["RULES", "DeviceFilter", "parse_filter", "filter_mask", "rows_for", "export_chunks"]
+__all__ = ["RULES", "DeviceFilter", "FilterTooLarge", "parse_filter", "filter_mask", "rows_for",
+           "export_chunks"]

@@ -1,4 +1,4 @@
-"""The enrollment error catalogue (domain.md §6): meaning, fix and whether the client retries.
+"""The enrollment error catalogue: meaning, fix and whether the client retries.
 
 Descriptions are the project's own words. Two pairs of codes are spelled both ways in
 Microsoft's pages (0x8018002B / 0x80180031 and 0x8018002A / 0x80180030): both are listed.
@@ -60,12 +60,20 @@ _ROWS: tuple[tuple[tuple[str, ...], str, str, bool], ...] = (
     (("0x80192EE2",), "Timeout talking to the service", "Check connectivity.", True),
     (("0x80180023",), "Provisioning failed: the dmwappushservice service is missing",
      "Restore the service, then reboot.", False),
-    (("0x801C03F2",), "Hybrid join failed: device not synced or no userCertificate",
-     "Fix Entra Connect sync for this device.", False),
+    (("0x801C03F2",), "Hybrid join not complete: the device is not yet synced to Entra ID, "
+     "or has no userCertificate", "Usually clears after the next Entra Connect sync; if it "
+     "persists, check the device's userCertificate attribute and the sync scope.", True),
     (("0x80180026",), "MDM blocked by a policy on the device", "Remove the blocking policy.",
      False),
     (("0x80280036",), "TPM in FIPS mode", "Not supported for device registration.", False),
-    (("0x80090016",), "Windows is not the TPM owner", "Clear the TPM (mind BitLocker).", False),
+    (("0x80090016",), "TPM key problem: Windows is not the TPM owner, often a badly "
+     "sysprepped image", "Check the TPM's status (tpm.msc) and the imaging process; clear the "
+     "TPM only as a last resort, after backing up the BitLocker recovery keys.", False),
+    (("0x800706D9",), "No endpoints available from the endpoint mapper: the dmwappushservice "
+     "service is disabled (the raw result behind 0x80180023)",
+     "Set the dmwappushservice service to start automatically, then reboot.", False),
+    (("0x80180001",), "The enrollment server's message could not be read",
+     "Usually transient; if it repeats, contact support.", True),
 )
 
 CATALOGUE: dict[str, ErrorInfo] = {

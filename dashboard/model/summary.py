@@ -51,7 +51,12 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
     collection filter)."""
     rows = _Rows(devices, mask)
     comanaged = rows.count("comanaged")
-    releases = {label: count for label, count in rows.counts("os_release").items() if count}
+    # The console's OS tile counts client devices: the OS figures count the records with
+    # the ConfigMgr client, ``without_client`` the others; everything else counts them all.
+    client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
+    clients = _Rows(devices, client if mask is None else client & mask)
+    releases = {label: count for label, count in clients.counts("os_release").items()
+                if count}
     os_releases = {str(label): int(count) for label, count in
                    sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
     failed = devices["failed"].to_numpy()
@@ -59,8 +64,9 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
     return {
         "devices": rows.size,
         "comanaged": comanaged,
-        "os_groups": rows.counts("os_group", OS_GROUPS),
+        "os_groups": clients.counts("os_group", OS_GROUPS),
         "os_releases": os_releases,
+        "without_client": rows.size - clients.size,
         "funnel": {
             "eligible": rows.count("eligible"),
             "scheduled": rows.count("scheduled"),

@@ -9,12 +9,16 @@ compute the same numbers the same way.
 
 Metric names are the summary's keys joined by ``/``::
 
-    devices, comanaged, attention_devices
-    os_groups/<group>            funnel/<stage>             enrollment_status/<status>
+    devices, comanaged, attention_devices, without_client
+    client_os_groups/<group>     funnel/<stage>             enrollment_status/<status>
     workloads/<key>/<authority>  reasons/<reason>           attention/<rule id>
     readiness/<step>  (devices failing that step first)     errors/<code>  (site scope only)
 
-A metric missing from a stored day is zero (zeros are not stored).
+A metric missing from a stored day is zero (zeros are not stored). The OS groups are the
+exception to the naming: they count client devices only (``os_groups`` of the summary) and
+are stored as ``client_os_groups/<group>``, because stores written before that change hold
+``os_groups/<group>`` counted over every record; those are no longer read, and a day that
+lacks the new counts for some of its sites has no OS figures (``summary_from_metrics``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .attention import IN_PROGRESS_REASONS, READINESS_IDS, RULES
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 
 SEP = "/"
+OS_METRIC = "client_os_groups"  # client devices per OS group (see the module's docstring)
 
 # -- changes between two days ----------------------------------------------------------------
 
@@ -103,8 +108,9 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     """A summary as ``{metric: count}``, zeros left out (``devices`` and ``comanaged`` always
     kept, so every stored scope has a row per day)."""
     out = {"devices": int(summary["devices"]), "comanaged": int(summary["comanaged"]),
-           "attention_devices": int(summary.get("attention_devices", 0))}
-    groups = {"os_groups": summary["os_groups"], "funnel": summary["funnel"],
+           "attention_devices": int(summary.get("attention_devices", 0)),
+           "without_client": int(summary.get("without_client") or 0)}
+    groups = {OS_METRIC: summary["os_groups"] or {}, "funnel": summary["funnel"],
               "enrollment_status": summary["enrollment_status"],
               "reasons": summary["not_comanaged_reasons"],
               "attention": summary.get("attention", {})}
@@ -128,16 +134,25 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
     so functions written for a summary (the overview's tiles) read a past day too.
 
     ``enrollment_errors`` is ``{code: count}`` here (descriptions are not stored);
-    ``readiness`` is ``{step: devices failing it first}``.
+    ``readiness`` is ``{step: devices failing it first}``. ``os_groups`` and
+    ``without_client`` are None for a day recorded, for all or some of its sites, before the
+    OS groups counted client devices only: its client-device counts are unknown (the client
+    OS groups and the records without the client add up to the devices on any other day).
     """
     def group(name: str, keys) -> dict[str, int]:
         return {key: int(metrics.get(f"{name}{SEP}{key}", 0)) for key in keys}
 
     prefix = f"errors{SEP}"
+    devices = int(metrics.get("devices", 0))
+    os_groups: dict[str, int] | None = group(OS_METRIC, OS_GROUPS)
+    without_client: int | None = int(metrics.get("without_client", 0))
+    if sum(os_groups.values()) + without_client != devices:
+        os_groups = without_client = None
     return {
-        "devices": int(metrics.get("devices", 0)),
+        "devices": devices,
         "comanaged": int(metrics.get("comanaged", 0)),
-        "os_groups": group("os_groups", OS_GROUPS),
+        "os_groups": os_groups,
+        "without_client": without_client,
         "funnel": group("funnel", FUNNEL_STAGES),
         "enrollment_status": group("enrollment_status", ENROLLMENT_STATUSES),
         "workloads": {key: group(f"workloads{SEP}{key}", AUTHORITIES) for key in WORKLOADS},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dash
@@ -22,7 +22,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from ..settings import Settings
 from ..store import EstateStore
-from . import auth, export, security
+from . import auth, export, gate, security
 from .links import parse_query
 from .pages import device, devices, not_found, overview, trends
 from .pages import report as report_page
@@ -76,10 +76,18 @@ def format_time(value: str | datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
+def clock(value: float | datetime) -> str:
+    """``04:31:05 UTC`` from epoch seconds or an aware datetime."""
+    if not isinstance(value, datetime):
+        value = datetime.fromtimestamp(value, UTC)
+    return value.astimezone(UTC).strftime("%H:%M:%S UTC")
+
+
 def status_token(store: EstateStore) -> str:
     """Changes whenever the header must change (new data, refreshing, a failure)."""
     status = store.status()
-    return f"{store.version}|{status.refreshing}|{status.error}|{status.stale_since}"
+    old = old_data_warning(store) is not None
+    return f"{store.version}|{status.refreshing}|{status.error}|{status.stale_since}|{old}"
 
 
 def data_status(store: EstateStore):
@@ -92,6 +100,15 @@ def data_status(store: EstateStore):
     else:
         parts.append(html.Span(["Data as of ", html.Strong(format_time(estate.data_as_of),
                                                            id="data-as-of")]))
+        if status.loaded_at is not None:
+            parts.append(html.Span(["loaded ", html.Strong(format_time(status.loaded_at),
+                                                           id="data-loaded")],
+                                   title="When this data was read from the sources"))
+        if status.next_refresh is not None:
+            due = status.next_refresh <= datetime.now(UTC)
+            parts.append(html.Span(["next refresh ", html.Strong(
+                "due now" if due else format_time(status.next_refresh), id="next-refresh")],
+                className="text-secondary"))
         for report in estate.sources:
             text = f"{report.site}: {report.kind.upper()}, {report.rows:,} rows"
             if report.dropped:
@@ -118,6 +135,10 @@ def data_alerts(store: EstateStore) -> list:
                     f"{format_time(status.last_success)}.")
         alerts.append(dbc.Alert(text, color="danger", id="stale-banner",
                                 className="py-2 mb-2"))
+    old = old_data_warning(store)
+    if old:
+        alerts.append(dbc.Alert(old, color="warning", id="old-data-warning",
+                                className="py-2 mb-2"))
     for report in (estate.sources if estate is not None else []):
         if not report.dropped:
             continue
@@ -134,9 +155,48 @@ def data_alerts(store: EstateStore) -> list:
     return alerts
 
 
+NAV_PAGES = [page for page in PAGES if getattr(page, "NAV_LABEL", None)]
+
+
+def nav_id(page) -> str:
+    return "nav-" + (page.PATH.strip("/") or "overview")
+
+
+def nav_links(store: EstateStore, settings: Settings, pathname: str | None,
+              search: str | None) -> list[tuple[str, bool]]:
+    """(href, active) per navbar link: each carries the site and collection in view, so
+    moving between pages keeps the scope. On a device page the scope is the one of the
+    list it was opened from (its own ``site`` is the device's, not a scope)."""
+    from .links import first, query_string
+    from .pages.overview import scope_from_query
+
+    path = (pathname or "/").rstrip("/") or "/"
+    query = parse_query(search)
+    if path.startswith(device.PREFIX):
+        query = parse_query(first(query, "list") or "")
+    site, collection, _notes = scope_from_query(store, settings, query)
+    scope = query_string([("site", site or ""), ("collection", collection or "")])
+    return [(page.PATH + (f"?{scope}" if scope else ""), path == page.PATH)
+            for page in NAV_PAGES]
+
+
+def old_data_warning(store: EstateStore, now: datetime | None = None) -> str | None:
+    """A sentence when the data on screen was loaded longer ago than ``stale_after_hours``."""
+    loaded, limit = store.status().loaded_at, store.settings.stale_after_hours
+    if store.estate is None or loaded is None or limit <= 0:
+        return None
+    hours = ((now or datetime.now(UTC)) - loaded).total_seconds() / 3600
+    if hours <= limit:
+        return None
+    age = f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
+    return (f"This data was loaded {age} ago ({format_time(loaded)}), longer ago than the "
+            f"{limit} hours set in stale_after_hours: the scheduled refreshes are not "
+            f"bringing new data.")
+
+
 def navbar(settings: Settings):
-    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, active="exact"))
-             for page in PAGES if getattr(page, "NAV_LABEL", None)]
+    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, id=nav_id(page)))
+             for page in NAV_PAGES]
     brand = TITLE + (f" · {settings.organisation}" if settings.organisation else "")
     return dbc.Navbar(dbc.Container([
         dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
@@ -158,17 +218,23 @@ def shell(store: EstateStore, settings: Settings):
             html.Div([
                 html.Div(data_status(store), id="data-status",
                          className="d-flex flex-wrap align-items-center gap-2 small"),
-                html.Div([
-                    html.Span(id="refresh-note", className="small text-secondary me-2"),
-                    dbc.Button("Refresh now", id="refresh-button", size="sm",
-                               color="secondary", outline=True),
-                ], className="d-flex align-items-center ms-auto"),
+                refresh_area(store),
             ], className="d-flex flex-wrap align-items-center gap-2 py-2"),
             html.Div(data_alerts(store), id="data-alerts"),
         ], fluid=True, className="px-4 page-width"),
             className="bg-white border-bottom status-header"),
         dbc.Container(id="page", fluid=True, className="px-4 py-3 page-width", tag="main"),
     ])
+
+
+def refresh_area(store: EstateStore):
+    note, disabled, title, _pending, _interval = refresh_control(store, False, None)
+    return html.Div([
+        html.Span(note, id="refresh-note", className="small text-secondary me-2",
+                  role="status"),
+        dbc.Button("Refresh now", id="refresh-button", size="sm", color="secondary",
+                   outline=True, disabled=disabled, title=title),
+    ], className="d-flex align-items-center ms-auto")
 
 
 # -- callbacks (plain functions; the app binds them) ----------------------------------------
@@ -178,25 +244,99 @@ def poll(store: EstateStore, version: int | None, token: str | None,
     """(data-version, status-token, poll interval), no_update where nothing changed.
 
     Polls fast while a refresh runs, and after "Refresh now" until the store reacts
-    (``pending`` holds the status token at the click; given up after ``PENDING_SECONDS``).
+    (``pending`` holds the status token at the click; given up after ``PENDING_SECONDS``);
+    while "Refresh now" waits for its throttle, polls again when the wait is over.
     """
     new_token = status_token(store)
     now = time.time() if now is None else now
     waiting = bool(pending) and pending.get("token") == new_token \
         and now - pending.get("at", 0) < PENDING_SECONDS
     interval = POLL_BUSY_MS if store.status().refreshing or waiting else POLL_MS
+    until = store.next_manual_refresh() - now
+    if 0 < until < interval / 1000:
+        interval = max(POLL_BUSY_MS, int(until * 1000) + 500)
     return (store.version if store.version != version else no_update,
             new_token if new_token != token else no_update,
             interval)
 
 
-def request_refresh(store: EstateStore, n_clicks: int | None, now: float | None = None):
-    """(note, poll interval, pending) for a click on "Refresh now"."""
-    if not n_clicks:
-        return no_update, no_update, no_update
-    pending = {"token": status_token(store), "at": time.time() if now is None else now}
-    store.request_refresh()
-    return "Refresh requested", POLL_BUSY_MS, pending
+def checked_pending(value) -> dict | None:
+    """The page's ``refresh-pending`` store as this server wrote it, else None (it comes
+    back from the browser: anything else is ignored)."""
+    if not isinstance(value, dict) or not isinstance(value.get("token"), str):
+        return None
+    at = value.get("at")
+    if isinstance(at, bool) or not isinstance(at, int | float) or at != at:
+        return None
+    if not isinstance(value.get("result", ""), str):
+        return None
+    return value
+
+
+def _outcome(store: EstateStore, since: float) -> str | None:
+    """How the refresh asked for at ``since`` ended (None while it has not)."""
+    status = store.status()
+    if status.refreshing:
+        return None
+    failed, succeeded = status.last_failure, status.last_success
+    if failed is not None and failed.timestamp() >= since and (
+            succeeded is None or failed >= succeeded):
+        return f"Refresh failed at {clock(failed)}: {status.error}."
+    if succeeded is not None and succeeded.timestamp() >= since:
+        count = 0 if store.estate is None else len(store.estate.devices)
+        return f"Refreshed at {clock(succeeded)}: {count:,} devices."
+    return None
+
+
+def refresh_control(store: EstateStore, clicked: bool, pending: dict | None,
+                    now: float | None = None):
+    """The header's "Refresh now": (note, button disabled, button title, pending, poll
+    interval) after a click (``clicked``) or on a status change or poll tick.
+
+    ``pending`` remembers this page's accepted click: its time, the status token then, and
+    once the store finished, the result shown until the next click. At most one manual
+    refresh per ``store.manual_refresh_seconds`` for the deployment: meanwhile the button is
+    disabled and says when the next one is possible.
+    """
+    now = time.time() if now is None else now
+    interval = no_update
+    note = ""
+    if clicked:
+        accepted, next_at = store.request_refresh(now)
+        if accepted:
+            pending = {"token": status_token(store), "at": now}
+            interval = POLL_BUSY_MS
+        else:
+            note = f"Refreshed recently: the next manual refresh is possible at {clock(next_at)}."
+    status = store.status()
+    if pending and not note:
+        if status.refreshing:
+            note = "Refreshing ..."
+        elif pending.get("result"):
+            note = pending["result"]
+        else:
+            result = _outcome(store, pending.get("at", now)) if status_token(store) != \
+                pending.get("token") else None
+            if result is None and now - pending.get("at", 0) >= PENDING_SECONDS:
+                result = "The refresh did not report back: see the server's log."
+            if result is None:
+                note = "Refresh requested ..."
+            else:
+                pending = {**pending, "result": result}
+                note = result
+    next_at = store.next_manual_refresh()
+    throttled = next_at > now
+    disabled = bool(status.refreshing or throttled)
+    if throttled:
+        title = f"Next manual refresh possible at {clock(next_at)}"
+        if not note.startswith("Refreshed recently"):
+            note = (note + " " if note else "") + \
+                f"Next manual refresh possible at {clock(next_at)}."
+    elif status.refreshing:
+        title = "A refresh is running"
+    else:
+        title = "Load the data from the sources now"
+    return note, disabled, title, pending if pending else no_update, interval
 
 
 # Dash's page with the language declared (screen readers pick their voice from it); the
@@ -285,30 +425,40 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
     def _route(pathname, search):
         return route(store, settings, pathname, search)
 
+    @app.callback(*[Output(nav_id(page), prop) for page in NAV_PAGES
+                    for prop in ("href", "active")],
+                  Input("url", "pathname"), Input("url", "search"))
+    def _nav(pathname, search):
+        return tuple(value for link in nav_links(store, settings, pathname, search)
+                     for value in link)
+
     @app.callback(Output("data-version", "data"), Output("status-token", "data"),
                   Output("poll", "interval"),
                   Input("poll", "n_intervals"), State("data-version", "data"),
                   State("status-token", "data"), State("refresh-pending", "data"),
                   prevent_initial_call=True)
     def _poll(_n, version, token, pending):
-        return poll(store, version, token, pending)
+        return poll(store, version, token, checked_pending(pending))
 
     @app.callback(Output("data-status", "children"), Output("data-alerts", "children"),
-                  Output("refresh-note", "children", allow_duplicate=True),
                   Input("status-token", "data"), prevent_initial_call=True)
     def _header(_token):
-        return data_status(store), data_alerts(store), ""
+        return data_status(store), data_alerts(store)
 
-    @app.callback(Output("refresh-note", "children"),
+    @app.callback(Output("refresh-note", "children"), Output("refresh-button", "disabled"),
+                  Output("refresh-button", "title"), Output("refresh-pending", "data"),
                   Output("poll", "interval", allow_duplicate=True),
-                  Output("refresh-pending", "data"),
-                  Input("refresh-button", "n_clicks"), prevent_initial_call=True)
-    def _refresh(n_clicks):
-        return request_refresh(store, n_clicks)
+                  Input("refresh-button", "n_clicks"), Input("status-token", "data"),
+                  Input("poll", "n_intervals"), State("refresh-pending", "data"),
+                  prevent_initial_call=True)
+    def _refresh(n_clicks, _token, _tick, pending):
+        clicked = dash.ctx.triggered_id == "refresh-button" and bool(n_clicks)
+        return refresh_control(store, clicked, checked_pending(pending))
 
     for page in PAGES:
         page.register_callbacks(app, store, settings)
     export.register(app.server, store)
+    gate.install(app, settings)  # body size, Host, anonymous peers, malformed JSON: first
     security.install(app, settings)  # headers and CSP on every response, /healthz
     auth.install(app, settings)  # settings.auth: every route but /login, /healthz protected
     return app

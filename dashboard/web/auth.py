@@ -3,15 +3,18 @@
 Setting ``auth`` (see ``dashboard.settings``):
 
 ``none``
-    No check. ``serve`` binds loopback by default and refuses any other address unless
-    ``--allow-anonymous`` is given (``preflight``).
+    No sign-in. ``serve`` binds loopback by default and refuses any other address unless
+    ``--allow-anonymous`` is given (``preflight``); whatever server runs the app, it answers
+    only loopback peers unless ``allow_anonymous`` is set (``dashboard.web.gate``).
 ``users``
     Accounts in a JSON file (``users_file``; salted scrypt hashes from
     ``werkzeug.security``; written with mode 0600), managed with
     ``comanage-dashboard user add|remove|list``. ``/login`` is a small server-rendered form
-    (no script) with a per-session CSRF token, a generic error message and a limit on
-    failed attempts per user name and per client address. A successful sign-in stores the
-    user in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure when
+    (no script) with a per-session CSRF token, a generic error message and a throttle on
+    failed attempts per (user name, client address) and per client address: growing delays,
+    never a lock another client can impose (``Throttle``); the client address comes from
+    ``X-Forwarded-For`` only when the peer is one of ``trusted_proxies``. A successful
+    sign-in stores the user in Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure when
     ``secure_cookies``), valid ``session_hours``; removing the user or changing their
     password ends their sessions. ``/logout`` signs out (POST with the token; the navbar's
     "Sign out" button); a copy of the signed-out cookie is refused too. The failed attempts
@@ -23,7 +26,8 @@ Setting ``auth`` (see ``dashboard.settings``):
     A reverse proxy (IIS with Windows authentication, any SSO proxy) authenticates and
     names the user in ``proxy_user_header``. The header is believed only from the
     addresses in ``trusted_proxies`` (the TCP peer, ``request.remote_addr``; forwarded-for
-    headers are ignored); any other client is refused (403).
+    headers are ignored); any other client is refused (403). A header sent twice or naming
+    several users (joined with commas) is refused (400); UTF-8 names survive WSGI's latin-1.
 
 Every path is protected the same way by one ``before_request`` hook: pages, Dash's
 callback routes (``/_dash-update-component``, ``/_dash-layout``, ``/_dash-dependencies``),
@@ -77,10 +81,16 @@ MAX_PASSWORD = 1024
 MIN_SECRET = 32
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-# Failed sign-ins: at most this many per user name, and per client address, in the window.
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_ADDRESS = 20
+# Failed sign-ins are remembered for this long (the window the throttles count in).
+MAX_FAILURES_PER_ADDRESS = 20  # over every user name, before the delays start
 FAILURE_WINDOW_SECONDS = 15 * 60
+FORWARDED_FOR = "X-Forwarded-For"  # believed from trusted_proxies only
+# Password hashing: scrypt at OWASP's recommended cost (N = 2^17, r = 8, p = 1: 128 MiB and
+# about half a second each); older hashes are upgraded at the owner's next sign-in. At most
+# HASHING_AT_ONCE hashes run at a time, so a burst of sign-ins cannot exhaust memory.
+HASH_METHOD = "scrypt:131072:8:1"
+HASHING_AT_ONCE = 2
+_hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
 # The sign-in state every process shares (failed sign-ins, sign-outs): beside the users file.
 STATE_SUFFIX = ".sign-in.sqlite"
 STATE_TIMEOUT_SECONDS = 2.0  # the longest a sign-in or sign-out waits for the file's lock
@@ -95,7 +105,7 @@ class AuthError(SettingsError):
 
 def users_path(settings: Settings) -> Path:
     """``users_file``, else ``users.json`` beside the config file (relative: to its folder)."""
-    base = settings.config_path.parent if settings.config_path else Path.cwd()
+    base = settings.work_folder
     configured = str(settings.users_file or "").strip()
     path = Path(configured).expanduser() if configured else Path(USERS_FILE)
     return path if path.is_absolute() else (base / path)
@@ -108,7 +118,22 @@ def state_path(settings: Settings) -> Path:
 
 
 def _hash_method() -> str:
-    return "scrypt" if hasattr(hashlib, "scrypt") else "pbkdf2:sha256:600000"
+    return HASH_METHOD if hasattr(hashlib, "scrypt") else "pbkdf2:sha256:600000"
+
+
+def outdated(stored_hash: str) -> bool:
+    """A hash made with a weaker method or cost than ``_hash_method()`` (upgrade it)."""
+    return not stored_hash.startswith(_hash_method() + "$")
+
+
+def _hash(password: str) -> str:
+    with _hashing:
+        return generate_password_hash(password, method=_hash_method())
+
+
+def _check(stored_hash: str, password: str) -> bool:
+    with _hashing:
+        return check_password_hash(stored_hash, password)
 
 
 def check_user_name(name: str) -> str:
@@ -199,7 +224,7 @@ class UserFile:
                             "password)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         users[name] = {
-            "hash": generate_password_hash(password, method=_hash_method()),
+            "hash": _hash(password),
             "stamp": secrets.token_hex(16),  # a new password ends every old session
             "created": (existing or {}).get("created", now),
             "changed": now,
@@ -225,11 +250,28 @@ class UserFile:
         """
         entry = self.users().get(name)
         if entry is None:
-            check_password_hash(_dummy_hash(), password)
+            _check(_dummy_hash(), password)
             return None
-        if check_password_hash(entry["hash"], password):
+        if _check(entry["hash"], password):
             return entry["stamp"]
         return None
+
+    def upgrade(self, name: str, password: str) -> bool:
+        """Re-hash a verified password made with an outdated method (same session stamp,
+        so nobody is signed out); True when the file was rewritten."""
+        entry = self.users().get(name)
+        if entry is None or not outdated(entry["hash"]):
+            return False
+        new_hash = _hash(password)
+        with self._lock:
+            self._cached = (None, {})  # re-read: another process may have changed the file
+        users = dict(self.users())
+        current = users.get(name)
+        if current is None or current["hash"] != entry["hash"]:
+            return False  # changed meanwhile (a new password, a removal): leave it
+        users[name] = {**current, "hash": new_hash}
+        self._write(users)
+        return True
 
 
 _DUMMY: list[str] = []
@@ -237,7 +279,7 @@ _DUMMY: list[str] = []
 
 def _dummy_hash() -> str:
     if not _DUMMY:
-        _DUMMY.append(generate_password_hash(secrets.token_hex(16), method=_hash_method()))
+        _DUMMY.append(_hash(secrets.token_hex(16)))
     return _DUMMY[0]
 
 
@@ -368,12 +410,56 @@ def check_settings(settings: Settings) -> None:
                             "reverse proxy; the user header is believed from nowhere else")
 
 
-def preflight(settings: Settings, allow_anonymous: bool = False) -> list[str]:
-    """Checks ``serve`` runs before listening; returns notes to print, raises AuthError."""
+def config_secrets(path: Path | None) -> list[str]:
+    """Which secrets a config file holds itself (``secret_key``, a password in a source
+    URL), by name; empty when it holds none or cannot be read."""
+    if path is None:
+        return []
+    try:
+        import tomllib
+
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = ["secret_key"] if raw.get("secret_key") else []
+    for index, source in enumerate(raw.get("sources") or []):
+        url = source.get("url") if isinstance(source, dict) else None
+        if isinstance(url, str) and re.match(r"^[A-Za-z0-9+.-]+://[^/@]*:[^/@]*@", url):
+            found.append(f"the password in sources[{index}].url")
+    shared = raw.get("shared_cache")
+    if isinstance(shared, str) and re.match(r"^rediss?://[^/@]*:[^/@]+@", shared):
+        found.append("the password in shared_cache")
+    return found
+
+
+def config_mode_warning(settings: Settings) -> str | None:
+    """A warning when other users may read a config file that holds a secret (POSIX)."""
+    path = settings.config_path
+    if os.name != "posix" or path is None or not Path(path).exists():
+        return None
+    mode = Path(path).stat().st_mode & 0o777
+    if not mode & 0o077:
+        return None
+    held = config_secrets(path)
+    if not held:
+        return None
+    return (f"{path} holds {', '.join(held)} and is readable by other users (mode {mode:o}): "
+            f"chmod 600 it, or move the secret to its environment variable")
+
+
+def preflight(settings: Settings, allow_anonymous: bool = False, bound: bool = True
+              ) -> list[str]:
+    """Checks ``serve`` runs before listening; returns notes to print, raises AuthError.
+
+    ``bound=False`` (the WSGI entry point): the address is the WSGI server's, not
+    ``settings.host``, so the address check is left to the app's peer check."""
     check_settings(settings)
     notes = []
+    warning = config_mode_warning(settings)
+    if warning:
+        notes.append(f"warning: {warning}")
     mode = settings.auth
-    if mode == "none" and not is_loopback(settings.host):
+    if mode == "none" and bound and not is_loopback(settings.host):
         if not allow_anonymous:
             raise AuthError(
                 f"refusing to listen on {settings.host or 'every address'} without "
@@ -382,6 +468,9 @@ def preflight(settings: Settings, allow_anonymous: bool = False) -> list[str]:
                 "behind IIS/an SSO proxy, or pass --allow-anonymous")
         notes.append("warning: authentication is off (--allow-anonymous): everyone who can "
                      "reach this address sees every device")
+        if not settings.allowed_hosts:
+            notes.append("note: only loopback host names and the bound address are answered: "
+                         "list the names users type in allowed_hosts")
     if mode == "users":
         users = UserFile(users_path(settings))
         if not users.users():
@@ -539,6 +628,40 @@ def _state(state: SignInState | str | Path | None) -> SignInState | None:
     return SignInState(Path(state))
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """Growing delays for one key: ``free`` attempts without waiting in the window, then
+    each further attempt waits ``base * 2**k`` seconds (at most ``cap``) after the previous
+    one. Nobody is ever locked out for long, and a guesser gets a handful of tries an hour."""
+
+    free: int
+    base: float = 5.0
+    cap: float = 300.0
+
+    def wait(self, times: list[float], now: float) -> float:
+        """Seconds until the next attempt may start, given the attempts in the window."""
+        if len(times) < self.free:
+            return 0.0
+        delay = min(self.cap, self.base * 2 ** min(len(times) - self.free, 30))
+        return max(0.0, max(times) + delay - now)
+
+
+# A user name from one client address: a few tries, then growing delays. An attacker
+# elsewhere cannot slow the real user down (their address differs).
+PER_USER_AND_ADDRESS = Throttle(free=3)
+# One client address over every user name (password spraying).
+PER_ADDRESS = Throttle(free=MAX_FAILURES_PER_ADDRESS)
+
+
+@dataclass
+class Reservation:
+    """Attempts counted before the password is checked (``FailureLimiter.reserve``)."""
+
+    keys: tuple[str, ...]
+    at: float
+    rowids: tuple[int, ...] = ()
+
+
 class FailureLimiter:
     """Counts failed sign-ins per key in a sliding window.
 
@@ -617,9 +740,91 @@ class FailureLimiter:
             except StateUnavailable:
                 pass
         with self._lock:
-            if key not in self._failures and len(self._failures) >= self.MAX_KEYS:
-                self._failures.pop(next(iter(self._failures)))
-            self._failures.setdefault(key, deque(maxlen=self.MAX_PER_KEY)).append((now, stored))
+            self._remember(key, now, stored)
+
+    def reserve(self, rules: list[tuple[str, Throttle]], now: float | None = None
+                ) -> tuple[float, Reservation | None]:
+        """Count an attempt under every key before the password is checked.
+
+        Returns (0, reservation) when every ``Throttle`` lets it through now, else (seconds
+        to wait, None) and nothing is counted. The check and the count are one transaction
+        in the shared file (or one lock in memory), so concurrent attempts cannot all pass
+        the check first: each sees the ones reserved before it. A failed attempt simply
+        keeps its reservation; ``forgive`` takes it back after a success.
+        """
+        now = time.time() if now is None else now
+        keys = tuple(key for key, _ in rules)
+        if self.state is not None:
+            stored = {key: self.state.digest(key) for key in keys}
+
+            def work(c: sqlite3.Connection):
+                with self._lock:
+                    extra = {key: [at for at, kept in self._recent(key, now) if not kept]
+                             for key in keys}
+                wait = 0.0
+                for key, throttle in rules:
+                    times = [row[0] for row in c.execute(
+                        "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
+                        "LIMIT ?", (stored[key], now - self.window, self.MAX_PER_KEY))]
+                    wait = max(wait, throttle.wait(times + extra[key], now))
+                if wait > 0:
+                    return wait, ()
+                c.execute("DELETE FROM failures WHERE at <= ?", (now - self.window,))
+                rowids = []
+                for key in keys:
+                    rowids.append(c.execute("INSERT INTO failures (key, at) VALUES (?, ?)",
+                                            (stored[key], now)).lastrowid)
+                    c.execute("DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT "
+                              "rowid FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
+                              (stored[key], stored[key], self.MAX_PER_KEY))
+                c.execute("DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
+                          "ORDER BY at DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+                return 0.0, tuple(rowids)
+
+            try:
+                wait, rowids = self.state.run(work, write=True)
+            except StateUnavailable:
+                pass
+            else:
+                if wait > 0:
+                    return wait, None
+                with self._lock:
+                    for key in keys:
+                        self._remember(key, now, True)
+                return 0.0, Reservation(keys, now, rowids)
+        with self._lock:  # no usable file: this process decides alone, atomically
+            wait = max(throttle.wait([at for at, _ in self._recent(key, now)], now)
+                       for key, throttle in rules)
+            if wait > 0:
+                return wait, None
+            for key in keys:
+                self._remember(key, now, False)
+        return 0.0, Reservation(keys, now)
+
+    def _remember(self, key: str, now: float, stored: bool) -> None:
+        if key not in self._failures and len(self._failures) >= self.MAX_KEYS:
+            self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(key, deque(maxlen=self.MAX_PER_KEY)).append((now, stored))
+
+    def forgive(self, reservation: Reservation, clear: tuple[str, ...] = ()) -> None:
+        """A reserved attempt succeeded: it does not count; ``clear`` forgets those keys'
+        earlier failures too."""
+        with self._lock:
+            for key in reservation.keys:
+                entries = self._failures.get(key)
+                if entries is not None:
+                    kept = [entry for entry in entries if entry[0] != reservation.at]
+                    entries.clear()
+                    entries.extend(kept)
+        if self.state is not None and reservation.rowids:
+            try:
+                self.state.run(lambda c: c.executemany(
+                    "DELETE FROM failures WHERE rowid = ?",
+                    [(rowid,) for rowid in reservation.rowids]), write=True)
+            except StateUnavailable:
+                pass
+        for key in clear:
+            self.clear(key)
 
     def clear(self, key: str) -> None:
         with self._lock:
@@ -802,16 +1007,52 @@ def _session_user(auth: Auth) -> str | None:
     return name
 
 
-def _proxy_user(auth: Auth) -> str | None | bool:
-    """The proxy's user; False when the peer is not a trusted proxy."""
+def _address(text: str | None):
     try:
-        peer = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
+        return ipaddress.ip_address((text or "").strip().split("%", 1)[0])
     except ValueError:
+        return None
+
+
+def _trusted(address, auth: Auth) -> bool:
+    return address is not None and any(address in network for network in auth.networks)
+
+
+def client_address(auth: Auth | None) -> str:
+    """The client's address: the TCP peer, or, when the peer is one of ``trusted_proxies``,
+    the nearest address in its ``X-Forwarded-For`` that is not a trusted proxy (entries
+    further left were written by the client and prove nothing)."""
+    peer = request.remote_addr or "?"
+    if auth is None or not auth.networks or not _trusted(_address(peer), auth):
+        return peer
+    hops = [hop for value in request.headers.getlist(FORWARDED_FOR)
+            for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # garbage from here on: the proxy's own view is all that is known
+        if not _trusted(address, auth):
+            return str(address)
+    return peer
+
+
+AMBIGUOUS = "ambiguous"
+
+
+def _proxy_user(auth: Auth) -> str | None | bool:
+    """The proxy's user; False when the peer is not a trusted proxy, ``AMBIGUOUS`` when
+    the header was sent twice or names several users."""
+    if not _trusted(_address(request.remote_addr), auth):
         return False
-    if not any(peer in network for network in auth.networks):
-        return False
-    value = request.headers.get(auth.settings.proxy_user_header, "").strip()
-    if not value or len(value) > 256 or any(ord(c) < 32 for c in value):
+    values = request.headers.getlist(auth.settings.proxy_user_header)
+    if len(values) > 1 or any("," in value for value in values):
+        return AMBIGUOUS  # a server joins repeated headers with commas: never one name
+    value = values[0].strip() if values else ""
+    try:  # WSGI hands headers over as latin-1: the proxy sent UTF-8 (zoë, Ĳssel)
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass  # not UTF-8: it really was latin-1
+    if not value or len(value) > 256 or any(ord(c) < 32 or ord(c) == 127 for c in value):
         return None
     return value
 
@@ -827,6 +1068,11 @@ def _guard(auth: Auth):
             log.warning("refused a request from %s: not a trusted proxy", request.remote_addr)
             return Response("This dashboard is reached through its reverse proxy only.\n",
                             status=403, mimetype="text/plain")
+        if user == AMBIGUOUS:
+            log.warning("refused a request from %s: %s sent more than once or with several "
+                        "names", request.remote_addr, auth.settings.proxy_user_header)
+            return Response("The proxy's user header names more than one user.\n",
+                            status=400, mimetype="text/plain")
     if not user:
         return _denied(auth)
     g.comanage_user = user
@@ -897,6 +1143,14 @@ def _login_form(next_path: str, status: int = 200, message: str = "", kind: str 
                  username=username)
 
 
+def wait_text(seconds: float) -> str:
+    """``40 seconds`` / ``3 minutes``: how long a throttled sign-in waits."""
+    if seconds < 120:
+        whole = max(1, int(seconds + 0.999))
+        return f"{whole} second{'s' if whole > 1 else ''}"
+    return f"{int(seconds // 60) + (1 if seconds % 60 else 0)} minutes"
+
+
 def _register_routes(server, auth: Auth) -> None:
     @server.route(LOGIN_CSS_PATH)
     def login_css():
@@ -908,7 +1162,7 @@ def _register_routes(server, auth: Auth) -> None:
     @server.route(LOGIN_PATH, methods=["GET", "POST"])
     def login():
         next_path = safe_next(request.args.get("next"))
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # Flask routes HEAD here too: never a sign-in
             if _session_user(auth):
                 return redirect(next_path, code=302)
             notice = "You have signed out." if request.args.get("signed_out") else ""
@@ -919,27 +1173,31 @@ def _register_routes(server, auth: Auth) -> None:
                                message="The sign-in form expired. Please try again.")
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")
-        address = request.remote_addr or "?"
-        wait = max(auth.limiter.blocked_for("user:" + name.lower(), MAX_FAILURES_PER_USER),
-                   auth.limiter.blocked_for("addr:" + address, MAX_FAILURES_PER_ADDRESS))
-        if wait:
-            minutes = int(wait // 60) + 1
+        address = client_address(auth)
+        pair = f"user:{name.lower()}|addr:{address}"
+        # Counted before the (slow) hash, so concurrent attempts cannot all pass the check.
+        wait, reservation = auth.limiter.reserve([(pair, PER_USER_AND_ADDRESS),
+                                                  ("addr:" + address, PER_ADDRESS)])
+        if reservation is None:
             return _login_form(next_path, status=429, username=name,
-                               message=f"Too many failed sign-ins. Try again in {minutes} "
-                                       f"minute{'s' if minutes > 1 else ''}.")
+                               message=f"Too many failed sign-ins. Try again in "
+                                       f"{wait_text(wait)}.")
         stamp = None
         if 0 < len(password) <= MAX_PASSWORD and _NAME_RE.match(name):
             stamp = auth.users.verify(name, password)
-        if stamp is None:
-            auth.limiter.fail("user:" + name.lower())
-            auth.limiter.fail("addr:" + address)
+        if stamp is None:  # the reservation stays: it is the failure
             known = _NAME_RE.match(name) and auth.users.stamp(name) is not None
             log.warning("failed sign-in %s from %s",
                         f"for user {name!r}" if known else "for an unknown user name",
                         address)
             return _login_form(next_path, status=401, username=name,
                                message="Incorrect user name or password.")
-        auth.limiter.clear("user:" + name.lower())
+        auth.limiter.forgive(reservation, clear=(pair,))
+        try:
+            if auth.users.upgrade(name, password):
+                log.info("upgraded the password hash of %s", name)
+        except (AuthError, OSError) as error:  # the sign-in still works with the old hash
+            log.warning("could not upgrade the password hash of %s: %s", name, error)
         flask_session.clear()
         flask_session.permanent = True
         flask_session["auth"] = {"user": name, "stamp": stamp, "at": int(time.time()),
@@ -951,7 +1209,7 @@ def _register_routes(server, auth: Auth) -> None:
     @server.route(LOGOUT_PATH, methods=["GET", "POST"])
     def logout():
         user = _session_user(auth)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             if not user:
                 return redirect(LOGIN_PATH, code=302)
             return _page("Sign out", "logout", action=LOGOUT_PATH, csrf=csrf_token(),
@@ -987,6 +1245,7 @@ def install(app, settings: Settings, environ=None) -> Auth | None:
         auth.state = SignInState(state_path(settings), secret=key)
         auth.state.check()  # created now (mode 0600): a problem is logged at start
         auth.limiter = FailureLimiter(state=auth.state)
+        auth.networks = tuple(trusted_networks(settings))  # TLS proxies: X-Forwarded-For
         auth.revoked = Revoked(state=auth.state)
         server.secret_key = key
         server.config.update(

@@ -2,7 +2,8 @@
 
 The response is written a chunk at a time from the estate that was current when the request
 arrived, so memory stays flat whatever the size, and a refresh mid-download cannot mix two
-estates. Cells that a spreadsheet would run as a formula are prefixed with a quote.
+estates. Cells that a spreadsheet would run as a formula are prefixed with a quote, in every
+text column (``model.device_query.neutralise``).
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ import io
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
 from ..model.device_query import EXPORT_COLUMNS, export_chunks
 
 ROUTE = "/export/devices.csv"
-
-
-SOURCE_TEXT = ("Name", "Domain", "Error")  # columns holding text from the site database
-_FORMULA_START = r"^[=+\-@\t\r]"
-
-
-def _safe(frame):
-    """Neutralise spreadsheet formulas in text that came from the site database."""
-    for column in SOURCE_TEXT:
-        text = frame[column].astype("str")
-        frame[column] = text.where(~text.str.contains(_FORMULA_START, regex=True), "'" + text)
-    return frame
 
 
 def stream_csv(estate, positions, wording: str):
@@ -41,11 +29,26 @@ def stream_csv(estate, positions, wording: str):
         EXPORT_COLUMNS.values())
     yield "\ufeff" + buffer.getvalue()
     options = pacsv.WriteOptions(include_header=False)
-    for chunk in export_chunks(estate.devices, positions, wording):
-        table = pa.Table.from_pandas(_safe(chunk), preserve_index=False)
+    for table in export_chunks(estate.devices, positions, wording):  # neutralised
         out = io.BytesIO()
         pacsv.write_csv(table, out, options)
         yield out.getvalue().decode("utf-8")
+
+
+MAX_SCOPE_NAME = 80  # characters of the name given to the scope and filters
+
+
+def export_name(flt, stamp: str) -> str:
+    """``devices-PS1-CAS00101-<stamp>.csv``: the site, the collection, then the other filter
+    values, so that two exports of different lists do not look alike. Only letters, digits
+    and ``. _ -`` survive (``safe_filename``): a filter value cannot break the
+    Content-Disposition header or name a path."""
+    from .security import safe_filename
+
+    values = [*flt.values.get("site", ()), *flt.values.get("collection", ())]
+    values += [value for name, value in flt.pairs() if name not in ("site", "collection")]
+    scope = safe_filename("-".join(values), default="", max_length=MAX_SCOPE_NAME)
+    return "-".join(part for part in ("devices", scope, stamp) if part) + ".csv"
 
 
 def register(server, store) -> None:
@@ -67,6 +70,7 @@ def register(server, store) -> None:
         return Response(
             stream_with_context(stream_csv(estate, positions, store.settings.status_labels)),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="devices-{stamp}.csv"',
+            headers={"Content-Disposition":
+                     f'attachment; filename="{export_name(flt, stamp)}"',
                      "X-Device-Count": str(int(mask.sum()))},
         )

@@ -67,7 +67,8 @@ EDGE = "rgba(33, 37, 41, 0.55)"  # a thin dark outline keeps yellow visible on w
 NO_DEVICES = "No devices match this filter"
 # Each chart's heading and subtitle, the same on the overview and in the weekly report.
 HEADINGS = {
-    "os": ("Client OS distribution", "Devices per OS group and per release"),
+    "os": ("Client OS distribution",
+           "Devices with the ConfigMgr client, per OS group and per release"),
     "funnel": ("Co-management status", "Eligible devices and how far they got"),
     "status": ("Co-management enrollment status", "Devices targeted with co-management policy"),
     "workloads": ("Workload transition", "Co-managed devices by authority for each workload"),
@@ -175,17 +176,30 @@ def empty_figure(message: str = NO_DEVICES) -> go.Figure:
                  xaxis={"visible": False}, yaxis={"visible": False}, meta={"empty": message})
 
 
+NO_CLIENTS = "No device in this view has the ConfigMgr client"
+# The OS figures count client devices (the console's tile does): their links list those.
+CLIENT_FILTER = {"client": "1"}
+
+
+def client_devices(summary: dict) -> int:
+    """The devices the OS figures count: those with the ConfigMgr client."""
+    return summary["devices"] - int(summary.get("without_client") or 0)
+
+
 def os_groups_figure(summary: dict, show_legend: bool = True) -> go.Figure:
-    """Donut of the five OS groups (zero groups omitted).
+    """Donut of the five OS groups over client devices (zero groups omitted).
 
     The overview draws its own legend (a table with counts and links): ``show_legend=False``.
     """
     if not summary["devices"]:
         return empty_figure()
+    clients = client_devices(summary)
+    if not clients:
+        return empty_figure(NO_CLIENTS)
     groups = [(g, n) for g, n in summary["os_groups"].items() if n]
     return chart([dict(
         type="pie", labels=[g for g, _ in groups], values=[n for _, n in groups],
-        customdata=[filter_fragment({"os_group": g}) for g, _ in groups],
+        customdata=[filter_fragment({"os_group": g, **CLIENT_FILTER}) for g, _ in groups],
         marker={"colors": [OS_GROUP_COLORS.get(g, COLORS["light"]) for g, _ in groups],
                 "line": {"color": "white", "width": 1.5}},
         insidetextfont={"color": [text_on(OS_GROUP_COLORS.get(g, COLORS["light"]))
@@ -193,11 +207,11 @@ def os_groups_figure(summary: dict, show_legend: bool = True) -> go.Figure:
         hole=0.55, sort=False, direction="clockwise",
         text=_slice_text([n for _, n in groups]), textinfo="text", textposition="inside",
         insidetextorientation="horizontal",
-        hovertext=[f"{g}<br>{n:,} devices ({pct(n, summary['devices'])} of devices)"
+        hovertext=[f"{g}<br>{n:,} client devices ({pct(n, clients)} of client devices)"
                    for g, n in groups],
         hovertemplate=CLICK_HOVER,
         name="OS group",
-    )], [{"text": f"<b>{summary['devices']:,}</b><br>devices", "showarrow": False,
+    )], [{"text": f"<b>{clients:,}</b><br>client devices", "showarrow": False,
           "font": {"size": 13}}],
         showlegend=show_legend,
         legend={"orientation": "v", "x": 1.0, "y": 0.5, "yanchor": "middle"})
@@ -232,11 +246,14 @@ def release_height(summary: dict) -> int:
 
 
 def os_releases_figure(summary: dict) -> go.Figure:
-    """Horizontal bars of OS releases, largest on top, one colour per Windows family."""
+    """Horizontal bars of OS releases over client devices, largest on top, one colour per
+    Windows family."""
     if not summary["devices"]:
         return empty_figure()
-    devices = summary["devices"]
+    devices = client_devices(summary)
     releases = list(summary["os_releases"].items())  # already largest first
+    if not devices or not releases:
+        return empty_figure(NO_CLIENTS)
     traces = []
     families: dict[str, list[tuple[str, int]]] = {}
     for label, count in releases:
@@ -249,9 +266,10 @@ def os_releases_figure(summary: dict) -> go.Figure:
         traces.append(dict(
             type="bar", orientation="h", name=family,
             y=[label for label, _ in points], x=[count for _, count in points],
-            customdata=[filter_fragment({"release": label}) for label, _ in points],
-            hovertext=[f"{label}<br>{count:,} devices ({pct(count, devices)} of devices)"
-                       for label, count in points],
+            customdata=[filter_fragment({"release": label, **CLIENT_FILTER})
+                        for label, _ in points],
+            hovertext=[f"{label}<br>{count:,} client devices ({pct(count, devices)} of "
+                       "client devices)" for label, count in points],
             hovertemplate=CLICK_HOVER,
             text=[f"{count:,}" for _, count in points], textposition="outside",
             cliponaxis=False,

@@ -20,6 +20,7 @@ Device-list parameters (repeating a parameter means "any of these values"):
 ``attention``          ``any`` or an attention rule id (``enrollment-failed``)
 ``severity``           ``high`` | ``medium`` | ``low`` (a device's most severe rule)
 ``comanaged``          ``1`` | ``0``
+``client``             ``1`` (the ConfigMgr client installed) | ``0`` (not, or unknown)
 ``readiness``          a prerequisite step id: the first one the device fails (``joined``)
 ``q``                  text the device name contains (case-insensitive)
 ``changed``            ``newly_comanaged`` | ``newly_failed`` | ``fell_back`` since ``since``
@@ -42,13 +43,13 @@ DEVICES_PATH = "/devices"
 OVERVIEW_PATH = "/"
 SCOPE_KEYS = ("site", "collection")
 FILTER_KEYS = ("os_group", "release", "funnel", "enrollment_status", "workload", "authority",
-               "error", "reason", "attention", "severity", "comanaged", "readiness", "q",
-               "changed", "since")
+               "error", "reason", "attention", "severity", "comanaged", "client", "readiness",
+               "q", "changed", "since")
 KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
 ATTENTION_VALUES = ("any", *RULES_BY_ID)
 CLOSED_VALUES = {  # keys whose values come from a fixed list
     "attention": ATTENTION_VALUES, "severity": SEVERITIES, "readiness": READINESS_IDS,
-    "changed": CHANGE_KINDS,
+    "changed": CHANGE_KINDS, "client": ("1", "0"),
 }
 
 Query = dict[str, list[str]]

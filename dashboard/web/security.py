@@ -12,6 +12,7 @@
   exports, the login page); the versioned static files Dash serves keep their own caching;
 - a same-origin check on state-changing requests: a POST that the browser marks as sent
   from another site (``Sec-Fetch-Site``) is refused (403) before any route runs;
+- ``Strict-Transport-Security`` when ``secure_cookies`` is on (users come through HTTPS);
 - ``/healthz``, which answers ``ok`` and nothing else (no version, no data, no auth).
 
 Styles: plotly.js and AG Grid inject ``<style>`` elements at run time (AG Grid's theming,
@@ -33,6 +34,7 @@ from flask import Response, request
 HEALTH_PATH = "/healthz"
 # Paths whose responses are versioned static files (safe to cache); everything else is data.
 STATIC_PREFIXES = ("/_dash-component-suites/", "/assets/")
+HSTS = "max-age=31536000"  # one year; no includeSubDomains: other hosts are not ours to pin
 STYLE_INLINE = True  # plotly.js and AG Grid inject <style> elements (see the module doc)
 
 BASE_HEADERS = {
@@ -110,10 +112,15 @@ def install(app, settings=None) -> None:
                             mimetype="text/plain")
         return None
 
+    # Behind HTTPS (secure_cookies says so) browsers must never fall back to plain HTTP.
+    hsts = bool(getattr(settings, "secure_cookies", False))
+
     @server.after_request
     def _headers(response):
         for name, value in BASE_HEADERS.items():
             response.headers.setdefault(name, value)
+        if hsts:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         response.headers["Content-Security-Policy"] = policy.text()
         if not request.path.startswith(STATIC_PREFIXES):
             response.headers["Cache-Control"] = "no-store"

@@ -30,9 +30,11 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
     from .auth import AuthError, is_loopback, preflight
 
     out = out or sys.stdout
-    notes = preflight(settings, allow_anonymous)  # before anything starts
+    if allow_anonymous:  # the app itself refuses other computers unless this is set
+        settings = settings.with_values(allow_anonymous=True)
+    notes = preflight(settings, settings.allow_anonymous)  # before anything starts
     if debug and not is_loopback(settings.host):
-        raise AuthError("--debug runs Flask's interactive debugger: loopback addresses only")
+        raise AuthError("--debug runs Flask's development server: loopback addresses only")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
     from .app import create_app
@@ -46,13 +48,20 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
         store.start()
         print(f"serving {display_url(host, port)} (Flask debug server: not for production)",
               file=out, flush=True)
-        app.run(host=host, port=port, debug=True, use_reloader=False,
+        for note in notes:
+            print(note, file=out, flush=True)
+        # Dash's dev tools, but never Werkzeug's interactive debugger: its /console runs
+        # Python for whoever reaches the port, PIN or not.
+        app.run(host=host, port=port, debug=True, use_reloader=False, use_debugger=False,
                 dev_tools_disable_version_check=True)  # no call to plotly.com
         return
     import waitress.server
 
+    from .gate import MAX_BODY_BYTES
+
     server = waitress.server.create_server(app.server, host=host, port=port,
-                                           threads=THREADS, ident="comanage-dashboard")
+                                           threads=THREADS, ident="comanage-dashboard",
+                                           max_request_body_size=MAX_BODY_BYTES)
     store.start()
     print(f"serving {display_url(host, port)} (data loads in the background; Ctrl+C stops)",
           file=out, flush=True)

@@ -68,9 +68,9 @@ def parse_week(text: str) -> tuple[date, date]:
     year, week = int(match.group(1)), int(match.group(2))
     try:
         monday = date.fromisocalendar(year, week, 1)
-    except ValueError:
+        return monday, monday + timedelta(days=6)
+    except (ValueError, OverflowError):  # week 53 of a 52-week year; the end of the calendar
         raise ReportError(f"{text} is not a week of {year}") from None
-    return monday, monday + timedelta(days=6)
 
 
 def week_text(monday: date) -> str:

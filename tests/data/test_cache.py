@@ -89,3 +89,27 @@ def test_second_worker_process_serves_without_opening_the_source(settings, tmp_p
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == expected
+
+
+def test_a_refresh_lock_dies_with_its_holder(tmp_path):
+    """A service killed in the middle of a load (the lock held) must not leave the next start
+    waiting: the operating system releases the lock with the process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from dashboard.data import cache\n"
+         "with cache.refresh_lock(Path(sys.argv[1])) as mine:\n"
+         "    print(mine, flush=True)\n"
+         "    time.sleep(60)\n", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with cache.refresh_lock(tmp_path) as mine:
+            assert not mine  # held by the other process
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert (tmp_path / cache.LOCK).exists()  # the file stays; the lock does not
+    with cache.refresh_lock(tmp_path) as mine:
+        assert mine

@@ -180,6 +180,18 @@ def test_cli_table_shows_every_section_with_the_json_numbers():
                     "Workload transition", "Enrollment errors", "not co-managed",
                     "Devices that need attention"):
         assert heading in text
+    # The OS figures count client devices; the table says how many records they leave out.
+    assert data["without_client"] > 0
+    devices = text.split("\n\n")[1]
+    assert "Without the ConfigMgr client" in devices and \
+        f"{data['without_client']:,}" in devices
+    os_part = text.split("Client OS distribution (% of client devices)", 1)[1].split("\n\n")[0]
+    assert (f"{data['without_client']:,} records without the ConfigMgr client are not "
+            "counted") in os_part
+    for group, number in data["os_groups"].items():
+        line = next(line for line in os_part.splitlines() if group in line)
+        clients = data["devices"] - data["without_client"]
+        assert f"{number:,}" in line and f"{100 * number / clients:5.1f} %" in line
     attention = text.split("Devices that need attention", 1)[1]
     assert "Any rule" in attention and f"{data['attention_devices']:,}" in attention
     from dashboard.model.attention import RULES

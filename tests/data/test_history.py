@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +74,9 @@ def estate_of(devices: list[dict], day: date = DAY, rids: list[int] | None = Non
 
 
 @pytest.fixture
-def store(tmp_path) -> HistoryStore:
-    history = HistoryStore(f"sqlite:///{tmp_path / 'history.sqlite'}")
+def store(history_db) -> HistoryStore:
+    """A new store: a SQLite file, then a PostgreSQL database (``history_db``)."""
+    history = HistoryStore(history_db)
     yield history
     history.close()
 
@@ -100,6 +100,26 @@ def rows(history: HistoryStore, table: str) -> int:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def postgres(url: str) -> bool:
+    return sa.make_url(url).get_backend_name() == "postgresql"
+
+
+def stored_bytes(url: str):
+    """What any write changes: the SQLite file's bytes; on PostgreSQL every row's version
+    (an insert, update or delete gives rows a new ``ctid`` / ``xmin``)."""
+    if not postgres(url):
+        return digest(Path(sa.make_url(url).database))
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            return sorted(conn.execute(sa.text(" UNION ALL ".join(
+                f"SELECT '{table}', ctid::text, xmin::text FROM {table}"
+                for table in sorted(tables)))).all())
+    finally:
+        engine.dispose()
 
 
 # -- recording -----------------------------------------------------------------------------------
@@ -132,15 +152,14 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
     assert (merged["attention"] == merged["attention_now"]).all()
 
 
-def test_same_day_again_replaces_and_identical_content_writes_nothing(tmp_path):
-    path = tmp_path / "h.sqlite"
-    store = HistoryStore(f"sqlite:///{path}")
+def test_same_day_again_replaces_and_identical_content_writes_nothing(history_db):
+    store = HistoryStore(history_db)
     first = estate_of([COMANAGED, ENROLLING, FAILED])
     store.record(first)
-    before = digest(path)
+    before = stored_bytes(history_db)
     again = store.record(estate_of([COMANAGED, ENROLLING, FAILED]))
     assert [i.written for i in again] == [False]
-    assert digest(path) == before  # nothing written at all
+    assert stored_bytes(history_db) == before  # nothing written at all
     # Different data on the same day: replaced, still one snapshot for (PS1, day).
     changed = store.record(estate_of([COMANAGED, COMANAGED, FAILED, COMANAGED]))
     assert [i.written for i in changed] == [True]
@@ -175,8 +194,8 @@ def test_a_crash_mid_snapshot_leaves_the_previous_one_whole(store, monkeypatch):
     assert rows(store, "device_states") == 3
 
 
-def test_retention_prunes_aggregates_and_device_states(tmp_path):
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}", history_days=30,
+def test_retention_prunes_aggregates_and_device_states(history_db):
+    store = HistoryStore(history_db, history_days=30,
                          device_history_days=10)
     days = [DAY - timedelta(days=7 * w) for w in range(8, -1, -1)]  # 9 weekly snapshots
     for day in days:
@@ -196,9 +215,9 @@ def test_retention_prunes_aggregates_and_device_states(tmp_path):
     store.close()
 
 
-def test_the_newest_device_states_are_never_pruned(tmp_path):
+def test_the_newest_device_states_are_never_pruned(history_db):
     """Weekly snapshots with one day of device retention: time in state still carries on."""
-    store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}", device_history_days=1)
+    store = HistoryStore(history_db, device_history_days=1)
     start = DAY - timedelta(days=21)
     for week in range(4):
         day = start + timedelta(days=7 * week)
@@ -249,22 +268,22 @@ def test_time_in_state_carries_and_folds_the_in_progress_states(store):
 
 # -- schema ---------------------------------------------------------------------------------------
 
-def test_an_empty_file_is_migrated(tmp_path):
-    path = tmp_path / "empty.sqlite"
-    path.touch()
-    store = HistoryStore(f"sqlite:///{path}")
+def test_an_empty_database_is_migrated(history_db):
+    if not postgres(history_db):
+        Path(sa.make_url(history_db).database).touch()  # an empty file
+    store = HistoryStore(history_db)
     assert store.schema_version() == 0
     store.record(estate_of([COMANAGED]))
     assert store.schema_version() == SCHEMA_VERSION
     assert store.days() == [DAY]
 
 
-def _legacy_store(path: Path) -> None:
+def _legacy_store(url: str) -> None:
     """A store written before the schema was versioned (no schema_version table, snapshots
     without rules / fingerprint / device_states count, device states without since)."""
-    with sqlite3.connect(path) as conn:
-        conn.executescript("""
-            CREATE TABLE snapshots (id INTEGER PRIMARY KEY, site VARCHAR(64) NOT NULL,
+    key = "SERIAL PRIMARY KEY" if postgres(url) else "INTEGER PRIMARY KEY"
+    script = f"""
+            CREATE TABLE snapshots (id {key}, site VARCHAR(64) NOT NULL,
                 day DATE NOT NULL, data_as_of VARCHAR(40) NOT NULL,
                 recorded_at VARCHAR(40) NOT NULL, devices INTEGER NOT NULL,
                 UNIQUE (site, day));
@@ -275,19 +294,23 @@ def _legacy_store(path: Path) -> None:
                 status SMALLINT NOT NULL, reason SMALLINT NOT NULL, comanaged SMALLINT NOT NULL,
                 failed SMALLINT NOT NULL, workloads INTEGER NOT NULL, error_code BIGINT,
                 attention BIGINT NOT NULL, PRIMARY KEY (snapshot_id, resource_id));
-            INSERT INTO snapshots VALUES (1, 'PS1', '2026-11-16', '2026-11-16T07:00:00+00:00',
-                '2026-11-16T07:00:05+00:00', 2);
+            INSERT INTO snapshots (site, day, data_as_of, recorded_at, devices)
+                VALUES ('PS1', '2026-11-16', '2026-11-16T07:00:00+00:00',
+                        '2026-11-16T07:00:05+00:00', 2);
             INSERT INTO aggregates VALUES (1, '', 'devices', 2), (1, '', 'comanaged', 1);
             INSERT INTO device_states VALUES (1, 1, 1, 0, 1, 0, 2, NULL, 0),
-                                             (1, 2, 3, 10, 0, 0, 0, NULL, 0);
-        """)
-    conn.close()
+                                             (1, 2, 3, 10, 0, 0, 0, NULL, 0)
+        """
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in script.split(";"):
+            conn.exec_driver_sql(statement)
+    engine.dispose()
 
 
-def test_an_unversioned_older_store_is_migrated_not_rejected(tmp_path):
-    path = tmp_path / "legacy.sqlite"
-    _legacy_store(path)
-    store = HistoryStore(f"sqlite:///{path}")
+def test_an_unversioned_older_store_is_migrated_not_rejected(history_db):
+    _legacy_store(history_db)
+    store = HistoryStore(history_db)
     assert store.schema_version() == 0
     assert store.ensure_schema()
     assert store.schema_version() == SCHEMA_VERSION
@@ -305,9 +328,8 @@ def test_an_unversioned_older_store_is_migrated_not_rejected(tmp_path):
     store.close()
 
 
-def test_migrations_run_in_order_once(tmp_path, monkeypatch):
-    path = tmp_path / "h.sqlite"
-    store = HistoryStore(f"sqlite:///{path}")
+def test_migrations_run_in_order_once(history_db, monkeypatch):
+    store = HistoryStore(history_db)
     store.record(estate_of([COMANAGED]))
     store.close()
     ran = []
@@ -318,38 +340,38 @@ def test_migrations_run_in_order_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(history_module, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(history_module.MIGRATIONS, 1, to_two)
-    upgraded = HistoryStore(f"sqlite:///{path}")
+    upgraded = HistoryStore(history_db)
     assert upgraded.ensure_schema()
     assert upgraded.schema_version() == 2 and ran == [2]
-    assert HistoryStore(f"sqlite:///{path}").ensure_schema() and ran == [2]
+    assert HistoryStore(history_db).ensure_schema() and ran == [2]
     assert upgraded.days() == [DAY]  # the data survived
 
 
-def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "h.sqlite"
-    store = HistoryStore(f"sqlite:///{path}")
+def test_a_newer_schema_is_refused(history_db):
+    store = HistoryStore(history_db)
     store.record(estate_of([COMANAGED]))
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_version SET version = 99"))
     store.close()
     with pytest.raises(HistoryError, match="schema version 99"):
-        HistoryStore(f"sqlite:///{path}").ensure_schema()
-    assert HistoryStore(f"sqlite:///{path}", read_only=True).days() == []  # read: empty
+        HistoryStore(history_db).ensure_schema()
+    assert HistoryStore(history_db, read_only=True).days() == []  # read: empty
 
 
-def test_read_only_never_writes(tmp_path):
-    path = tmp_path / "h.sqlite"
-    writer = HistoryStore(f"sqlite:///{path}")
+def test_read_only_never_writes(history_db):
+    writer = HistoryStore(history_db)
     writer.record(estate_of([COMANAGED]))
     writer.close()
-    before = digest(path)
-    reader = HistoryStore(f"sqlite:///{path}", read_only=True)
+    before = stored_bytes(history_db)
+    reader = HistoryStore(history_db, read_only=True)
     assert reader.record(estate_of([COMANAGED, FAILED])) == []
     assert reader.days() == [DAY]
-    with pytest.raises(sa.exc.OperationalError):
+    # The database itself refuses: even a statement this code never sends fails.
+    with pytest.raises(sa.exc.DBAPIError, match="read-?only"):
         with reader.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM snapshots"))
-    assert digest(path) == before
+    reader.close()
+    assert stored_bytes(history_db) == before
 
 
 def test_values_are_bound_parameters(store):
@@ -366,9 +388,12 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from dashboard.data.estate import load_estate
+    from dashboard.data import history
     from dashboard.data.history import HistoryStore
     from dashboard.settings import load_settings
 
+    history.WRITE_ATTEMPTS = 1  # writers queue (SQLite's write lock, PostgreSQL's advisory
+    # lock): none may lose a race and need the retry
     config, url, ready, go, rounds = sys.argv[1:6]
     settings = load_settings(config)
     estate = load_estate(settings)
@@ -381,9 +406,9 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_two_writers_at_once_never_duplicate_a_day(tmp_path, sample_config, sample_estate):
-    path = tmp_path / "shared.sqlite"
-    url = f"sqlite:///{path}"
+def test_two_writers_at_once_never_duplicate_a_day(tmp_path, history_db, sample_config,
+                                                   sample_estate):
+    url = history_db
     go = tmp_path / "go"
     # Two processes with different data for the same day, started together.
     other = tmp_path / "other"
@@ -444,9 +469,9 @@ def test_history_url_defaults_beside_the_config(tmp_path):
 
 
 def test_the_store_records_at_each_refresh_and_a_broken_history_never_breaks_it(
-        tmp_path, sample_config, caplog):
+        tmp_path, history_db, sample_config, caplog):
     settings = load_settings(sample_config)
-    history = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    history = HistoryStore(history_db)
     store = EstateStore(settings, history=history)
     assert store.refresh()
     assert history.days() == [DAY] and "state_since" in store.estate.devices.columns
@@ -468,8 +493,8 @@ def test_the_store_records_at_each_refresh_and_a_broken_history_never_breaks_it(
     assert "state_since" not in store.estate.devices.columns
 
 
-def test_recording_loader_wraps_any_loader(tmp_path, sample_estate):
-    history = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}")
+def test_recording_loader_wraps_any_loader(history_db, sample_estate):
+    history = HistoryStore(history_db)
     settings = settings_from_dict({"sources": [{"site": "PS1", "csv": "x"}],
                                    "collections": {"filter": ["CAS00102"]}})
     load = recording_loader(lambda _settings: sample_estate, history)
@@ -477,17 +502,89 @@ def test_recording_loader_wraps_any_loader(tmp_path, sample_estate):
     assert history.aggregates(DAY, "PS1", "CAS00102") is not None
 
 
-def test_snapshot_command(tmp_path, capsys):
+def test_snapshot_command(tmp_path, history_db, capsys):
     from dashboard.cli import main
 
     config = main_sample(300, 5, tmp_path / "out", quiet=True, as_of="2026-11-23T07:00:00Z")
+    original = config.read_text()
+    url = f"sqlite:///{config.parent / 'history.sqlite'}"  # the default: beside the config
+    if postgres(history_db):
+        url = history_db
+        config.write_text(f'history_url = "{url}"\n' + original)
     assert main(["snapshot", "--config", str(config), "--quiet"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "PS1 2026-11-23: 192 devices recorded", "PS2 2026-11-23: 108 devices recorded"]
     assert main(["snapshot", "--config", str(config), "--quiet"]) == 0
     assert "unchanged (already recorded)" in capsys.readouterr().out
-    assert (config.parent / "history.sqlite").exists()
+    assert (config.parent / "history.sqlite").exists() != postgres(history_db)
+    stored = HistoryStore(url, read_only=True)
+    assert stored.days() == [DAY] and stored.aggregates(DAY)["devices"] == 300
+    stored.close()
     off = config.parent / "off.toml"
-    off.write_text('history_url = "off"\n' + config.read_text())
+    off.write_text('history_url = "off"\n' + original)
     assert main(["snapshot", "--config", str(off), "--quiet"]) == 2
     assert "history is off" in capsys.readouterr().err
+
+
+def test_a_missing_postgresql_driver_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # not installed
+    with pytest.raises(HistoryError, match=r'pip install "comanage-dashboard\[postgres\]"') \
+            as error:
+        HistoryStore("postgresql+psycopg://reporter:secret@db.contoso.com/comanage")
+    assert "secret" not in str(error.value)
+
+
+def test_postgresql_read_only_keeps_the_urls_own_options(postgres_url):
+    """A team's store in its own schema (``options=-csearch_path=...`` in the URL): the
+    read-only store reads that schema, and the server still refuses its writes."""
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA team")
+    engine.dispose()
+    url = f"{postgres_url}?options=-csearch_path%3Dteam"
+    writer = HistoryStore(url)
+    writer.record(estate_of([COMANAGED]))
+    writer.close()
+    reader = HistoryStore(url, read_only=True)
+    assert reader.days() == [DAY]
+    with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+        with reader.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM snapshots"))
+    reader.close()
+    assert HistoryStore(postgres_url, read_only=True).days() == []  # not in public
+
+
+def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
+    """The same snapshots recorded in both: every read gives equal frames of equal types."""
+    stores = [HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}"), HistoryStore(postgres_url)]
+    start = DAY - timedelta(days=14)
+    plan = [[SCHEDULED, COMANAGED, FAILED], [ENROLLING, COMANAGED, COMANAGED],
+            [PENDING, FAILED, COMANAGED]]
+    for week, devices in enumerate(plan):
+        for store in stores:
+            store.record(estate_of(devices, start + timedelta(days=7 * week), history=store),
+                         collections=["CAS00102"], recorded_at=datetime(2026, 11, 23, tzinfo=UTC))
+    answers = []
+    for store in stores:
+        now = estate_of([PENDING, COMANAGED, FAILED], DAY, history=store)
+        answers.append({
+            "snapshots": store.snapshots(), "trend": store.trend(),
+            "scoped": store.trend("PS1", "CAS00102"), "states": store.device_states(DAY),
+            "timeline": store.timeline("PS1", 1), "days": store.days(with_devices=True),
+            "aggregates": store.aggregates(DAY), "since": now.devices["state_since"],
+            "changes": store.changes(now.devices, DAY - timedelta(days=7)),
+        })
+        store.close()
+    sqlite, postgresql = answers
+    for name, value in sqlite.items():
+        other = postgresql[name]
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, other, check_index_type=True)
+        elif isinstance(value, pd.Series):
+            pd.testing.assert_series_equal(value, other)
+        elif name == "changes":
+            assert {k: v.tolist() for k, v in value.items()} == \
+                {k: v.tolist() for k, v in other.items()}
+        else:
+            assert value == other, name
+    assert len(sqlite["trend"]) == 3 and sqlite["aggregates"]["devices"] == 3

@@ -352,3 +352,54 @@ def test_main_sample(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "generated 300 devices" in err and "comanage.toml" in err
     assert 'csv = "PS1"' in (tmp_path / "csv" / "comanage.toml").read_text()
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_duplicate_records_are_added_after_everything_else(tmp_path):
+    """A few duplicate records per site, as real site databases hold them, without changing
+    a byte of the other records' export."""
+    plain = generate_estate(2_000, seed=11, as_of=AS_OF)
+    extra = generate_estate(2_000, seed=11, as_of=AS_OF, duplicates=True)
+    assert plain.duplicates == {}
+    write_csv(plain, tmp_path / "plain")
+    write_csv(extra, tmp_path / "extra")
+    for site in plain.sites:
+        ids = extra.duplicates[site]
+        assert len(ids) == 3
+        for view, frame in plain.tables[site].items():
+            grown = extra.tables[site][view]
+            assert grown.iloc[:len(frame)].equals(frame), view  # the rest is untouched
+            if "ResourceID" in grown:
+                assert set(grown["ResourceID"].iloc[len(frame):]) <= set(ids), view
+        before = (tmp_path / "plain" / site / "devices.csv").read_bytes().splitlines()
+        after = (tmp_path / "extra" / site / "devices.csv").read_bytes().splitlines()
+        assert after[:len(before)] == before and len(after) == len(before) + 3
+        rows = read_export(tmp_path / "extra" / site)
+        added = rows[rows["ResourceID"].astype(int).isin(ids)]
+        others = rows[~rows["ResourceID"].astype(int).isin(ids)]
+        # each added record has a name an original record has, ignoring case
+        assert set(added["Name"].str.lower()) <= set(others["Name"].str.lower())
+        # one of them in another case, without the client (discovery only) ...
+        discovery = added[added["Name"] != added["Name"].str.upper()]
+        assert len(discovery) == 1 and discovery["ClientInstalled"].isin(["", "NULL"]).all()
+        # ... and two old client records of re-imaged machines, one without a policy request
+        reimaged = added[added["Name"] == added["Name"].str.upper()]
+        assert reimaged["ClientInstalled"].isin(["1", "True"]).all()
+        assert sorted(reimaged["LastPolicyRequest"].isin(["", "NULL"])) == [False, True]
+
+
+def test_main_sample_flags_the_duplicates_and_keeps_the_originals(tmp_path):
+    from dashboard.data.estate import load_estate
+    from dashboard.model.attention import RULE_BITS
+
+    config = main_sample(600, 3, tmp_path, quiet=True, as_of="2026-11-23T07:00:00Z",
+                         duplicates=True)
+    devices = load_estate(load_settings(config, environ={})).devices
+    flagged = devices[(devices["attention"] & RULE_BITS["duplicate-record"]) != 0]
+    assert len(flagged) == 6 and flagged["ResourceID"].min() > 16_777_216
+    keepers = devices.set_index(["site", "ResourceID"]).loc[
+        list(zip(flagged["site"], flagged["duplicate_of"], strict=True))]
+    assert (keepers["ClientInstalled"] == 1).all() and (keepers["ClientActive"] == 1).all()
+    assert not set(keepers.index.get_level_values(1)) & set(flagged["ResourceID"])

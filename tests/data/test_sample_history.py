@@ -123,3 +123,23 @@ def test_the_bundled_history_is_small_and_current(tmp_path):
     before = digest(copy / "history.sqlite")
     assert main(["snapshot", "--config", str(copy / SAMPLE_CONFIG.name), "--quiet"]) == 0
     assert digest(copy / "history.sqlite") == before
+
+
+def test_duplicate_records_leave_every_other_history_as_it_was(tmp_path):
+    """The duplicate records come from streams of their own: with them, the other devices'
+    weekly states are exactly those without them."""
+    plain = main_sample(400, 21, tmp_path / "plain", quiet=True,
+                        as_of="2026-11-23T07:00:00Z", history_weeks=3)
+    extra = main_sample(400, 21, tmp_path / "extra", quiet=True,
+                        as_of="2026-11-23T07:00:00Z", history_weeks=3, duplicates=True)
+    first = HistoryStore(f"sqlite:///{plain.parent / 'history.sqlite'}", read_only=True)
+    second = HistoryStore(f"sqlite:///{extra.parent / 'history.sqlite'}", read_only=True)
+    columns = ["site", "ResourceID", "enrollment_status", "reason", "comanaged", "failed",
+               "workloads", "error_code", "since"]
+    for day in first.days():
+        before, after = first.device_states(day), second.device_states(day)
+        assert len(after) == len(before) + 6
+        kept = after.merge(before[["site", "ResourceID"]], on=["site", "ResourceID"])
+        assert kept[columns].reset_index(drop=True).equals(
+            before[columns].reset_index(drop=True)), day
+        assert second.aggregates(day)["comanaged"] == first.aggregates(day)["comanaged"]

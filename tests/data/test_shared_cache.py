@@ -3,13 +3,12 @@ Redis when configured, and a broken backend that never breaks a page."""
 
 import json
 import logging
-import socket
+import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-import fakeredis
 import pandas as pd
 import pytest
 import redis
@@ -22,6 +21,7 @@ from dashboard.model.summary import summarize
 from dashboard.settings import SettingsError, load_settings
 from dashboard.store import EstateStore
 from tests.data.test_csv_source import GOOD, HEADER
+from tests.servers import free_port
 
 
 def refuse_to_summarize(monkeypatch) -> list:
@@ -58,7 +58,18 @@ def test_a_second_worker_reads_the_summary_the_first_computed(settings, monkeypa
     assert attempts == []
 
 
-def test_another_process_reads_the_summary_without_computing_it(settings):
+@pytest.fixture(params=["files", "redis"])
+def shared_settings(request, settings):
+    """The settings with each backend: the file cache, then the real Redis (emptied)."""
+    if request.param == "files":
+        return settings
+    return settings.with_values(shared_cache=request.getfixturevalue("redis_url"))
+
+
+def test_another_process_reads_the_summary_without_computing_it(shared_settings):
+    settings = shared_settings
+    # The other process reads the setting from the environment, as a deployment may set it.
+    environ = {"COMANAGE_SHARED_CACHE": settings.shared_cache} if settings.shared_cache else {}
     first = EstateStore(settings, use_cache=True)
     assert first.refresh(force=False)
     expected = first.summary(collection="CAS00101")
@@ -74,7 +85,8 @@ def test_another_process_reads_the_summary_without_computing_it(settings):
         "assert store.adopt_cache()\n"
         "print(json.dumps(store.summary(None, 'CAS00101')))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=Path(__file__).resolve().parents[2])
+                            timeout=120, cwd=Path(__file__).resolve().parents[2],
+                            env={**os.environ, **environ})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == expected
 
@@ -129,8 +141,8 @@ def test_other_code_never_reads_the_entries(settings, monkeypatch):
     assert len(attempts) == 1
 
 
-def test_history_summaries_and_trends_are_shared(settings, tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+def test_history_summaries_and_trends_are_shared(settings, tmp_path, history_db, monkeypatch):
+    url = history_db  # SQLite, then PostgreSQL
     first = EstateStore(settings, use_cache=True, history=HistoryStore(url))
     assert first.refresh(force=False)  # records today's snapshot
     day = first.current_day()
@@ -186,37 +198,36 @@ def test_only_values_that_come_back_identical_are_shared():
     assert shared_cache.encode(frame.astype("float64")) is None
 
 
-# -- Redis -------------------------------------------------------------------------------------
+# -- Redis (a real redis-server: tests/servers.py) ----------------------------------------
 
 @pytest.fixture
-def fake_redis(monkeypatch):
-    """``redis.Redis.from_url`` answers with clients of one in-memory fakeredis server."""
-    server = fakeredis.FakeServer()
+def redis_calls(monkeypatch) -> list:
+    """The URL and options of every Redis client the app makes (the clients are real)."""
     calls = []
+    original = redis.Redis.from_url.__func__
 
     def from_url(cls, url, **kwargs):
         calls.append((url, kwargs))
-        return fakeredis.FakeRedis(server=server)
+        return original(cls, url, **kwargs)
 
     monkeypatch.setattr(redis.Redis, "from_url", classmethod(from_url))
-    return server, calls
+    return calls
 
 
-def test_redis_is_shared_by_two_workers(settings, fake_redis, monkeypatch):
-    server, calls = fake_redis
-    url = "redis://:pw-for-redis@cache.example:6379/3"
-    settings = settings.with_values(shared_cache=url)
+def test_redis_is_shared_by_two_workers(settings, redis_url, redis_calls, monkeypatch):
+    settings = settings.with_values(shared_cache=redis_url)
     first = EstateStore(settings, use_cache=True)
     assert first.refresh(force=False)
     expected = first.summary()
-    assert calls[0][0] == url and calls[0][1]["socket_timeout"] <= 2  # never hangs a page
+    assert redis_calls[0][0] == redis_url
+    assert redis_calls[0][1]["socket_timeout"] <= 2  # never hangs a page
 
     attempts = refuse_to_summarize(monkeypatch)
     second = EstateStore(settings, use_cache=True)
     assert second.adopt_cache()
     assert second.summary() == expected and attempts == []
 
-    client = fakeredis.FakeRedis(server=server)
+    client = redis.Redis.from_url(redis_url)
     keys = client.keys("*")
     assert keys and all(k.startswith(shared_cache.KEY_PREFIX.encode()) for k in keys)
     assert all(first._generation.encode() in k for k in keys)
@@ -226,14 +237,13 @@ def test_redis_is_shared_by_two_workers(settings, fake_redis, monkeypatch):
     assert not (settings.config_path.parent / ".comanage-cache" / shared_cache.FOLDER).exists()
 
 
-def test_a_pickle_planted_in_redis_is_never_loaded(settings, fake_redis):
+def test_a_pickle_planted_in_redis_is_never_loaded(settings, redis_url):
     import pickle
 
-    server, _calls = fake_redis
-    settings = settings.with_values(shared_cache="redis://cache.example")
+    settings = settings.with_values(shared_cache=redis_url)
     first = EstateStore(settings, use_cache=True)
     assert first.refresh(force=False)
-    client = fakeredis.FakeRedis(server=server)
+    client = redis.Redis.from_url(redis_url)
     first.summary()
     [key] = client.keys("*")
     client.set(key, b"!" + pickle.dumps({"v": {"devices": -1}}))  # cachelib's own format
@@ -242,10 +252,24 @@ def test_a_pickle_planted_in_redis_is_never_loaded(settings, fake_redis):
     assert second.summary() == expected_summary(second.estate)  # computed again
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_a_redis_with_a_password(settings, own_redis, caplog):
+    """A password in the URL authenticates; a wrong one falls back, and neither is logged."""
+    with redis.Redis.from_url(own_redis.url) as client:
+        client.config_set("requirepass", "Redis-Pa55")
+    good = f"redis://:Redis-Pa55@127.0.0.1:{own_redis.port}/0"
+    store = EstateStore(settings.with_values(shared_cache=good), use_cache=True)
+    assert store.refresh(force=False)
+    with caplog.at_level(logging.DEBUG):
+        expected = store.summary()
+    assert redis.Redis.from_url(good).keys("*")
+    wrong = f"redis://:Wrong-Pa55@127.0.0.1:{own_redis.port}/0"
+    other = EstateStore(settings.with_values(shared_cache=wrong), use_cache=True)
+    assert other.adopt_cache()
+    with caplog.at_level(logging.DEBUG):
+        assert other.summary() == expected
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "shared cache" in warnings[0].getMessage(), caplog.text
+    assert "Pa55" not in caplog.text
 
 
 @pytest.mark.parametrize("template", ["redis://:s3cret-word@127.0.0.1:{port}/0",

@@ -116,3 +116,70 @@ def test_readiness_steps_count_among_those_that_passed_before():
     assert [s["failed"] for s in steps] == [2, 1, 1, 1, 1, 1]
     assert [s["checked"] for s in steps] == [8, 6, 5, 4, 3, 2]
     assert steps[-1]["passed"] == 1
+
+
+# -- duplicate records -------------------------------------------------------------------------
+
+def duplicates(devices: list[dict]) -> dict[int, int]:
+    """ResourceID -> the keeper's ResourceID, for the records the rule flags."""
+    frame = classified(devices)
+    flagged = frame[[("duplicate-record" in rule_ids(int(m))) for m in frame["attention"]]]
+    assert (flagged["duplicate_of"] > 0).all()
+    assert (frame.loc[~frame.index.isin(flagged.index), "duplicate_of"] == -1).all()
+    return dict(zip(flagged["ResourceID"].astype(int), flagged["duplicate_of"].astype(int),
+                    strict=True))
+
+
+def test_duplicate_names_equal_ignoring_case_are_one_machine():
+    # Both with the client, same date: the highest ResourceID is kept.
+    assert duplicates([{"Name": "LON-LT-1"}, {"Name": "lon-lt-1"}]) == {1: 2}
+    assert duplicates([{"Name": "LON-LT-1"}, {"Name": "LON-LT-2"}]) == {}
+    assert duplicates([{"Name": "Ärzte-PC"}, {"Name": "ÄRZTE-pc"}]) == {1: 2}  # not ASCII
+
+
+def test_duplicate_keeper_has_the_client_first():
+    # The discovery-only record (no client, or unknown) goes, whatever its date or ID.
+    devices = [{"Name": "PC-A", "LastPolicyRequest": days_before_as_of(30)},
+               {"Name": "pc-a", "ClientInstalled": "", "LastPolicyRequest": days_before_as_of(0)},
+               {"Name": "PC-a", "ClientInstalled": "0", "MDMEnrolled": "0"}]
+    assert duplicates(devices) == {2: 1, 3: 1}
+
+
+def test_duplicate_keeper_then_has_the_newest_policy_request():
+    # A re-imaged machine: two client records, the old one has not asked for policy since.
+    devices = [{"Name": "NYC-WS-7", "LastPolicyRequest": days_before_as_of(1)},
+               {"Name": "NYC-WS-7", "LastPolicyRequest": days_before_as_of(60)}]
+    assert duplicates(devices) == {2: 1}
+    # A missing LastPolicyRequest is the oldest of all.
+    devices = [{"Name": "NYC-WS-8", "LastPolicyRequest": ""},
+               {"Name": "nyc-ws-8", "LastPolicyRequest": days_before_as_of(200)}]
+    assert duplicates(devices) == {1: 2}
+    # Both missing: the highest ResourceID.
+    devices = [{"Name": "NYC-WS-9", "LastPolicyRequest": ""},
+               {"Name": "NYC-WS-9", "LastPolicyRequest": ""}]
+    assert duplicates(devices) == {1: 2}
+
+
+def test_duplicates_only_within_one_site():
+    devices = [{"Name": "PC-X", "SiteCode": "PS1"}, {"Name": "pc-x", "SiteCode": "PS2"},
+               {"Name": "PC-X", "SiteCode": "PS2", "LastPolicyRequest": days_before_as_of(9)},
+               {"Name": "", "SiteCode": "PS1"}, {"Name": "", "SiteCode": "PS1"}]
+    # PS1's PC-X is alone in its site; records without a name are never duplicates.
+    assert duplicates(devices) == {3: 2}
+
+
+def test_duplicate_rule_is_low_counted_and_changes_no_other_count():
+    devices = [{"Name": "PC-A"}, {"Name": "pc-a", "ClientInstalled": ""}, {"Name": "PC-B"}]
+    frame = classified(devices)
+    device = frame.iloc[1]
+    assert "duplicate-record" in rule_ids(int(device["attention"]))
+    summary = summarize(frame, [], "x")
+    assert summary["attention"]["duplicate-record"] == 1
+    assert summary["devices"] == 3 and summary["comanaged"] == 3
+    rule = next(r for r in RULES if r.id == "duplicate-record")
+    assert rule.severity == "low" and "delete" in rule.fix.lower()
+    # alone, it makes a device low severity
+    alone = classified([{"Name": "PC-C", "LastPolicyRequest": days_before_as_of(1)},
+                        {"Name": "PC-C", "LastPolicyRequest": days_before_as_of(2)}])
+    assert rule_ids(int(alone.iloc[1]["attention"])) == ["duplicate-record"]
+    assert alone.iloc[1]["severity"] == "low" and pd.isna(alone.iloc[0]["severity"])

@@ -104,10 +104,12 @@ def test_rows_are_plain_text_with_reason_and_error():
 
 def test_export_chunks_cover_every_row_with_fixes():
     positions = np.arange(len(ESTATE.devices))
-    frames = list(export_chunks(ESTATE.devices, positions, chunk=2))
+    frames = [table.to_pandas() for table in export_chunks(ESTATE.devices, positions, chunk=2)]
     assert [len(f) for f in frames] == [2, 2, 1]
     export = pd.concat(frames)
     assert list(export["Name"]) == list(ESTATE.devices["Name"])
     fixes = export.set_index("Name")["Fixes"]
-    assert fixes["CHARLIE"].startswith("pending-sign-in: Have the primary user sign in")
+    assert fixes["CHARLIE"].startswith("Pending user sign in: Have the primary user sign in")
+    rules = export.set_index("Name")[["Attention rules", "Attention rule ids"]]
+    assert tuple(rules.loc["CHARLIE"]) == ("Pending user sign in", "pending-sign-in")
     assert export.set_index("Name")["Error fix"]["bravo"].startswith("Let users complete MFA")

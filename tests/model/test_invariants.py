@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dashboard.model.attention import RULE_BITS
 from dashboard.model.states import FUNNEL_STAGES
 from dashboard.model.summary import summarize
 from dashboard.settings import STAGES, WORKLOADS
@@ -41,6 +42,7 @@ device = st.fixed_dictionaries({
     "EnrollmentErrorDetail": st.sampled_from(["", "Detail A", "<b>x</b>"]),
     "MDMWorkloads": st.one_of(st.just(""), st.integers(0, 2**14).map(str)),
     "LastPolicyRequest": st.sampled_from(["2026-11-22 10:00:00.000", "", "2025-01-01"]),
+    "Name": st.sampled_from(["PC-1", "pc-1", "Pc-1", "PC-2", "LAPTOP", ""]),
 })
 
 
@@ -78,8 +80,11 @@ def check(devices, pilots, stages) -> tuple[dict, object]:
         assert sum(authorities.values()) == comanaged, key
         if stages.get(key, "configmgr") != "pilot":
             assert authorities["pilot_intune"] == 0, key
-    assert sum(summary["os_groups"].values()) == total
-    assert sum(summary["os_releases"].values()) == total
+    # The OS figures count client devices; the records without the client make up the rest.
+    clients = int((frame["ClientInstalled"].to_numpy(dtype=float) == 1).sum())
+    assert summary["without_client"] == total - clients
+    assert sum(summary["os_groups"].values()) == clients
+    assert sum(summary["os_releases"].values()) == clients
     failures = summary["enrollment_status"]["failure_hybrid"] + \
         summary["enrollment_status"]["failure_aad"]
     assert sum(error["count"] for error in summary["enrollment_errors"]) == failures
@@ -91,6 +96,19 @@ def check(devices, pilots, stages) -> tuple[dict, object]:
     success = np.isin(status, ["success_hybrid", "success_aad"])
     assert (success == frame["comanaged"].to_numpy(bool)).all()
     assert frame.loc[frame["comanaged"], "reason"].isna().all()
+    # Duplicate records: one keeper per name (ignoring case), every other record flagged and
+    # pointing at it; a keeper has the client whenever a record of its name has it.
+    flagged = (frame["attention"].to_numpy() & RULE_BITS["duplicate-record"]) != 0
+    assert summary["attention"]["duplicate-record"] == int(flagged.sum())
+    names = frame["Name"].astype("str").str.lower()
+    client = frame["ClientInstalled"].to_numpy(dtype=float) == 1
+    for _name, rows in frame.groupby(names[names.notna() & (names != "")]).groups.items():
+        rows = frame.index.get_indexer(rows)
+        keepers = rows[~flagged[rows]]
+        assert len(keepers) == 1 and flagged[rows].sum() == len(rows) - 1
+        keeper_id = int(frame["ResourceID"].iat[keepers[0]])
+        assert (frame["duplicate_of"].to_numpy()[rows[flagged[rows]]] == keeper_id).all()
+        assert client[keepers[0]] or not client[rows].any()
     return summary, frame
 
 
@@ -108,7 +126,7 @@ def test_a_subset_never_counts_more(estate, data):
     whole, frame = check(devices, pilots, stages)
     keep = data.draw(st.lists(st.booleans(), min_size=len(devices), max_size=len(devices)))
     part = summarize(frame.loc[np.asarray(keep, dtype=bool)], [], "2026-11-23T07:00:00+00:00")
-    for key in ("devices", "comanaged", "attention_devices"):
+    for key in ("devices", "comanaged", "attention_devices", "without_client"):
         assert part[key] <= whole[key], key
     for key in ("funnel", "enrollment_status", "os_groups", "not_comanaged_reasons"):
         for name, count in part[key].items():

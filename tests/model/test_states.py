@@ -39,7 +39,8 @@ def test_os_group(device, group):
 
 @pytest.mark.parametrize("build, label", [
     (19045, "Windows 10 22H2"), (22631, "Windows 11 23H2"), (26100, "Windows 11 24H2"),
-    (22000, "Windows 11 21H2"), (19044, "Windows 10 21H2"), (14393, "Windows 10 1607"),
+    (26200, "Windows 11 25H2"), (22000, "Windows 11 21H2"), (19044, "Windows 10 21H2"),
+    (14393, "Windows 10 1607"),
     (19046, "Windows 10 build 19046"), (22635, "Windows 11 build 22635"),
 ])
 def test_release_labels(build, label):
@@ -209,8 +210,9 @@ def test_summary_keys_present_and_sums_hold():
     assert set(summary) >= {
         "devices", "comanaged", "os_groups", "os_releases", "funnel", "enrollment_status",
         "workloads", "enrollment_errors", "not_comanaged_reasons", "data_as_of", "sources",
-        "attention", "attention_devices"}
+        "attention", "attention_devices", "without_client"}
     assert summary["devices"] == 4 and summary["comanaged"] == 1
+    assert summary["without_client"] == 0
     assert sum(summary["os_groups"].values()) == 4
     assert sum(summary["os_releases"].values()) == 4
     assert sum(summary["not_comanaged_reasons"].values()) == 3
@@ -222,3 +224,31 @@ def test_summary_keys_present_and_sums_hold():
         "compliance_policies", "resource_access_policies", "device_configuration",
         "windows_update_policies", "endpoint_protection", "client_apps",
         "office_click_to_run_apps"}
+
+
+def test_os_figures_count_client_devices_only():
+    """The console's OS tile counts client devices; the others are ``without_client`` and
+    count everywhere else."""
+    frame = classified([
+        {"Build": "10.0.26200"},  # client, Windows 11 25H2
+        {"Build": "10.0.19045", "ClientInstalled": "0", **NOT_COMANAGED},
+        {"Build": "10.0.19045", "ClientInstalled": "", **NOT_COMANAGED},  # unknown: not counted
+        {"Build": "10.0.15063", "ClientInstalled": "NULL", **NOT_COMANAGED},
+        {"OperatingSystem": "Microsoft Windows NT Server 10.0", "ProductType": "3",
+         "ClientInstalled": "True", **NOT_COMANAGED},
+    ])
+    summary = summarize(frame, [], "x")
+    assert summary["devices"] == 5 and summary["without_client"] == 3
+    assert summary["os_groups"] == {"Windows 10 1709 and later": 1,
+                                    "Windows 10 lower than 1709": 0, "Windows 7 & 8.x": 0,
+                                    "Server": 1, "Other": 0}
+    assert summary["os_releases"] == {"Server": 1, "Windows 11 25H2": 1}
+    # everything else counts every record
+    assert sum(summary["not_comanaged_reasons"].values()) == 4
+    assert summary["not_comanaged_reasons"]["no-client"] == 2
+    assert summary["not_comanaged_reasons"]["os-too-old"] == 1
+    # a filter keeps its share of both
+    mask = frame["Build"].astype("str").str.endswith("19045").to_numpy()
+    part = summarize(frame, [], "x", mask)
+    assert part["devices"] == 2 and part["without_client"] == 2
+    assert sum(part["os_groups"].values()) == 0 and part["os_releases"] == {}

@@ -66,7 +66,9 @@ def test_no_history_no_stuck_device():
 
 def test_the_stuck_rule_is_medium_and_appears_in_the_summary():
     rule = next(r for r in RULES if r.id == "stuck")
-    assert rule.severity == "medium" and RULES[-1] is rule  # last: earlier bits keep meaning
+    assert rule.severity == "medium"
+    # Rules are appended: the bits stored in history keep their meaning.
+    assert [r.id for r in RULES][8:] == ["stuck", "duplicate-record"]
     frame = classified([ENROLLING, ENROLLING])
     frame["state_since"] = [AS_OF.normalize() - pd.Timedelta(days=20)] * 2
     summary = summarize(evaluate(frame, Thresholds(), AS_OF), [], "x")
@@ -105,12 +107,38 @@ def test_metrics_round_trip_through_the_summary_shape():
     assert metrics["errors/0x80180002"] == 1
     assert all(value for key, value in metrics.items() if key not in ("devices", "comanaged"))
     back = summary_from_metrics(metrics)
-    for key in ("devices", "comanaged", "os_groups", "funnel", "enrollment_status",
+    for key in ("devices", "comanaged", "os_groups", "without_client", "funnel",
+                "enrollment_status",
                 "workloads", "not_comanaged_reasons", "attention", "attention_devices"):
         assert back[key] == summary[key], key
     assert back["enrollment_errors"] == {"0x80180002": 1}
     assert back["readiness"] == {row["step"]: row["failed"] for row in summary["readiness"]}
     assert summary_from_metrics({})["funnel"] == dict.fromkeys(summary["funnel"], 0)
+
+
+def test_os_metrics_of_old_snapshots_are_not_read_as_client_counts():
+    """OS groups count client devices now: a day stored before (all records in
+    ``os_groups/``), or summed over sites of which some were stored before, has no OS
+    figures rather than wrong ones."""
+    frame = classified([{}, {"ClientInstalled": "0", **ENROLLING}, {"Build": "10.0.15063"}])
+    summary = summarize(frame, [], "x")
+    metrics = metrics_from_summary(summary)
+    assert metrics["without_client"] == 1
+    assert metrics["client_os_groups/Windows 10 1709 and later"] == 1
+    assert not any(key.startswith("os_groups/") for key in metrics)
+    back = summary_from_metrics(metrics)
+    assert back["os_groups"] == summary["os_groups"] and back["without_client"] == 1
+    old = {"devices": 3, "comanaged": 2, "os_groups/Windows 10 1709 and later": 2,
+           "os_groups/Windows 10 lower than 1709": 1}
+    assert summary_from_metrics(old)["os_groups"] is None
+    assert summary_from_metrics(old)["without_client"] is None
+    assert summary_from_metrics(old)["devices"] == 3  # the rest reads as before
+    # one site recorded before, one after, summed on the same day
+    mixed = {key: metrics.get(key, 0) + old.get(key, 0) for key in {*metrics, *old}}
+    assert summary_from_metrics(mixed)["os_groups"] is None
+    # no client at all on a new-style day: zeros, not unknown
+    nobody = metrics_from_summary(summarize(classified([{"ClientInstalled": "0"}]), [], "x"))
+    assert summary_from_metrics(nobody)["os_groups"] == dict.fromkeys(summary["os_groups"], 0)
 
 
 def test_trend_series():

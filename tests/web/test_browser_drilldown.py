@@ -302,3 +302,34 @@ def test_dd007_panels_equal_the_summary_and_every_link_lists_its_number(
             ".map(c => c.dataset.filter).join('&') === want", arg=href.split("?", 1)[1])
         assert device_count(page) == number, href
     assert page.watch.errors == []
+
+
+def test_dd008_a_duplicate_record_links_its_keeper(page, cli_summary, sample_server,
+                                                   sample_config, sample_store):
+    """From the rule's device list to a duplicate record, on to the record to keep, and back
+    through the keeper's list of duplicates."""
+    summary = cli_summary(sample_config)
+    number = summary["attention"]["duplicate-record"]
+    assert number > 0  # the bundled sample holds some
+    assert open_devices(page, sample_server, "attention=duplicate-record") == number
+    link = page.locator("#devices-grid .ag-row[row-index='0'] .device-link")
+    name = link.inner_text()
+    link.click()
+    page.wait_for_selector("#device-page")
+    assert page.locator("#device-attention li[data-rule=duplicate-record]").count() == 1
+    resource_id = int(re.search(r"/device/(\d+)", page.url).group(1))
+    site = parse_query(urlsplit(page.url).query)["site"][0]
+    frame = sample_store.estate.devices
+    row = frame[(frame["ResourceID"] == resource_id) & (frame["site"] == site)].iloc[0]
+    keeper = frame[(frame["ResourceID"] == row["duplicate_of"]) & (frame["site"] == site)]
+    keeper_name = str(keeper["Name"].iloc[0])
+    assert keeper_name.lower() == name.lower()
+    page.click("#device-keeper")
+    page.wait_for_url(f"**/device/{int(row['duplicate_of'])}?site={site}")
+    page.wait_for_selector("#device-duplicate-list")
+    assert page.inner_text("#device-name") == keeper_name
+    assert page.locator("#device-attention li[data-rule=duplicate-record]").count() == 0
+    page.click(f"#device-duplicate-list a[href='/device/{resource_id}?site={site}']")
+    page.wait_for_url(f"**/device/{resource_id}?site={site}")
+    page.wait_for_selector("#device-keeper")
+    assert page.watch.errors == []

@@ -56,10 +56,17 @@ def wait_for_devices(page, count: int) -> None:
         "n => (document.getElementById('ovw-scope') || {}).textContent"
         "?.startsWith(n + ' devices')", arg=f"{count:,}")
     page.wait_for_function("() => !document.querySelector('[data-dash-is-loading=\"true\"]')")
-    page.wait_for_function(  # and every graph has drawn the new figure
-        "n => [...document.querySelectorAll('#ovw-os-groups .js-plotly-plot')].some(d => "
-        "d.layout && (d.layout.annotations || []).some(a => a.text.includes(n)))",
-        arg=f"<b>{count:,}</b>")
+    page.wait_for_function(  # and every graph has drawn the new figure: the OS donut's
+        # client devices and the records it leaves out add up to the devices
+        """n => {
+          const div = document.querySelector('#ovw-os-groups .js-plotly-plot');
+          if (!div || !div.data) return false;
+          const values = (div.data[0] || {}).values || [];
+          const note = document.getElementById('ovw-without-client');
+          if (!note) return false;
+          const without = Number(note.dataset.count);
+          return Array.from(values).reduce((a, b) => a + b, 0) + without === n;
+        }""", arg=count)
 
 
 def number(text: str) -> int:
@@ -86,7 +93,10 @@ def drawn(page) -> dict:
     legend_rows = {legend.nth(i).locator("td").nth(0).inner_text().strip():
                    number(legend.nth(i).locator("td").nth(1).inner_text())
                    for i in range(legend.count())}
+    note = page.locator("#ovw-without-client")
+    without = note.inner_text().strip() if note.count() else ""
     return {
+        "without_client": number(without.split(" ")[0]) if without[:1].isdigit() else 0,
         "os_groups": pairs("ovw-os-groups"),
         "os_group_table": legend_rows,
         "os_groups_center": graphs["ovw-os-groups"]["annotations"],
@@ -109,10 +119,12 @@ def expected(summary: dict, settings) -> dict:
     status = summary["enrollment_status"]
     labels = enrollment_status_labels(settings.status_labels)
     reasons = summary["not_comanaged_reasons"]
+    clients = summary["devices"] - summary["without_client"]  # what the OS figures count
     return {
+        "without_client": summary["without_client"],
         "os_groups": {k: v for k, v in summary["os_groups"].items() if v},
         "os_group_table": summary["os_groups"],
-        "os_groups_center": [f"<b>{summary['devices']:,}</b><br>devices"],
+        "os_groups_center": [f"<b>{clients:,}</b><br>client devices"],
         "os_releases": summary["os_releases"],
         "funnel": {FUNNEL_LABELS[k]: v for k, v in summary["funnel"].items()},
         "status": {labels[k]: v for k, v in status.items() if v},
@@ -250,8 +262,12 @@ def test_ovw005_chart_clicks_open_the_device_list(page, cli_summary, sample_serv
     click_shape(page, "#ovw-os-groups .slice path.surface", 0)
     page.wait_for_url("**/devices?**")
     group = labels[0].replace(" ", "%20").replace("&", "%26")
-    assert path_and_query(page.url) == f"/devices?os_group={group}&collection={collection}"
-    assert page.locator("#devices-filter").is_visible() or page.locator("#page").is_visible()
+    assert path_and_query(page.url) == (f"/devices?os_group={group}&client=1"
+                                        f"&collection={collection}")
+    # exactly the devices the slice counts: client devices of that group
+    page.wait_for_selector("#devices-count")
+    assert number(page.get_attribute("#devices-count", "data-count")) == \
+        summary["os_groups"][labels[0]]
 
     page.go_back()  # back on the overview, with its filter
     page.wait_for_url(re.compile(rf"/\?collection={collection}$"))
@@ -353,6 +369,7 @@ def test_ovw011_refresh_now_brings_new_data_and_a_failure_shows_stale(
             raise OSError("PS1/devices.csv: permission denied") from None
 
     store = EstateStore(factory_settings, loader=loader)
+    store.manual_refresh_seconds = 0  # two clicks in a row (the throttle has its own test)
     assert store.refresh()
     store.start()  # the background thread: next scheduled load in an hour
     try:
@@ -368,6 +385,88 @@ def test_ovw011_refresh_now_brings_new_data_and_a_failure_shows_stale(
             assert "Data is stale since" in banner
             assert "PS1/devices.csv: permission denied" in banner
             assert page.inner_text("#ovw-scope").startswith(f"{len(second.devices):,} devices")
+    finally:
+        store.stop()
+    assert page.watch.errors == []
+
+
+def test_ovw012_os_chart_names_and_links_the_records_it_leaves_out(
+        page, cli_summary, sample_server, sample_config):
+    """The OS figures count client devices (the console's tile does); the note under the
+    donut says how many records are left out and opens exactly those."""
+    summary = cli_summary(sample_config)
+    assert summary["without_client"] > 0  # the bundled sample has discovery-only records
+    open_overview(page, sample_server)
+    wait_for_devices(page, summary["devices"])
+    note = page.locator("#ovw-without-client a")
+    assert note.inner_text() == (f"{summary['without_client']:,} records without the "
+                                 "ConfigMgr client are not counted")
+    releases = page.evaluate(READ_GRAPH, "ovw-os-releases")["traces"]
+    assert all(fragment.endswith("&client=1") for trace in releases
+               for fragment in trace["customdata"])
+    note.click()
+    page.wait_for_url("**/devices?client=0")
+    page.wait_for_selector("#devices-count")
+    assert number(page.get_attribute("#devices-count", "data-count")) == \
+        summary["without_client"]
+    assert "ConfigMgr client: not installed" in page.inner_text("#devices-chips")
+    assert page.watch.errors == []
+
+
+@pytest.mark.browser
+def test_ovw013_freshness_and_a_throttled_refresh_now(page, factory_settings, factory_store,
+                                                      tmp_path):
+    """The header says when the data was loaded and when the next refresh is due; "Refresh
+    now" shows its progress and result, then stays disabled until the next is possible; data
+    loaded longer ago than stale_after_hours is flagged."""
+    import time
+
+    loads = []
+
+    def loader(settings):
+        loads.append(time.time())
+        if len(loads) > 1:
+            time.sleep(1.5)  # long enough to see the progress
+        return factory_store.estate
+
+    settings = factory_settings.with_values(refresh_minutes=30)
+    store = EstateStore(settings, loader=loader)
+    assert store.refresh()
+    store.start()
+    try:
+        with serving(create_app(settings, store)) as base:
+            open_overview(page, base)
+            loaded = page.inner_text("#data-loaded")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", loaded)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+                                page.inner_text("#next-refresh"))
+            assert page.locator("#old-data-warning").count() == 0
+            assert page.is_enabled("#refresh-button")
+            page.click("#refresh-button")
+            page.wait_for_function("() => /Refresh(ing| requested)/.test("
+                                   "document.getElementById('refresh-note').textContent)")
+            assert page.is_disabled("#refresh-button")
+            page.wait_for_function("() => document.getElementById('refresh-note')"
+                                   ".textContent.startsWith('Refreshed at')", timeout=20_000)
+            note = page.inner_text("#refresh-note")
+            assert f"{len(factory_store.estate.devices):,} devices" in note
+            assert "Next manual refresh possible at" in note
+            assert page.is_disabled("#refresh-button")
+            assert page.get_attribute("#refresh-button", "title").startswith(
+                "Next manual refresh possible at")
+            page.screenshot(path=str(tmp_path / "freshness.png"))
+            # another page of the same server (another user) is throttled too
+            other = page.context.new_page()
+            other.goto(base + "/devices")
+            other.wait_for_selector("#refresh-button")
+            other.wait_for_function("() => document.getElementById('refresh-button').disabled")
+            assert len(loads) == 2
+            # data loaded long ago: flagged
+            store._loaded_at = time.time() - 30 * 3600
+            store._version += 1  # the next poll redraws the header
+            page.wait_for_selector("#old-data-warning", timeout=20_000)
+            assert "longer ago than the 24 hours set in stale_after_hours" in page.inner_text(
+                "#old-data-warning")
     finally:
         store.stop()
     assert page.watch.errors == []

@@ -80,7 +80,8 @@ def test_get_rows_default_order_is_most_severe_first(factory_store):
     ranks = [order[row["severity"]] for row in rows]
     assert ranks == sorted(ranks)
     row = next(r for r in rows if r["attention"])
-    assert row["attention"] == [{"id": rule, "severity": RULES_BY_ID[rule].severity}
+    assert row["attention"] == [{"id": rule, "title": RULES_BY_ID[rule].title,
+                                 "severity": RULES_BY_ID[rule].severity}
                                 for rule in [a["id"] for a in row["attention"]]]
     assert row["key"] == f"{row['site']}:{row['resource_id']}"
 
@@ -335,3 +336,71 @@ def test_export_neutralises_formulas_in_device_text(export_client):
         assert "'" + name in names
         assert name not in names
     assert all(not row["Name"].startswith(("=", "+", "-", "@")) for row in rows)
+
+
+# -- the OS figures' filters (client devices) ----------------------------------------------------
+
+def test_client_filter_lists_what_the_os_figures_count(factory_store, factory_settings):
+    summary = factory_store.summary()
+    assert summary["without_client"] > 0
+    assert count(factory_store, {"client": ["0"]}) == summary["without_client"]
+    assert count(factory_store, {"client": ["1"]}) == \
+        summary["devices"] - summary["without_client"]
+    for group, number in summary["os_groups"].items():
+        assert count(factory_store, {"os_group": [group], "client": ["1"]}) == number
+    for release, number in summary["os_releases"].items():
+        assert count(factory_store, {"release": [release], "client": ["1"]}) == number
+    flt = factory_store.device_filter({"client": ["0", "maybe"]})
+    assert flt.values == {"client": ("0",)} and flt.rejected == ["client=maybe: not a known value"]
+    (chip,) = devices.chips(flt, factory_settings, factory_store.estate)
+    assert "ConfigMgr client: not installed" in words(chip)
+
+
+def test_export_honours_the_client_filter(export_client):
+    client, store = export_client
+    summary = store.summary()
+    response = client.get("/export/devices.csv?client=0&site=PS1")
+    rows = read_csv(response)
+    assert len(rows) == store.summary("PS1")["without_client"] > 0
+    assert {row["Site"] for row in rows} == {"PS1"}
+    assert len(read_csv(client.get("/export/devices.csv?client=0"))) == \
+        summary["without_client"]
+    assert client.get("/export/devices.csv?client=yes").status_code == 400
+
+
+# -- duplicate records ------------------------------------------------------------------------
+
+def _flagged_duplicates(store):
+    frame = store.estate.devices
+    return frame[frame["duplicate_of"] >= 0]
+
+
+def test_device_page_of_a_duplicate_links_its_keeper(sample_store, sample_settings):
+    flagged = _flagged_duplicates(sample_store)
+    assert len(flagged) >= 2  # the bundled sample has some
+    frame = sample_store.estate.devices
+    for _index, record in flagged.iterrows():
+        site, rid, keeper = str(record["site"]), int(record["ResourceID"]), \
+            int(record["duplicate_of"])
+        page = device.layout(sample_store, sample_settings, f"/device/{rid}", {"site": [site]})
+        link = by_id(page, "device-keeper")
+        keeper_row = frame[(frame["site"] == site) & (frame["ResourceID"] == keeper)].iloc[0]
+        assert link.href == f"/device/{keeper}?site={site}"
+        assert words(link) == f"{keeper_row['Name']} (ResourceID {keeper})"
+        assert str(keeper_row["Name"]).lower() == str(record["Name"]).lower()
+        rules = by_id(page, "device-attention")
+        assert RULES_BY_ID["duplicate-record"].title in words(rules)
+        # the keeper's page lists this record among its duplicates
+        kept = device.layout(sample_store, sample_settings, f"/device/{keeper}",
+                             {"site": [site]})
+        listed = [c.href for c in walk(by_id(kept, "device-duplicate-list"))
+                  if getattr(c, "href", None)]
+        assert f"/device/{rid}?site={site}" in listed
+        assert not [c for c in walk(kept) if getattr(c, "id", None) == "device-keeper"]
+
+
+def test_a_unique_record_has_no_duplicates_card(factory_store, factory_settings):
+    rid = int(factory_store.estate.devices["ResourceID"].iat[0])
+    site = str(factory_store.estate.devices["site"].iat[0])
+    page = device.layout(factory_store, factory_settings, f"/device/{rid}", {"site": [site]})
+    assert not [c for c in walk(page) if getattr(c, "id", None) == "device-duplicates"]

@@ -29,9 +29,21 @@ def test_os_groups_donut_equals_summary_and_omits_zero(summary):
     pie = fig.data[0]
     assert dict(zip(pie.labels, pie.values, strict=True)) == {
         k: v for k, v in summary["os_groups"].items() if v}
-    assert [parse_query(c) for c in pie.customdata] == [{"os_group": [g]} for g in pie.labels]
+    # A slice lists the devices it counts: client devices of that group.
+    assert [parse_query(c) for c in pie.customdata] == [{"os_group": [g], "client": ["1"]}
+                                                        for g in pie.labels]
+    clients = summary["devices"] - summary["without_client"]
+    assert fig.layout.annotations[0].text == f"<b>{clients:,}</b><br>client devices"
+    assert all("client devices" in text for text in pie.hovertext)
     zero = dict(summary, os_groups=dict(summary["os_groups"], Other=0))
     assert "Other" not in figures.os_groups_figure(zero).data[0].labels
+
+
+def test_os_figures_without_any_client_device_say_so(summary):
+    nobody = {**summary, "without_client": summary["devices"],
+              "os_groups": dict.fromkeys(summary["os_groups"], 0), "os_releases": {}}
+    for build in (figures.os_groups_figure, figures.os_releases_figure):
+        assert _empty_message(build(nobody)) == figures.NO_CLIENTS
 
 
 def test_os_releases_all_drawn_and_windows_11_coloured_apart(summary):
@@ -43,6 +55,7 @@ def test_os_releases_all_drawn_and_windows_11_coloured_apart(summary):
             drawn[label] = count
             colour[label] = trace.marker.color
     assert drawn == summary["os_releases"]
+    assert all(parse_query(c)["client"] == ["1"] for t in fig.data for c in t.customdata)
     assert colour["Windows 11 23H2"] == colour["Windows 11 22H2"] == COLORS_W11
     assert colour["Windows 10 22H2"] != COLORS_W11
     assert colour["Windows 10 1607"] != colour["Windows 10 22H2"]  # before 1709

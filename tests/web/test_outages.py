@@ -201,3 +201,80 @@ def test_cli_exits_2_with_one_line_and_no_secret(factory_settings, tmp_path, bre
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
     assert "Traceback" not in done.stderr
     no_secret(done.stdout + done.stderr)
+
+
+# -- the servers the deployment shares: Redis and PostgreSQL stop mid-run and come back ------
+
+def test_redis_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_redis, caplog,
+                                                          monkeypatch):
+    import redis
+
+    from dashboard.data import shared_cache
+
+    monkeypatch.setattr(shared_cache, "RETRY_SECONDS", 0)  # try Redis again at every call
+    settings = sql_settings.with_values(shared_cache=own_redis.url)
+    store = EstateStore(settings, use_cache=True)
+    assert store.refresh(force=False)
+    app = create_app(settings, store)
+    sites = sorted(store.estate.sites)
+    expected = {site: store.summary(site) for site in sites}  # computed here, for comparing
+    before = device_count(app)
+    client = redis.Redis.from_url(own_redis.url)
+    assert client.keys("*"), "nothing reached Redis"
+
+    own_redis.stop()
+    with caplog.at_level(logging.INFO):
+        store._cache.clear()  # what this process remembers: every answer needs Redis now
+        assert "stale-banner" not in layout_text(app)  # the page is served as before
+        assert device_count(app) == before
+        assert {site: store.summary(site) for site in sites} == expected
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "shared cache" in warnings[0].getMessage(), caplog.text
+        assert store.status().error is None  # a cache outage is no data outage
+
+        own_redis.restart()  # same port, same folder; empty (no persistence)
+        assert client.keys("*") == []
+        store._cache.clear()
+        assert device_count(app) == before
+        assert {site: store.summary(site) for site in sites} == expected
+    assert "works again" in caplog.text
+    assert client.keys("*"), "the results did not reach Redis again"
+
+
+def test_postgresql_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_postgres,
+                                                               caplog):
+    from dashboard.data.history import HistoryStore
+    from dashboard.web import trend_figures
+    from dashboard.web.pages import trends
+
+    url = own_postgres.url(own_postgres.create_database())
+    store = EstateStore(sql_settings, history=HistoryStore(url))
+    assert store.refresh()
+    app = create_app(sql_settings, store)
+    before = device_count(app)
+    assert len(store.trend()) == 1  # today's snapshot, in PostgreSQL
+    drawn = trends.render(store, sql_settings, None, None, None, None)
+    assert not (drawn["trd-share"].layout.meta or {}).get("empty")
+
+    own_postgres.stop()
+    with caplog.at_level(logging.WARNING):
+        assert store.refresh()  # the sources still load; only the snapshot cannot be kept
+        assert store.status().error is None
+        assert "cannot record the snapshot" in caplog.text
+        assert "stale-banner" not in layout_text(app)
+        assert device_count(app) == before
+        assert store.trend() is None  # the history cannot be read: no trend, no error
+        out = trends.render(store, sql_settings, None, None, None, None)
+        assert set(out) == set(trends.RENDER_OUTPUTS)
+        assert out["trd-share"].layout.meta["empty"] == trend_figures.NO_HISTORY
+
+    own_postgres.restart()  # same port, same data folder: the snapshot is still there
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert store.refresh()  # the pool's dead connections are replaced, not reported
+    assert "history: PS1" in caplog.text and "cannot record" not in caplog.text
+    assert len(store.trend()) == 1
+    drawn = trends.render(store, sql_settings, None, None, None, None)
+    assert not (drawn["trd-share"].layout.meta or {}).get("empty")
+    assert device_count(app) == before
+    store.history.close()

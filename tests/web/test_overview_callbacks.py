@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -57,8 +58,17 @@ def text_of(tree) -> str:
 # -- filters -----------------------------------------------------------------------------------
 
 def test_checked_filters_accepts_configured_values(factory_store, factory_settings):
-    assert overview.checked_filters(factory_store, factory_settings, "PS2", "CAS00101") == (
-        "PS2", "CAS00101", [])
+    assert overview.checked_filters(factory_store, factory_settings, "PS1", "CAS00101") == (
+        "PS1", "CAS00101", [])
+    assert overview.checked_filters(factory_store, factory_settings, "ps1", None) == (
+        "PS1", None, [])
+    # CAS00101 has members in PS1 only: kept (it is what was asked), and the note says why
+    # the view is empty
+    site, collection, notes = overview.checked_filters(factory_store, factory_settings, "PS2",
+                                                       "CAS00101")
+    assert (site, collection) == ("PS2", "CAS00101")
+    assert notes == ["Collection Windows 11 devices (CAS00101) has no devices in site PS2: "
+                     "its members are in other sites."]
 
 
 @pytest.mark.parametrize(("site", "collection", "noted"), [
@@ -151,8 +161,18 @@ def test_render_draws_the_summary(factory_store, factory_settings, site, collect
 
     legend = out["ovw-os-table"]
     links = [c for c in walk(legend) if getattr(c, "href", None)]
-    assert [c.children for c in links] == list(summary["os_groups"])
-    assert links[2].href.startswith("/devices?os_group=Windows%207%20%26%208.x")
+    assert [c.children for c in links[:-1]] == list(summary["os_groups"])
+    # each group lists the devices it counts: the client devices of that group
+    assert links[2].href.startswith("/devices?os_group=Windows%207%20%26%208.x&client=1")
+    # the records the OS figures leave out, said and linked
+    without = summary["without_client"]
+    assert without > 0
+    assert links[-1].children == f"{without:,} records without the ConfigMgr client are not " \
+        "counted"
+    scope = "".join(f"&{k}={v}" for k, v in (("site", site), ("collection", collection)) if v)
+    assert links[-1].href == "/devices?client=0" + scope
+    note = by_id(legend, "ovw-without-client").to_plotly_json()["props"]
+    assert note["data-count"] == str(without)
     for group, count in summary["os_groups"].items():
         assert f"{count:,}" in text_of(legend) and group in text_of(legend)
 
@@ -297,9 +317,11 @@ def test_refresh_button_asks_the_store_and_polls_fast_until_it_reacts(factory_se
                                                                        factory_store):
     store = EstateStore(factory_settings, loader=lambda settings: factory_store.estate)
     store.refresh()
-    assert web_app.request_refresh(store, None) == (no_update,) * 3
-    note, interval, pending = web_app.request_refresh(store, 1, now=1000.0)
-    assert (note, interval) == ("Refresh requested", web_app.POLL_BUSY_MS)
+    assert web_app.refresh_control(store, False, None, now=1000.0)[0] == ""
+    note, disabled, title, pending, interval = web_app.refresh_control(store, True, None,
+                                                                       now=1000.0)
+    assert note.startswith("Refresh requested ...") and interval == web_app.POLL_BUSY_MS
+    assert disabled and title == "Next manual refresh possible at 00:17:40 UTC"
     assert store._wake.is_set()
     version, token = store.version, web_app.status_token(store)
     # nothing happened yet: keep polling fast, but not forever
@@ -308,6 +330,20 @@ def test_refresh_button_asks_the_store_and_polls_fast_until_it_reacts(factory_se
     store.refresh()  # the store reacted: back to the slow pace, new version reported
     assert web_app.poll(store, version, token, pending, now=1002.0) == (
         store.version, web_app.status_token(store), web_app.POLL_MS)
+    # the result stays on the page, with the time the next manual refresh is possible
+    note, disabled, _title, pending, _ = web_app.refresh_control(store, False, pending,
+                                                                  now=1002.0)
+    devices = len(factory_store.estate.devices)
+    assert re.fullmatch(rf"Refreshed at \d\d:\d\d:\d\d UTC: {devices} devices\. Next manual "
+                        r"refresh possible at 00:17:40 UTC\.", note), note
+    assert disabled and pending["result"].startswith("Refreshed at")
+    note, disabled, title, _pending, _ = web_app.refresh_control(store, False, pending,
+                                                                  now=1061.0)
+    assert note.startswith("Refreshed at") and "Next manual" not in note
+    assert not disabled and title == "Load the data from the sources now"
+    # a throttled page polls again when the button may be used
+    assert web_app.poll(store, store.version, web_app.status_token(store), None,
+                        now=1055.0)[2] == 5500
 
 
 # -- the app as a whole ------------------------------------------------------------------------

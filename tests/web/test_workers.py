@@ -1,5 +1,7 @@
 """A real multi-worker deployment: gunicorn with two worker processes on one port.
 
+Twice: with the defaults (the file cache, a SQLite history) and with the servers a team runs
+(a real Redis as the shared results cache, a real PostgreSQL as the history store).
 Both workers share the warm-start cache, the shared results cache and the history store: the
 sources are read once (by the worker the lock elects; the CSV folders are then removed), both
 workers serve the same numbers, and the trends both show come from the one history store.
@@ -15,27 +17,24 @@ import os
 import re
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from estate_factory import write_estate  # tests/web is on sys.path (conftest)
+
+from dashboard.data.history import snapshots
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 START_SECONDS = 180  # bounds only: the test waits for events, never for a fixed time
 PROBE_ROUNDS = 100
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, body: dict | None = None
@@ -77,11 +76,15 @@ def callback_body(dependency: dict) -> dict:
 class Deployment:
     """gunicorn and its logs; ``probe`` sends requests in parallel and says who answered."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, shared_cache: str = "", history_url: str = ""):
         self.folder = folder
         self.config = write_estate(folder / "estate")
+        self.shared_cache = shared_cache
+        self.history_url = history_url or \
+            f"sqlite:///{self.config.parent / 'history.sqlite'}"
         text = self.config.read_text()
-        self.config.write_text('cache_dir = "cache"\nhistory_url = "history.sqlite"\n' + text)
+        self.config.write_text(f'cache_dir = "cache"\nhistory_url = "{self.history_url}"\n'
+                               f'shared_cache = "{shared_cache}"\n' + text)
         self.access_log = folder / "access.log"
         self.app_log = folder / "app.log"
         logging_config = folder / "logging.json"
@@ -182,9 +185,13 @@ class Deployment:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def deployment(tmp_path):
-    deployment = Deployment(tmp_path)
+@pytest.fixture(params=["files-and-sqlite", "redis-and-postgresql"])
+def deployment(request, tmp_path):
+    if request.param == "files-and-sqlite":
+        deployment = Deployment(tmp_path)
+    else:
+        deployment = Deployment(tmp_path, shared_cache=request.getfixturevalue("redis_url"),
+                                history_url=request.getfixturevalue("postgres_url"))
     deployment.start()
     try:
         yield deployment
@@ -248,9 +255,17 @@ def test_two_gunicorn_workers_share_the_cache_and_the_history(deployment):
     swapped = set(re.findall(r"^(\d+) dashboard\.store INFO refreshed: ", log, re.M))
     assert {int(pid) for pid in swapped} == set(layouts), log
     assert "refresh failed" not in log and "shared cache" not in log, log
-    with sqlite3.connect(deployment.config.parent / "history.sqlite") as db:
-        assert sorted(db.execute("SELECT site, day FROM snapshots").fetchall()) == [
-            ("PS1", "2026-11-20"), ("PS2", "2026-11-20")]
+    engine = sa.create_engine(deployment.history_url)
+    with engine.connect() as db:
+        assert sorted(db.execute(sa.select(snapshots.c.site, snapshots.c.day)).all()) == [
+            ("PS1", date(2026, 11, 20)), ("PS2", date(2026, 11, 20))]
+    engine.dispose()
     cache = deployment.config.parent / "cache"
-    assert any((cache / "flask-cache").iterdir())  # the results the workers shared
+    if deployment.shared_cache:  # the results the workers shared: in Redis, nowhere else
+        import redis
+
+        assert redis.Redis.from_url(deployment.shared_cache).keys("comanage-dashboard:*")
+        assert not (cache / "flask-cache").exists()
+    else:
+        assert any((cache / "flask-cache").iterdir())
     assert cache.stat().st_mode & 0o777 == 0o700  # device data

@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
 from dash import html
 
@@ -22,7 +23,13 @@ from ...labels import (
     enrollment_status_labels,
     join_type_label,
 )
-from ...model.attention import READINESS_STEPS, RULES_BY_ID, rule_ids
+from ...model.attention import (
+    NO_KEEPER,
+    READINESS_STEPS,
+    RULES_BY_ID,
+    readiness_advice,
+    rule_ids,
+)
 from ...model.errors import LOG_HINTS, describe
 from ...model.states import FUNNEL_STAGES
 from ...settings import WORKLOADS
@@ -69,6 +76,17 @@ def _facts(title: str, rows: list[tuple[str, str]]):
     ], className="h-100")
 
 
+def back_to_list(query: dict) -> str:
+    """The list the device was opened from (``list``: that list's query string, cut down to
+    the list's own parameters), else the whole list."""
+    from ..links import parse_query
+    from .devices import list_query
+
+    lists = query.get("list") or []
+    text = list_query(parse_query(lists[-1])) if lists and isinstance(lists[-1], str) else ""
+    return "/devices" + (f"?{text}" if text else "")
+
+
 def not_found(message: str):
     return html.Div([
         html.H1("Device not found", className="h4"),
@@ -80,10 +98,12 @@ def not_found(message: str):
 def _checklist(device: pd.Series) -> list:
     failed_step = device["readiness"]
     failed_step = None if pd.isna(failed_step) else str(failed_step)
+    reason = None if pd.isna(device["reason"]) else str(device["reason"])
     items, reached_failure = [], False
-    for step, label, fix in READINESS_STEPS:
+    for step, label, _fix in READINESS_STEPS:
         if step == failed_step:
             reached_failure = True
+            fix = readiness_advice(step, reason)
             items.append(html.Li([html.Span("✗ ", className="text-failure fw-bold"), label,
                                   html.Div(["What to do: ", fix], className="small ms-3")],
                                  className="list-group-item", **{"data-step": step,
@@ -172,6 +192,45 @@ def _attention(device: pd.Series) -> list:
     return items
 
 
+def _record_link(devices: pd.DataFrame, position: int, link_id: str | None = None):
+    name = _text(devices["Name"].iat[position])
+    rid = int(devices["ResourceID"].iat[position])
+    extra = {"id": link_id} if link_id else {}
+    return html.A(f"{name} (ResourceID {rid})",
+                  href=device_url(rid, str(devices["site"].iat[position])), **extra)
+
+
+def _duplicates(devices: pd.DataFrame, position: int):
+    """The card naming the record kept for this name, or this keeper's duplicates (the
+    ``duplicate-record`` rule); None when the record's name is unique in its site."""
+    if "duplicate_of" not in devices.columns:
+        return None
+    keepers = devices["duplicate_of"].to_numpy()
+    same_site = (devices["site"] == devices["site"].iat[position]).to_numpy()
+    keeper_id = int(keepers[position])
+    if keeper_id != NO_KEEPER:
+        found = np.flatnonzero(same_site & (devices["ResourceID"].to_numpy() == keeper_id))
+        body = [html.P(["This record is a duplicate: another record of site ",
+                        _text(devices["site"].iat[position]), " has the same name (ignoring "
+                        "case) and is the one to keep: ",
+                        _record_link(devices, int(found[0]), "device-keeper") if len(found)
+                        else f"ResourceID {keeper_id}", "."], className="mb-1"),
+                html.P(["Fix: ", RULES_BY_ID["duplicate-record"].fix],
+                       className="small mb-0")]
+    else:
+        others = np.flatnonzero(same_site & (keepers == int(devices["ResourceID"].iat[
+            position])))
+        if not len(others):
+            return None
+        body = [html.P("This is the record to keep for its name. Other records of its site "
+                       "with the same name (ignoring case), stale duplicates to delete:",
+                       className="mb-1"),
+                html.Ul([html.Li(_record_link(devices, int(other))) for other in others],
+                        className="small mb-0", id="device-duplicate-list")]
+    return dbc.Card([dbc.CardHeader("Duplicate records", className="fw-semibold"),
+                     dbc.CardBody(body)], className="mb-3", id="device-duplicates")
+
+
 def layout(store, settings, pathname: str, query: dict):
     estate = store.estate
     if estate is None:
@@ -238,7 +297,7 @@ def layout(store, settings, pathname: str, query: dict):
          f"{REASON_LABELS[str(reason)]}: {REASON_EXPLANATIONS[str(reason)]}"),
     ])
     return html.Div([
-        html.A("← Device list", href="/devices", className="small"),
+        html.A("← Device list", href=back_to_list(query), className="small", id="device-back"),
         header,
         dbc.Row([dbc.Col(identity, md=6, lg=3, className="mb-3"),
                  dbc.Col(system, md=6, lg=3, className="mb-3"),
@@ -255,6 +314,7 @@ def layout(store, settings, pathname: str, query: dict):
                                       "list-group-flush", id="device-checklist")]),
                     lg=6, className="mb-3"),
         ]),
+        _duplicates(devices, position),
         history_card(store, device, settings),
         dbc.Card([dbc.CardHeader("Enrollment error", className="fw-semibold"),
                   dbc.CardBody(_error(device))], className="mb-3"),

@@ -8,11 +8,12 @@ estate never travels to the browser.
 
 from __future__ import annotations
 
+import copy
 from urllib.parse import quote, urlencode
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from ...labels import (
     AUTHORITY_LABELS,
@@ -23,13 +24,67 @@ from ...labels import (
 )
 from ...model.attention import READINESS_STEPS, RULES_BY_ID
 from ...model.device_columns import OPTIONAL_COLUMNS, optional_columns
-from ...model.device_query import FILTER_LABELS, SORTABLE, page_rows, rows_for
+from ...model.device_query import (
+    FILTER_LABELS,
+    FILTER_NAMES,
+    MAX_FILTER_VALUES,
+    SORTABLE,
+    FilterTooLarge,
+    page_rows,
+    rows_for,
+)
 from ...model.trends import CHANGE_LABELS
+from ..gate import BadInput
 
 PATH = "/devices"
 NAV_LABEL = "Devices"
 PAGE_SIZE = 100
 MAX_BLOCK = 500  # rows one request may ask for, whatever the client says
+# The list's own state in its URL, beside the filters: ``sort=name`` (ascending) or
+# ``sort=-name`` (descending), ``page=3`` (1-based). Back from a device, a bookmark or a
+# shared link shows the same rows (``assets/51-devices-state.js`` keeps them current).
+DEFAULT_SORT = ("severity", True)
+STATE_KEYS = ("sort", "page")
+MAX_PAGE = 1_000_000
+
+
+def list_state(query: dict) -> tuple[tuple[str, bool], int]:
+    """((column, descending), page) from a URL query; anything unreadable is the default."""
+    def last(key: str):
+        values = query.get(key) or []
+        values = [values] if isinstance(values, str) else values
+        return str(values[-1]).strip() if values else ""
+
+    text = last("sort")
+    column, descending = (text[1:], True) if text.startswith("-") else (text, False)
+    sort = (column, descending) if column in SORTABLE else DEFAULT_SORT
+    page = last("page")
+    page = int(page) if page.isdigit() and 0 < int(page) <= MAX_PAGE else 1
+    return sort, page
+
+
+def state_pairs(sort: tuple[str, bool], page: int) -> list[tuple[str, str]]:
+    """The list state as URL pairs, leaving out the defaults."""
+    pairs = []
+    if sort != DEFAULT_SORT:
+        pairs.append(("sort", ("-" if sort[1] else "") + sort[0]))
+    if page > 1:
+        pairs.append(("page", str(page)))
+    return pairs
+
+
+def list_query(query: dict) -> str:
+    """A device-list query string cut down to the list's own parameters (its filters, sort
+    and page), each value bounded: what a device page's link back to its list carries."""
+    pairs = [(name, str(value)[:200]) for name in (*FILTER_NAMES, *STATE_KEYS)
+             for value in (query.get(name) or [])[:20]]
+    return urlencode(pairs, quote_via=quote)
+
+
+def count_text(count: int) -> str:
+    if count == 0:
+        return "No device matches"
+    return f"{count:,} device{' matches' if count == 1 else 's match'}"
 
 
 def _value_label(name: str, value: str, settings, estate) -> str:
@@ -45,6 +100,7 @@ def _value_label(name: str, value: str, settings, estate) -> str:
         "reason": REASON_LABELS,
         "attention": {"any": "any rule", **{k: r.title for k, r in RULES_BY_ID.items()}},
         "comanaged": {"1": "yes", "0": "no"},
+        "client": {"1": "installed", "0": "not installed"},
         "readiness": {step: label for step, label, _fix in READINESS_STEPS},
         "changed": CHANGE_LABELS,
     }.get(name, {})
@@ -104,6 +160,15 @@ COLUMNS = [
 ]
 
 
+def _columns(sort: tuple[str, bool]) -> list[dict]:
+    columns = copy.deepcopy(COLUMNS)
+    for column in columns:
+        column.pop("sort", None)
+        if column["field"] == sort[0]:
+            column["sort"] = "desc" if sort[1] else "asc"
+    return columns
+
+
 # The column chooser's columns (none sortable: the server sorts on the default columns).
 OPTIONAL_DEFS = {
     "collections": {"minWidth": 260, "tooltipField": "collections"},
@@ -114,15 +179,17 @@ OPTIONAL_DEFS = {
 }
 
 
-def column_defs(chosen: list[str] | None) -> list[dict]:
-    """The grid's columns: the default ones with the chosen optional ones in chooser order
-    (unknown names, e.g. from an older browser's stored choice, are ignored)."""
+def column_defs(chosen: list[str] | None, current: list[dict] | None = None) -> list[dict]:
+    """The grid's columns: the default ones (``current``'s, which carry the sort) with the
+    chosen optional ones in chooser order (unknown names, e.g. from an older browser's stored
+    choice, are ignored)."""
     chosen = set(chosen or ())
+    base = [c for c in (current or COLUMNS) if c.get("field") not in OPTIONAL_COLUMNS]
     optional = [{"field": field, "headerName": header, "sortable": False,
                  **OPTIONAL_DEFS.get(field, {})}
                 for field, header in OPTIONAL_COLUMNS.items() if field in chosen]
     # right after name and site, where they are seen without scrolling sideways
-    return COLUMNS[:2] + optional + COLUMNS[2:]
+    return base[:2] + optional + base[2:]
 
 
 def column_chooser():
@@ -140,11 +207,49 @@ def column_chooser():
     ], className="column-chooser", id="devices-columns-chooser")
 
 
+def _grid(count: int, sort: tuple[str, bool], page: int):
+    if count == 0:  # an empty infinite grid shows "1 to ? of more": say it instead
+        return html.Div([
+            html.P("No device matches these filters.", className="mb-1 fw-semibold"),
+            html.P("Remove a filter above (its ×) or change the search.",
+                   className="mb-0 small text-secondary"),
+        ], id="devices-empty", className="border rounded p-4 text-center bg-light")
+    last_page = max(1, -(-count // PAGE_SIZE))
+    return dag.AgGrid(
+        id="devices-grid",
+        columnDefs=_columns(sort),
+        defaultColDef={"sortable": True, "resizable": True, "filter": False},
+        rowModelType="infinite",
+        dashGridOptions={
+            "pagination": True, "paginationPageSize": PAGE_SIZE,
+            "paginationPageSizeSelector": False,
+            "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
+            # the whole count is known: every page exists from the start (a page from the
+            # URL can be opened before the first block arrives)
+            "infiniteInitialRowCount": count,
+            "rowBuffer": 0, "tooltipShowDelay": 300,
+            # one block at a time: dash-ag-grid answers only the latest request, so a
+            # second concurrent request would leave a block empty
+            "maxConcurrentDatasourceRequests": 1,
+            # cells take focus: the grid is one Tab stop, arrow keys move between
+            # cells and Enter opens a row's device (assets/87-grid-keys.js); with
+            # focus suppressed, Tab jumped from the header to the pager and no device
+            # could be reached from the keyboard
+            "suppressCellFocus": False,
+        },
+        paginationGoTo=min(page, last_page) - 1 if page > 1 else None,
+        getRowId="params.data.key",
+        style={"height": "calc(100vh - 290px)", "minHeight": "420px"},
+        className="ag-theme-alpine",
+    )
+
+
 def layout(store, settings, pathname: str, query: dict):
     estate = store.estate
     if estate is None:
         return dbc.Alert("Loading data ...", color="info")
-    flt = store.device_filter(query)
+    sort, page = list_state(query)
+    flt = store.device_filter({k: v for k, v in query.items() if k not in STATE_KEYS})
     count = int(store.matching(flt).sum())
     export_query = urlencode(flt.pairs(), quote_via=quote)
     notice = []
@@ -154,7 +259,7 @@ def layout(store, settings, pathname: str, query: dict):
     # A plain GET form: the search lands in the URL like every other filter.
     search = html.Form(
         [*[dcc.Input(type="hidden", name=name, value=value)
-           for name, value in flt.pairs() if name != "q"],
+           for name, value in flt.pairs() + state_pairs(sort, 1) if name != "q"],
          dbc.InputGroup([
              dbc.Input(name="q", value=flt.first("q") or "", placeholder="Search device name",
                        type="search", maxLength=100, id="devices-search"),
@@ -165,10 +270,10 @@ def layout(store, settings, pathname: str, query: dict):
     return html.Div([
         html.Div([
             html.H1("Devices", className="h4 mb-0 me-3"),
-            html.Span(f"{count:,} devices match", id="devices-count",
+            html.Span(count_text(count), id="devices-count",
                       className="fs-5 fw-semibold me-auto", **{"data-count": str(count)}),
             html.Div(search, style={"minWidth": "320px"}),
-            column_chooser(),
+            column_chooser() if count else None,  # no grid, no columns to choose
             html.A("Export CSV", id="devices-export",
                    href="/export/devices.csv" + (f"?{export_query}" if export_query else ""),
                    className="btn btn-sm btn-outline-primary"),
@@ -178,32 +283,48 @@ def layout(store, settings, pathname: str, query: dict):
                  [html.Span("All devices (no filter)", className="text-muted small")],
                  id="devices-chips", className="mb-2"),
         dcc.Store(id="devices-query", data=flt.pairs()),
-        dcc.Store(id="devices-columns", storage_type="local"),
-        dag.AgGrid(
-            id="devices-grid",
-            columnDefs=COLUMNS,
-            defaultColDef={"sortable": True, "resizable": True, "filter": False},
-            rowModelType="infinite",
-            dashGridOptions={
-                "pagination": True, "paginationPageSize": PAGE_SIZE,
-                "paginationPageSizeSelector": False,
-                "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
-                "infiniteInitialRowCount": min(count, PAGE_SIZE),
-                "rowBuffer": 0, "tooltipShowDelay": 300,
-                # one block at a time: dash-ag-grid answers only the latest request, so a
-                # second concurrent request would leave a block empty
-                "maxConcurrentDatasourceRequests": 1,
-                # cells take focus: the grid is one Tab stop, arrow keys move between
-                # cells and Enter opens a row's device (assets/87-grid-keys.js); with
-                # focus suppressed, Tab jumped from the header to the pager and no device
-                # could be reached from the keyboard
-                "suppressCellFocus": False,
-            },
-            getRowId="params.data.key",
-            style={"height": "calc(100vh - 290px)", "minHeight": "420px"},
-            className="ag-theme-alpine",
-        ),
+        dcc.Store(id="devices-state"),
+        dcc.Store(id="devices-columns", storage_type="local") if count else None,
+        _grid(count, sort, page),
     ])
+
+
+def _whole(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value \
+            or abs(value) > 2**53 or int(value) != value:
+        raise BadInput(f"{name} must be a whole number")
+    return int(value)
+
+
+def grid_request(request) -> tuple[dict, int, int | None]:
+    """(first sort, start row, end row or None) of the grid's row request; ``BadInput`` for
+    anything the grid itself never sends."""
+    if not isinstance(request, dict):
+        raise BadInput("getRowsRequest must be an object")
+    model = request.get("sortModel") or [{"colId": "severity", "sort": "desc"}]
+    if not isinstance(model, list) or not all(isinstance(item, dict) for item in model):
+        raise BadInput("sortModel must be a list of {colId, sort} objects")
+    if not isinstance(model[0].get("colId", ""), str) or not isinstance(
+            model[0].get("sort", ""), str | None):
+        raise BadInput("sortModel: colId and sort must be text")
+    start = max(0, _whole(request.get("startRow"), "startRow") or 0)
+    return model[0], start, _whole(request.get("endRow"), "endRow")
+
+
+def _pairs(pairs) -> list[tuple[str, str]]:
+    if pairs is None:
+        return []
+    if isinstance(pairs, list) and len(pairs) > MAX_FILTER_VALUES * len(FILTER_NAMES):
+        # more than every filter at its cap: refused before looking at each pair
+        raise FilterTooLarge(f"too many values in the device query: {len(pairs):,} (at most "
+                             f"{MAX_FILTER_VALUES} per filter)")
+    if not isinstance(pairs, list) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2
+            and all(isinstance(part, str) for part in pair) for pair in pairs):
+        raise BadInput("the device query must be a list of [name, value] pairs")
+    return [tuple(pair) for pair in pairs]
 
 
 def get_rows(store, request: dict | None, pairs: list) -> dict:
@@ -211,15 +332,15 @@ def get_rows(store, request: dict | None, pairs: list) -> dict:
     estate = store.estate
     if estate is None or not request:
         return {"rowData": [], "rowCount": 0}
+    sort, start, end_row = grid_request(request)
     query: dict[str, list[str]] = {}
-    for name, value in pairs or []:
+    for name, value in _pairs(pairs):
         query.setdefault(name, []).append(value)
     flt = store.device_filter(query)
     mask = store.matching(flt)
-    sort = (request.get("sortModel") or [{"colId": "severity", "sort": "desc"}])[0]
     column = sort.get("colId") if sort.get("colId") in SORTABLE else "severity"
-    start = max(0, int(request.get("startRow") or 0))
-    end = min(start + MAX_BLOCK, max(start, int(request.get("endRow") or start + PAGE_SIZE)))
+    end = min(start + MAX_BLOCK, max(start, end_row if end_row is not None
+                                     else start + PAGE_SIZE))
     positions = page_rows(estate.sort_order(column, sort.get("sort") == "desc"), mask,
                           start, end)
     rows = rows_for(estate.devices, positions, store.settings.status_labels)
@@ -230,7 +351,8 @@ def get_rows(store, request: dict | None, pairs: list) -> dict:
         row.update(extra)
     for row in rows:
         row["key"] = f"{row['site']}:{row['resource_id']}"
-        row["attention"] = [{"id": rule, "severity": RULES_BY_ID[rule].severity}
+        row["attention"] = [{"id": rule, "title": RULES_BY_ID[rule].title,
+                             "severity": RULES_BY_ID[rule].severity}
                             for rule in row["attention"].split(", ") if rule]
     return {"rowData": rows, "rowCount": int(mask.sum())}
 
@@ -244,6 +366,12 @@ def register_callbacks(app, store, settings) -> dict:
             return no_update
         return get_rows(store, request, pairs)
 
+    # sort and page into the URL (replaceState: paging does not add history entries)
+    app.clientside_callback(ClientsideFunction("devices", "keepState"),
+                            Output("devices-state", "data"),
+                            Input("devices-grid", "paginationInfo"),
+                            Input("devices-grid", "getRowsRequest"))
+
     @app.callback(Output("devices-columns", "data"),
                   Output("devices-column-choice", "value"),
                   Input("devices-column-choice", "value"),
@@ -253,9 +381,10 @@ def register_callbacks(app, store, settings) -> dict:
         return remember_columns(ctx.triggered_id, chosen, stored)
 
     @app.callback(Output("devices-grid", "columnDefs"),
-                  Input("devices-column-choice", "value"), prevent_initial_call=True)
-    def devices_column_defs(chosen):
-        return column_defs(chosen)
+                  Input("devices-column-choice", "value"), State("devices-grid", "columnDefs"),
+                  prevent_initial_call=True)
+    def devices_column_defs(chosen, current):
+        return column_defs(chosen, current)
 
     return {"devices_rows": devices_rows, "devices_columns": devices_columns,
             "devices_column_defs": devices_column_defs}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from ...model.device_query import ONE_SITE
 from ...model.errors import describe
 from ...store import EstateStore
 from .. import chart_tables, figures, panels, week_changes
@@ -77,15 +78,48 @@ def site_options(store: EstateStore, settings) -> list[dict]:
     return [{"label": site, "value": site} for site in sites(store, settings)]
 
 
-def collection_options(store: EstateStore, settings) -> list[dict]:
-    return [{"label": collection_label(store, cid), "value": cid}
-            for cid in settings.collections]
+def site_has(store: EstateStore, site: str | None, collection_id: str) -> bool:
+    """Whether a collection has members in a site (any site when None)."""
+    if not site or store.estate is None:
+        return True
+    return collection_id in store.estate.site_collections.get(site, set())
+
+
+def collection_options(store: EstateStore, settings, site: str | None = None,
+                       selected: str | None = None) -> list[dict]:
+    """The configured collections with members in the chosen site (all without one); a
+    chosen collection the site lacks stays listed, saying so."""
+    options = []
+    for cid in settings.collections:
+        if site_has(store, site, cid):
+            options.append({"label": collection_label(store, cid), "value": cid})
+        elif cid == selected:
+            options.append({"label": f"{collection_label(store, cid)}: no devices in {site}",
+                            "value": cid})
+    return options
+
+
+def collection_placeholder(store: EstateStore, settings, site: str | None) -> str:
+    if site and not any(site_has(store, site, cid) for cid in settings.collections):
+        return f"No configured collection has devices in site {site}"
+    return "All collections"
+
+
+def options_for(store: EstateStore, settings, site, collection) -> tuple:
+    """(site options, collection options, collection placeholder) for the chosen site."""
+    site, _collection, _notes = checked_filters(store, settings, site, None)
+    return (site_options(store, settings),
+            collection_options(store, settings, site, collection),
+            collection_placeholder(store, settings, site))
 
 
 def checked_filters(store: EstateStore, settings, site, collection
                     ) -> tuple[str | None, str | None, list[str]]:
     """(site, collection, notes): unknown or malformed values replaced by None and noted."""
     notes = []
+    if isinstance(site, str):  # ConfigMgr site codes are case-insensitive: ps1 is PS1
+        site = {known.casefold(): known for known in sites(store, settings)}.get(
+            site.strip().casefold(), site)
     if site is not None and (not isinstance(site, str) or site not in sites(store, settings)):
         notes.append(f"Unknown site \"{_shown(site)}\" ignored: showing all sites.")
         site = None
@@ -94,6 +128,9 @@ def checked_filters(store: EstateStore, settings, site, collection
         notes.append(f"Unknown collection \"{_shown(collection)}\" ignored: showing all "
                      "collections.")
         collection = None
+    if site and collection and not site_has(store, site, collection):
+        notes.append(f"Collection {collection_label(store, collection)} has no devices in "
+                     f"site {site}: its members are in other sites.")
     return site or None, collection or None, notes
 
 
@@ -102,9 +139,25 @@ def _shown(value) -> str:
     return text if len(text) <= MAX_SHOWN_VALUE else text[:MAX_SHOWN_VALUE] + "..."
 
 
+def one_site(query: dict) -> tuple[str | None, list[str]]:
+    """The URL's site and a note: a site given more than once (ignoring case) is refused,
+    as on the device list and in the export, since these pages show one site at a time."""
+    values = [v for v in query.get("site") or [] if isinstance(v, str) and v.strip()]
+    if len({v.strip().casefold() for v in values}) > 1:
+        shown = ", ".join(_shown(v) for v in values[:5])
+        return None, [f"A {ONE_SITE} ({shown}) is ignored: showing all sites."]
+    return (values[0] if values else None), []
+
+
+def scope_from_query(store: EstateStore, settings, query: dict):
+    """(site, collection, notes) from a parsed URL query, checked."""
+    site, notes = one_site(query)
+    site, collection, more = checked_filters(store, settings, site, first(query, "collection"))
+    return site, collection, notes + more
+
+
 def filters_from_search(store: EstateStore, settings, search: str | None):
-    query = parse_query(search)
-    return checked_filters(store, settings, first(query, "site"), first(query, "collection"))
+    return scope_from_query(store, settings, parse_query(search))
 
 
 def filter_note(notes: list[str], prefix: str = "ovw"):
@@ -171,8 +224,9 @@ def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection)
             dbc.Label("Collection", html_for=f"{prefix}-collection",
                       className="small text-secondary mb-0"),
             dcc.Dropdown(id=f"{prefix}-collection",
-                         options=collection_options(store, settings),
-                         value=collection, placeholder="All collections", clearable=True),
+                         options=collection_options(store, settings, site, collection),
+                         value=collection, clearable=True,
+                         placeholder=collection_placeholder(store, settings, site)),
         ], className="filter-collection"),
     ]
 
@@ -191,8 +245,7 @@ def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
 
 
 def layout(store: EstateStore, settings, pathname: str, query: dict):
-    site, collection, notes = checked_filters(store, settings, first(query, "site"),
-                                              first(query, "collection"))
+    site, collection, notes = scope_from_query(store, settings, query)
     filters = html.Div(scope_dropdowns("ovw", store, settings, site, collection),
                        className="d-flex flex-wrap gap-3 align-items-end")
     return html.Div([
@@ -337,23 +390,41 @@ def errors_table(summary: dict | None, site: str | None, collection: str | None)
 
 
 def os_group_table(summary: dict | None, site: str | None, collection: str | None):
-    """The donut's legend: every OS group with its colour, count, share and device link."""
+    """The donut's legend: every OS group with its colour, count and share of the client
+    devices, a link to those devices, and the records left out (``without_client_note``)."""
     if summary is None or not summary["devices"]:
         return None
-    devices = summary["devices"]
+    clients = figures.client_devices(summary)
     rows = []
     for group, count in summary["os_groups"].items():
         swatch = html.Span(className="legend-swatch",
                            style={"backgroundColor": figures.OS_GROUP_COLORS[group]})
+        href = devices_url({"os_group": group, **figures.CLIENT_FILTER}, site, collection)
         rows.append(html.Tr([
-            html.Td([swatch, dcc.Link(group, href=devices_url({"os_group": group}, site,
-                                                              collection),
+            html.Td([swatch, dcc.Link(group, href=href,
                                       className="stretched-link text-reset")]),
             html.Td(f"{count:,}", className="text-end"),
-            html.Td(figures.pct(count, devices), className="text-end text-secondary"),
+            html.Td(figures.pct(count, clients), className="text-end text-secondary"),
         ], className="os-group-row"))
-    return dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
-                     className="mb-0 os-group-table", id="ovw-os-group-table")
+    return [dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
+                      className="mb-0 os-group-table", id="ovw-os-group-table"),
+            without_client_note(summary, site, collection)]
+
+
+def without_client_note(summary: dict, site: str | None, collection: str | None):
+    """How many records the OS figures leave out (no ConfigMgr client), linked to them."""
+    without = int(summary.get("without_client") or 0)
+    if not without:
+        return html.Div("Every record in this view has the ConfigMgr client.",
+                        className="small text-secondary mt-2", id="ovw-without-client",
+                        **{"data-count": "0"})
+    words = (f"{without:,} record{'s' if without != 1 else ''} without the ConfigMgr client "
+             f"{'are' if without != 1 else 'is'} not counted")
+    return html.Div(dcc.Link(words, href=devices_url({"client": "0"}, site, collection),
+                             className="link-secondary"),
+                    className="small mt-2", id="ovw-without-client",
+                    title="The console's OS tile counts client devices only",
+                    **{"data-count": str(without)})
 
 
 def scope_text(store: EstateStore, summary: dict | None, site, collection) -> str:
@@ -445,9 +516,11 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
         return navigate(clicks.get(ctx.triggered_id), site, collection, store, settings)
 
     @app.callback(Output("ovw-site", "options"), Output("ovw-collection", "options"),
-                  Input("data-version", "data"), prevent_initial_call=True)
-    def _options(_version):
-        return site_options(store, settings), collection_options(store, settings)
+                  Output("ovw-collection", "placeholder"),
+                  Input("data-version", "data"), Input("ovw-site", "value"),
+                  State("ovw-collection", "value"), prevent_initial_call=True)
+    def _options(_version, site, collection):
+        return options_for(store, settings, site, collection)
 
     return {"sync": _sync, "render": _render, "navigate": _navigate, "options": _options,
             **week_changes.register(app, store, settings)}

@@ -26,10 +26,10 @@ from ... import __version__
 from ...model.trends import trend_series
 from .. import figures as charts
 from .. import trend_figures, weekly
-from ..links import first
+from ..links import attention_url, first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
-from .overview import KPI_ACCENT, checked_filters
+from .overview import KPI_ACCENT, checked_filters, one_site
 
 PATH = "/report"
 WIDTH = 1200  # CSS pixels: the PNG's width; the PDF is scaled to fit its paper
@@ -184,6 +184,18 @@ def _attention_table(figures: dict):
     if not rows:
         return html.Div("No device needs attention.", className="rpt-note")
     devices = figures["summary"]["devices"]
+    scope = figures["scope"]
+
+    def fix(row: dict):
+        if row["id"] != "enrollment-failed":
+            return row["fix"]
+        # each failed device's error and its fix are on its own page: link the devices
+        href = attention_url(row["id"], scope.get("site"), scope.get("collection"))
+        return ["Apply the fix for each device's error code (the enrollment errors below). ",
+                html.A(f"The {row['count']:,} failed devices", href=href,
+                       **{"data-rule": row["id"]}),
+                ", each with its error and fix on its page."]
+
     body = [html.Tr([
         html.Td(html.Span(SEVERITY_LABELS[row["severity"]],
                           className=f"badge sev-{row['severity']}")),
@@ -192,7 +204,7 @@ def _attention_table(figures: dict):
         html.Td(f"{row['count']:,}", className="text-end rpt-num",
                 **{"data-rule": row["id"]}),
         html.Td(charts.pct(row["count"], devices), className="text-end rpt-num"),
-        html.Td(row["fix"], className="rpt-small"),
+        html.Td(fix(row), className="rpt-small"),
     ]) for row in rows]
     head = html.Thead(html.Tr([html.Th("Severity"), html.Th("Rule"),
                                html.Th("Devices", className="text-end"),
@@ -290,7 +302,11 @@ def build(store, settings, week: str | None, site: str | None, collection: str |
 def layout(store, settings, pathname: str, query: dict):
     """An unknown site or collection is an error here (a report must not silently widen its
     scope); ``overview.checked_filters`` decides what is known."""
-    asked_site, asked_collection = first(query, "site"), first(query, "collection")
+    asked_site, repeated = one_site(query)
+    if repeated:
+        return _error_page(repeated[0].replace(": showing all sites.", ": a report covers "
+                                               "one site or all of them."), [])
+    asked_collection = first(query, "collection")
     site, collection, _notes = checked_filters(store, settings, asked_site, asked_collection)
     unknown = [f"unknown {name} {str(value)[:60]!r}" for name, value, kept in (
         ("site", asked_site, site), ("collection", asked_collection, collection))

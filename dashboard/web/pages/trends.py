@@ -23,11 +23,11 @@ from .overview import (
     _shown,
     checked_filters,
     collection_label,
-    collection_options,
     filter_note,
+    one_site,
+    options_for,
     page_heading,
     scope_dropdowns,
-    site_options,
 )
 
 PATH = TRENDS_PATH
@@ -40,7 +40,7 @@ CARDS = {  # graph id -> (title, subtitle)
     "trd-workloads": trend_figures.WORKLOADS_HEADING,
     "trd-failures": ("Failures and stuck enrollments",
                      "Failed enrollments, devices waiting for a user to sign in, and "
-                     "enrollments under way for more than stuck_days"),
+                     "enrollments under way for more than {stuck_days} days"),
     "trd-attention": ("Devices that need attention",
                       "Devices at least one rule flags, and each rule's count (click a "
                       "legend entry to hide or show it)"),
@@ -78,10 +78,17 @@ def checked_range(start, end) -> tuple[date | None, date | None, list[str]]:
     return start_day, end_day, notes
 
 
-def checked(store, settings, site, collection, start, end):
-    site, collection, notes = checked_filters(store, settings, site, collection)
-    start, end, more = checked_range(start, end)
-    return site, collection, start, end, notes + more
+def checked(store, settings, site, collection, start, end, notes=()):
+    site, collection, more = checked_filters(store, settings, site, collection)
+    start, end, dates = checked_range(start, end)
+    return site, collection, start, end, [*notes, *more, *dates]
+
+
+def checked_query(store, settings, query: dict):
+    """``checked`` for a parsed URL query (a repeated site refused with a note)."""
+    site, notes = one_site(query)
+    return checked(store, settings, site, first(query, "collection"), first(query, "from"),
+                   first(query, "to"), notes)
 
 
 def sync_filters(store, settings, trigger: str | None, search: str | None, site, collection,
@@ -96,9 +103,7 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
         new_search = trends_search(site, collection, start, end)
         return (new_search if new_search != (search or "") else no_update, no_update,
                 no_update, no_update, no_update, filter_note(notes, "trd"))
-    query = parse_query(search)
-    url = checked(store, settings, first(query, "site"), first(query, "collection"),
-                  first(query, "from"), first(query, "to"))
+    url = checked_query(store, settings, parse_query(search))
     current = (site, collection, parse_day(start), parse_day(end))
     out = [value if value != now else no_update for value, now in zip(url[:4], current,
                                                                         strict=True)]
@@ -108,8 +113,9 @@ def sync_filters(store, settings, trigger: str | None, search: str | None, site,
 
 # -- the page ----------------------------------------------------------------------------------
 
-def _card(graph_id: str, height: int = GRAPH_HEIGHT):
+def _card(graph_id: str, settings, height: int = GRAPH_HEIGHT):
     title, subtitle = CARDS[graph_id]
+    subtitle = subtitle.replace("{stuck_days}", str(settings.stuck_days))
     return dbc.Card([
         dbc.CardHeader([html.H2(title, className="h6 mb-0 fw-semibold"),
                         html.Div(subtitle, className="small text-secondary")],
@@ -131,9 +137,7 @@ def _bounds(store) -> tuple[str | None, str | None]:
 
 
 def layout(store, settings, pathname: str, query: dict):
-    site, collection, start, end, notes = checked(
-        store, settings, first(query, "site"), first(query, "collection"),
-        first(query, "from"), first(query, "to"))
+    site, collection, start, end, notes = checked_query(store, settings, query)
     oldest, newest = _bounds(store)
     controls = html.Div([
         *scope_dropdowns("trd", store, settings, site, collection),
@@ -154,11 +158,14 @@ def layout(store, settings, pathname: str, query: dict):
     return html.Div([
         dcc.Location(id="trd-url", refresh="callback-nav"),
         *page_heading("trd", "Trends", controls, notes),
-        dbc.Row([dbc.Col(_card("trd-share"), lg=6), dbc.Col(_card("trd-funnel"), lg=6)],
+        dbc.Row([dbc.Col(_card("trd-share", settings), lg=6),
+                 dbc.Col(_card("trd-funnel", settings), lg=6)],
                 className="g-3 mb-3"),
-        dbc.Row([dbc.Col(_card("trd-workloads"), lg=6), dbc.Col(_card("trd-failures"), lg=6)],
+        dbc.Row([dbc.Col(_card("trd-workloads", settings), lg=6),
+                 dbc.Col(_card("trd-failures", settings), lg=6)],
                 className="g-3 mb-3"),
-        dbc.Row([dbc.Col(_card("trd-attention", height=380), width=12)], className="g-3 mb-3"),
+        dbc.Row([dbc.Col(_card("trd-attention", settings, height=380), width=12)],
+                className="g-3 mb-3"),
     ], id="trends")
 
 
@@ -243,8 +250,10 @@ def register_callbacks(app, store, settings) -> dict:
         return tuple(out[key] for key in RENDER_OUTPUTS)
 
     @app.callback(Output("trd-site", "options"), Output("trd-collection", "options"),
-                  Input("data-version", "data"), prevent_initial_call=True)
-    def _options(_version):
-        return site_options(store, settings), collection_options(store, settings)
+                  Output("trd-collection", "placeholder"),
+                  Input("data-version", "data"), Input("trd-site", "value"),
+                  State("trd-collection", "value"), prevent_initial_call=True)
+    def _options(_version, site, collection):
+        return options_for(store, settings, site, collection)
 
     return {"sync": _sync, "render": _render, "options": _options}
