@@ -185,3 +185,79 @@ def readiness_panel(summary: dict | None, site: str | None, collection: str | No
         legend,
         footer,
     ])
+
+
+# -- what these mean ---------------------------------------------------------------------------
+
+# What each prerequisite checks, in the words of the readiness model (its order matters: each
+# step checks only the devices that passed the steps before it).
+READINESS_CHECKS = {
+    "workstation": "The device is a workstation (hardware inventory's product type, else the "
+                   "OS name); servers are out of scope.",
+    "os-version": "Windows 10 1709 (build 16299) or later, Windows 11 included.",
+    "client": "The Configuration Manager client is installed.",
+    "client-active": "The client's health summary says it is active. A device with no "
+                     "client-health data fails this step too: unknown is not active.",
+    "joined": "Joined to Microsoft Entra ID, hybrid or not.",
+    "policy": "The co-management policy has reached the device.",
+}
+
+
+def _with_thresholds(text: str, inactive_days: int, stuck_days: int) -> str:
+    """A rule's explanation with its configured thresholds in days."""
+    return (text.replace("the threshold (stuck_days)", f"{stuck_days} days")
+            .replace("longer than the threshold", f"longer than {inactive_days} days"))
+
+
+def definitions_panel(settings) -> object:
+    """Every attention rule and every prerequisite in words, reachable without a mouse (the
+    panels' row titles are hover-only), and why the two "inactive" counts differ."""
+    days = getattr(settings, "client_inactive_days", 14)
+    stuck = getattr(settings, "stuck_days", 14)
+    rules = html.Dl([
+        item for rule in RULES for item in (
+            html.Dt([html.Span(SEVERITY_LABELS[rule.severity],
+                               className=f"badge sev-{rule.severity} me-2"), rule.title]),
+            html.Dd([html.Div(_with_thresholds(rule.explanation, days, stuck)),
+                     html.Div(["Fix: ", rule.fix], className="text-secondary")],
+                    className="mb-2"),
+        )
+    ], className="mb-0 definitions-rules", id="ovw-definitions-rules")
+    steps = html.Ol([
+        html.Li([html.Strong(label), ": ", READINESS_CHECKS.get(step, ""),
+                 html.Div(["If it fails: ", fix], className="text-secondary")],
+                className="mb-1", **{"data-step": step})
+        for step, label, fix in READINESS_STEPS
+    ], className="mb-0 definitions-steps", id="ovw-definitions-steps")
+    inactive = html.Div([
+        html.H3("Why the prerequisite's inactive count differs from the rule's",
+                className="h6 mt-3", id="ovw-definitions-inactive"),
+        html.P([
+            "They answer different questions, so they count different devices. The ",
+            html.Strong("Client active"), " prerequisite (step 4) is checked on every "
+            "workstation on Windows 10 1709 or later with the client installed, joined or "
+            "not, and fails when the client's health summary does not say active: inactive ",
+            html.Em("or unknown"), ". The ", html.Strong("ConfigMgr client inactive"),
+            " rule looks only at devices that are co-managed or eligible (eligible needs a "
+            "join to Entra ID), and flags a client reported inactive ",
+            html.Em(f"or whose last policy request is more than {days} days old"),
+            ", even when its health summary still says active.",
+        ], className="mb-1"),
+        html.P("So a device that is not joined, or has no client-health data, counts in the "
+               "prerequisite but not in the rule; a joined device that reports active but "
+               "has stopped asking for policy counts in the rule but not in the "
+               "prerequisite.", className="mb-0"),
+    ])
+    return html.Details([
+        html.Summary("What these mean: the rules and the prerequisites",
+                     className="fw-semibold definitions-toggle"),
+        html.Div([
+            html.Div([html.H3("Attention rules", className="h6"), rules],
+                     className="col-lg-6"),
+            html.Div([html.H3("Co-management prerequisites, in order", className="h6"),
+                      html.P("Each step checks only the devices that passed the step before; "
+                             "a failed count lists the devices stopped at that step.",
+                             className="text-secondary small mb-1"), steps, inactive],
+                     className="col-lg-6"),
+        ], className="row g-3 mt-1 small"),
+    ], className="card shadow-sm p-3 definitions", id="ovw-definitions")

@@ -89,7 +89,7 @@ def back_to_list(query: dict) -> str:
 
 def not_found(message: str):
     return html.Div([
-        html.H2("Device not found", className="h4"),
+        html.H1("Device not found", className="h4"),
         html.P(message),
         html.A("Back to the device list", href="/devices", className="btn btn-outline-primary"),
     ], className="py-4", id="device-not-found")
@@ -175,7 +175,8 @@ def _error(device: pd.Series):
 def _attention(device: pd.Series) -> list:
     rules = rule_ids(int(device["attention"]))
     if not rules:
-        return [html.P("Nothing needs attention on this device.", className="text-muted mb-0")]
+        return [html.Li("Nothing needs attention on this device.",  # a list holds items only
+                        className="list-group-item text-muted")]
     items = []
     for rule_id in rules:
         rule = RULES_BY_ID[rule_id]
@@ -249,7 +250,7 @@ def layout(store, settings, pathname: str, query: dict):
                          + (f" for site {site}." if site else "."))
     if len(positions) > 1:
         return html.Div([
-            html.H2(f"ResourceID {raw_id} exists in several sites", className="h4"),
+            html.H1(f"ResourceID {raw_id} exists in several sites", className="h4"),
             html.Ul([html.Li(html.A(f"{devices['Name'].iat[p]} ({devices['site'].iat[p]})",
                                     href=device_url(int(raw_id), str(devices["site"].iat[p]))))
                      for p in positions]),
@@ -266,7 +267,7 @@ def layout(store, settings, pathname: str, query: dict):
     collections = estate.device_collections(position)
 
     header = html.Div([
-        html.H2(_text(device["Name"]), className="h3 mb-0", id="device-name"),
+        html.H1(_text(device["Name"]), className="h3 mb-0", id="device-name"),
         html.Span(state, className="badge text-bg-secondary fs-6 ms-3", id="device-state"),
     ], className="d-flex align-items-center flex-wrap mb-3")
     identity = _facts("Identity", [

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import ClientsideFunction, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
 from ...labels import (
     AUTHORITY_LABELS,
@@ -23,6 +23,7 @@ from ...labels import (
     enrollment_status_labels,
 )
 from ...model.attention import READINESS_STEPS, RULES_BY_ID
+from ...model.device_columns import OPTIONAL_COLUMNS, optional_columns
 from ...model.device_query import (
     FILTER_LABELS,
     FILTER_NAMES,
@@ -168,6 +169,44 @@ def _columns(sort: tuple[str, bool]) -> list[dict]:
     return columns
 
 
+# The column chooser's columns (none sortable: the server sorts on the default columns).
+OPTIONAL_DEFS = {
+    "collections": {"minWidth": 260, "tooltipField": "collections"},
+    "domain": {"minWidth": 130},
+    "os_group": {"minWidth": 190},
+    "last_active": {"minWidth": 160},
+    "policy_age_days": {"minWidth": 120, "type": "rightAligned"},
+}
+
+
+def column_defs(chosen: list[str] | None, current: list[dict] | None = None) -> list[dict]:
+    """The grid's columns: the default ones (``current``'s, which carry the sort) with the
+    chosen optional ones in chooser order (unknown names, e.g. from an older browser's stored
+    choice, are ignored)."""
+    chosen = set(chosen or ())
+    base = [c for c in (current or COLUMNS) if c.get("field") not in OPTIONAL_COLUMNS]
+    optional = [{"field": field, "headerName": header, "sortable": False,
+                 **OPTIONAL_DEFS.get(field, {})}
+                for field, header in OPTIONAL_COLUMNS.items() if field in chosen]
+    # right after name and site, where they are seen without scrolling sideways
+    return base[:2] + optional + base[2:]
+
+
+def column_chooser():
+    """"Columns": a disclosure of labelled checkboxes, remembered per browser."""
+    return html.Details([
+        html.Summary("Columns", className="btn btn-sm btn-outline-secondary"),
+        html.Div([
+            dbc.Checklist(id="devices-column-choice", value=[],
+                          options=[{"label": header, "value": field}
+                                   for field, header in OPTIONAL_COLUMNS.items()],
+                          className="small"),
+            html.Div("Primary user and hardware scan time are not in the ConfigMgr export.",
+                     className="small text-secondary mt-1"),
+        ], className="card card-body shadow-sm p-2 column-chooser-menu"),
+    ], className="column-chooser", id="devices-columns-chooser")
+
+
 def _grid(count: int, sort: tuple[str, bool], page: int):
     if count == 0:  # an empty infinite grid shows "1 to ? of more": say it instead
         return html.Div([
@@ -192,7 +231,11 @@ def _grid(count: int, sort: tuple[str, bool], page: int):
             # one block at a time: dash-ag-grid answers only the latest request, so a
             # second concurrent request would leave a block empty
             "maxConcurrentDatasourceRequests": 1,
-            "suppressCellFocus": True,
+            # cells take focus: the grid is one Tab stop, arrow keys move between
+            # cells and Enter opens a row's device (assets/87-grid-keys.js); with
+            # focus suppressed, Tab jumped from the header to the pager and no device
+            # could be reached from the keyboard
+            "suppressCellFocus": False,
         },
         paginationGoTo=min(page, last_page) - 1 if page > 1 else None,
         getRowId="params.data.key",
@@ -226,10 +269,11 @@ def layout(store, settings, pathname: str, query: dict):
     )
     return html.Div([
         html.Div([
-            html.H2("Devices", className="h4 mb-0 me-3"),
+            html.H1("Devices", className="h4 mb-0 me-3"),
             html.Span(count_text(count), id="devices-count",
                       className="fs-5 fw-semibold me-auto", **{"data-count": str(count)}),
             html.Div(search, style={"minWidth": "320px"}),
+            column_chooser() if count else None,  # no grid, no columns to choose
             html.A("Export CSV", id="devices-export",
                    href="/export/devices.csv" + (f"?{export_query}" if export_query else ""),
                    className="btn btn-sm btn-outline-primary"),
@@ -240,6 +284,7 @@ def layout(store, settings, pathname: str, query: dict):
                  id="devices-chips", className="mb-2"),
         dcc.Store(id="devices-query", data=flt.pairs()),
         dcc.Store(id="devices-state"),
+        dcc.Store(id="devices-columns", storage_type="local") if count else None,
         _grid(count, sort, page),
     ])
 
@@ -299,6 +344,11 @@ def get_rows(store, request: dict | None, pairs: list) -> dict:
     positions = page_rows(estate.sort_order(column, sort.get("sort") == "desc"), mask,
                           start, end)
     rows = rows_for(estate.devices, positions, store.settings.status_labels)
+    memberships = {estate.collection_names.get(cid) or cid: estate.collection_mask(cid)
+                   for cid in store.settings.collections}
+    for row, extra in zip(rows, optional_columns(estate.devices, positions, estate.data_as_of,
+                                                 memberships), strict=True):
+        row.update(extra)
     for row in rows:
         row["key"] = f"{row['site']}:{row['resource_id']}"
         row["attention"] = [{"id": rule, "title": RULES_BY_ID[rule].title,
@@ -322,4 +372,30 @@ def register_callbacks(app, store, settings) -> dict:
                             Input("devices-grid", "paginationInfo"),
                             Input("devices-grid", "getRowsRequest"))
 
-    return {"devices_rows": devices_rows}
+    @app.callback(Output("devices-columns", "data"),
+                  Output("devices-column-choice", "value"),
+                  Input("devices-column-choice", "value"),
+                  Input("devices-columns", "modified_timestamp"),
+                  State("devices-columns", "data"))
+    def devices_columns(chosen, _stored_at, stored):
+        return remember_columns(ctx.triggered_id, chosen, stored)
+
+    @app.callback(Output("devices-grid", "columnDefs"),
+                  Input("devices-column-choice", "value"), State("devices-grid", "columnDefs"),
+                  prevent_initial_call=True)
+    def devices_column_defs(chosen, current):
+        return column_defs(chosen, current)
+
+    return {"devices_rows": devices_rows, "devices_columns": devices_columns,
+            "devices_column_defs": devices_column_defs}
+
+
+def remember_columns(trigger: str | None, chosen, stored):
+    """(stored choice, checkboxes): a click stores the choice in the browser; opening the page
+    (the store's first read) sets the checkboxes from what was stored."""
+    if trigger == "devices-column-choice":
+        valid = [field for field in (chosen or []) if field in OPTIONAL_COLUMNS]
+        return valid, no_update
+    valid = [field for field in (stored or []) if field in OPTIONAL_COLUMNS] \
+        if isinstance(stored, list) else []
+    return no_update, valid

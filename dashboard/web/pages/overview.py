@@ -20,7 +20,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.device_query import ONE_SITE
 from ...model.errors import describe
 from ...store import EstateStore
-from .. import figures, panels, week_changes
+from .. import chart_tables, figures, panels, week_changes
 from ..links import (
     devices_url,
     devices_url_from_fragment,
@@ -41,6 +41,19 @@ GRAPHS = {  # component id -> figure builder (summary, settings) -> go.Figure
     "ovw-workloads": lambda s, _settings: figures.workloads_figure(s),
     "ovw-reasons": lambda s, _settings: figures.reasons_figure(s),
 }
+# Each chart's name for its figure landmark, table caption and text alternative.
+GRAPH_TITLES = {
+    "ovw-os-groups": "Client OS distribution by OS group",
+    "ovw-os-releases": "Client OS distribution by release",
+    "ovw-funnel": figures.HEADINGS["funnel"][0],
+    "ovw-status": figures.HEADINGS["status"][0],
+    "ovw-workloads": figures.HEADINGS["workloads"][0],
+    "ovw-reasons": figures.HEADINGS["reasons"][0],
+}
+GRAPH_CATEGORY = {"ovw-os-groups": "OS group", "ovw-os-releases": "OS release",
+                  "ovw-funnel": "Stage", "ovw-status": "Enrollment status",
+                  "ovw-workloads": "Workload", "ovw-reasons": "Reason"}
+ALT_OUTPUTS = tuple(f"{graph_id}-alt" for graph_id in GRAPHS)
 GRAPH_HEIGHT = 330
 MAX_SHOWN_VALUE = 60  # characters of an unknown URL value repeated in the note
 
@@ -188,9 +201,14 @@ def _card(title: str, subtitle: str, body, class_name: str = ""):
 
 
 def _graph(graph_id: str, height: int = GRAPH_HEIGHT):
-    return dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
-                     style={"height": f"{height}px"}, className="ovw-graph",
-                     figure=figures.empty_figure("Loading ..."))
+    """A clickable chart inside a figure landmark, with its text alternative and its
+    "View as table" (``<graph_id>-alt``, rendered with the chart)."""
+    return html.Div([
+        dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
+                  style={"height": f"{height}px"}, className="ovw-graph clickable-graph",
+                  figure=figures.empty_figure("Loading ...")),
+        html.Div(id=f"{graph_id}-alt"),
+    ], role="figure", **{"aria-label": GRAPH_TITLES[graph_id]})
 
 
 def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection) -> list:
@@ -239,13 +257,14 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
         html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
         dbc.Row([
             dbc.Col(_card("Needs attention",
-                          "Devices each rule flags, by severity (hover a rule for what "
-                          "it means)",
+                          "Devices each rule flags, by severity (what each rule means: "
+                          "below)",
                           html.Div(id="ovw-attention")), lg=6),
             dbc.Col(_card("Co-management prerequisites",
                           "Each check in order, on the devices that passed the one before",
                           html.Div(id="ovw-readiness")), lg=6),
         ], className="g-3 mb-3"),
+        html.Div(panels.definitions_panel(settings), className="mb-3"),
         dbc.Row([
             dbc.Col(_card(*figures.HEADINGS["os"],
                           dbc.Row([
@@ -418,7 +437,7 @@ def scope_text(store: EstateStore, summary: dict | None, site, collection) -> st
 
 
 RENDER_OUTPUTS = ("ovw-kpis", *GRAPHS, "ovw-os-releases-style", "ovw-os-table", "ovw-errors",
-                  "ovw-scope", "ovw-attention", "ovw-readiness")
+                  "ovw-scope", "ovw-attention", "ovw-readiness", *ALT_OUTPUTS)
 
 
 def render(store: EstateStore, settings, site, collection) -> dict:
@@ -436,10 +455,16 @@ def render(store: EstateStore, settings, site, collection) -> dict:
         message = "No data loaded" if store.status().error else "Loading data ..."
         for graph_id in GRAPHS:
             out[graph_id] = figures.empty_figure(message)
+            out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
+                out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table")
         out["ovw-os-releases-style"] = {"height": f"{GRAPH_HEIGHT}px"}
         return out
     for graph_id, build in GRAPHS.items():
         out[graph_id] = build(summary, settings)
+    for graph_id in GRAPHS:
+        out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
+            out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table", site, collection,
+            category_header=GRAPH_CATEGORY[graph_id])
     height = max(GRAPH_HEIGHT, figures.release_height(summary)) if summary["devices"] \
         else GRAPH_HEIGHT
     out["ovw-os-releases-style"] = {"height": f"{height}px"}
@@ -475,6 +500,7 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
                   Output("ovw-os-releases", "style"), Output("ovw-os-table", "children"),
                   Output("ovw-errors", "children"), Output("ovw-scope", "children"),
                   Output("ovw-attention", "children"), Output("ovw-readiness", "children"),
+                  *[Output(alt_id, "children") for alt_id in ALT_OUTPUTS],
                   Input("ovw-site", "value"), Input("ovw-collection", "value"),
                   Input("data-version", "data"))
     def _render(site, collection, _version):

@@ -39,7 +39,7 @@ GAP = 16
 CARD_INNER = 2 * 14 + 2  # a card's horizontal padding and border
 HALF = (CONTENT - GAP) // 2 - CARD_INNER
 FULL = CONTENT - CARD_INNER
-STATIC = {"staticPlot": True, "displayModeBar": False, "responsive": False}
+STATIC = charts.STATIC_CONFIG  # the shared chart config, drawn static (nothing to click)
 
 
 def _graph(graph_id: str, fig: go.Figure, width: int, height: int):

@@ -17,7 +17,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...model.trends import trend_series
-from .. import figures, trend_figures
+from .. import chart_tables, figures, trend_figures
 from ..links import TRENDS_PATH, first, parse_query, trends_search
 from .overview import (
     _shown,
@@ -120,9 +120,12 @@ def _card(graph_id: str, settings, height: int = GRAPH_HEIGHT):
         dbc.CardHeader([html.H2(title, className="h6 mb-0 fw-semibold"),
                         html.Div(subtitle, className="small text-secondary")],
                        className="bg-white border-bottom-0 pb-0"),
-        dbc.CardBody(dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
-                               style={"height": f"{height}px"}, className="trd-graph",
-                               figure=figures.empty_figure("Loading ...")), className="pt-2"),
+        dbc.CardBody(html.Div([
+            dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
+                      style={"height": f"{height}px"}, className="trd-graph",
+                      figure=figures.empty_figure("Loading ...")),
+            html.Div(id=f"{graph_id}-alt"),  # text alternative and "View as table"
+        ], role="figure", **{"aria-label": title}), className="pt-2"),
     ], className="h-100 shadow-sm")
 
 
@@ -145,7 +148,9 @@ def layout(store, settings, pathname: str, query: dict):
                 id="trd-range", start_date=start.isoformat() if start else None,
                 end_date=end.isoformat() if end else None, display_format="YYYY-MM-DD",
                 start_date_placeholder_text="From", end_date_placeholder_text="To",
-                min_date_allowed=oldest, max_date_allowed=newest, clearable=True,
+                # not clearable: Dash's clear "button" is a link without href that no
+                # keyboard can reach (and axe refuses); emptying the fields clears the range
+                min_date_allowed=oldest, max_date_allowed=newest, clearable=False,
                 first_day_of_week=1, initial_visible_month=newest,
                 start_date_id="trd-from", end_date_id="trd-to"),
         ], className="filter-range"),
@@ -166,7 +171,16 @@ def layout(store, settings, pathname: str, query: dict):
 
 # -- rendering ---------------------------------------------------------------------------------
 
-RENDER_OUTPUTS = (*trend_figures.FIGURES, "trd-scope")
+ALT_OUTPUTS = tuple(f"{graph_id}-alt" for graph_id in trend_figures.FIGURES)
+RENDER_OUTPUTS = (*trend_figures.FIGURES, "trd-scope", *ALT_OUTPUTS)
+
+
+def _alternatives(out: dict) -> dict:
+    """Each chart's text alternative and table view (days down, series across)."""
+    return {f"{graph_id}-alt": chart_tables.chart_alternative(
+                out[graph_id], CARDS[graph_id][0], f"{graph_id}-table", link=False,
+                category_header="Day")
+            for graph_id in trend_figures.FIGURES}
 
 
 def scope_text(store, frame, site, collection, start, end) -> str:
@@ -207,11 +221,11 @@ def render(store, settings, site, collection, start, end) -> dict:
     if message:
         for graph_id in trend_figures.FIGURES:
             out[graph_id] = figures.empty_figure(message)
-        return out
+        return out | _alternatives(out)
     series = trend_series(frame)
     for graph_id, build in trend_figures.FIGURES.items():
         out[graph_id] = build(series)
-    return out
+    return out | _alternatives(out)
 
 
 def register_callbacks(app, store, settings) -> dict:
@@ -227,6 +241,7 @@ def register_callbacks(app, store, settings) -> dict:
 
     @app.callback(*[Output(graph_id, "figure") for graph_id in trend_figures.FIGURES],
                   Output("trd-scope", "children"),
+                  *[Output(alt_id, "children") for alt_id in ALT_OUTPUTS],
                   Input("trd-site", "value"), Input("trd-collection", "value"),
                   Input("trd-range", "start_date"), Input("trd-range", "end_date"),
                   Input("data-version", "data"))
