@@ -71,25 +71,17 @@ def ensure_estate(devices: int, with_sqlite: bool) -> Path:
     return folder
 
 
-def sqlite_config(folder: Path) -> Path:
-    """The same estate's config, reading the SQLite replicas through queries/*.sql."""
+def replica_config(folder: Path, form: str) -> Path:
+    """The same estate's config, reading the SQLite replicas through queries/*.sql: with
+    ``form`` "url" through a SQLAlchemy URL, with "odbc" through the ODBC driver (unixODBC
+    and Debian's libsqliteodbc, driver name SQLite3) with an ``odbc =`` string."""
     text = (folder / "comanage.toml").read_text()
     for replica in sorted(folder.glob("replica-*.sqlite")):
         site = replica.stem.split("-", 1)[1]
-        text = text.replace(f'csv = "{site}"', f'url = "sqlite:///{replica}"')
-    path = folder / "comanage-sqlite.toml"
-    path.write_text(text)
-    return path
-
-
-def odbc_config(folder: Path) -> Path:
-    """The same estate's config, reading the SQLite replicas through the ODBC driver
-    (unixODBC and Debian's libsqliteodbc, driver name SQLite3) with an ``odbc =`` string."""
-    text = (folder / "comanage.toml").read_text()
-    for replica in sorted(folder.glob("replica-*.sqlite")):
-        site = replica.stem.split("-", 1)[1]
-        text = text.replace(f'csv = "{site}"', f'odbc = "Driver=SQLite3;Database={replica}"')
-    path = folder / "comanage-odbc.toml"
+        source = (f'url = "sqlite:///{replica}"' if form == "url"
+                  else f'odbc = "Driver=SQLite3;Database={replica}"')
+        text = text.replace(f'csv = "{site}"', source)
+    path = folder / f"comanage-{'sqlite' if form == 'url' else 'odbc'}.toml"
     path.write_text(text)
     return path
 
@@ -329,8 +321,8 @@ def sql_paths(folder: Path, settings, repeat: int, record) -> None:
     beside its floor, SQLite executing the same queries. Interleaved, so that a busy moment
     of the machine weighs on all three alike."""
     floor = sql_floor(folder, list(settings.named_collections))
-    sqlite_settings = load_settings(sqlite_config(folder))
-    odbc_settings = load_settings(odbc_config(folder))
+    sqlite_settings = load_settings(replica_config(folder, "url"))
+    odbc_settings = load_settings(replica_config(folder, "odbc"))
     times: dict[str, list[float]] = {"floor": [], "sqlite": [], "odbc": []}
     for _ in range(max(1, repeat // 2)):
         for key, step in (("floor", floor), ("sqlite", lambda: load_estate(sqlite_settings)),
