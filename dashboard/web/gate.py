@@ -32,6 +32,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from ..model.device_query import FilterTooLarge
 from ..settings import Settings
 from .security import HEALTH_PATH
+from .weekly import REPORT_PATH, ReportError, parse_week
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,11 @@ def install(app, settings: Settings) -> None:
                         "off", request.remote_addr)
             return _text(403, "This dashboard has no sign-in and answers this computer only "
                               "(auth = \"none\"): set up sign-in, or allow_anonymous.")
+        if request.path == REPORT_PATH and "week" in request.args:
+            try:  # a week that cannot be is the caller's mistake, said before any page
+                parse_week(request.args["week"])
+            except ReportError as error:
+                return _text(400, f"Bad request: {error}")
         if request.method == "POST" and request.mimetype == "application/json":
             if json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
                 return _text(400, "Malformed request: JSON nested too deeply.")

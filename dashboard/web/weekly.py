@@ -49,6 +49,9 @@ KPI_METRICS = {"kpi-devices": "devices", "kpi-comanaged": "comanaged",
                "kpi-attention": "attention_devices"}
 
 
+REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
+
+
 class ReportError(Exception):
     """A report that cannot be made as asked (unknown week, no data): one line, exit 2."""
 

@@ -544,6 +544,11 @@ def test_a_week_beyond_the_calendar_is_a_reason_not_a_crash(client):
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200
     assert "9999-W52 is not a week of 9999" in response.get_data(as_text=True)
+    for week in ("9999-W52", "2026-W99", "<script>"):  # the page itself: refused with a reason
+        response = client.get(f"/report?week={week}")
+        assert response.status_code == 400, week
+        assert response.get_data(as_text=True).startswith("Bad request: ")
+    assert client.get("/report?week=2026-W48").status_code == 200
 
 
 def test_head_login_is_not_a_sign_in(factory_settings, factory_store, users_file):

@@ -31,7 +31,7 @@ from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
 from .overview import KPI_ACCENT, checked_filters, one_site
 
-PATH = "/report"
+PATH = weekly.REPORT_PATH
 WIDTH = 1200  # CSS pixels: the PNG's width; the PDF is scaled to fit its paper
 PADDING = 32
 CONTENT = WIDTH - 2 * PADDING
