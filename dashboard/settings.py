@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from .odbc_string import odbc_pairs, odbc_value
+
 
 def _data_folder(package: str) -> Path:
     """A data package's folder: the repository's top-level ``queries/`` or ``sample_data/``
@@ -480,8 +482,6 @@ def _resolve_sqlite(url: str, base: Path) -> str:
 def _checked_odbc(odbc: object, where: str, base: Path) -> str:
     """An ODBC connection string names a driver or a DSN; a SQLite driver's relative
     ``Database`` path is relative to the config file's folder, like a sqlite URL's."""
-    from .data.sql_source import odbc_pairs, odbc_value
-
     if not isinstance(odbc, str) or not odbc.strip() or any(c in odbc for c in "\r\n"):
         raise SettingsError(f"{where}: odbc must be one connection string "
                             "(odbc = \"Driver={ODBC Driver 18 for SQL Server};Server=...\")")

@@ -38,6 +38,7 @@ from sqlalchemy.engine import URL, make_url
 
 from dashboard import settings
 from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS, _text_values, raw_frame
+from dashboard.odbc_string import odbc_pairs, odbc_value
 
 DEFAULT_ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
 LOGIN_TIMEOUT_SECONDS = 30
@@ -106,28 +107,8 @@ def _one_line(message: str, limit: int = 600) -> str:
 
 # --------------------------------------------------------------------------- ODBC strings
 
-_ODBC_PAIR = re.compile(r"(?P<key>[^=;]+?)\s*=\s*(?P<value>\{(?:[^}]|\}\})*\}|[^;]*)\s*(?:;|$)")
 _SQL_SERVER_DRIVER = re.compile(r"SQL Server", re.IGNORECASE)
 _SQLITE_DRIVER = re.compile(r"SQLite", re.IGNORECASE)
-
-
-def odbc_pairs(connection_string: str) -> list[tuple[str, str, str]]:
-    """``(key, value, text)`` of each ``key=value`` of an ODBC connection string; a value in
-    braces is unbraced (``}}`` is a literal ``}``)."""
-    pairs = []
-    for match in _ODBC_PAIR.finditer(connection_string):
-        key, value = match["key"].strip(), match["value"].strip()
-        if value.startswith("{") and value.endswith("}"):
-            value = value[1:-1].replace("}}", "}")
-        if key:
-            pairs.append((key, value, match[0].strip().rstrip(";").strip()))
-    return pairs
-
-
-def odbc_value(connection_string: str, *keys: str) -> str | None:
-    """The value of the first of ``keys`` (any case) in a connection string, else None."""
-    wanted = {k.lower() for k in keys}
-    return next((v for k, v, _ in odbc_pairs(connection_string) if k.lower() in wanted), None)
 
 
 def odbc_password(connection_string: str) -> str | None:
