@@ -13,16 +13,8 @@ import time
 from collections.abc import Sequence
 
 from . import __version__
+from .checked_load import UsageError, load_checked, progress
 from .settings import SETTINGS, Settings, SettingsError, load_settings
-
-
-class UsageError(Exception):
-    """Exit 2 with this one line."""
-
-
-def _progress(args: argparse.Namespace, message: str) -> None:
-    if not getattr(args, "quiet", False) and getattr(args, "format", "table") != "json":
-        print(message, file=sys.stderr, flush=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,35 +22,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS
                  if getattr(args, s.name, None) is not None}
     return settings.with_values(**overrides) if overrides else settings
-
-
-def load_checked(settings: Settings, args: argparse.Namespace, history=None):
-    """Load the estate, print drop warnings to stderr, and validate --site/--collection.
-
-    ``history``: time in state from it (the ``stuck`` rule), as ``serve`` does."""
-    from .data.estate import load_estate
-
-    started = time.perf_counter()
-    _progress(args, f"loading {len(settings.sources)} source(s) ...")
-    estate = load_estate(settings, history=history)
-    for report in estate.sources:
-        if report.dropped:
-            reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.reasons.items()))
-            print(f"warning: site {report.site}: dropped {report.dropped} of {report.rows} "
-                  f"rows ({reasons})", file=sys.stderr)
-            for line in report.problems:
-                print(f"warning:   {line}", file=sys.stderr)
-    _progress(args, f"loaded {len(estate.devices):,} devices in "
-                    f"{time.perf_counter() - started:.1f} s")
-    site = getattr(args, "site", None)
-    if site and site not in [s.site for s in settings.sources] + estate.sites:
-        raise UsageError(f"unknown site {site!r} (configured: "
-                         f"{', '.join(s.site for s in settings.sources)})")
-    collection = getattr(args, "collection", None)
-    if collection and collection not in settings.named_collections:
-        raise UsageError(f"collection {collection!r} is not named in the configuration "
-                         f"(named: {', '.join(settings.named_collections) or 'none'})")
-    return estate
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -104,7 +67,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     for info in infos:
         print(f"{info.site} {info.day}: {info.devices:,} devices "
               f"{'recorded' if info.written else 'unchanged (already recorded)'}")
-    _progress(args, f"history {history.shown}: done in {time.perf_counter() - started:.1f} s")
+    progress(args, f"history {history.shown}: done in {time.perf_counter() - started:.1f} s")
     return 0
 
 

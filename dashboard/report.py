@@ -272,7 +272,7 @@ def private_app(settings: Settings, store, token: str):
 
 
 def _load_store(settings: Settings, args: argparse.Namespace):
-    from .cli import load_checked
+    from .checked_load import load_checked
     from .data.history import open_history
     from .store import EstateStore
 
@@ -479,14 +479,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         outcome = make_report(settings, args, progress)
     except (ReportError, BrowserMissing) as error:
-        from .cli import UsageError
+        from .checked_load import UsageError
 
         raise UsageError(str(error)) from None
     except ReportFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - one line, never a traceback
-        from .cli import UsageError
+        from .checked_load import UsageError
         from .data.contract import ContractError
         from .data.estate import LoadError
         from .data.history import HistoryError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 
 import numpy as np
@@ -295,11 +295,17 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         sources=reports, data_as_of=data_as_of, collection_names=names)
 
 
+def snapshot_day(data_as_of: str) -> date:
+    """The UTC day of an estate's "data as of" (the day its history snapshot is filed under)."""
+    stamp = datetime.fromisoformat(data_as_of.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC).date()
+
+
 def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
     """``state_since`` from history; a history that cannot be read is logged, not fatal."""
     import logging
-
-    from .history import snapshot_day
 
     try:
         since = history.state_since(classified, snapshot_day(data_as_of))

@@ -91,6 +91,7 @@ from ..model.trends import (
 )
 from ..private import create_private, private_folder
 from ..settings import WORKLOADS, Settings
+from .estate import load_estate, snapshot_day
 
 log = logging.getLogger(__name__)
 
@@ -272,14 +273,6 @@ def number_day(value: int | float | None) -> date | None:
         return None
     value = int(value)
     return date(value // 10_000, value // 100 % 100, value % 100)
-
-
-def snapshot_day(data_as_of: str) -> date:
-    """The UTC day of an estate's "data as of"."""
-    stamp = datetime.fromisoformat(data_as_of.replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC).date()
 
 
 def state_arrays(devices: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -915,8 +908,6 @@ def recording_loader(loader: Callable[[Settings], object], history: HistoryStore
     """Wrap an estate loader: time in state from ``history`` before attention is evaluated
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
-    from .estate import load_estate
-
     def load(settings: Settings):
         if loader is load_estate:
             estate = load_estate(settings, history=history)
