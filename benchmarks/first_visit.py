@@ -90,19 +90,28 @@ def visit(browser, url: str, timeout: float = 60_000) -> dict:
     cdp.send("Network.enable")
     urls: dict[str, str] = {}
     sizes: dict[str, float] = {}
-    cdp.on("Network.requestWillBeSent",
-           lambda event: urls.__setitem__(event["requestId"], event["request"]["url"]))
-    cdp.on("Network.loadingFinished",
-           lambda event: sizes.__setitem__(event["requestId"], event["encodedDataLength"]))
+    cdp.on(
+        "Network.requestWillBeSent",
+        lambda event: urls.__setitem__(event["requestId"], event["request"]["url"]),
+    )
+    cdp.on(
+        "Network.loadingFinished",
+        lambda event: sizes.__setitem__(event["requestId"], event["encodedDataLength"]),
+    )
     try:
         page.goto(url, wait_until="commit")
         handle = page.wait_for_function(DRAWN, polling="raf", timeout=timeout)
         drawn_ms = float(handle.json_value())
         page.wait_for_timeout(300)  # let late responses (none expected) finish counting
-        largest = sorted(((size, urls.get(rid, "?")) for rid, size in sizes.items()),
-                         reverse=True)[:8]
-        return {"bytes": sum(sizes.values()), "requests": len(sizes), "drawn_ms": drawn_ms,
-                "largest": largest}
+        largest = sorted(((size, urls.get(rid, "?")) for rid, size in sizes.items()), reverse=True)[
+            :8
+        ]
+        return {
+            "bytes": sum(sizes.values()),
+            "requests": len(sizes),
+            "drawn_ms": drawn_ms,
+            "largest": largest,
+        }
     finally:
         context.close()
 
@@ -130,16 +139,20 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(1, args.runs + 1):
                 result = visit(browser, base + args.path)
                 results.append(result)
-                print(f"visit {run}: {result['bytes'] / 1e6:.2f} MB in {result['requests']} "
-                      f"responses, fully drawn after {result['drawn_ms']:.0f} ms")
+                print(
+                    f"visit {run}: {result['bytes'] / 1e6:.2f} MB in {result['requests']} "
+                    f"responses, fully drawn after {result['drawn_ms']:.0f} ms"
+                )
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
     size = statistics.median(r["bytes"] for r in results)
     drawn = statistics.median(r["drawn_ms"] for r in results)
-    print(f"median of {len(results)} cold visits to {args.path}: {size / 1e6:.2f} MB "
-          f"transferred, fully drawn after {drawn:.0f} ms")
+    print(
+        f"median of {len(results)} cold visits to {args.path}: {size / 1e6:.2f} MB "
+        f"transferred, fully drawn after {drawn:.0f} ms"
+    )
     print("largest responses (last visit):")
     for length, url in results[-1]["largest"]:
         print(f"  {length / 1e3:8.1f} kB  {url.replace(base, '')[:110]}")

@@ -61,9 +61,13 @@ class Client:
 
 def callback(output: str, inputs: list, state: list | None = None) -> dict:
     """A Dash callback request as the browser sends it."""
-    return {"output": output, "outputs": _outputs(output),
-            "inputs": inputs, "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
-            "state": state or []}
+    return {
+        "output": output,
+        "outputs": _outputs(output),
+        "inputs": inputs,
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs],
+        "state": state or [],
+    }
 
 
 def _outputs(output: str):
@@ -71,16 +75,24 @@ def _outputs(output: str):
         component, prop = output.rsplit(".", 1)
         return {"id": component, "property": prop}
     parts = [p for p in output.strip(".").split("...") if p]
-    return [{"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1].split("@")[0]}
-            for p in parts]
+    return [
+        {"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1].split("@")[0]} for p in parts
+    ]
 
 
 def value(component: str, prop: str, data) -> dict:
     return {"id": component, "property": prop, "value": data}
 
 
-def run_user(port: int, deadline: float, plan: dict, samples: dict, errors: dict,
-             lock: threading.Lock, seed: int) -> None:
+def run_user(
+    port: int,
+    deadline: float,
+    plan: dict,
+    samples: dict,
+    errors: dict,
+    lock: threading.Lock,
+    seed: int,
+) -> None:
     rng = random.Random(seed)
     client = Client(port)
 
@@ -100,36 +112,85 @@ def run_user(port: int, deadline: float, plan: dict, samples: dict, errors: dict
     while time.monotonic() < deadline:
         site = rng.choice([None, *plan["sites"]])
         collection = rng.choice([None, *plan["collections"]])
-        query = "&".join(f"{k}={v}" for k, v in (("site", site), ("collection", collection))
-                         if v)
+        query = "&".join(f"{k}={v}" for k, v in (("site", site), ("collection", collection)) if v)
         # The overview, as a browser loads it.
         timed("overview page", "GET", "/" + (f"?{query}" if query else ""))
         timed("overview page", "GET", "/_dash-layout")
-        timed("router callback", "POST", "/_dash-update-component", callback(
-            "page.children", [value("url", "pathname", "/")],
-            [value("url", "search", f"?{query}" if query else "")]))
-        timed("overview callbacks", "POST", "/_dash-update-component", callback(
-            plan["render_output"], [value("ovw-site", "value", site),
-                                    value("ovw-collection", "value", collection),
-                                    value("data-version", "data", 1)]))
+        timed(
+            "router callback",
+            "POST",
+            "/_dash-update-component",
+            callback(
+                "page.children",
+                [value("url", "pathname", "/")],
+                [value("url", "search", f"?{query}" if query else "")],
+            ),
+        )
+        timed(
+            "overview callbacks",
+            "POST",
+            "/_dash-update-component",
+            callback(
+                plan["render_output"],
+                [
+                    value("ovw-site", "value", site),
+                    value("ovw-collection", "value", collection),
+                    value("data-version", "data", 1),
+                ],
+            ),
+        )
         # The device list, one page with a random filter and sort.
         flt = rng.choice(plan["device_filters"])
-        timed("device list", "POST", "/_dash-update-component", callback(
-            "page.children", [value("url", "pathname", "/devices")],
-            [value("url", "search", "?" + "&".join(f"{k}={v}" for k, v in flt))]))
+        timed(
+            "device list",
+            "POST",
+            "/_dash-update-component",
+            callback(
+                "page.children",
+                [value("url", "pathname", "/devices")],
+                [value("url", "search", "?" + "&".join(f"{k}={v}" for k, v in flt))],
+            ),
+        )
         start = rng.choice([0, 0, 100, 200])
-        timed("device list rows", "POST", "/_dash-update-component", callback(
-            "devices-grid.getRowsResponse",
-            [value("devices-grid", "getRowsRequest", {
-                "startRow": start, "endRow": start + 100,
-                "sortModel": [rng.choice([{"colId": "severity", "sort": "desc"},
-                                          {"colId": "name", "sort": "asc"},
-                                          {"colId": "last_policy_request", "sort": "asc"}])]})],
-            [value("devices-query", "data", flt)]))
+        timed(
+            "device list rows",
+            "POST",
+            "/_dash-update-component",
+            callback(
+                "devices-grid.getRowsResponse",
+                [
+                    value(
+                        "devices-grid",
+                        "getRowsRequest",
+                        {
+                            "startRow": start,
+                            "endRow": start + 100,
+                            "sortModel": [
+                                rng.choice(
+                                    [
+                                        {"colId": "severity", "sort": "desc"},
+                                        {"colId": "name", "sort": "asc"},
+                                        {"colId": "last_policy_request", "sort": "asc"},
+                                    ]
+                                )
+                            ],
+                        },
+                    )
+                ],
+                [value("devices-query", "data", flt)],
+            ),
+        )
         # One device's page.
-        timed("device page", "POST", "/_dash-update-component", callback(
-            "page.children", [value("url", "pathname", f"/device/{rng.choice(plan['ids'])}")],
-            [value("url", "search", "")]))
+        timed(
+            "device page",
+            "POST",
+            "/_dash-update-component",
+            callback(
+                "page.children",
+                [value("url", "pathname", f"/device/{rng.choice(plan['ids'])}")],
+                [value("url", "search", "")],
+            ),
+        )
 
 
 def plan_for(config: Path) -> dict:
@@ -145,10 +206,14 @@ def plan_for(config: Path) -> dict:
         "sites": estate.sites,
         "collections": list(settings.collections),
         "ids": ids,
-        "device_filters": [[["attention", "any"]], [["enrollment_status", "failure_hybrid"]],
-                           [["reason", "no-policy"]], [["os_group", "Windows 7 & 8.x"]],
-                           [["workload", "client_apps"], ["authority", "pilot_intune"]],
-                           [["severity", "high"], ["site", estate.sites[0]]]],
+        "device_filters": [
+            [["attention", "any"]],
+            [["enrollment_status", "failure_hybrid"]],
+            [["reason", "no-policy"]],
+            [["os_group", "Windows 7 & 8.x"]],
+            [["workload", "client_apps"], ["authority", "pilot_intune"]],
+            [["severity", "high"], ["site", estate.sites[0]]],
+        ],
     }
 
 
@@ -156,8 +221,18 @@ def server_command(port: int, workers: int | None) -> list[str]:
     """``comanage-dashboard serve``, or gunicorn with ``workers`` processes of 8 threads."""
     if not workers:
         return [sys.executable, "-m", "dashboard", "serve", "--port", str(port), "--quiet"]
-    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "8",
-            "--bind", f"127.0.0.1:{port}", "dashboard.web.wsgi:server"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--threads",
+        "8",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "dashboard.web.wsgi:server",
+    ]
 
 
 def loaded(port: int) -> bool:
@@ -175,8 +250,10 @@ def wait_until_loaded(port: int, workers: int | None, server: subprocess.Popen) 
     burst = 4 * (workers or 1) if workers else 1
     for _ in range(600):
         if server.poll() is not None:
-            raise SystemExit(f"the server exited (code {server.returncode}): see "
-                             f"{HERE / 'results' / 'load-server.log'}")
+            raise SystemExit(
+                f"the server exited (code {server.returncode}): see "
+                f"{HERE / 'results' / 'load-server.log'}"
+            )
         with ThreadPoolExecutor(burst) as pool:
             if all(pool.map(lambda _n: loaded(port), range(burst))):
                 return
@@ -194,9 +271,14 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "sample_data" / "comanage.toml"))
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="serve with gunicorn --workers N --threads 8 (Linux) instead of "
-                             "comanage-dashboard serve")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve with gunicorn --workers N --threads 8 (Linux) instead of "
+        "comanage-dashboard serve",
+    )
     args = parser.parse_args()
     if args.workers is not None and (args.workers < 1 or os.name != "posix"):
         parser.error("--workers needs N >= 1 and gunicorn, which runs on Linux (and macOS)")
@@ -209,21 +291,24 @@ def main() -> int:
         env.update(COMANAGE_WORKERS=str(args.workers), XDG_RUNTIME_DIR=runtime.name)
     # The server's log goes to a file: an unread pipe would fill up and stall the server.
     log = open(HERE / "results" / "load-server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(server_command(port, args.workers), cwd=ROOT, env=env,
-                              stdout=log, stderr=log, text=True)
+    server = subprocess.Popen(
+        server_command(port, args.workers), cwd=ROOT, env=env, stdout=log, stderr=log, text=True
+    )
     try:
         wait_until_loaded(port, args.workers, server)  # the header shows "Data as of"
         probe = Client(port)
         deps = json.loads(probe.request("GET", "/_dash-dependencies")[1])
-        plan["render_output"] = next(d["output"] for d in deps if "ovw-kpis.children"
-                                     in d["output"])
+        plan["render_output"] = next(
+            d["output"] for d in deps if "ovw-kpis.children" in d["output"]
+        )
         samples: dict[str, list[float]] = {}
         errors: dict[str, int] = {}
         lock = threading.Lock()
         deadline = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=run_user, args=(port, deadline, plan, samples,
-                                                           errors, lock, n))
-                   for n in range(args.users)]
+        threads = [
+            threading.Thread(target=run_user, args=(port, deadline, plan, samples, errors, lock, n))
+            for n in range(args.users)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -240,27 +325,43 @@ def main() -> int:
         log.close()
         runtime.cleanup()
     every = [s for values in samples.values() for s in values]
-    result = {"devices": plan["devices"], "users": args.users, "seconds": round(elapsed, 1),
-              "server": f"gunicorn --workers {args.workers} --threads 8" if args.workers
-              else "comanage-dashboard serve",
-              "workers": args.workers or 1,
-              "requests": len(every), "errors": sum(errors.values()),
-              "p50_ms": round(1000 * statistics.median(every), 1),
-              "p95_ms": round(1000 * percentile(every, 0.95), 1), "kinds": {}}
-    print(f"{plan['devices']:,} devices, {args.users} users, {elapsed:.0f} s, "
-          f"{args.workers or 1} worker process(es): "
-          f"{len(every):,} requests, {result['errors']} errors")
+    result = {
+        "devices": plan["devices"],
+        "users": args.users,
+        "seconds": round(elapsed, 1),
+        "server": f"gunicorn --workers {args.workers} --threads 8"
+        if args.workers
+        else "comanage-dashboard serve",
+        "workers": args.workers or 1,
+        "requests": len(every),
+        "errors": sum(errors.values()),
+        "p50_ms": round(1000 * statistics.median(every), 1),
+        "p95_ms": round(1000 * percentile(every, 0.95), 1),
+        "kinds": {},
+    }
+    print(
+        f"{plan['devices']:,} devices, {args.users} users, {elapsed:.0f} s, "
+        f"{args.workers or 1} worker process(es): "
+        f"{len(every):,} requests, {result['errors']} errors"
+    )
     print(f"{'request':<22} {'count':>7} {'errors':>7} {'p50':>8} {'p95':>8} {'max':>8}")
     for kind, values in samples.items():
-        row = {"count": len(values), "errors": errors.get(kind, 0),
-               "p50_ms": round(1000 * statistics.median(values), 1),
-               "p95_ms": round(1000 * percentile(values, 0.95), 1),
-               "max_ms": round(1000 * max(values), 1)}
+        row = {
+            "count": len(values),
+            "errors": errors.get(kind, 0),
+            "p50_ms": round(1000 * statistics.median(values), 1),
+            "p95_ms": round(1000 * percentile(values, 0.95), 1),
+            "max_ms": round(1000 * max(values), 1),
+        }
         result["kinds"][kind] = row
-        print(f"{kind:<22} {row['count']:>7} {row['errors']:>7} {row['p50_ms']:>6.0f}ms "
-              f"{row['p95_ms']:>6.0f}ms {row['max_ms']:>6.0f}ms")
-    print(f"{'all':<22} {len(every):>7} {result['errors']:>7} {result['p50_ms']:>6.0f}ms "
-          f"{result['p95_ms']:>6.0f}ms")
+        print(
+            f"{kind:<22} {row['count']:>7} {row['errors']:>7} {row['p50_ms']:>6.0f}ms "
+            f"{row['p95_ms']:>6.0f}ms {row['max_ms']:>6.0f}ms"
+        )
+    print(
+        f"{'all':<22} {len(every):>7} {result['errors']:>7} {result['p50_ms']:>6.0f}ms "
+        f"{result['p95_ms']:>6.0f}ms"
+    )
     (HERE / "results").mkdir(exist_ok=True)
     name = f"load-{plan['devices']}" + (f"-{args.workers}workers" if args.workers else "")
     (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=2))

@@ -56,17 +56,25 @@ def ensure_estate(devices: int, with_sqlite: bool) -> Path:
     folder = HERE / "data" / str(devices)
     marker = folder / f"history-{HISTORY_WEEKS}-weeks.done"
     if not (folder / "comanage.toml").exists() or (
-            with_sqlite and not list(folder.glob("replica-*.sqlite"))):
+        with_sqlite and not list(folder.glob("replica-*.sqlite"))
+    ):
         print(f"generating {devices:,} devices in {folder} ...", file=sys.stderr)
-        main_sample(devices=devices, seed=7, out=folder,
-                    sqlite=folder / "replica.sqlite" if with_sqlite else None, as_of=AS_OF,
-                    quiet=True, history_weeks=HISTORY_WEEKS)
+        main_sample(
+            devices=devices,
+            seed=7,
+            out=folder,
+            sqlite=folder / "replica.sqlite" if with_sqlite else None,
+            as_of=AS_OF,
+            quiet=True,
+            history_weeks=HISTORY_WEEKS,
+        )
         marker.touch()
     elif not marker.exists():  # a folder from before the history was generated
-        print(f"generating {HISTORY_WEEKS} weeks of history for {devices:,} devices ...",
-              file=sys.stderr)
-        write_history(generate_estate(devices, 7, AS_OF), folder / "comanage.toml",
-                      HISTORY_WEEKS)
+        print(
+            f"generating {HISTORY_WEEKS} weeks of history for {devices:,} devices ...",
+            file=sys.stderr,
+        )
+        write_history(generate_estate(devices, 7, AS_OF), folder / "comanage.toml", HISTORY_WEEKS)
         marker.touch()
     return folder
 
@@ -78,8 +86,11 @@ def replica_config(folder: Path, form: str) -> Path:
     text = (folder / "comanage.toml").read_text()
     for replica in sorted(folder.glob("replica-*.sqlite")):
         site = replica.stem.split("-", 1)[1]
-        source = (f'url = "sqlite:///{replica}"' if form == "url"
-                  else f'odbc = "Driver=SQLite3;Database={replica}"')
+        source = (
+            f'url = "sqlite:///{replica}"'
+            if form == "url"
+            else f'odbc = "Driver=SQLite3;Database={replica}"'
+        )
         text = text.replace(f'csv = "{site}"', source)
     path = folder / f"comanage-{'sqlite' if form == 'url' else 'odbc'}.toml"
     path.write_text(text)
@@ -102,10 +113,12 @@ def sql_floor(folder: Path, collection_ids: list[str]):
             connection = sqlite3.connect(f"{replica.as_uri()}?mode=ro", uri=True)
             rows += connection.execute(f"SELECT COUNT(*) FROM ({devices})").fetchone()[0]
             for collection_id in collection_ids:
-                rows += connection.execute(f"SELECT COUNT(*) FROM ({collections})",
-                                           {"collection_id": collection_id}).fetchone()[0]
+                rows += connection.execute(
+                    f"SELECT COUNT(*) FROM ({collections})", {"collection_id": collection_id}
+                ).fetchone()[0]
             connection.close()
         return rows
+
     return run_queries
 
 
@@ -117,8 +130,13 @@ def pyarrow_floor(folder: Path) -> float:
         for csv in sorted(folder.glob("*/devices.csv")):
             with open(csv, "rb") as handle:
                 names = handle.readline().decode("utf-8-sig").strip().split(",")
-            pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(
-                column_types={n.strip('"'): pa.string() for n in names}))
+            pacsv.read_csv(
+                csv,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n.strip('"'): pa.string() for n in names}
+                ),
+            )
+
     return read
 
 
@@ -139,7 +157,9 @@ def peak_mb():
 
 def child_peak(config: Path, devices: int) -> dict:
     """Peak RSS of a process that loads the estate, summarises and serves one page each."""
-    code = PEAK_MB + f"""
+    code = (
+        PEAK_MB
+        + f"""
 import json, sys, time
 sys.path.insert(0, {str(HERE.parent)!r})
 from dashboard.settings import load_settings
@@ -158,15 +178,19 @@ rid = int(store.estate.devices["ResourceID"].iat[0])
 client.get(f'/device/{{rid}}')
 print(json.dumps({{"peak_rss_mb": peak_mb(), "cold_start_s": time.perf_counter() - started}}))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def summary_command(config: Path) -> dict:
     """`comanage-dashboard summary` as a user runs it (``python -m dashboard``): wall time
     and the process's peak memory, printed by the process itself as it exits."""
-    code = PEAK_MB + f"""
+    code = (
+        PEAK_MB
+        + f"""
 import runpy, sys
 sys.argv = ["comanage-dashboard", "summary", "--config", {str(config)!r}, "--format", "json",
             "--quiet"]
@@ -175,9 +199,11 @@ try:
 finally:
     print(f"peak_rss_mb={{peak_mb()}}", file=sys.stderr)
 """
+    )
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=HERE.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=HERE.parent
+    )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"summary failed: {result.stderr.strip()[-500:]}")
@@ -185,8 +211,7 @@ finally:
     return {"seconds": seconds, "peak_rss_mb": peak}
 
 
-def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
-        ) -> dict:
+def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False) -> dict:
     import numpy as np
 
     from dashboard.web.export import stream_csv
@@ -199,8 +224,12 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     figures: dict[str, dict] = {}
 
     def record(name, seconds, floor=None, target=None):
-        figures[name] = {"seconds": seconds, "floor_seconds": floor,
-                         "ratio": (seconds / floor) if floor else None, "target": target}
+        figures[name] = {
+            "seconds": seconds,
+            "floor_seconds": floor,
+            "ratio": (seconds / floor) if floor else None,
+            "target": target,
+        }
 
     floor, _ = median_time(pyarrow_floor(folder), repeat)
     record("floor: pyarrow read of the CSV", floor)
@@ -209,6 +238,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
         estate = load_estate(settings)
         summarize(estate.devices, [s.as_dict() for s in estate.sources], estate.data_as_of)
         return estate
+
     seconds, estate = median_time(load_and_summarise, repeat)
     record("load + validate + classify + summarise (CSV)", seconds, floor, 5.0)
 
@@ -218,29 +248,38 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
         sources_memory(folder, with_sqlite, figures)
         return {"devices": len(estate.devices), "figures": figures}
 
-    columns = ["os_group", "os_release", "enrollment_status", "reason", "error_code",
-               *[c for c in estate.devices.columns if c.startswith("wl_")]]
+    columns = [
+        "os_group",
+        "os_release",
+        "enrollment_status",
+        "reason",
+        "error_code",
+        *[c for c in estate.devices.columns if c.startswith("wl_")],
+    ]
     count_floor, _ = median_time(
-        lambda: [estate.devices[c].value_counts() for c in columns], repeat)
+        lambda: [estate.devices[c].value_counts() for c in columns], repeat
+    )
     record("floor: value_counts over the summarised columns", count_floor)
     sources = [s.as_dict() for s in estate.sources]
-    seconds, _ = median_time(lambda: summarize(estate.devices, sources, estate.data_as_of),
-                             repeat)
+    seconds, _ = median_time(lambda: summarize(estate.devices, sources, estate.data_as_of), repeat)
     record("summarise (all devices)", seconds, count_floor)
 
     # Warm start: a restarted (or second) worker reads the Parquet cache the refresh wrote,
     # and is ready to serve (the default sort and the collection masks built).
     from dashboard.data.cache import fingerprint, write_cache
+
     with tempfile.TemporaryDirectory() as scratch:
         cached = replace(settings, values={**settings.values, "cache_dir": scratch})
-        seconds, _ = median_time(lambda: write_cache(estate, Path(scratch),
-                                                     fingerprint(cached)), repeat)
+        seconds, _ = median_time(
+            lambda: write_cache(estate, Path(scratch), fingerprint(cached)), repeat
+        )
         record("cache write (Parquet)", seconds)
 
         def warm_start():
             worker = EstateStore(cached, use_cache=True)
             assert worker.adopt_cache()
             return worker
+
         seconds, _ = median_time(warm_start, repeat)
         record("warm start: a second worker reads the cache, ready", seconds, None, 1.0)
 
@@ -249,15 +288,19 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     collection = settings.collections[1] if len(settings.collections) > 1 else None
     if collection:
         seconds, _ = median_time(
-            lambda: summarize(estate.devices, sources, estate.data_as_of,
-                              estate.mask(None, collection)),
-            repeat)
+            lambda: summarize(
+                estate.devices, sources, estate.data_as_of, estate.mask(None, collection)
+            ),
+            repeat,
+        )
         record(f"summarise (collection {collection})", seconds, count_floor)
 
     for label, scope in (("all devices", None), (f"collection {collection}", collection)):
+
         def overview(scope=scope):
             store._cache.clear()  # no cached summary: the server's full work
             return overview_page.render(store, settings, None, scope)
+
         seconds, _ = median_time(overview, 5)
         record(f"overview callbacks ({label})", seconds, None, 0.200)
 
@@ -268,12 +311,14 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     def page():
         store._cache.clear()  # a new filter every time: no cached mask
         return devices_page.get_rows(store, request, pairs)
-    seconds, response = median_time(page, repeat * 3)
+
+    seconds, _response = median_time(page, repeat * 3)
     record("device list page (filter + sort + 100 rows)", seconds, None, 0.150)
 
     rid = int(estate.devices["ResourceID"].iat[len(estate.devices) // 2])
-    seconds, _ = median_time(lambda: device_page.layout(store, settings, f"/device/{rid}", {}),
-                             repeat * 3)
+    seconds, _ = median_time(
+        lambda: device_page.layout(store, settings, f"/device/{rid}", {}), repeat * 3
+    )
     record("device page", seconds, None, 0.050)
 
     export_rows = min(500_000, len(estate.devices))
@@ -284,6 +329,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
         for part in stream_csv(estate, positions, "entra"):
             size += len(part)
         return size
+
     seconds, size = median_time(export, max(1, repeat // 2))
     record(f"CSV export of {export_rows:,} rows ({size / 1e6:.0f} MB)", seconds, None, 15.0)
 
@@ -293,6 +339,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     import pandas as pd
 
     from dashboard.data.history import HistoryStore
+
     generated = HistoryStore(f"sqlite:///{folder / 'history.sqlite'}", read_only=True)
     seconds, _ = median_time(lambda: generated.trend(), repeat * 3)
     record(f"trends query ({HISTORY_WEEKS} weekly snapshots)", seconds)
@@ -303,8 +350,8 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
 
         def snapshot():
             day = pd.Timestamp(estate.data_as_of) - pd.Timedelta(days=next(days))
-            history.record(replace(estate, data_as_of=day.isoformat()),
-                           list(settings.collections))
+            history.record(replace(estate, data_as_of=day.isoformat()), list(settings.collections))
+
         seconds, _ = median_time(snapshot, max(1, repeat // 2 + 1))
         record("snapshot write (history, one day)", seconds)
         history.close()
@@ -325,34 +372,48 @@ def sql_paths(folder: Path, settings, repeat: int, record) -> None:
     odbc_settings = load_settings(replica_config(folder, "odbc"))
     times: dict[str, list[float]] = {"floor": [], "sqlite": [], "odbc": []}
     for _ in range(max(1, repeat // 2)):
-        for key, step in (("floor", floor), ("sqlite", lambda: load_estate(sqlite_settings)),
-                          ("odbc", lambda: load_estate(odbc_settings))):
+        for key, step in (
+            ("floor", floor),
+            ("sqlite", lambda: load_estate(sqlite_settings)),
+            ("odbc", lambda: load_estate(odbc_settings)),
+        ):
             started = time.perf_counter()
             step()
             times[key].append(time.perf_counter() - started)
     floor_seconds = statistics.median(times["floor"])
     record("floor: SQLite executes queries/*.sql, counts the rows", floor_seconds)
-    record("load from the SQLite replica (ADBC) via queries/*.sql",
-           statistics.median(times["sqlite"]), floor_seconds, 1.5 * floor_seconds)
-    record("load from the replica through ODBC (SQLite3 driver)",
-           statistics.median(times["odbc"]), floor_seconds, 1.5 * floor_seconds)
+    record(
+        "load from the SQLite replica (ADBC) via queries/*.sql",
+        statistics.median(times["sqlite"]),
+        floor_seconds,
+        1.5 * floor_seconds,
+    )
+    record(
+        "load from the replica through ODBC (SQLite3 driver)",
+        statistics.median(times["odbc"]),
+        floor_seconds,
+        1.5 * floor_seconds,
+    )
 
 
 def sources_memory(folder: Path, with_sqlite: bool, figures: dict) -> None:
     """`summary` as a user runs it, from each source form: wall time and peak memory."""
     command = summary_command(folder / "comanage.toml")
     figures["`summary` command: wall time (s)"] = {"value": command["seconds"], "target": 10}
-    figures["`summary` command: peak RSS (MB)"] = {"value": command["peak_rss_mb"],
-                                                   "target": 2048}
+    figures["`summary` command: peak RSS (MB)"] = {"value": command["peak_rss_mb"], "target": 2048}
     if not with_sqlite:
         return
     limit = round(command["peak_rss_mb"] * 1.25)
-    for label, config in (("SQLite replica", folder / "comanage-sqlite.toml"),
-                          ("ODBC", folder / "comanage-odbc.toml")):
+    for label, config in (
+        ("SQLite replica", folder / "comanage-sqlite.toml"),
+        ("ODBC", folder / "comanage-odbc.toml"),
+    ):
         result = summary_command(config)
         figures[f"`summary` from the {label}: wall time (s)"] = {"value": result["seconds"]}
         figures[f"`summary` from the {label}: peak RSS (MB)"] = {
-            "value": result["peak_rss_mb"], "target": limit}
+            "value": result["peak_rss_mb"],
+            "target": limit,
+        }
 
 
 def machine() -> str:
@@ -374,28 +435,42 @@ def print_table(result: dict) -> None:
     for name, figure in result["figures"].items():
         if "value" in figure:
             target = figure.get("target")
-            print(f"{name:<58} {figure['value']:>10.1f} {'':>9} {'':>7} "
-                  f"{'' if target is None else target:>8}")
+            print(
+                f"{name:<58} {figure['value']:>10.1f} {'':>9} {'':>7} "
+                f"{'' if target is None else target:>8}"
+            )
             continue
         floor = figure["floor_seconds"]
         ratio = figure["ratio"]
         target = figure["target"]
-        print(f"{name:<58} {figure['seconds'] * 1000:>8.0f}ms "
-              f"{'' if floor is None else f'{floor * 1000:.0f}ms':>9} "
-              f"{'' if ratio is None else f'{ratio:.1f}x':>7} "
-              f"{'' if target is None else f'{target * 1000:.0f}ms':>8}")
+        print(
+            f"{name:<58} {figure['seconds'] * 1000:>8.0f}ms "
+            f"{'' if floor is None else f'{floor * 1000:.0f}ms':>9} "
+            f"{'' if ratio is None else f'{ratio:.1f}x':>7} "
+            f"{'' if target is None else f'{target * 1000:.0f}ms':>8}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, action="append",
-                        help="estate size (repeatable; default 100000 and 1000000)")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        action="append",
+        help="estate size (repeatable; default 100000 and 1000000)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per median")
-    parser.add_argument("--no-sqlite", action="store_true",
-                        help="skip the SQLite replica (its generation takes a while)")
-    parser.add_argument("--sources-only", action="store_true",
-                        help="only the loads: CSV, the SQL path (ADBC and ODBC) and its floor, "
-                             "and each `summary` command's time and peak memory")
+    parser.add_argument(
+        "--no-sqlite",
+        action="store_true",
+        help="skip the SQLite replica (its generation takes a while)",
+    )
+    parser.add_argument(
+        "--sources-only",
+        action="store_true",
+        help="only the loads: CSV, the SQL path (ADBC and ODBC) and its floor, "
+        "and each `summary` command's time and peak memory",
+    )
     args = parser.parse_args()
     sizes = args.devices or [100_000, 1_000_000]
     (HERE / "results").mkdir(exist_ok=True)

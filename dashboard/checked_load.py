@@ -33,18 +33,25 @@ def load_checked(settings: Settings, args: argparse.Namespace, history=None):
     for report in estate.sources:
         if report.dropped:
             reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.reasons.items()))
-            print(f"warning: site {report.site}: dropped {report.dropped} of {report.rows} "
-                  f"rows ({reasons})", file=sys.stderr)
+            print(
+                f"warning: site {report.site}: dropped {report.dropped} of {report.rows} "
+                f"rows ({reasons})",
+                file=sys.stderr,
+            )
             for line in report.problems:
                 print(f"warning:   {line}", file=sys.stderr)
-    progress(args, f"loaded {len(estate.devices):,} devices in "
-                    f"{time.perf_counter() - started:.1f} s")
+    progress(
+        args, f"loaded {len(estate.devices):,} devices in {time.perf_counter() - started:.1f} s"
+    )
     site = getattr(args, "site", None)
     if site and site not in [s.site for s in settings.sources] + estate.sites:
-        raise UsageError(f"unknown site {site!r} (configured: "
-                         f"{', '.join(s.site for s in settings.sources)})")
+        raise UsageError(
+            f"unknown site {site!r} (configured: {', '.join(s.site for s in settings.sources)})"
+        )
     collection = getattr(args, "collection", None)
     if collection and collection not in settings.named_collections:
-        raise UsageError(f"collection {collection!r} is not named in the configuration "
-                         f"(named: {', '.join(settings.named_collections) or 'none'})")
+        raise UsageError(
+            f"collection {collection!r} is not named in the configuration "
+            f"(named: {', '.join(settings.named_collections) or 'none'})"
+        )
     return estate

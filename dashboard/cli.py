@@ -19,8 +19,11 @@ from .settings import SETTINGS, Settings, SettingsError, load_settings
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
-    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS
-                 if getattr(args, s.name, None) is not None}
+    overrides = {
+        s.name: getattr(args, s.name, None)
+        for s in SETTINGS
+        if getattr(args, s.name, None) is not None
+    }
     return settings.with_values(**overrides) if overrides else settings
 
 
@@ -31,8 +34,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     estate = load_checked(settings, args, open_history(settings, read_only=True))
-    summary = summarize(estate.devices, [s.as_dict() for s in estate.sources],
-                        estate.data_as_of, estate.mask(args.site, args.collection))
+    summary = summarize(
+        estate.devices,
+        [s.as_dict() for s in estate.sources],
+        estate.data_as_of,
+        estate.mask(args.site, args.collection),
+    )
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -44,9 +51,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .data.sample import main_sample
 
     # A new user's sample shows duplicate records too, as real site databases hold them.
-    main_sample(devices=args.devices, seed=args.seed, out=args.out, sqlite=args.sqlite,
-                as_of=args.as_of, quiet=args.quiet, history_weeks=args.history_weeks,
-                duplicates=True)
+    main_sample(
+        devices=args.devices,
+        seed=args.seed,
+        out=args.out,
+        sqlite=args.sqlite,
+        as_of=args.as_of,
+        quiet=args.quiet,
+        history_weeks=args.history_weeks,
+        duplicates=True,
+    )
     return 0
 
 
@@ -56,17 +70,21 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     settings = _settings(args)
     history = open_history(settings)
     if history is None:
-        raise UsageError("history is off (history_url = \"off\"): nothing to record")
+        raise UsageError('history is off (history_url = "off"): nothing to record')
     if history.read_only:
-        raise UsageError("the bundled sample's history is never written: give --config of "
-                         "your own estate, or make a copy with `comanage-dashboard sample "
-                         "--out DIR`")
+        raise UsageError(
+            "the bundled sample's history is never written: give --config of "
+            "your own estate, or make a copy with `comanage-dashboard sample "
+            "--out DIR`"
+        )
     estate = load_checked(settings, args, history)
     started = time.perf_counter()
     infos = history.record(estate, settings.collections)
     for info in infos:
-        print(f"{info.site} {info.day}: {info.devices:,} devices "
-              f"{'recorded' if info.written else 'unchanged (already recorded)'}")
+        print(
+            f"{info.site} {info.day}: {info.devices:,} devices "
+            f"{'recorded' if info.written else 'unchanged (already recorded)'}"
+        )
     progress(args, f"history {history.shown}: done in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -76,11 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        serve(settings, debug=args.debug, quiet=args.quiet,
-              allow_anonymous=args.allow_anonymous)
+        serve(settings, debug=args.debug, quiet=args.quiet, allow_anonymous=args.allow_anonymous)
     except OSError as error:
-        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: "
-                         f"{error.strerror or error}") from None
+        raise UsageError(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}"
+        ) from None
     return 0
 
 
@@ -93,28 +111,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     from .web.auth import user_command
 
-    return user_command(_settings(args), args.action, getattr(args, "name", None),
-                        password_stdin=getattr(args, "password_stdin", False),
-                        reset=getattr(args, "reset", False))
+    return user_command(
+        _settings(args),
+        args.action,
+        getattr(args, "name", None),
+        password_stdin=getattr(args, "password_stdin", False),
+        reset=getattr(args, "reset", False),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comanage-dashboard",
-        description="Co-management dashboard for Configuration Manager and Intune.")
+        description="Co-management dashboard for Configuration Manager and Intune.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--config", metavar="FILE",
-                         help="TOML config file (default: $COMANAGE_CONFIG, else the bundled "
-                              "sample estate)")
+        sub.add_argument(
+            "--config",
+            metavar="FILE",
+            help="TOML config file (default: $COMANAGE_CONFIG, else the bundled sample estate)",
+        )
         sub.add_argument("--quiet", action="store_true", help="no progress messages")
 
     def scope(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--site", help="only this site's devices")
-        sub.add_argument("--collection", metavar="ID",
-                         help="only members of this collection (one the config names)")
+        sub.add_argument(
+            "--collection",
+            metavar="ID",
+            help="only members of this collection (one the config names)",
+        )
 
     summary = commands.add_parser("summary", help="print the co-management aggregates")
     common(summary)
@@ -126,11 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1: loopback only)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8050)")
-    serve.add_argument("--debug", action="store_true",
-                       help="Flask's development server with Dash dev tools (not for production)")
-    serve.add_argument("--allow-anonymous", action="store_true",
-                       help="serve a non-loopback address with auth = none (everyone who can "
-                            "reach it sees every device)")
+    serve.add_argument(
+        "--debug",
+        action="store_true",
+        help="Flask's development server with Dash dev tools (not for production)",
+    )
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve a non-loopback address with auth = none (everyone who can "
+        "reach it sees every device)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     user = commands.add_parser("user", help="manage sign-in accounts (auth = users)")
@@ -138,12 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     user_add = user_actions.add_parser("add", help="add an account (asks for the password)")
     common(user_add)
     user_add.add_argument("name")
-    user_add.add_argument("--password-stdin", action="store_true",
-                          help="read the password from the first line of standard input")
-    user_add.add_argument("--reset", action="store_true",
-                          help="set a new password for an existing account")
-    user_remove = user_actions.add_parser("remove", help="remove an account (ends its "
-                                                         "sessions)")
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    user_add.add_argument(
+        "--reset", action="store_true", help="set a new password for an existing account"
+    )
+    user_remove = user_actions.add_parser("remove", help="remove an account (ends its sessions)")
     common(user_remove)
     user_remove.add_argument("name")
     common(user_actions.add_parser("list", help="list the accounts"))
@@ -152,51 +189,90 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="generate a realistic sample estate")
     sample.add_argument("--devices", type=int, default=5000, metavar="N")
     sample.add_argument("--seed", type=int, default=42, metavar="S")
-    sample.add_argument("--out", required=True, metavar="DIR",
-                        help="folder for the CSV exports and comanage.toml")
-    sample.add_argument("--sqlite", metavar="FILE",
-                        help="also write a SQLite replica of the site views (one per site)")
-    sample.add_argument("--as-of", dest="as_of", metavar="DATE",
-                        help="the estate's 'as of' time (ISO 8601; default now)")
-    sample.add_argument("--history-weeks", dest="history_weeks", type=int, default=26,
-                        metavar="N",
-                        help="also write N weekly snapshots ending at --as-of to "
-                             "history.sqlite in --out (default 26; 0: no history)")
+    sample.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the CSV exports and comanage.toml"
+    )
+    sample.add_argument(
+        "--sqlite",
+        metavar="FILE",
+        help="also write a SQLite replica of the site views (one per site)",
+    )
+    sample.add_argument(
+        "--as-of",
+        dest="as_of",
+        metavar="DATE",
+        help="the estate's 'as of' time (ISO 8601; default now)",
+    )
+    sample.add_argument(
+        "--history-weeks",
+        dest="history_weeks",
+        type=int,
+        default=26,
+        metavar="N",
+        help="also write N weekly snapshots ending at --as-of to "
+        "history.sqlite in --out (default 26; 0: no history)",
+    )
     sample.add_argument("--quiet", action="store_true", help="no progress messages")
     sample.set_defaults(func=cmd_sample)
 
     snapshot = commands.add_parser(
-        "snapshot", help="record today's snapshot in the history store (for cron or a "
-                         "scheduled task; serve records one at each refresh)")
+        "snapshot",
+        help="record today's snapshot in the history store (for cron or a "
+        "scheduled task; serve records one at each refresh)",
+    )
     common(snapshot)
     snapshot.set_defaults(func=cmd_snapshot)
 
     report = commands.add_parser(
-        "report", help="the weekly report: PNG, PDF and an HTML e-mail summary (--mail "
-                       "sends it); needs Chromium, Chrome or Edge for PNG and PDF")
+        "report",
+        help="the weekly report: PNG, PDF and an HTML e-mail summary (--mail "
+        "sends it); needs Chromium, Chrome or Edge for PNG and PDF",
+    )
     common(report)
-    report.add_argument("--out", metavar="DIR",
-                        help="output folder (default: [report] out, else `reports` beside "
-                             "the config file)")
-    report.add_argument("--week", metavar="YYYY-Www",
-                        help="ISO week, e.g. 2026-W48 (default: the current data's week; an "
-                             "earlier week shows its newest snapshot from history)")
-    report.add_argument("--format", default="png,pdf,html", metavar="LIST",
-                        help="comma-separated subset of png,pdf,html (default: all three)")
+    report.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: [report] out, else `reports` beside the config file)",
+    )
+    report.add_argument(
+        "--week",
+        metavar="YYYY-Www",
+        help="ISO week, e.g. 2026-W48 (default: the current data's week; an "
+        "earlier week shows its newest snapshot from history)",
+    )
+    report.add_argument(
+        "--format",
+        default="png,pdf,html",
+        metavar="LIST",
+        help="comma-separated subset of png,pdf,html (default: all three)",
+    )
     scope(report)
-    report.add_argument("--paper", choices=("A4", "Letter"),
-                        help="PDF paper size (default: [report] paper, else A4)")
-    report.add_argument("--url", metavar="URL",
-                        help="use the report page of a running dashboard instead of loading "
-                             "the data here")
-    report.add_argument("--user", metavar="NAME",
-                        help="with --url and auth = users: sign in as NAME (password in "
-                             "$COMANAGE_REPORT_PASSWORD)")
-    report.add_argument("--header", action="append", metavar="'NAME: VALUE'",
-                        help="with --url: add this request header (repeatable)")
-    report.add_argument("--mail", action="store_true",
-                        help="send the HTML summary with the PNG and PDF attached "
-                             "([report.mail] in the config)")
+    report.add_argument(
+        "--paper",
+        choices=("A4", "Letter"),
+        help="PDF paper size (default: [report] paper, else A4)",
+    )
+    report.add_argument(
+        "--url",
+        metavar="URL",
+        help="use the report page of a running dashboard instead of loading the data here",
+    )
+    report.add_argument(
+        "--user",
+        metavar="NAME",
+        help="with --url and auth = users: sign in as NAME (password in $COMANAGE_REPORT_PASSWORD)",
+    )
+    report.add_argument(
+        "--header",
+        action="append",
+        metavar="'NAME: VALUE'",
+        help="with --url: add this request header (repeatable)",
+    )
+    report.add_argument(
+        "--mail",
+        action="store_true",
+        help="send the HTML summary with the PNG and PDF attached ([report.mail] in the config)",
+    )
     report.set_defaults(func=cmd_report)
     return parser
 

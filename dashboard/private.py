@@ -8,6 +8,7 @@ Nothing here applies on Windows, where files inherit the folder's access control
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -27,11 +28,20 @@ def private_folder(path: str | Path, tighten: bool = True) -> Path:
         if mode & 0o077:
             try:
                 path.chmod(0o700)
-                log.warning("%s was readable by other users (mode %o): changed to 700 "
-                            "(it holds device data)", path, mode)
+                log.warning(
+                    "%s was readable by other users (mode %o): changed to 700 "
+                    "(it holds device data)",
+                    path,
+                    mode,
+                )
             except OSError as error:  # not the owner: say so, keep working
-                log.warning("%s is readable by other users (mode %o) and cannot be changed "
-                            "(%s): chmod 700 it", path, mode, error.strerror)
+                log.warning(
+                    "%s is readable by other users (mode %o) and cannot be changed "
+                    "(%s): chmod 700 it",
+                    path,
+                    mode,
+                    error.strerror,
+                )
     return path
 
 
@@ -49,10 +59,8 @@ def make_private(path: str | Path) -> None:
 def create_private(path: str | Path) -> None:
     """Create ``path`` empty with mode 0600 unless it exists (then make it 0600): for files
     another library opens itself (SQLite), so they never exist with a wider mode."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
     make_private(path)
 
 

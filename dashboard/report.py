@@ -84,6 +84,7 @@ class Outcome:
 
 # -- arguments ---------------------------------------------------------------------------------
 
+
 def parse_formats(text: str | None) -> tuple[str, ...]:
     """``png,pdf`` -> ("png", "pdf"), in the canonical order; ReportError for others."""
     if text is None or not str(text).strip():
@@ -91,8 +92,10 @@ def parse_formats(text: str | None) -> tuple[str, ...]:
     asked = [part.strip().lower() for part in str(text).split(",") if part.strip()]
     unknown = [part for part in asked if part not in FORMATS]
     if unknown or not asked:
-        raise ReportError(f"--format takes a comma-separated subset of {','.join(FORMATS)}, "
-                          f"got {str(text)[:40]!r}")
+        raise ReportError(
+            f"--format takes a comma-separated subset of {','.join(FORMATS)}, "
+            f"got {str(text)[:40]!r}"
+        )
     return tuple(fmt for fmt in FORMATS if fmt in asked)
 
 
@@ -101,9 +104,13 @@ def parse_headers(values: list[str] | None) -> dict[str, str]:
     for value in values or []:
         name, sep, content = str(value).partition(":")
         name = name.strip()
-        if not sep or not name or any(c in name for c in " \t\r\n") or \
-                any(c in content for c in "\r\n"):
-            raise ReportError("--header takes \"Name: value\" (one header per --header)")
+        if (
+            not sep
+            or not name
+            or any(c in name for c in " \t\r\n")
+            or any(c in content for c in "\r\n")
+        ):
+            raise ReportError('--header takes "Name: value" (one header per --header)')
         headers[name] = content.strip()
     return headers
 
@@ -111,8 +118,9 @@ def parse_headers(values: list[str] | None) -> dict[str, str]:
 def check_url(url: str) -> str:
     parts = urlsplit(str(url).strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ReportError(f"--url must be the dashboard's address (http://host:port), got "
-                          f"{str(url)[:80]!r}")
+        raise ReportError(
+            f"--url must be the dashboard's address (http://host:port), got {str(url)[:80]!r}"
+        )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -125,8 +133,9 @@ def output_folder(settings: Settings, out: str | None) -> Path:
     return (settings.work_folder / "reports").resolve()
 
 
-def file_name(week: str, extension: str, site: str | None = None,
-              collection: str | None = None) -> str:
+def file_name(
+    week: str, extension: str, site: str | None = None, collection: str | None = None
+) -> str:
     """``co-management-2026-W48[-PS1][-CAS00101].png``: a scoped report and the whole
     estate's report of the same week never share a name."""
     from .web.security import safe_filename
@@ -136,12 +145,16 @@ def file_name(week: str, extension: str, site: str | None = None,
 
 
 def report_path(week: str | None, site: str | None, collection: str | None) -> str:
-    params = [(key, value) for key, value in (("week", week), ("site", site),
-                                              ("collection", collection)) if value]
+    params = [
+        (key, value)
+        for key, value in (("week", week), ("site", site), ("collection", collection))
+        if value
+    ]
     return "/report" + (f"?{urlencode(params, quote_via=quote)}" if params else "")
 
 
 # -- the browser part --------------------------------------------------------------------------
+
 
 def pdf_options(paper: str, footer: str = "") -> dict:
     """page.pdf options: the paper, its margins, the scale that fits the page's width, and a
@@ -152,14 +165,24 @@ def pdf_options(paper: str, footer: str = "") -> dict:
     footer_html = (
         f'<div style="font-family:sans-serif;font-size:7px;color:#5c636a;width:100%;'
         f'margin:0 {margin};display:flex;justify-content:space-between;">'
-        f"<span>{escape(footer)}</span><span>page <span class=\"pageNumber\"></span> of "
-        f'<span class="totalPages"></span></span></div>')
-    return {"format": paper, "print_background": True,
-            "margin": {"top": margin, "bottom": f"{MARGIN_MM + 4:g}mm", "left": margin,
-                       "right": margin},
-            "scale": round(min(1.0, printable / PAGE_WIDTH), 4),
-            "prefer_css_page_size": False, "display_header_footer": True,
-            "header_template": "<span></span>", "footer_template": footer_html}
+        f'<span>{escape(footer)}</span><span>page <span class="pageNumber"></span> of '
+        f'<span class="totalPages"></span></span></div>'
+    )
+    return {
+        "format": paper,
+        "print_background": True,
+        "margin": {
+            "top": margin,
+            "bottom": f"{MARGIN_MM + 4:g}mm",
+            "left": margin,
+            "right": margin,
+        },
+        "scale": round(min(1.0, printable / PAGE_WIDTH), 4),
+        "prefer_css_page_size": False,
+        "display_header_footer": True,
+        "header_template": "<span></span>",
+        "footer_template": footer_html,
+    }
 
 
 def _sign_in(page, base: str, user: str, password: str, path: str) -> None:
@@ -177,24 +200,38 @@ def _sign_in(page, base: str, user: str, password: str, path: str) -> None:
 def _check_response(response, page, base: str) -> None:
     status = response.status if response is not None else 0
     if urlsplit(page.url).path.endswith("/login"):
-        raise ReportError(f"the dashboard at {base} asks for a sign-in: give --user NAME and "
-                          f"the password in ${PASSWORD_ENV}")
+        raise ReportError(
+            f"the dashboard at {base} asks for a sign-in: give --user NAME and "
+            f"the password in ${PASSWORD_ENV}"
+        )
     if status == 401:
-        raise ReportError(f"the dashboard at {base} refused the report (HTTP 401): it needs "
-                          f"a sign-in (--user NAME with ${PASSWORD_ENV}) or a header "
-                          "(--header)")
+        raise ReportError(
+            f"the dashboard at {base} refused the report (HTTP 401): it needs "
+            f"a sign-in (--user NAME with ${PASSWORD_ENV}) or a header "
+            "(--header)"
+        )
     if status == 403:
-        raise ReportError(f"the dashboard at {base} refused the report (HTTP 403): with auth "
-                          "= \"proxy\", run the report from a trusted_proxies address with "
-                          "--header \"<proxy_user_header>: <name>\", or go through the proxy")
+        raise ReportError(
+            f"the dashboard at {base} refused the report (HTTP 403): with auth "
+            '= "proxy", run the report from a trusted_proxies address with '
+            '--header "<proxy_user_header>: <name>", or go through the proxy'
+        )
     if status >= 400:
         raise ReportFailed(f"the dashboard at {base} answered HTTP {status}")
 
 
-def capture(base: str, path: str, formats: tuple[str, ...], executable: str, paper: str,
-            headers: dict[str, str] | None = None, user: str | None = None,
-            password: str | None = None, timings: dict | None = None,
-            extra_args: tuple[str, ...] = ()) -> tuple[dict, bytes | None, bytes | None]:
+def capture(
+    base: str,
+    path: str,
+    formats: tuple[str, ...],
+    executable: str,
+    paper: str,
+    headers: dict[str, str] | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    timings: dict | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> tuple[dict, bytes | None, bytes | None]:
     """(figures, png, pdf) of the report page at ``base + path``."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
@@ -205,12 +242,18 @@ def capture(base: str, path: str, formats: tuple[str, ...], executable: str, pap
     started = time.perf_counter()
     png = pdf = None
     try:
-        with sync_playwright() as playwright, \
-                chromium(playwright, executable, extra_args) as browser:
+        with (
+            sync_playwright() as playwright,
+            chromium(playwright, executable, extra_args) as browser,
+        ):
             timings["browser start"] = time.perf_counter() - started
             context = browser.new_context(
-                viewport={"width": PAGE_WIDTH, "height": 1000}, device_scale_factor=1,
-                extra_http_headers=headers or {}, locale="en-GB", timezone_id="UTC")
+                viewport={"width": PAGE_WIDTH, "height": 1000},
+                device_scale_factor=1,
+                extra_http_headers=headers or {},
+                locale="en-GB",
+                timezone_id="UTC",
+            )
             page = context.new_page()
             page.set_default_timeout(RENDER_TIMEOUT_MS)
             step = time.perf_counter()
@@ -228,7 +271,9 @@ def capture(base: str, path: str, formats: tuple[str, ...], executable: str, pap
                 "(n) => { const plots = document.querySelectorAll('#report .js-plotly-plot');"
                 " return plots.length >= n && Array.from(plots).every("
                 "p => p.querySelector('.main-svg') && p._fullLayout); }",
-                arg=graphs, timeout=RENDER_TIMEOUT_MS)
+                arg=graphs,
+                timeout=RENDER_TIMEOUT_MS,
+            )
             page.evaluate("() => document.fonts.ready.then(() => true)")
             figures = json.loads(page.text_content("#report-data") or "{}")
             timings["page render"] = time.perf_counter() - step
@@ -238,10 +283,15 @@ def capture(base: str, path: str, formats: tuple[str, ...], executable: str, pap
                 timings["png"] = time.perf_counter() - step
             if "pdf" in formats:
                 step = time.perf_counter()
-                footer = " · ".join(part for part in (
-                    f"{figures.get('title', 'Co-management')} {figures.get('week', '')}",
-                    figures.get("organisation"), (figures.get("scope") or {}).get("text"))
-                    if part)
+                footer = " · ".join(
+                    part
+                    for part in (
+                        f"{figures.get('title', 'Co-management')} {figures.get('week', '')}",
+                        figures.get("organisation"),
+                        (figures.get("scope") or {}).get("text"),
+                    )
+                    if part
+                )
                 pdf = page.pdf(**pdf_options(paper, footer))
                 timings["pdf"] = time.perf_counter() - step
             context.close()
@@ -251,6 +301,7 @@ def capture(base: str, path: str, formats: tuple[str, ...], executable: str, pap
 
 
 # -- the in-process app ------------------------------------------------------------------------
+
 
 def private_app(settings: Settings, store, token: str):
     """The dashboard app for this run only: no sign-in, but every request must carry the
@@ -264,8 +315,9 @@ def private_app(settings: Settings, store, token: str):
     @app.server.before_request
     def _only_this_report():
         if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
-            return Response("This server only serves one report run.\n", status=403,
-                            mimetype="text/plain")
+            return Response(
+                "This server only serves one report run.\n", status=403, mimetype="text/plain"
+            )
         return None
 
     return app
@@ -286,6 +338,7 @@ def _load_store(settings: Settings, args: argparse.Namespace):
 
 # -- mail --------------------------------------------------------------------------------------
 
+
 def subject(figures: dict) -> str:
     parts = [f"{figures['title']} {figures['week']}"]
     if figures.get("organisation"):
@@ -296,8 +349,9 @@ def subject(figures: dict) -> str:
     return " ".join(" – ".join(parts).split())  # one line: no header injection
 
 
-def mail_message(mail: MailSettings, figures: dict, html_body: str, text_body: str,
-                 attachments: dict[str, Path]) -> EmailMessage:
+def mail_message(
+    mail: MailSettings, figures: dict, html_body: str, text_body: str, attachments: dict[str, Path]
+) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject(figures)
     message["From"] = mail.sender
@@ -309,8 +363,9 @@ def mail_message(mail: MailSettings, figures: dict, html_body: str, text_body: s
     kinds = {"png": ("image", "png"), "pdf": ("application", "pdf")}
     for fmt, path in attachments.items():
         maintype, subtype = kinds[fmt]
-        message.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype,
-                               filename=path.name)
+        message.add_attachment(
+            path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+        )
     return message
 
 
@@ -321,27 +376,33 @@ def send_mail(mail: MailSettings, message: EmailMessage, environ=None) -> None:
     if mail.user:
         password = environ.get(mail.password_env)
         if not password:
-            raise ReportError(f"report.mail.password_env names {mail.password_env}, which is "
-                              "not set: put the mail password in that environment variable")
+            raise ReportError(
+                f"report.mail.password_env names {mail.password_env}, which is "
+                "not set: put the mail password in that environment variable"
+            )
     where = f"{mail.host}:{mail.port}"
     try:
         with smtplib.SMTP(mail.host, mail.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
             smtp.ehlo()
             if mail.starttls:
                 if not smtp.has_extn("starttls"):
-                    raise ReportFailed(f"the mail server {where} does not offer STARTTLS (set "
-                                       "starttls = false only for a trusted internal relay)")
+                    raise ReportFailed(
+                        f"the mail server {where} does not offer STARTTLS (set "
+                        "starttls = false only for a trusted internal relay)"
+                    )
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
             if mail.user:
                 smtp.login(mail.user, password)
             refused = smtp.send_message(message)
     except smtplib.SMTPAuthenticationError:
-        raise ReportFailed(f"the mail server {where} refused the sign-in of "
-                           f"{mail.user!r}") from None
+        raise ReportFailed(
+            f"the mail server {where} refused the sign-in of {mail.user!r}"
+        ) from None
     except smtplib.SMTPRecipientsRefused as error:
-        raise ReportFailed(f"the mail server {where} refused every recipient: "
-                           f"{', '.join(error.recipients)}") from None
+        raise ReportFailed(
+            f"the mail server {where} refused every recipient: {', '.join(error.recipients)}"
+        ) from None
     except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
         text = _one_line(error)
         if password:
@@ -353,8 +414,10 @@ def send_mail(mail: MailSettings, message: EmailMessage, environ=None) -> None:
 
 # -- the command -------------------------------------------------------------------------------
 
-def make_report(settings: Settings, args: argparse.Namespace,
-                progress=lambda message: None) -> Outcome:
+
+def make_report(
+    settings: Settings, args: argparse.Namespace, progress=lambda message: None
+) -> Outcome:
     """Write the asked files (and send the mail); raises ReportError / ReportFailed /
     BrowserMissing."""
     from .report_summary import summary_html
@@ -365,10 +428,7 @@ def make_report(settings: Settings, args: argparse.Namespace,
     outcome = Outcome()
     timings = outcome.timings
     formats = parse_formats(args.format)
-    if args.week:
-        week = week_of(parse_week(args.week)[0])
-    else:
-        week = None
+    week = week_of(parse_week(args.week)[0]) if args.week else None
     headers = parse_headers(getattr(args, "header", None))
     user = getattr(args, "user", None)
     url = check_url(args.url) if args.url else None
@@ -378,12 +438,12 @@ def make_report(settings: Settings, args: argparse.Namespace,
     if user:
         password = os.environ.get(PASSWORD_ENV)
         if not password:
-            raise ReportError(f"--user needs the password in the environment variable "
-                              f"{PASSWORD_ENV}")
+            raise ReportError(
+                f"--user needs the password in the environment variable {PASSWORD_ENV}"
+            )
     mail = settings.report.mail
     if args.mail and mail is None:
-        raise ReportError("--mail needs a [report.mail] table in the config file (host, "
-                          "from, to)")
+        raise ReportError("--mail needs a [report.mail] table in the config file (host, from, to)")
     paper = getattr(args, "paper", None) or settings.report.paper
     folder = output_folder(settings, args.out)
     needs_browser = bool(url) or "png" in formats or "pdf" in formats
@@ -413,17 +473,32 @@ def make_report(settings: Settings, args: argparse.Namespace,
             logging.getLogger("waitress.queue").setLevel(logging.ERROR)
             with serving(app, threads=8) as base:
                 progress(f"rendering {path} in {Path(executable).name} ...")
-                figures, png, pdf = capture(base, path, formats, executable, paper,
-                                            headers={TOKEN_HEADER: token}, timings=timings)
+                figures, png, pdf = capture(
+                    base,
+                    path,
+                    formats,
+                    executable,
+                    paper,
+                    headers={TOKEN_HEADER: token},
+                    timings=timings,
+                )
         else:
             progress(f"rendering {url}{path} in {Path(executable).name} ...")
             # Integrated Windows authentication (a proxy such as IIS asking for Negotiate or
             # NTLM) is allowed for the dashboard's host only.
             host = urlsplit(url).hostname or ""
-            figures, png, pdf = capture(url, path, formats, executable, paper,
-                                        headers=headers, user=user, password=password,
-                                        timings=timings,
-                                        extra_args=(f"--auth-server-allowlist={host}",))
+            figures, png, pdf = capture(
+                url,
+                path,
+                formats,
+                executable,
+                paper,
+                headers=headers,
+                user=user,
+                password=password,
+                timings=timings,
+                extra_args=(f"--auth-server-allowlist={host}",),
+            )
     else:
         step = time.perf_counter()
         figures = weekly_figures(store, settings, week, args.site, args.collection)
@@ -438,12 +513,16 @@ def make_report(settings: Settings, args: argparse.Namespace,
     except OSError as error:
         raise ReportFailed(f"cannot create {folder}: {error.strerror or error}") from None
     html_body = summary_html(figures) if ("html" in formats or args.mail) else None
-    contents = {"png": png, "pdf": pdf,
-                "html": html_body.encode("utf-8") if html_body is not None else None}
+    contents = {
+        "png": png,
+        "pdf": pdf,
+        "html": html_body.encode("utf-8") if html_body is not None else None,
+    }
     for fmt in formats:
         scope = figures.get("scope") or {}
-        target = safe_output_path(folder, file_name(week, fmt, scope.get("site"),
-                                                    scope.get("collection")))
+        target = safe_output_path(
+            folder, file_name(week, fmt, scope.get("site"), scope.get("collection"))
+        )
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             write_private(temporary, contents[fmt])  # device figures: owner only
@@ -456,8 +535,7 @@ def make_report(settings: Settings, args: argparse.Namespace,
 
     if args.mail:
         step = time.perf_counter()
-        attachments = {fmt: outcome.files[fmt] for fmt in ("png", "pdf")
-                       if fmt in outcome.files}
+        attachments = {fmt: outcome.files[fmt] for fmt in ("png", "pdf") if fmt in outcome.files}
         message = mail_message(mail, figures, html_body, plain_text(figures), attachments)
         progress(f"sending to {', '.join(mail.to)} through {mail.host}:{mail.port} ...")
         send_mail(mail, message)
@@ -485,25 +563,25 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except ReportFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # noqa: BLE001 - one line, never a traceback
+    except Exception as error:
         from .checked_load import UsageError
         from .data.contract import ContractError
         from .data.estate import LoadError
         from .data.history import HistoryError
         from .settings import SettingsError
 
-        if isinstance(error, SettingsError | LoadError | ContractError | UsageError |
-                      HistoryError):
+        if isinstance(error, SettingsError | LoadError | ContractError | UsageError | HistoryError):
             raise  # the command's usual exit 2
-        print(f"error: report failed: {type(error).__name__}: {_one_line(error)}",
-              file=sys.stderr)
+        print(f"error: report failed: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 1
     for path in outcome.files.values():
         print(path)
     if args.mail:
         progress(f"mailed to {', '.join(settings.report.mail.to)}")
-    progress("timings: " + ", ".join(f"{name} {seconds:.1f} s"
-                                     for name, seconds in outcome.timings.items()))
+    progress(
+        "timings: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in outcome.timings.items())
+    )
     return 0
 
 

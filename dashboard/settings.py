@@ -24,8 +24,10 @@ def _data_folder(package: str) -> Path:
     in a checkout (editable install), the installed copy from a wheel."""
     folder = resources.files(package)
     if not isinstance(folder, Path):  # e.g. imported from a zip file
-        raise RuntimeError(f"{package} is not a folder on disk ({folder}): install "
-                           "comanage-dashboard with pip or pipx, not as a zip")
+        raise RuntimeError(
+            f"{package} is not a folder on disk ({folder}): install "
+            "comanage-dashboard with pip or pipx, not as a zip"
+        )
     return folder
 
 
@@ -46,6 +48,7 @@ def user_folder() -> Path:
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "comanage-dashboard" / "sample"
+
 
 WORKLOADS: dict[str, tuple[int, str]] = {
     # key: (MDMWorkloads bit, label in the ConfigMgr console)
@@ -99,83 +102,163 @@ def string_list(value: object) -> tuple[str, ...]:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("organisation", "", str, "Organisation name shown in the header and the report."),
-    Setting("as_of", "", str,
-            "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
-            "sample pins it so that its ages (days since last policy request) never drift."),
+    Setting(
+        "as_of",
+        "",
+        str,
+        "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
+        "sample pins it so that its ages (days since last policy request) never drift.",
+    ),
     Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
-    Setting("stale_after_hours", 24, int,
-            "The header warns when the data on screen was loaded from the sources longer "
-            "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
-            "never."),
+    Setting(
+        "stale_after_hours",
+        24,
+        int,
+        "The header warns when the data on screen was loaded from the sources longer "
+        "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
+        "never.",
+    ),
     Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
     Setting("port", 8050, int, "Port `serve` listens on."),
-    Setting("auth", "none", str,
-            "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
-            "allow_anonymous), 'users' (sign-in page, accounts "
-            "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
-            "e.g. IIS with Windows authentication, names the user in proxy_user_header)."),
-    Setting("allow_anonymous", False, boolean,
-            "With auth = 'none': also answer requests from other computers (anyone who reaches "
-            "the dashboard sees every device). Off: only this computer (loopback) is answered, "
-            "whatever server runs the app; `serve --allow-anonymous` turns it on."),
-    Setting("allowed_hosts", (), string_list,
-            "Host names (and addresses) the dashboard may be reached by, as typed in the "
-            "browser, e.g. ['dashboard.example.com']; '*' allows any. Loopback names "
-            "(localhost, 127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else "
-            "is answered unless listed (a defence against DNS rebinding); with sign-in, any "
-            "host is answered until this is set."),
-    Setting("users_file", "", str,
-            "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
-            "Empty: `users.json` beside the config file; a relative path is relative to the "
-            "config file's folder."),
-    Setting("secret_key", "", str,
-            "Key that signs session cookies (auth = 'users'), at least 32 characters. Empty: a "
-            "random key per process (sign-ins end at restart); required when "
-            "shared_deployment is on or COMANAGE_WORKERS > 1."),
+    Setting(
+        "auth",
+        "none",
+        str,
+        "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
+        "allow_anonymous), 'users' (sign-in page, accounts "
+        "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
+        "e.g. IIS with Windows authentication, names the user in proxy_user_header).",
+    ),
+    Setting(
+        "allow_anonymous",
+        False,
+        boolean,
+        "With auth = 'none': also answer requests from other computers (anyone who reaches "
+        "the dashboard sees every device). Off: only this computer (loopback) is answered, "
+        "whatever server runs the app; `serve --allow-anonymous` turns it on.",
+    ),
+    Setting(
+        "allowed_hosts",
+        (),
+        string_list,
+        "Host names (and addresses) the dashboard may be reached by, as typed in the "
+        "browser, e.g. ['dashboard.example.com']; '*' allows any. Loopback names "
+        "(localhost, 127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else "
+        "is answered unless listed (a defence against DNS rebinding); with sign-in, any "
+        "host is answered until this is set.",
+    ),
+    Setting(
+        "users_file",
+        "",
+        str,
+        "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
+        "Empty: `users.json` beside the config file; a relative path is relative to the "
+        "config file's folder.",
+    ),
+    Setting(
+        "secret_key",
+        "",
+        str,
+        "Key that signs session cookies (auth = 'users'), at least 32 characters. Empty: a "
+        "random key per process (sign-ins end at restart); required when "
+        "shared_deployment is on or COMANAGE_WORKERS > 1.",
+    ),
     Setting("session_hours", 12, int, "How long a sign-in lasts (auth = 'users')."),
-    Setting("secure_cookies", False, boolean,
-            "Mark the session cookie Secure (send it over HTTPS only): turn on when users "
-            "reach the dashboard through HTTPS."),
-    Setting("shared_deployment", False, boolean,
-            "Several processes or hosts serve the same dashboard: secret_key becomes "
-            "mandatory so that every process accepts every session."),
-    Setting("proxy_user_header", "", str,
-            "For auth = 'proxy': the request header holding the signed-in user's name, set by "
-            "the proxy (e.g. X-Remote-User)."),
-    Setting("trusted_proxies", (), string_list,
-            "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
-            "header is believed only from these, every other client is refused. For auth = "
-            "'users' behind a TLS proxy: requests from these addresses are attributed to the "
-            "client in their X-Forwarded-For header (for the sign-in throttle and the log)."),
-    Setting("status_labels", "entra", str,
-            "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
-            "or 'azure' (the older hybrid Azure AD-joined)."),
-    Setting("client_inactive_days", 14, int,
-            "A last policy request older than this many days counts as an inactive client."),
-    Setting("stuck_days", 14, int,
-            "A device scheduled, enrolling or pending user sign in for more than this many "
-            "days (according to history) is flagged 'Enrollment stuck'."),
-    Setting("history_url", "", str,
-            "Where snapshots over time are kept: a SQLite file path or any SQLAlchemy URL "
-            "(e.g. postgresql+psycopg://host/db). Empty: `history.sqlite` beside the config "
-            "file. 'off': no history."),
-    Setting("history_days", 3650, int,
-            "Days of daily aggregates (trends, week-over-week figures) kept in history."),
-    Setting("device_history_days", 120, int,
-            "Days of per-device states (what changed, time in state) kept in history."),
+    Setting(
+        "secure_cookies",
+        False,
+        boolean,
+        "Mark the session cookie Secure (send it over HTTPS only): turn on when users "
+        "reach the dashboard through HTTPS.",
+    ),
+    Setting(
+        "shared_deployment",
+        False,
+        boolean,
+        "Several processes or hosts serve the same dashboard: secret_key becomes "
+        "mandatory so that every process accepts every session.",
+    ),
+    Setting(
+        "proxy_user_header",
+        "",
+        str,
+        "For auth = 'proxy': the request header holding the signed-in user's name, set by "
+        "the proxy (e.g. X-Remote-User).",
+    ),
+    Setting(
+        "trusted_proxies",
+        (),
+        string_list,
+        "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
+        "header is believed only from these, every other client is refused. For auth = "
+        "'users' behind a TLS proxy: requests from these addresses are attributed to the "
+        "client in their X-Forwarded-For header (for the sign-in throttle and the log).",
+    ),
+    Setting(
+        "status_labels",
+        "entra",
+        str,
+        "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
+        "or 'azure' (the older hybrid Azure AD-joined).",
+    ),
+    Setting(
+        "client_inactive_days",
+        14,
+        int,
+        "A last policy request older than this many days counts as an inactive client.",
+    ),
+    Setting(
+        "stuck_days",
+        14,
+        int,
+        "A device scheduled, enrolling or pending user sign in for more than this many "
+        "days (according to history) is flagged 'Enrollment stuck'.",
+    ),
+    Setting(
+        "history_url",
+        "",
+        str,
+        "Where snapshots over time are kept: a SQLite file path or any SQLAlchemy URL "
+        "(e.g. postgresql+psycopg://host/db). Empty: `history.sqlite` beside the config "
+        "file. 'off': no history.",
+    ),
+    Setting(
+        "history_days",
+        3650,
+        int,
+        "Days of daily aggregates (trends, week-over-week figures) kept in history.",
+    ),
+    Setting(
+        "device_history_days",
+        120,
+        int,
+        "Days of per-device states (what changed, time in state) kept in history.",
+    ),
     Setting("query_timeout_seconds", 300, int, "Time limit for each SQL query."),
-    Setting("cache_dir", "", str,
-            "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
-            "`.comanage-cache` beside the config file."),
-    Setting("shared_cache", "", str,
-            "Where the worker processes share computed summaries and trends (Flask-Caching). "
-            "Empty: files in the `flask-cache` folder of the warm-start cache (mode 0700); a "
-            "`redis://` or `rediss://` URL (password in the URL, never logged; needs the "
-            "redis package): a Redis server; 'off': each process computes its own."),
-    Setting("browser", "", str,
-            "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or "
-            "a name on the PATH). Empty: the usual install places (chromium, "
-            "chromium-browser, google-chrome, microsoft-edge; on Windows Edge, then Chrome)."),
+    Setting(
+        "cache_dir",
+        "",
+        str,
+        "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
+        "`.comanage-cache` beside the config file.",
+    ),
+    Setting(
+        "shared_cache",
+        "",
+        str,
+        "Where the worker processes share computed summaries and trends (Flask-Caching). "
+        "Empty: files in the `flask-cache` folder of the warm-start cache (mode 0700); a "
+        "`redis://` or `rediss://` URL (password in the URL, never logged; needs the "
+        "redis package): a Redis server; 'off': each process computes its own.",
+    ),
+    Setting(
+        "browser",
+        "",
+        str,
+        "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or "
+        "a name on the PATH). Empty: the usual install places (chromium, "
+        "chromium-browser, google-chrome, microsoft-edge; on Windows Edge, then Chrome).",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -243,8 +326,9 @@ def report_settings(raw: object, where: str, base: Path) -> ReportSettings:
         raise SettingsError(f"{where}: report must be a table ([report])")
     extra = set(raw) - {"out", "paper", "mail"}
     if extra:
-        raise SettingsError(f"{where}: report: unknown key {sorted(extra)[0]!r} "
-                            "(known: out, paper, mail)")
+        raise SettingsError(
+            f"{where}: report: unknown key {sorted(extra)[0]!r} (known: out, paper, mail)"
+        )
     out = raw.get("out")
     if out is not None and (not isinstance(out, str) or not out.strip()):
         raise SettingsError(f"{where}: report.out must be a folder path")
@@ -252,9 +336,11 @@ def report_settings(raw: object, where: str, base: Path) -> ReportSettings:
     if not isinstance(paper, str) or paper.lower() not in ("a4", "letter"):
         raise SettingsError(f"{where}: report.paper must be 'A4' or 'Letter'")
     mail = raw.get("mail")
-    return ReportSettings(out=(base / out).resolve() if out else None,
-                          paper="A4" if paper.lower() == "a4" else "Letter",
-                          mail=None if mail is None else _mail_settings(mail, where))
+    return ReportSettings(
+        out=(base / out).resolve() if out else None,
+        paper="A4" if paper.lower() == "a4" else "Letter",
+        mail=None if mail is None else _mail_settings(mail, where),
+    )
 
 
 def _mail_settings(raw: object, where: str) -> MailSettings:
@@ -263,11 +349,13 @@ def _mail_settings(raw: object, where: str) -> MailSettings:
         raise SettingsError(f"{here} must be a table ([report.mail])")
     extra = set(raw) - {"host", "port", "starttls", "user", "password_env", "from", "to"}
     if extra:
-        raise SettingsError(f"{here}: unknown key {sorted(extra)[0]!r} (known: host, port, "
-                            "starttls, user, password_env, from, to)")
+        raise SettingsError(
+            f"{here}: unknown key {sorted(extra)[0]!r} (known: host, port, "
+            "starttls, user, password_env, from, to)"
+        )
     host = raw.get("host")
     if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host.strip()):
-        raise SettingsError(f"{here}: needs host = \"smtp.example.com\"")
+        raise SettingsError(f'{here}: needs host = "smtp.example.com"')
     port = raw.get("port", 587)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise SettingsError(f"{here}: port must be a number from 1 to 65535")
@@ -278,30 +366,42 @@ def _mail_settings(raw: object, where: str) -> MailSettings:
     if not isinstance(user, str) or any(ord(c) < 32 for c in user):
         raise SettingsError(f"{here}: user must be a string")
     password_env = raw.get("password_env", "")
-    if not isinstance(password_env, str) or (password_env and
-                                              not _ENV_NAME.match(password_env)):
-        raise SettingsError(f"{here}: password_env must name an environment variable "
-                            "(e.g. COMANAGE_SMTP_PASSWORD), not hold the password")
+    if not isinstance(password_env, str) or (password_env and not _ENV_NAME.match(password_env)):
+        raise SettingsError(
+            f"{here}: password_env must name an environment variable "
+            "(e.g. COMANAGE_SMTP_PASSWORD), not hold the password"
+        )
     if user and not password_env:
-        raise SettingsError(f"{here}: user is set: give password_env too (the name of the "
-                            "environment variable holding the password)")
+        raise SettingsError(
+            f"{here}: user is set: give password_env too (the name of the "
+            "environment variable holding the password)"
+        )
     sender = raw.get("from")
     if not isinstance(sender, str) or not _ADDRESS.match(sender.strip()):
-        raise SettingsError(f"{here}: from must be one e-mail address "
-                            "(from = \"reports@example.com\")")
+        raise SettingsError(
+            f'{here}: from must be one e-mail address (from = "reports@example.com")'
+        )
     to = raw.get("to")
     try:
         recipients = string_list(to) if to is not None else ()
     except TypeError:
         recipients = None
     if not recipients:
-        raise SettingsError(f"{here}: to must list at least one e-mail address "
-                            "(to = [\"it-team@example.com\"])")
+        raise SettingsError(
+            f'{here}: to must list at least one e-mail address (to = ["it-team@example.com"])'
+        )
     wrong = [address for address in recipients if not _ADDRESS.match(address)]
     if wrong:
         raise SettingsError(f"{here}: not an e-mail address in to: {wrong[0]!r}")
-    return MailSettings(host=host.strip(), sender=sender.strip(), to=recipients, port=port,
-                        starttls=starttls, user=user, password_env=password_env)
+    return MailSettings(
+        host=host.strip(),
+        sender=sender.strip(),
+        to=recipients,
+        port=port,
+        starttls=starttls,
+        user=user,
+        password_env=password_env,
+    )
 
 
 @dataclass(frozen=True)
@@ -321,8 +421,10 @@ class Settings:
     @property
     def bundled_sample(self) -> bool:
         """Whether this is the bundled sample's config, which is read and never written."""
-        return (self.config_path is not None
-                and self.config_path.resolve().parent == SAMPLE_DIR.resolve())
+        return (
+            self.config_path is not None
+            and self.config_path.resolve().parent == SAMPLE_DIR.resolve()
+        )
 
     @property
     def work_folder(self) -> Path:
@@ -373,8 +475,9 @@ def _as_tuple(value: object, where: str) -> tuple[str, ...]:
     raise SettingsError(f"{where} must be a string or a list of strings")
 
 
-def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None
-                  ) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Read a TOML config (or the sample's) and apply environment overrides."""
     environ = os.environ if environ is None else environ
     if path is None:
@@ -392,8 +495,9 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     return settings_from_dict(raw, path, environ)
 
 
-def settings_from_dict(raw: dict, path: Path | None = None,
-                       environ: dict[str, str] | None = None) -> Settings:
+def settings_from_dict(
+    raw: dict, path: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     environ = {} if environ is None else environ
     where = str(path) if path else "config"
     base = path.parent if path else Path.cwd()
@@ -412,42 +516,53 @@ def settings_from_dict(raw: dict, path: Path | None = None,
         raise SettingsError(f"{where}: status_labels must be 'entra' or 'azure'")
     shared = str(values.get("shared_cache", "")).strip().lower()
     if shared not in ("", "off") and not shared.startswith(("redis://", "rediss://")):
-        raise SettingsError(f"{where}: shared_cache must be empty (files in the cache "
-                            "folder), 'off' or a redis:// or rediss:// URL")  # not echoed
+        raise SettingsError(
+            f"{where}: shared_cache must be empty (files in the cache "
+            "folder), 'off' or a redis:// or rediss:// URL"
+        )  # not echoed
 
     sources = []
     for index, entry in enumerate(raw.get("sources", [])):
         here = f"{where}: sources[{index}]"
         site = entry.get("site")
         if not isinstance(site, str) or not site.strip():
-            raise SettingsError(f"{here}: needs a site label (site = \"PS1\")")
+            raise SettingsError(f'{here}: needs a site label (site = "PS1")')
         csv, url, odbc = entry.get("csv"), entry.get("url"), entry.get("odbc")
         if sum(value is not None for value in (csv, url, odbc)) != 1:
-            raise SettingsError(f"{here}: give exactly one of csv = \"folder\", url = \"...\" "
-                                "or odbc = \"Driver={...};...\"")
+            raise SettingsError(
+                f'{here}: give exactly one of csv = "folder", url = "..." '
+                'or odbc = "Driver={...};..."'
+            )
         extra = set(entry) - {"site", "csv", "url", "odbc", "password_env"}
         if extra:
             raise SettingsError(f"{here}: unknown key {sorted(extra)[0]!r}")
         password_env = entry.get("password_env")
-        if password_env is not None and (not isinstance(password_env, str)
-                                         or not _ENV_NAME.match(password_env)):
-            raise SettingsError(f"{here}: password_env must name an environment variable "
-                                "(e.g. COMANAGE_PS1_PASSWORD), not hold the password")
+        if password_env is not None and (
+            not isinstance(password_env, str) or not _ENV_NAME.match(password_env)
+        ):
+            raise SettingsError(
+                f"{here}: password_env must name an environment variable "
+                "(e.g. COMANAGE_PS1_PASSWORD), not hold the password"
+            )
         if odbc is not None:
             odbc = _checked_odbc(odbc, here, base)
-        sources.append(Source(
-            site=site.strip(),
-            csv=(base / csv).resolve() if csv is not None else None,
-            url=_resolve_sqlite(url, base) if url is not None else None,
-            password_env=password_env,
-            odbc=odbc,
-        ))
+        sources.append(
+            Source(
+                site=site.strip(),
+                csv=(base / csv).resolve() if csv is not None else None,
+                url=_resolve_sqlite(url, base) if url is not None else None,
+                password_env=password_env,
+                odbc=odbc,
+            )
+        )
     if not sources:
         raise SettingsError(f"{where}: no [[sources]] configured")
     sites = [s.site for s in sources]
     if len(set(sites)) != len(sites):
-        raise SettingsError(f"{where}: two sources share the site label "
-                            f"{next(s for s in sites if sites.count(s) > 1)!r}")
+        raise SettingsError(
+            f"{where}: two sources share the site label "
+            f"{next(s for s in sites if sites.count(s) > 1)!r}"
+        )
 
     workloads = {}
     for key, entry in (raw.get("workloads") or {}).items():
@@ -462,18 +577,24 @@ def settings_from_dict(raw: dict, path: Path | None = None,
             raise SettingsError(f"{here}: stage 'pilot' needs pilot_collection")
         workloads[key] = Workload(stage=stage, pilot_collections=pilots)
 
-    collections = _as_tuple((raw.get("collections") or {}).get("filter"),
-                            f"{where}: collections.filter")
-    return Settings(sources=tuple(sources), workloads=workloads, collections=collections,
-                    config_path=path, values=values,
-                    report=report_settings(raw.get("report"), where, base))
+    collections = _as_tuple(
+        (raw.get("collections") or {}).get("filter"), f"{where}: collections.filter"
+    )
+    return Settings(
+        sources=tuple(sources),
+        workloads=workloads,
+        collections=collections,
+        config_path=path,
+        values=values,
+        report=report_settings(raw.get("report"), where, base),
+    )
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
     """Relative SQLite paths in a config file are relative to that file's folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
-        rest = url[len(prefix):]
+        rest = url[len(prefix) :]
         if not rest.startswith(":memory:"):
             return prefix + str((base / rest).resolve())
     return url
@@ -483,14 +604,20 @@ def _checked_odbc(odbc: object, where: str, base: Path) -> str:
     """An ODBC connection string names a driver or a DSN; a SQLite driver's relative
     ``Database`` path is relative to the config file's folder, like a sqlite URL's."""
     if not isinstance(odbc, str) or not odbc.strip() or any(c in odbc for c in "\r\n"):
-        raise SettingsError(f"{where}: odbc must be one connection string "
-                            "(odbc = \"Driver={ODBC Driver 18 for SQL Server};Server=...\")")
+        raise SettingsError(
+            f"{where}: odbc must be one connection string "
+            '(odbc = "Driver={ODBC Driver 18 for SQL Server};Server=...")'
+        )
     if odbc_value(odbc, "Driver", "DSN", "FileDSN") is None:
         raise SettingsError(f"{where}: odbc must name a Driver={{...}} or a DSN=")
     driver = odbc_value(odbc, "Driver") or ""
     database = odbc_value(odbc, "Database")
-    if "sqlite" in driver.lower() and database and database != ":memory:" \
-            and not Path(database).expanduser().is_absolute():
+    if (
+        "sqlite" in driver.lower()
+        and database
+        and database != ":memory:"
+        and not Path(database).expanduser().is_absolute()
+    ):
         parts = [text for key, _, text in odbc_pairs(odbc) if key.lower() != "database"]
         path = str((base / database).resolve()).replace("}", "}}")
         odbc = ";".join([*parts, f"Database={{{path}}}"])

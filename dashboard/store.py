@@ -48,9 +48,13 @@ class RefreshStatus:
 
 
 class EstateStore:
-    def __init__(self, settings: Settings,
-                 loader: Callable[[Settings], Estate] = load_estate, use_cache: bool = False,
-                 history=None):
+    def __init__(
+        self,
+        settings: Settings,
+        loader: Callable[[Settings], Estate] = load_estate,
+        use_cache: bool = False,
+        history=None,
+    ):
         """``use_cache``: share loads through the Parquet cache (``serve`` does; tests that
         count source reads do not). ``history`` (``data.history.HistoryStore``): time in
         state at each load, a snapshot recorded after each load from the sources (a
@@ -73,8 +77,13 @@ class EstateStore:
             self._cache_folder = cache_folder(settings)
             self._cache_key = fingerprint(settings)
             self._shared = open_shared_cache(settings, self._cache_folder)
-        self._history_id = "" if history is None else hashlib.sha256(  # which store
-            str(getattr(history, "shown", "")).encode()).hexdigest()[:12]
+        self._history_id = (
+            ""
+            if history is None
+            else hashlib.sha256(  # which store
+                str(getattr(history, "shown", "")).encode()
+            ).hexdigest()[:12]
+        )
         self._estate: Estate | None = None
         self._version = 0
         self._generation: str | None = None  # the current estate's cache generation
@@ -105,10 +114,16 @@ class EstateStore:
         return self._version
 
     def status(self) -> RefreshStatus:
-        loaded = None if self._loaded_at is None else datetime.fromtimestamp(self._loaded_at,
-                                                                             UTC)
-        return RefreshStatus(self._refreshing, self._last_success, self._last_failure,
-                             self._error, self._stale_since, loaded, self._next_refresh())
+        loaded = None if self._loaded_at is None else datetime.fromtimestamp(self._loaded_at, UTC)
+        return RefreshStatus(
+            self._refreshing,
+            self._last_success,
+            self._last_failure,
+            self._error,
+            self._stale_since,
+            loaded,
+            self._next_refresh(),
+        )
 
     def _next_refresh(self) -> datetime | None:
         """After a failure: the retry; else the loaded data's age reaching the interval."""
@@ -125,16 +140,24 @@ class EstateStore:
         if estate is None:
             return None
         return self._cached(
-            version, ("summary", site or None, collection or None),
-            lambda: summarize(estate.devices, [s.as_dict() for s in estate.sources],
-                              estate.data_as_of, estate.mask(site, collection)), shared=True)
+            version,
+            ("summary", site or None, collection or None),
+            lambda: summarize(
+                estate.devices,
+                [s.as_dict() for s in estate.sources],
+                estate.data_as_of,
+                estate.mask(site, collection),
+            ),
+            shared=True,
+        )
 
     def _current(self) -> tuple[Estate | None, int]:
         with self._lock:
             return self._estate, self._version
 
-    def _cached(self, version: int, key: tuple, compute: Callable[[], object],
-                shared: bool = False):
+    def _cached(
+        self, version: int, key: tuple, compute: Callable[[], object], shared: bool = False
+    ):
         """Memoise per loaded estate (its version is part of the key), least recent out.
 
         ``shared``: a small JSON-able result that is the same in every worker process: on a
@@ -169,37 +192,52 @@ class EstateStore:
         from .data.shared_cache import FORMAT, code_fingerprint
 
         source = f"h{self._history_id}" if key[0] == "history" else "e"
-        return (f"{self._cache_key}:{generation}:{FORMAT}.{code_fingerprint()}:{source}:"
-                + json.dumps(list(key), default=str, separators=(",", ":")))
+        return (
+            f"{self._cache_key}:{generation}:{FORMAT}.{code_fingerprint()}:{source}:"
+            + json.dumps(list(key), default=str, separators=(",", ":"))
+        )
 
     def device_filter(self, query: dict):
         """Validate a device-list query against the current estate's allowed values."""
         from .model.device_query import parse_filter
 
         estate = self._estate
-        releases = [] if estate is None else \
-            estate.devices["os_release"].cat.categories.tolist()
-        return parse_filter(query, [] if estate is None else estate.sites,
-                            list(self.settings.named_collections), releases,
-                            snapshot_days=[d.isoformat() for d in self.snapshot_days()])
+        releases = [] if estate is None else estate.devices["os_release"].cat.categories.tolist()
+        return parse_filter(
+            query,
+            [] if estate is None else estate.sites,
+            list(self.settings.named_collections),
+            releases,
+            snapshot_days=[d.isoformat() for d in self.snapshot_days()],
+        )
 
     def matching(self, flt) -> np.ndarray:
         """Rows of the current estate matching a device filter, cached per estate."""
         from .model.device_query import filter_mask
 
         estate, version = self._current()
-        return self._cached(version, ("mask", *flt.pairs()),
-                            lambda: filter_mask(estate, estate.devices, flt,
-                                                changes=self._changes_of(estate, version)))
+        return self._cached(
+            version,
+            ("mask", *flt.pairs()),
+            lambda: filter_mask(
+                estate, estate.devices, flt, changes=self._changes_of(estate, version)
+            ),
+        )
 
     # -- history (None / empty when there is none or it cannot be read) ------------------
-    def _from_history(self, version: int, key: tuple, compute: Callable[[], object],
-                      default=None, shared: bool = False):
+    def _from_history(
+        self,
+        version: int,
+        key: tuple,
+        compute: Callable[[], object],
+        default=None,
+        shared: bool = False,
+    ):
         if self.history is None:
             return default
         try:
             return self._cached(version, ("history", *key), compute, shared=shared)
-        except Exception as error:  # noqa: BLE001 - a history problem never breaks a page
+        except Exception as error:
             log.warning("history: %s: %s", key[0], _one_line(error))
             return default
 
@@ -213,20 +251,24 @@ class EstateStore:
     def snapshot_days(self) -> list:
         """Days with per-device states: what ``changed`` / ``since`` may name."""
         version = self._version
-        return self._from_history(version, ("days",),
-                                  lambda: self.history.days(with_devices=True), [])
+        return self._from_history(
+            version, ("days",), lambda: self.history.days(with_devices=True), []
+        )
 
     def week_ago(self, with_devices: bool = False):
         """The newest snapshot day at least 7 days before the current data's day."""
         day, version = self.current_day(), self._version
         if day is None:
             return None
-        return self._from_history(version, ("week-ago", with_devices),
-                                  lambda: self.history.reference_day(
-                                      day, 7, with_devices=with_devices))
+        return self._from_history(
+            version,
+            ("week-ago", with_devices),
+            lambda: self.history.reference_day(day, 7, with_devices=with_devices),
+        )
 
-    def past_summary(self, day, site: str | None = None, collection: str | None = None
-                     ) -> dict | None:
+    def past_summary(
+        self, day, site: str | None = None, collection: str | None = None
+    ) -> dict | None:
         """A stored day's aggregates in the summary's shape (``model.trends``)."""
         from .model.trends import summary_from_metrics
 
@@ -234,14 +276,18 @@ class EstateStore:
             metrics = self.history.aggregates(day, site or None, collection or None)
             return None if metrics is None else summary_from_metrics(metrics)
 
-        return self._from_history(self._version, ("past", day, site or None,
-                                                  collection or None), compute, shared=True)
+        return self._from_history(
+            self._version, ("past", day, site or None, collection or None), compute, shared=True
+        )
 
     def trend(self, site: str | None = None, collection: str | None = None):
         """``HistoryStore.trend`` for a scope (every day), or None without history."""
-        return self._from_history(self._version, ("trend", site or None, collection or None),
-                                  lambda: self.history.trend(site or None, collection or None),
-                                  shared=True)
+        return self._from_history(
+            self._version,
+            ("trend", site or None, collection or None),
+            lambda: self.history.trend(site or None, collection or None),
+            shared=True,
+        )
 
     def changes(self, since) -> dict[str, np.ndarray] | None:
         """Per change kind, the current devices that changed since a snapshot day."""
@@ -255,8 +301,10 @@ class EstateStore:
             from datetime import date
 
             day = date.fromisoformat(since) if isinstance(since, str) else since
-            return self._from_history(version, ("changes", day),
-                                      lambda: self.history.changes(estate.devices, day))
+            return self._from_history(
+                version, ("changes", day), lambda: self.history.changes(estate.devices, day)
+            )
+
         return changes
 
     def timeline(self, site: str, resource_id: int):
@@ -265,7 +313,7 @@ class EstateStore:
             return None
         try:
             return self.history.timeline(site, resource_id)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             log.warning("history: timeline: %s", _one_line(error))
             return None
 
@@ -294,18 +342,19 @@ class EstateStore:
                 if mine:
                     estate = self._loader(self.settings)
                     try:
-                        target = cache.write_cache(estate, self._cache_folder,
-                                                   self._cache_key)
+                        target = cache.write_cache(estate, self._cache_folder, self._cache_key)
                         self._cache_written = time.time()
                     except OSError as error:  # serving matters more than the cache
-                        log.warning("cannot write the cache in %s: %s", self._cache_folder,
-                                    error.strerror)
+                        log.warning(
+                            "cannot write the cache in %s: %s", self._cache_folder, error.strerror
+                        )
                         return estate, None  # no generation: nothing shared about it
                     return estate, target.name
             # Another process is reading the sources: wait for its result, then use it.
             if time.monotonic() > deadline:
-                raise TimeoutError("another process holds the refresh lock in "
-                                   f"{self._cache_folder}")
+                raise TimeoutError(
+                    f"another process holds the refresh lock in {self._cache_folder}"
+                )
             time.sleep(1)
             age = cache.cache_age(self._cache_folder, self._cache_key)
             if age is not None and age < interval:
@@ -331,8 +380,9 @@ class EstateStore:
     def _swap(self, estate: Estate, generation: str | None = None) -> None:
         estate.warm()
         # Read from the cache: when that cache was written (its load); else just now.
-        loaded = self._cache_written if generation is not None and self._cache_written \
-            else time.time()
+        loaded = (
+            self._cache_written if generation is not None and self._cache_written else time.time()
+        )
         with self._lock:
             self._estate = estate
             self._version += 1
@@ -343,8 +393,7 @@ class EstateStore:
         self._error = None
         self._stale_since = None
         self._failures = 0
-        log.info("refreshed: %s devices, data as of %s", len(estate.devices),
-                 estate.data_as_of)
+        log.info("refreshed: %s devices, data as of %s", len(estate.devices), estate.data_as_of)
 
     def cache_due(self) -> bool:
         """True when the shared cache is missing or older than the refresh interval."""

@@ -21,7 +21,7 @@ def _section(title: str, rows: list[tuple[str, int]], whole: int, width: int = 4
     lines = [title]
     for label, count in rows:
         lines.append(f"  {label:<{width}} {count:>10,}  {_pct(count, whole)}")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def format_table(summary: dict, settings: Settings) -> str:
@@ -31,35 +31,57 @@ def format_table(summary: dict, settings: Settings) -> str:
     not_comanaged = devices - comanaged
     lines = [
         f"Co-management summary, data as of {summary['data_as_of']}",
-        "  sources: " + ", ".join(
+        "  sources: "
+        + ", ".join(
             f"{s['site']} ({s['kind']}, {s['rows']:,} rows, {s['dropped']:,} dropped)"
-            for s in summary["sources"]),
+            for s in summary["sources"]
+        ),
         "",
     ]
-    lines += _section("Devices", [("Devices", devices), ("Co-managed", comanaged),
-                                  ("Without the ConfigMgr client", summary["without_client"])],
-                      devices)
+    lines += _section(
+        "Devices",
+        [
+            ("Devices", devices),
+            ("Co-managed", comanaged),
+            ("Without the ConfigMgr client", summary["without_client"]),
+        ],
+        devices,
+    )
     # The OS figures count client devices, as the console's tile does.
     clients = devices - summary["without_client"]
-    lines += _section("Client OS distribution (% of client devices)",
-                      list(summary["os_groups"].items()), clients)
-    lines.insert(-1, f"  {summary['without_client']:,} records without the ConfigMgr client "
-                     "are not counted here")
-    lines += _section("OS releases (% of client devices)",
-                      list(summary["os_releases"].items()), clients)
+    lines += _section(
+        "Client OS distribution (% of client devices)", list(summary["os_groups"].items()), clients
+    )
+    lines.insert(
+        -1,
+        f"  {summary['without_client']:,} records without the ConfigMgr client "
+        "are not counted here",
+    )
+    lines += _section(
+        "OS releases (% of client devices)", list(summary["os_releases"].items()), clients
+    )
     funnel = summary["funnel"]
-    lines += _section("Co-management status (% of eligible)",
-                      [(FUNNEL_LABELS[k], v) for k, v in funnel.items()], funnel["eligible"])
+    lines += _section(
+        "Co-management status (% of eligible)",
+        [(FUNNEL_LABELS[k], v) for k, v in funnel.items()],
+        funnel["eligible"],
+    )
     labels = enrollment_status_labels(settings.status_labels)
-    lines += _section("Co-management enrollment status (% of targeted)",
-                      [(labels[k], v) for k, v in summary["enrollment_status"].items()],
-                      targeted)
+    lines += _section(
+        "Co-management enrollment status (% of targeted)",
+        [(labels[k], v) for k, v in summary["enrollment_status"].items()],
+        targeted,
+    )
     lines.append("Workload transition (% of co-managed)")
-    lines.append(f"  {'':<28} " + " ".join(f"{AUTHORITY_LABELS[a]:>22}" for a in
-                                          ("configmgr", "pilot_intune", "intune")))
+    lines.append(
+        f"  {'':<28} "
+        + " ".join(f"{AUTHORITY_LABELS[a]:>22}" for a in ("configmgr", "pilot_intune", "intune"))
+    )
     for key, counts in summary["workloads"].items():
-        cells = " ".join(f"{counts[a]:>14,} {_pct(counts[a], comanaged)}"
-                         for a in ("configmgr", "pilot_intune", "intune"))
+        cells = " ".join(
+            f"{counts[a]:>14,} {_pct(counts[a], comanaged)}"
+            for a in ("configmgr", "pilot_intune", "intune")
+        )
         lines.append(f"  {WORKLOAD_LABELS[key]:<28} {cells}")
     lines.append("")
     failures = sum(e["count"] for e in summary["enrollment_errors"])
@@ -67,14 +89,21 @@ def format_table(summary: dict, settings: Settings) -> str:
     if not summary["enrollment_errors"]:
         lines.append("  none")
     for error in summary["enrollment_errors"]:
-        lines.append(f"  {error['code']}  {error['count']:>8,}  {_pct(error['count'], failures)}"
-                     f"  {' '.join(error['description'].split())}")
+        lines.append(
+            f"  {error['code']}  {error['count']:>8,}  {_pct(error['count'], failures)}"
+            f"  {' '.join(error['description'].split())}"
+        )
     lines.append("")
-    lines += _section("Why devices are not co-managed (% of not co-managed)",
-                      [(REASON_LABELS[k], v) for k, v in
-                       summary["not_comanaged_reasons"].items()], not_comanaged)
-    lines += _section("Devices that need attention (% of devices)",
-                      [("Any rule", summary["attention_devices"])]
-                      + [(f"{rule.title} ({rule.severity})", summary["attention"][rule.id])
-                         for rule in RULES], devices, width=56)
+    lines += _section(
+        "Why devices are not co-managed (% of not co-managed)",
+        [(REASON_LABELS[k], v) for k, v in summary["not_comanaged_reasons"].items()],
+        not_comanaged,
+    )
+    lines += _section(
+        "Devices that need attention (% of devices)",
+        [("Any rule", summary["attention_devices"])]
+        + [(f"{rule.title} ({rule.severity})", summary["attention"][rule.id]) for rule in RULES],
+        devices,
+        width=56,
+    )
     return "\n".join(lines).rstrip() + "\n"

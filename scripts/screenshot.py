@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML config (default: the bundled sample)")
     parser.add_argument("--out", help="output folder (default: docs/, file overview.png)")
     parser.add_argument("--sizes", nargs="+", default=["1366x768"], metavar="WxH")
-    parser.add_argument("--path", action="append", default=None,
-                        help="page path to capture (repeatable; default /)")
+    parser.add_argument(
+        "--path", action="append", default=None, help="page path to capture (repeatable; default /)"
+    )
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except SettingsError as error:
-        print(f"error: {error} (generate the sample with `comanage-dashboard sample --out "
-              f"sample_data`, or pass --config)", file=sys.stderr)
+        print(
+            f"error: {error} (generate the sample with `comanage-dashboard sample --out "
+            f"sample_data`, or pass --config)",
+            file=sys.stderr,
+        )
         return 2
     from dashboard.data.history import open_history
 

@@ -1,7 +1,7 @@
 """The settings table for the README, from the one declaration in dashboard/settings.py.
 
-    python scripts/settings_table.py            # print it
-    python scripts/settings_table.py --readme   # write it into README.md between the markers
+python scripts/settings_table.py            # print it
+python scripts/settings_table.py --readme   # write it into README.md between the markers
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.settings import SETTINGS  # noqa: E402
+from dashboard.settings import SETTINGS
 
 
 def table() -> str:

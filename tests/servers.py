@@ -59,20 +59,37 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no", "--dir", str(self.folder),
-                   "--daemonize", "no", "--logfile", str(self.log)]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.folder),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log),
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + START_SECONDS
         while not self.ping():
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited ({self.process.returncode}):\n"
-                                   f"{_tail(self.log)}")
+                raise RuntimeError(
+                    f"redis-server exited ({self.process.returncode}):\n{_tail(self.log)}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server not ready in {START_SECONDS} s:\n"
-                                   f"{_tail(self.log)}")
+                raise RuntimeError(
+                    f"redis-server not ready in {START_SECONDS} s:\n{_tail(self.log)}"
+                )
             time.sleep(0.02)
         return self
 
@@ -126,8 +143,10 @@ def postgres_bindir() -> Path:
         return tuple(int(d) for d in digits)
 
     if not candidates:
-        raise ServerMissing(f"PostgreSQL (initdb, pg_ctl) is not installed (on Debian: "
-                            f"{INSTALL}; or set COMANAGE_PG_BINDIR)")
+        raise ServerMissing(
+            f"PostgreSQL (initdb, pg_ctl) is not installed (on Debian: "
+            f"{INSTALL}; or set COMANAGE_PG_BINDIR)"
+        )
     return max(candidates, key=version)
 
 
@@ -155,8 +174,10 @@ class PostgresServer:
             try:
                 self.owner = pwd.getpwnam("postgres")
             except KeyError:
-                raise ServerMissing("PostgreSQL refuses to run as root and there is no "
-                                    f"postgres user (on Debian: {INSTALL})") from None
+                raise ServerMissing(
+                    "PostgreSQL refuses to run as root and there is no "
+                    f"postgres user (on Debian: {INSTALL})"
+                ) from None
             os.chown(self.folder, self.owner.pw_uid, self.owner.pw_gid)
             self.folder.chmod(0o700)
         self._initialised = False
@@ -165,12 +186,20 @@ class PostgresServer:
         program = [str(self.bindir / command[0]), *command[1:]]
         if self.as_root:
             program = ["runuser", "-u", "postgres", "--", *program]
-        done = subprocess.run(program, capture_output=True, text=True, timeout=120,
-                              check=False, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            program,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"{command[0]} failed ({done.returncode}): "
-                               f"{done.stderr.strip() or done.stdout.strip()}\n"
-                               f"{_tail(self.log)}")
+            raise RuntimeError(
+                f"{command[0]} failed ({done.returncode}): "
+                f"{done.stderr.strip() or done.stdout.strip()}\n"
+                f"{_tail(self.log)}"
+            )
         return done
 
     @property
@@ -183,13 +212,37 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         if not self._initialised:
             # Throw-away data: no fsync anywhere (initdb's nor the server's).
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", self.SUPERUSER,
-                      "-E", "UTF8", "--no-sync", "--no-instructions")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                self.SUPERUSER,
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            )
             self._initialised = True
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-                  "-w", "-t", str(START_SECONDS), "start")
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_SECONDS),
+            "start",
+        )
         return self
 
     def stop(self) -> None:
@@ -204,8 +257,14 @@ class PostgresServer:
     def _admin(self):
         import psycopg
 
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=self.SUPERUSER,
-                               dbname="postgres", autocommit=True, connect_timeout=10)
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=10,
+        )
 
     def create_database(self) -> str:
         """A new empty database; its name."""

@@ -32,19 +32,25 @@ from dashboard.web.weekly import ReportError, parse_week, week_of, weekly_figure
 from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent / "web"))
-from estate_factory import HTML_DETAIL, write_estate  # noqa: E402
+from estate_factory import HTML_DETAIL, write_estate
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Pass-for-test"  # the SMTP and dashboard test password
 
 
-def run_cli(*args: str, env: dict | None = None, drop: tuple[str, ...] = (),
-            timeout: int = 300):
+def run_cli(*args: str, env: dict | None = None, drop: tuple[str, ...] = (), timeout: int = 300):
     environment = {k: v for k, v in os.environ.items() if k not in drop}
     environment.update(env or {})
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dashboard", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=timeout, check=False, env=environment)
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+        env=environment,
+    )
     done.seconds = time.perf_counter() - started
     return done
 
@@ -74,8 +80,11 @@ class Cells(HTMLParser):
         attrs = dict(attrs)
         if "data-delta" in attrs:
             self.deltas.append(int(attrs["data-delta"]))
-        for key, target in (("data-metric", self.metrics), ("data-change", self.changes),
-                            ("data-kpi", self.kpis)):
+        for key, target in (
+            ("data-metric", self.metrics),
+            ("data-change", self.changes),
+            ("data-kpi", self.kpis),
+        ):
             if key in attrs:
                 self._open = (target, attrs[key])
                 target[attrs[key]] = ""
@@ -112,6 +121,7 @@ def free_port() -> int:
 
 # -- the report on the bundled sample ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sample_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
@@ -128,8 +138,9 @@ def test_report_writes_the_three_files_named_by_week(sample_report):
     week = sample_week()
     names = sorted(path.name for path in out.iterdir())
     assert names == [f"co-management-{week}.{ext}" for ext in ("html", "pdf", "png")]
-    assert done.stdout.split() == [str(out / f"co-management-{week}.{ext}")
-                                   for ext in ("png", "pdf", "html")]
+    assert done.stdout.split() == [
+        str(out / f"co-management-{week}.{ext}") for ext in ("png", "pdf", "html")
+    ]
     assert "timings:" in done.stderr
 
 
@@ -194,8 +205,9 @@ def test_html_summary_has_the_summary_figures_and_no_script(sample_report):
     for key, value in shown.items():  # zeros are shown too, and every shown number is right
         assert value == expected.get(key, 0), key
     top = sorted(summary["attention"].values(), reverse=True)[:6]
-    assert sorted((v for k, v in shown.items() if k.startswith("attention/")),
-                  reverse=True) == [v for v in top if v]
+    assert sorted((v for k, v in shown.items() if k.startswith("attention/")), reverse=True) == [
+        v for v in top if v
+    ]
     funnel = summary["funnel"]
     status = summary["enrollment_status"]
     assert number(cells.kpis["eligible_not_comanaged"]) == funnel["eligible"] - funnel["enrolled"]
@@ -221,6 +233,7 @@ def test_html_summary_week_over_week_matches_history(sample_report):
 
 
 # -- weeks -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sample_store():
@@ -276,23 +289,23 @@ def test_earlier_week_os_figures_are_client_devices_or_left_out(sample_store, tm
     earlier = week_of(monday - timedelta(days=7))
     figures = weekly_figures(store, settings, earlier)
     summary = figures["summary"]
-    assert sum(summary["os_groups"].values()) + summary["without_client"] == \
-        summary["devices"]
+    assert sum(summary["os_groups"].values()) + summary["without_client"] == summary["devices"]
     text = summary_html(figures)
     assert f'data-metric="without_client">{summary["without_client"]:,}<' in text
 
     # The same history as an older version wrote it: OS groups over every record.
     copy = tmp_path / "sample"
-    shutil.copytree(SAMPLE_CONFIG.parent, copy,
-                    ignore=shutil.ignore_patterns(".comanage-cache", "users.json"))
+    shutil.copytree(
+        SAMPLE_CONFIG.parent, copy, ignore=shutil.ignore_patterns(".comanage-cache", "users.json")
+    )
     with sqlite3.connect(copy / "history.sqlite") as connection:
         connection.execute("DELETE FROM aggregates WHERE metric = 'without_client'")
-        connection.execute("UPDATE aggregates SET metric = "
-                           "replace(metric, 'client_os_groups/', 'os_groups/')")
+        connection.execute(
+            "UPDATE aggregates SET metric = replace(metric, 'client_os_groups/', 'os_groups/')"
+        )
     connection.close()
     old_settings = load_settings(copy / SAMPLE_CONFIG.name)
-    old_store = loaded_store(old_settings,
-                             history=open_history(old_settings, read_only=True))
+    old_store = loaded_store(old_settings, history=open_history(old_settings, read_only=True))
     figures = weekly_figures(old_store, old_settings, earlier)
     assert figures["summary"]["os_groups"] is None
     assert figures["summary"]["devices"] == summary["devices"]  # the rest reads as before
@@ -310,31 +323,62 @@ def test_weeks_without_data_are_refused(sample_store):
 
 
 def test_cli_refuses_an_unknown_week_with_exit_2(tmp_path):
-    done = run_cli("report", "--config", str(SAMPLE_CONFIG), "--out", str(tmp_path),
-                   "--week", "2099-W01", "--format", "html")
+    done = run_cli(
+        "report",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--out",
+        str(tmp_path),
+        "--week",
+        "2099-W01",
+        "--format",
+        "html",
+    )
     line = assert_one_line_error(done, 2)
     assert "2099-W01 is after the current data" in line
-    done = run_cli("report", "--config", str(SAMPLE_CONFIG), "--out", str(tmp_path),
-                   "--week", "last week", "--format", "html")
+    done = run_cli(
+        "report",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--out",
+        str(tmp_path),
+        "--week",
+        "last week",
+        "--format",
+        "html",
+    )
     assert "ISO week" in assert_one_line_error(done, 2)
-    done = run_cli("report", "--config", str(SAMPLE_CONFIG), "--out", str(tmp_path),
-                   "--format", "png,docx")
+    done = run_cli(
+        "report", "--config", str(SAMPLE_CONFIG), "--out", str(tmp_path), "--format", "png,docx"
+    )
     assert "--format" in assert_one_line_error(done, 2)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_html_only_needs_no_browser_and_writes_an_earlier_week(tmp_path, monkeypatch,
-                                                                capsys):
+def test_html_only_needs_no_browser_and_writes_an_earlier_week(tmp_path, monkeypatch, capsys):
     _no_browser(monkeypatch, tmp_path)
     out = tmp_path / "out"
-    code = cli.main(["report", "--config", str(SAMPLE_CONFIG), "--out", str(out),
-                     "--format", "html", "--week", "2026-W47", "--quiet"])
+    code = cli.main(
+        [
+            "report",
+            "--config",
+            str(SAMPLE_CONFIG),
+            "--out",
+            str(out),
+            "--format",
+            "html",
+            "--week",
+            "2026-W47",
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     text = (out / "co-management-2026-W47.html").read_text(encoding="utf-8")
     assert "2026-W47" in text and "snapshot of 16 Nov 2026" in text
 
 
 # -- no browser ----------------------------------------------------------------------------
+
 
 def _no_browser(monkeypatch, tmp_path):
     empty = tmp_path / "empty-path"
@@ -358,8 +402,9 @@ def test_configured_browser_that_is_not_there_exits_2(tmp_path, monkeypatch):
     config = write_estate(tmp_path / "estate", devices=60)
     config.write_text('browser = "/nonexistent/chrome"\n' + config.read_text())
     # (COMANAGE_BROWSER, which CI sets, would override the file's setting)
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path / "o"),
-                   drop=("COMANAGE_BROWSER",))
+    done = run_cli(
+        "report", "--config", str(config), "--out", str(tmp_path / "o"), drop=("COMANAGE_BROWSER",)
+    )
     line = assert_one_line_error(done, 2)
     assert "/nonexistent/chrome is not an executable file" in line
     assert "apt-get install chromium" in line
@@ -370,14 +415,19 @@ def test_browser_finder_order(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     _no_browser(monkeypatch, tmp_path)
-    monkeypatch.setattr(browser_module, "BROWSER_PATHS",
-                        ("%ProgramFiles(x86)%\\nothing.exe", str(fake)))
+    monkeypatch.setattr(
+        browser_module, "BROWSER_PATHS", ("%ProgramFiles(x86)%\\nothing.exe", str(fake))
+    )
     assert browser_module.chromium_path() == str(fake)
     assert browser_module.chromium_path(environ={"COMANAGE_BROWSER": str(fake)}) == str(fake)
     assert browser_module.chromium_path(str(fake), environ={}) == str(fake)
-    assert browser_module._expand("%LocalAppData%\\Google\\Chrome\\Application\\chrome.exe",
-                                  {"LOCALAPPDATA": "C:\\Users\\a\\AppData\\Local"}) == \
-        "C:\\Users\\a\\AppData\\Local\\Google\\Chrome\\Application\\chrome.exe"
+    assert (
+        browser_module._expand(
+            "%LocalAppData%\\Google\\Chrome\\Application\\chrome.exe",
+            {"LOCALAPPDATA": "C:\\Users\\a\\AppData\\Local"},
+        )
+        == "C:\\Users\\a\\AppData\\Local\\Google\\Chrome\\Application\\chrome.exe"
+    )
     assert browser_module._expand("%ProgramFiles%\\x.exe", {}) is None
 
 
@@ -389,8 +439,9 @@ HOSTILE_COLLECTION = '<script>alert("collection")</script>'
 
 def _hostile_estate(folder: Path) -> Path:
     config = write_estate(folder, devices=300, seed=3)
-    text = config.read_text().replace('organisation = "Contoso (test)"',
-                                      f"organisation = '{HOSTILE_ORG}'")
+    text = config.read_text().replace(
+        'organisation = "Contoso (test)"', f"organisation = '{HOSTILE_ORG}'"
+    )
     config.write_text(text)
     members = folder / "PS1" / "collections.csv"
     members.write_text(members.read_text().replace("Windows 11 devices", HOSTILE_COLLECTION))
@@ -401,13 +452,18 @@ def test_hostile_text_is_escaped_in_the_html_summary(tmp_path, monkeypatch, caps
     _no_browser(monkeypatch, tmp_path)  # html only: no browser needed
     config = _hostile_estate(tmp_path / "estate")
     out = tmp_path / "out"
-    assert cli.main(["report", "--config", str(config), "--out", str(out), "--format", "html",
-                     "--quiet"]) == 0, capsys.readouterr().err
+    assert (
+        cli.main(
+            ["report", "--config", str(config), "--out", str(out), "--format", "html", "--quiet"]
+        )
+        == 0
+    ), capsys.readouterr().err
     text = next(out.glob("*.html")).read_text(encoding="utf-8")
     assert "<script" not in text.lower() and "<img" not in text.lower()
     assert "onerror=" not in text.replace("onerror=&quot;", "")
-    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;Bad &lt;b&gt;detail&lt;/b&gt;" \
-        in text, "the error detail appears, as text"
+    assert (
+        "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;Bad &lt;b&gt;detail&lt;/b&gt;" in text
+    ), "the error detail appears, as text"
     assert HTML_DETAIL not in text
     assert "&lt;b onmouseover=&quot;alert(1)&quot;&gt;Org&lt;/b&gt; &amp; &quot;Co&quot;" in text
     cells = Cells()
@@ -415,8 +471,23 @@ def test_hostile_text_is_escaped_in_the_html_summary(tmp_path, monkeypatch, caps
     assert {"script", "img", "b"}.isdisjoint(cells.tags)
 
     out2 = tmp_path / "out2"
-    assert cli.main(["report", "--config", str(config), "--out", str(out2), "--format", "html",
-                     "--collection", "CAS00101", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--config",
+                str(config),
+                "--out",
+                str(out2),
+                "--format",
+                "html",
+                "--collection",
+                "CAS00101",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = next(out2.glob("*.html")).read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(&quot;collection&quot;)&lt;/script&gt;" in text
     assert "<script" not in text.lower()
@@ -441,11 +512,24 @@ def test_report_settings_defaults_and_mail(tmp_path):
     settings = settings_from_dict(BASE, tmp_path / "c.toml")
     assert settings.report.mail is None and settings.report.paper == "A4"
     assert settings.report.out is None and settings.browser == ""
-    settings = settings_from_dict({**BASE, "browser": "msedge", "report": {
-        "out": "weekly", "paper": "letter", "mail": {
-            "host": "smtp.example.com", "user": "reports", "password_env": "SMTP_PASSWORD",
-            "from": "reports@example.com", "to": "a@example.com, b@example.com"}}},
-        tmp_path / "c.toml")
+    settings = settings_from_dict(
+        {
+            **BASE,
+            "browser": "msedge",
+            "report": {
+                "out": "weekly",
+                "paper": "letter",
+                "mail": {
+                    "host": "smtp.example.com",
+                    "user": "reports",
+                    "password_env": "SMTP_PASSWORD",
+                    "from": "reports@example.com",
+                    "to": "a@example.com, b@example.com",
+                },
+            },
+        },
+        tmp_path / "c.toml",
+    )
     mail = settings.report.mail
     assert settings.browser == "msedge"
     assert settings.report.out == (tmp_path / "weekly").resolve()
@@ -454,21 +538,38 @@ def test_report_settings_defaults_and_mail(tmp_path):
     assert mail.to == ("a@example.com", "b@example.com")
 
 
-@pytest.mark.parametrize(("mail", "message"), [
-    ({"from": "r@example.com", "to": ["a@example.com"]}, "needs host"),
-    ({"host": "h", "to": ["a@example.com"]}, "from must be one e-mail address"),
-    ({"host": "h", "from": "r@example.com"}, "to must list at least one"),
-    ({"host": "h", "from": "r@example.com", "to": ["not-an-address"]}, "not an e-mail"),
-    ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "port": 0}, "port"),
-    ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "starttls": "yes"},
-     "starttls"),
-    ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "user": "u"},
-     "password_env"),
-    ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "user": "u",
-      "password_env": "hunter2 secret"}, "must name an environment variable"),
-    ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "password": "x"},
-     "unknown key 'password'"),
-])
+@pytest.mark.parametrize(
+    ("mail", "message"),
+    [
+        ({"from": "r@example.com", "to": ["a@example.com"]}, "needs host"),
+        ({"host": "h", "to": ["a@example.com"]}, "from must be one e-mail address"),
+        ({"host": "h", "from": "r@example.com"}, "to must list at least one"),
+        ({"host": "h", "from": "r@example.com", "to": ["not-an-address"]}, "not an e-mail"),
+        ({"host": "h", "from": "r@example.com", "to": ["a@example.com"], "port": 0}, "port"),
+        (
+            {"host": "h", "from": "r@example.com", "to": ["a@example.com"], "starttls": "yes"},
+            "starttls",
+        ),
+        (
+            {"host": "h", "from": "r@example.com", "to": ["a@example.com"], "user": "u"},
+            "password_env",
+        ),
+        (
+            {
+                "host": "h",
+                "from": "r@example.com",
+                "to": ["a@example.com"],
+                "user": "u",
+                "password_env": "hunter2 secret",
+            },
+            "must name an environment variable",
+        ),
+        (
+            {"host": "h", "from": "r@example.com", "to": ["a@example.com"], "password": "x"},
+            "unknown key 'password'",
+        ),
+    ],
+)
 def test_report_mail_settings_are_validated(tmp_path, mail, message):
     with pytest.raises(SettingsError, match=message):
         settings_from_dict({**BASE, "report": {"mail": mail}}, tmp_path / "c.toml")
@@ -483,12 +584,21 @@ def test_report_settings_errors_exit_2(tmp_path):
 
 def test_mail_without_mail_settings_exits_2(tmp_path):
     config = write_estate(tmp_path / "estate", devices=60)
-    done = run_cli("report", "--config", str(config), "--format", "html", "--mail",
-                   "--out", str(tmp_path / "o"))
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--format",
+        "html",
+        "--mail",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert "[report.mail]" in assert_one_line_error(done, 2)
 
 
 # -- the in-process app and the page -------------------------------------------------------
+
 
 def test_private_app_answers_only_its_token(sample_store):
     from dashboard.report import TOKEN_HEADER, private_app
@@ -530,6 +640,7 @@ def test_pdf_scale_fits_the_paper():
 
 # -- mail --------------------------------------------------------------------------------------
 
+
 class SmtpSink:
     """An aiosmtpd server on loopback that keeps what it receives."""
 
@@ -549,13 +660,11 @@ class SmtpSink:
         def authenticator(server, session, envelope, mechanism, auth_data):
             if isinstance(auth_data, LoginPassword):
                 sink.logins.append((auth_data.login, auth_data.password))
-                ok = auth_data.login == b"reporter" and auth_data.password == \
-                    PASSWORD.encode()
+                ok = auth_data.login == b"reporter" and auth_data.password == PASSWORD.encode()
                 return AuthResult(success=ok, handled=False)
             return AuthResult(success=False, handled=False)
 
-        extra = {"authenticator": authenticator, "auth_require_tls": False} \
-            if authenticate else {}
+        extra = {"authenticator": authenticator, "auth_require_tls": False} if authenticate else {}
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **extra)
         self.controller.start()
@@ -574,10 +683,14 @@ def smtp_sink():
 def _mail_config(folder: Path, port: int, user: bool = True) -> Path:
     config = write_estate(folder, devices=300, seed=5)
     credentials = 'user = "reporter"\npassword_env = "TEST_SMTP_PASSWORD"\n' if user else ""
-    config.write_text(config.read_text() + (
-        f'\n[report.mail]\nhost = "127.0.0.1"\nport = {port}\nstarttls = false\n'
-        f'{credentials}from = "reports@example.com"\n'
-        'to = ["it-team@example.com", "lead@example.com"]\n'))
+    config.write_text(
+        config.read_text()
+        + (
+            f'\n[report.mail]\nhost = "127.0.0.1"\nport = {port}\nstarttls = false\n'
+            f'{credentials}from = "reports@example.com"\n'
+            'to = ["it-team@example.com", "lead@example.com"]\n'
+        )
+    )
     return config
 
 
@@ -585,8 +698,15 @@ def _mail_config(folder: Path, port: int, user: bool = True) -> Path:
 def test_mail_sends_the_summary_with_png_and_pdf_attached(tmp_path, smtp_sink):
     config = _mail_config(tmp_path / "estate", smtp_sink.port)
     out = tmp_path / "out"
-    done = run_cli("report", "--config", str(config), "--out", str(out), "--mail",
-                   env={"TEST_SMTP_PASSWORD": PASSWORD})
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--mail",
+        env={"TEST_SMTP_PASSWORD": PASSWORD},
+    )
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert smtp_sink.logins == [(b"reporter", PASSWORD.encode())]
@@ -601,8 +721,9 @@ def test_mail_sends_the_summary_with_png_and_pdf_attached(tmp_path, smtp_sink):
     assert message["To"] == "it-team@example.com, lead@example.com"
     html_part = message.get_body(preferencelist=("html",))
     text_part = message.get_body(preferencelist=("plain",))
-    assert html_part.get_content().replace("\r\n", "\n") == \
-        (out / f"co-management-{week}.html").read_text(encoding="utf-8")
+    assert html_part.get_content().replace("\r\n", "\n") == (
+        out / f"co-management-{week}.html"
+    ).read_text(encoding="utf-8")
     assert "Co-management weekly report" in text_part.get_content()
     attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert sorted(attachments) == [f"co-management-{week}.pdf", f"co-management-{week}.png"]
@@ -619,9 +740,17 @@ def test_mail_sends_the_summary_with_png_and_pdf_attached(tmp_path, smtp_sink):
 
 def test_mail_refused_sign_in_is_one_line_without_the_password(tmp_path, smtp_sink):
     config = _mail_config(tmp_path / "estate", smtp_sink.port)
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path / "o"),
-                   "--format", "html", "--mail",
-                   env={"TEST_SMTP_PASSWORD": "wrong-" + PASSWORD})
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "html",
+        "--mail",
+        env={"TEST_SMTP_PASSWORD": "wrong-" + PASSWORD},
+    )
     line = assert_one_line_error(done, 1)
     assert "refused the sign-in of 'reporter'" in line
     assert PASSWORD not in done.stdout + done.stderr
@@ -630,15 +759,32 @@ def test_mail_refused_sign_in_is_one_line_without_the_password(tmp_path, smtp_si
 
 def test_mail_password_variable_missing_exits_2(tmp_path, smtp_sink):
     config = _mail_config(tmp_path / "estate", smtp_sink.port)
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path / "o"),
-                   "--format", "html", "--mail", drop=("TEST_SMTP_PASSWORD",))
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "html",
+        "--mail",
+        drop=("TEST_SMTP_PASSWORD",),
+    )
     assert "TEST_SMTP_PASSWORD" in assert_one_line_error(done, 2)
 
 
 def test_mail_server_that_is_down_exits_1(tmp_path):
     config = _mail_config(tmp_path / "estate", free_port(), user=False)
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path / "o"),
-                   "--format", "html", "--mail")
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "html",
+        "--mail",
+    )
     assert "cannot send the report through 127.0.0.1" in assert_one_line_error(done, 1)
 
 
@@ -647,8 +793,16 @@ def test_starttls_required_but_not_offered_is_refused(tmp_path):
     try:
         config = _mail_config(tmp_path / "estate", sink.port, user=False)
         config.write_text(config.read_text().replace("starttls = false", "starttls = true"))
-        done = run_cli("report", "--config", str(config), "--out", str(tmp_path / "o"),
-                       "--format", "html", "--mail")
+        done = run_cli(
+            "report",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "o"),
+            "--format",
+            "html",
+            "--mail",
+        )
         assert "does not offer STARTTLS" in assert_one_line_error(done, 1)
         assert sink.envelopes == []
     finally:
@@ -662,6 +816,7 @@ def test_smtp_module_is_what_sends():
 
 
 # -- auth: the in-process app, and --url of a protected dashboard --------------------------
+
 
 @pytest.fixture(scope="module")
 def protected_dashboard(tmp_path_factory):
@@ -684,8 +839,7 @@ def protected_dashboard(tmp_path_factory):
 @pytest.mark.browser
 def test_report_works_in_process_when_auth_is_on(tmp_path, protected_dashboard):
     config, _url = protected_dashboard
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path), "--format",
-                   "png")
+    done = run_cli("report", "--config", str(config), "--out", str(tmp_path), "--format", "png")
     assert done.returncode == 0, done.stderr
     assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
 
@@ -693,21 +847,46 @@ def test_report_works_in_process_when_auth_is_on(tmp_path, protected_dashboard):
 @pytest.mark.browser
 def test_url_of_a_protected_dashboard_needs_a_sign_in(tmp_path, protected_dashboard):
     config, url = protected_dashboard
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path), "--url", url,
-                   "--format", "html")
+    done = run_cli(
+        "report", "--config", str(config), "--out", str(tmp_path), "--url", url, "--format", "html"
+    )
     assert "asks for a sign-in" in assert_one_line_error(done, 2)
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path), "--url", url,
-                   "--format", "html", "--user", "reporter",
-                   env={"COMANAGE_REPORT_PASSWORD": "wrong password!"})
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path),
+        "--url",
+        url,
+        "--format",
+        "html",
+        "--user",
+        "reporter",
+        env={"COMANAGE_REPORT_PASSWORD": "wrong password!"},
+    )
     assert "refused the sign-in of 'reporter'" in assert_one_line_error(done, 2)
 
 
 @pytest.mark.browser
 def test_url_report_signs_in_and_uses_the_servers_figures(tmp_path, protected_dashboard):
     config, url = protected_dashboard
-    done = run_cli("report", "--config", str(config), "--out", str(tmp_path), "--url", url,
-                   "--format", "html,pdf", "--user", "reporter", "--site", "PS1",
-                   env={"COMANAGE_REPORT_PASSWORD": PASSWORD})
+    done = run_cli(
+        "report",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path),
+        "--url",
+        url,
+        "--format",
+        "html,pdf",
+        "--user",
+        "reporter",
+        "--site",
+        "PS1",
+        env={"COMANAGE_REPORT_PASSWORD": PASSWORD},
+    )
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     html_file = next(tmp_path.glob("*.html"))
@@ -721,6 +900,7 @@ def test_url_report_signs_in_and_uses_the_servers_figures(tmp_path, protected_da
 
 
 # -- the page in a browser -----------------------------------------------------------------
+
 
 @pytest.mark.browser
 def test_report_page_is_static_print_friendly_and_error_free(sample_store):
@@ -741,8 +921,11 @@ def test_report_page_is_static_print_friendly_and_error_free(sample_store):
     except BrowserMissing as error:
         pytest.fail(f"browser tests need Chromium: {error}", pytrace=False)
     errors: list[str] = []
-    with serving(create_app(settings, store)) as url, sync_playwright() as playwright, \
-            chromium(playwright, executable) as browser:
+    with (
+        serving(create_app(settings, store)) as url,
+        sync_playwright() as playwright,
+        chromium(playwright, executable) as browser,
+    ):
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

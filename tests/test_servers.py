@@ -40,8 +40,15 @@ def test_the_servers_answer_on_loopback(redis_server, postgres_url):
     assert redis.Redis.from_url(redis_server.url).ping()
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT inet_server_addr()::text")).scalar() \
+        assert (
+            conn.execute(sa.text("SELECT inet_server_addr()::text"))
+            .scalar()
             .startswith("127.0.0.1")
-        assert conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = "
-                                    "'public'")).scalar() == 0  # a new, empty database
+        )
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            ).scalar()
+            == 0
+        )  # a new, empty database
     engine.dispose()

@@ -52,10 +52,13 @@ def fingerprint(settings: Settings) -> str:
 
     shape = {
         "version": __version__,
-        "sources": [(s.site, str(s.csv) if s.csv else None, s.url)
-                    + ((redact(s.odbc),) if s.odbc else ()) for s in settings.sources],
-        "workloads": {k: (w.stage, list(w.pilot_collections))
-                      for k, w in sorted(settings.workloads.items())},
+        "sources": [
+            (s.site, str(s.csv) if s.csv else None, s.url) + ((redact(s.odbc),) if s.odbc else ())
+            for s in settings.sources
+        ],
+        "workloads": {
+            k: (w.stage, list(w.pilot_collections)) for k, w in sorted(settings.workloads.items())
+        },
         "collections": list(settings.named_collections),
         "as_of": settings.as_of,
         "client_inactive_days": settings.client_inactive_days,
@@ -88,8 +91,10 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     }
     write_private(target / "meta.json", json.dumps(meta))
     pointer = folder / f".{POINTER}.{uuid.uuid4().hex[:8]}"
-    write_private(pointer, json.dumps({"generation": generation, "fingerprint": key,
-                                       "written": meta["written"]}))
+    write_private(
+        pointer,
+        json.dumps({"generation": generation, "fingerprint": key, "written": meta["written"]}),
+    )
     os.replace(pointer, folder / POINTER)  # the publish step: atomic on Windows and POSIX
     for old in folder.glob("gen-*"):
         if old.name != generation:
@@ -130,9 +135,14 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         name_ranks = np.load(ranks) if ranks.exists() else None
     except (OSError, ValueError, KeyError):
         return None
-    estate = Estate(devices=devices, memberships=memberships, name_ranks=name_ranks,
-                    sources=[SourceReport(**report) for report in meta["sources"]],
-                    data_as_of=meta["data_as_of"], collection_names=meta["collection_names"])
+    estate = Estate(
+        devices=devices,
+        memberships=memberships,
+        name_ranks=name_ranks,
+        sources=[SourceReport(**report) for report in meta["sources"]],
+        data_as_of=meta["data_as_of"],
+        collection_names=meta["collection_names"],
+    )
     return estate, target.name
 
 

@@ -69,11 +69,12 @@ TEXT_COLUMNS: tuple[str, ...] = (
 )
 UNIQUE_TEXT: tuple[str, ...] = ("Name", "AADDeviceID")
 # Columns whose values repeat: kept as categoricals, read as dictionaries from CSV.
-REPEATING_TEXT: tuple[str, ...] = tuple(c for c in TEXT_COLUMNS if c not in UNIQUE_TEXT) + (
-    "Build",)
+REPEATING_TEXT: tuple[str, ...] = (*tuple(c for c in TEXT_COLUMNS if c not in UNIQUE_TEXT), "Build")
 REPEATING_COLUMNS: tuple[str, ...] = (
-    REPEATING_TEXT + FLAG_COLUMNS + ("ProductType", "EnrollmentStatusCode", "MDMWorkloads",
-                                     "SiteCode"))
+    REPEATING_TEXT
+    + FLAG_COLUMNS
+    + ("ProductType", "EnrollmentStatusCode", "MDMWorkloads", "SiteCode")
+)
 
 _TRUE = {"1", "1.0", "true", "yes"}
 _FALSE = {"0", "0.0", "false", "no"}
@@ -119,8 +120,10 @@ class ContractError(Exception):
 
 
 def is_null(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or (
-        isinstance(value, str) and value.strip().lower() in _NULLS
+    return (
+        value is None
+        or (isinstance(value, float) and np.isnan(value))
+        or (isinstance(value, str) and value.strip().lower() in _NULLS)
     )
 
 
@@ -216,15 +219,17 @@ def _categorical_from(lookup: list, codes: np.ndarray) -> pd.Categorical:
     """The categorical of ``lookup[code]`` for each code (text, or None for missing); code -1
     takes the last entry. Only the short lookup is factorised, never a row per device."""
     slots, categories = pd.factorize(pd.Series(lookup, dtype=object), use_na_sentinel=True)
-    return pd.Categorical.from_codes(slots.astype(np.int32)[codes],
-                                     categories=pd.Index(categories, dtype="str"))
+    return pd.Categorical.from_codes(
+        slots.astype(np.int32)[codes], categories=pd.Index(categories, dtype="str")
+    )
 
 
 def recoded(column: pd.Series, convert: Callable[[object], object]) -> pd.Series:
     """A categorical of ``convert`` applied to each distinct value (None = missing)."""
     codes, uniques = distinct(column)
-    return pd.Series(_categorical_from([convert(u) for u in uniques] + [None], codes),
-                     index=column.index)
+    return pd.Series(
+        _categorical_from([convert(u) for u in uniques] + [None], codes), index=column.index
+    )
 
 
 def _map_distinct(column: pd.Series, parse, text: bool = False):
@@ -242,8 +247,7 @@ def _map_distinct(column: pd.Series, parse, text: bool = False):
             bad_unique[index] = True
             messages[index] = str(error)
     parsed.append(parse(None))  # the NA sentinel (-1) maps to the last slot
-    values = _categorical_from(parsed, codes) if text else \
-        np.array(parsed, dtype=float)[codes]
+    values = _categorical_from(parsed, codes) if text else np.array(parsed, dtype=float)[codes]
     return values, bad_unique[codes], codes, messages
 
 
@@ -260,8 +264,7 @@ def _arrow_text(column: pd.Series) -> pa.Array:
 def _null_like(text: pa.Array) -> pa.Array:
     """True where a text value means "no value" (missing, empty, NULL, blanks)."""
     lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
-    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(["", "null", "nan", "<na>"])),
-                        True)
+    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(["", "null", "nan", "<na>"])), True)
 
 
 def text_or_none(column: pd.Series) -> pd.Series:
@@ -297,12 +300,16 @@ def whole_numbers(text: pd.Series) -> pd.Series:
         numbers = text.astype("float64")
         return numbers.where(numbers == np.floor(numbers))
     try:  # the common case, every value clean: one vectorised cast
-        return pd.Series(pa.array(text, type=pa.string()).cast(pa.int64()).to_numpy(
-            zero_copy_only=False), index=text.index, dtype="float64")
+        return pd.Series(
+            pa.array(text, type=pa.string()).cast(pa.int64()).to_numpy(zero_copy_only=False),
+            index=text.index,
+            dtype="float64",
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         stripped = text.astype("str").str.strip()
-        return pd.to_numeric(stripped.where(stripped.str.match(_INT_RE.pattern), None),
-                             errors="coerce")
+        return pd.to_numeric(
+            stripped.where(stripped.str.match(_INT_RE.pattern), None), errors="coerce"
+        )
 
 
 def _text_values(array: pa.Array) -> pa.Array:
@@ -315,24 +322,29 @@ def _text_values(array: pa.Array) -> pa.Array:
         return array.cast(pa.int8()).cast(pa.string())
     if pa.types.is_timestamp(kind):  # zoned values are stored as UTC: dropping the zone keeps it
         return array.cast(pa.timestamp("ms")).cast(pa.string())
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
-            pa.types.is_fixed_size_binary(kind):
-        return pa.array([None if v is None else v.hex() for v in array.to_pylist()],
-                        type=pa.string())
+    if (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    ):
+        return pa.array(
+            [None if v is None else v.hex() for v in array.to_pylist()], type=pa.string()
+        )
     try:
         return array.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in array.to_pylist()],
-                        type=pa.string())
+        return pa.array(
+            [None if v is None else str(v) for v in array.to_pylist()], type=pa.string()
+        )
 
 
-def _raw_column(column: pa.ChunkedArray | pa.Array, repeating: bool
-                ) -> pa.ChunkedArray | pa.Array:
+def _raw_column(column: pa.ChunkedArray | pa.Array, repeating: bool) -> pa.ChunkedArray | pa.Array:
     """One column of raw values as the validation reads it: text, or for a repeating column a
     dictionary of distinct values (typed once each, held as small codes)."""
     kind = column.type
     if (pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)) or (
-            not repeating and (pa.types.is_string(kind) or pa.types.is_large_string(kind))):
+        not repeating and (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    ):
         return column  # as the CSV reader delivers them: nothing to convert, nothing to copy
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(kind):
@@ -352,13 +364,15 @@ def raw_frame(table: pa.Table, repeating: tuple[str, ...] = REPEATING_COLUMNS) -
     raw values, whichever source it came from: a CSV read by pyarrow, or a query's result
     fetched straight into Arrow. Repeating columns become categoricals; other text stays
     Arrow-backed strings."""
-    columns = {name: _raw_column(table.column(name), name in repeating)
-               for name in table.column_names}
+    columns = {
+        name: _raw_column(table.column(name), name in repeating) for name in table.column_names
+    }
     return pa.table(columns).to_pandas(split_blocks=True)
 
 
-def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | None = None,
-                  unit: str = "line") -> ParseResult:
+def parse_devices(
+    raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | None = None, unit: str = "line"
+) -> ParseResult:
     """Type the raw text columns of a device export; drop and report rows with bad values.
 
     ``raw`` holds the contract columns as text (missing values as NA or ""). ``line_numbers``
@@ -368,8 +382,10 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     """
     n = len(raw)
     if line_numbers is None:
+
         def line_numbers() -> np.ndarray:
             return np.arange(2, n + 2)
+
     out: dict[str, object] = {}
     bad_any = np.zeros(n, dtype=bool)
     first_bad: list[tuple[int, str, str, str]] = []  # (row, column, value, message)
@@ -381,14 +397,20 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
         new = bad & ~bad_any
         if new.any():
             reasons[f"bad {column}"] = reasons.get(f"bad {column}", 0) + int(new.sum())
-            for row in np.flatnonzero(new)[:EXAMPLES_KEPT]:
-                first_bad.append((int(row), column, str(values_raw.iloc[row]), message_of(row)))
+            first_bad.extend(
+                (int(row), column, str(values_raw.iloc[row]), message_of(row))
+                for row in np.flatnonzero(new)[:EXAMPLES_KEPT]
+            )
         bad_any |= bad
 
     # ResourceID: every value is distinct, so parse vectorised rather than per distinct value.
     rid_num = whole_numbers(raw["ResourceID"])
-    note("ResourceID", rid_num.isna().to_numpy(), raw["ResourceID"],
-         lambda row: "is not a whole number")
+    note(
+        "ResourceID",
+        rid_num.isna().to_numpy(),
+        raw["ResourceID"],
+        lambda row: "is not a whole number",
+    )
     out["ResourceID"] = rid_num.fillna(-1).astype("int64").to_numpy()
 
     for column in FLAG_COLUMNS:
@@ -404,14 +426,22 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     values, bad, codes, messages = _map_distinct(
         raw["EnrollmentStatusCode"], parse_status_code, text=True
     )
-    note("EnrollmentStatusCode", bad, raw["EnrollmentStatusCode"],
-         lambda row, c=codes, m=messages: m[int(c[row])])
+    note(
+        "EnrollmentStatusCode",
+        bad,
+        raw["EnrollmentStatusCode"],
+        lambda row, c=codes, m=messages: m[int(c[row])],
+    )
     out["EnrollmentStatusCode"] = values
 
     for column in DATE_COLUMNS:
         values, bad = parse_dates(raw[column])
-        note(column, bad, raw[column],
-             lambda row: "is not a date (expected 2026-11-20 13:45:12.000 or ISO 8601)")
+        note(
+            column,
+            bad,
+            raw[column],
+            lambda row: "is not a date (expected 2026-11-20 13:45:12.000 or ISO 8601)",
+        )
         out[column] = values
 
     out["ProductType"], _, _, _ = _map_distinct(raw["ProductType"], parse_product_type)
@@ -421,11 +451,11 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     os_codes, os_names = distinct(raw["OperatingSystem"])
     build_codes, builds = distinct(raw["Build"])
     width = len(builds) + 1
-    pairs, distinct_pairs = pd.factorize((os_codes.astype(np.int64) + 1) * width
-                                         + build_codes + 1)
+    pairs, distinct_pairs = pd.factorize((os_codes.astype(np.int64) + 1) * width + build_codes + 1)
     os_names, builds = [None, *os_names], [None, *builds]
-    nt = [parse_nt_version(os_names[pair // width], builds[pair % width])
-          for pair in distinct_pairs]
+    nt = [
+        parse_nt_version(os_names[pair // width], builds[pair % width]) for pair in distinct_pairs
+    ]
     out["NTVersion"] = _categorical_from(nt, pairs)
 
     # Repeating text becomes categorical (a few distinct values per million rows); names
@@ -435,19 +465,29 @@ def parse_devices(raw: pd.DataFrame, line_numbers: Callable[[], np.ndarray] | No
     for column in UNIQUE_TEXT:
         out[column] = text_or_none(raw[column])
     if "SiteCode" in raw.columns:
-        out["SiteCode"] = recoded(raw["SiteCode"],
-                                  lambda v: None if is_null(v) else str(v).strip())
+        out["SiteCode"] = recoded(raw["SiteCode"], lambda v: None if is_null(v) else str(v).strip())
 
     # Text columns stay Arrow-backed Series: converting them to numpy objects costs seconds.
-    frame = pd.DataFrame({k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v)
-                          for k, v in out.items()}, copy=False)
+    frame = pd.DataFrame(
+        {k: (v.reset_index(drop=True) if isinstance(v, pd.Series) else v) for k, v in out.items()},
+        copy=False,
+    )
     problems = []
     if first_bad:
         lines = line_numbers()
-        problems = [Problem(int(lines[row]), column, value, message, unit)
-                    for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]]
+        problems = [
+            Problem(int(lines[row]), column, value, message, unit)
+            for row, column, value, message in sorted(first_bad)[:EXAMPLES_KEPT]
+        ]
     kept = np.flatnonzero(~bad_any)
     if bad_any.any():
         frame = frame.iloc[kept].reset_index(drop=True)
-    return ParseResult(frame=frame, kept=kept, line_numbers=line_numbers, unit=unit,
-                       dropped=int(bad_any.sum()), problems=problems, reasons=reasons)
+    return ParseResult(
+        frame=frame,
+        kept=kept,
+        line_numbers=line_numbers,
+        unit=unit,
+        dropped=int(bad_any.sum()),
+        problems=problems,
+        reasons=reasons,
+    )

@@ -72,8 +72,13 @@ def _decoded_bytes(path: Path) -> bytes:
 class CsvTable:
     """The text of one CSV file: header, rows as strings and each row's line number."""
 
-    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...] = (),
-                 repeating: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path: Path,
+        required: tuple[str, ...],
+        optional: tuple[str, ...] = (),
+        repeating: tuple[str, ...] = (),
+    ):
         """``repeating`` columns are read as categoricals (dictionary-encoded by the reader:
         a few distinct values per million rows cost almost nothing to type later)."""
         self.path = path
@@ -93,8 +98,10 @@ class CsvTable:
                 self.columns[canonical[key]] = name
         missing = [name for name in required if name not in self.columns]
         if missing:
-            raise ContractError(f"{path}: missing required column {missing[0]}"
-                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise ContractError(
+                f"{path}: missing required column {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         self.invalid: list[tuple[int | None, str]] = []
         self.frame = self._read(header)
 
@@ -115,22 +122,29 @@ class CsvTable:
 
     def _read(self, header: list[str]) -> pd.DataFrame:
         def invalid_row(row) -> str:
-            self.invalid.append((row.number, f"has {row.actual_columns} fields, the header "
-                                             f"has {row.expected_columns}"))
+            self.invalid.append(
+                (
+                    row.number,
+                    f"has {row.actual_columns} fields, the header has {row.expected_columns}",
+                )
+            )
             return "skip"
 
         wanted = list(self.columns.values())
         dictionary = pa.dictionary(pa.int32(), pa.string())
         types = {name: pa.string() for name in header}
-        types.update({self.columns[name]: dictionary for name in self.repeating
-                      if name in self.columns})
+        types.update(
+            {self.columns[name]: dictionary for name in self.repeating if name in self.columns}
+        )
         try:
             table = pacsv.read_csv(
                 io.BytesIO(self.body),
-                read_options=pacsv.ReadOptions(skip_rows=self.skip, column_names=None,
-                                               block_size=1 << 24),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                                 invalid_row_handler=invalid_row),
+                read_options=pacsv.ReadOptions(
+                    skip_rows=self.skip, column_names=None, block_size=1 << 24
+                ),
+                parse_options=pacsv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=invalid_row
+                ),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types,
                     include_columns=wanted,
@@ -141,8 +155,9 @@ class CsvTable:
             )
         except (pa.ArrowInvalid, pa.ArrowKeyError) as error:
             raise ContractError(f"{self.path}: cannot parse as CSV ({error})") from None
-        frame = raw_frame(table, tuple(self.columns[name] for name in self.repeating
-                                       if name in self.columns))
+        frame = raw_frame(
+            table, tuple(self.columns[name] for name in self.repeating if name in self.columns)
+        )
         return frame.rename(columns={v: k for k, v in self.columns.items()})
 
     def line_numbers(self) -> np.ndarray:
@@ -169,8 +184,9 @@ class CsvTable:
             line = reader.line_num + 1
         if len(good) != n or len(bad) != len(self.invalid):
             return np.arange(first, first + n)  # disagreement: fall back to record order
-        self.invalid = [(at, f"has {count} fields, the header has {len(header)}")
-                        for at, count in bad]
+        self.invalid = [
+            (at, f"has {count} fields, the header has {len(header)}") for at, count in bad
+        ]
         return np.asarray([at for at, _ in good])
 
 
@@ -179,12 +195,14 @@ def fetch_csv(folder: Path) -> tuple[CsvTable, pd.DataFrame]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ContractError(f"{folder}: folder not found (expected {DEVICES_FILE} in it)")
-    devices = CsvTable(folder / DEVICES_FILE, DEVICE_COLUMNS, OPTIONAL_DEVICE_COLUMNS,
-                       repeating=REPEATING_COLUMNS)
+    devices = CsvTable(
+        folder / DEVICES_FILE, DEVICE_COLUMNS, OPTIONAL_DEVICE_COLUMNS, repeating=REPEATING_COLUMNS
+    )
     memberships = pd.DataFrame({c: pd.Series(dtype="str") for c in MEMBERSHIP_COLUMNS})
     collections_path = folder / COLLECTIONS_FILE
     if collections_path.exists():
-        table = CsvTable(collections_path, MEMBERSHIP_COLUMNS,
-                         repeating=("CollectionID", "CollectionName"))
+        table = CsvTable(
+            collections_path, MEMBERSHIP_COLUMNS, repeating=("CollectionID", "CollectionName")
+        )
         memberships = table.frame[list(MEMBERSHIP_COLUMNS)]
     return devices, memberships

@@ -100,8 +100,7 @@ class Estate:
         mask = self._collection_masks.get(collection_id)
         return np.zeros(len(self.devices), dtype=bool) if mask is None else mask.copy()
 
-    def mask(self, site: str | None = None, collection: str | None = None
-             ) -> np.ndarray | None:
+    def mask(self, site: str | None = None, collection: str | None = None) -> np.ndarray | None:
         """Rows of one site and/or one collection (membership rows only); None for all."""
         if not site and not collection:
             return None
@@ -117,8 +116,9 @@ class Estate:
         key = f"{column}:{'desc' if descending else 'asc'}"
         order = self._orders.get(key)
         if order is None:
-            order = self._orders[key] = sort_key(self.devices, column, descending,
-                                                 names=self.ranked_names())
+            order = self._orders[key] = sort_key(
+                self.devices, column, descending, names=self.ranked_names()
+            )
         return order
 
     def ranked_names(self) -> np.ndarray:
@@ -128,8 +128,9 @@ class Estate:
         return self.name_ranks
 
     def device_collections(self, row: int) -> pd.DataFrame:
-        return self.memberships.loc[self.memberships["row"] == row,
-                                    ["CollectionID", "CollectionName"]]
+        return self.memberships.loc[
+            self.memberships["row"] == row, ["CollectionID", "CollectionName"]
+        ]
 
 
 def _problem_lines(file: str, result: ParseResult, extra: list[Problem]) -> list[str]:
@@ -155,24 +156,34 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
         fetch = fetch_odbc if source.odbc is not None else fetch_sql
         where = source.odbc if source.odbc is not None else source.url
         try:
-            raw, memberships = fetch(where, collection_ids, password=password,
-                                     timeout_seconds=settings.query_timeout_seconds)
+            raw, memberships = fetch(
+                where,
+                collection_ids,
+                password=password,
+                timeout_seconds=settings.query_timeout_seconds,
+            )
         except SourceError as error:
             raise LoadError(f"site {source.site}: {error}") from None
         file, location = "devices.sql result", redact(where, [password, odbc_password(where)])
 
         def lines() -> np.ndarray:
             return np.arange(1, len(raw) + 1)
+
     unit = "line" if source.kind == "csv" else "row"
     result = parse_devices(raw, line_numbers=lines, unit=unit)
     typed = result.frame
     if "SiteCode" in typed.columns:  # a CAS export names each row's primary site
-        site = typed["SiteCode"].cat.add_categories(
-            [source.site] if source.site not in typed["SiteCode"].cat.categories else []
-        ).fillna(source.site)
+        site = (
+            typed["SiteCode"]
+            .cat.add_categories(
+                [source.site] if source.site not in typed["SiteCode"].cat.categories else []
+            )
+            .fillna(source.site)
+        )
     else:
-        site = pd.Categorical.from_codes(np.zeros(len(typed), dtype=np.int8),
-                                         categories=pd.Index([source.site], dtype="str"))
+        site = pd.Categorical.from_codes(
+            np.zeros(len(typed), dtype=np.int8), categories=pd.Index([source.site], dtype="str")
+        )
     typed.insert(0, "site", site)
 
     # A repeated (site, ResourceID) keeps its first row and is reported like a bad value.
@@ -180,22 +191,27 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
     duplicate_problems = []
     if repeated.any():
         typed_lines = result.line_numbers()[result.kept]
-        first_line = dict(zip(typed.loc[~repeated, "ResourceID"], typed_lines[~repeated],
-                              strict=True))
+        first_line = dict(
+            zip(typed.loc[~repeated, "ResourceID"], typed_lines[~repeated], strict=True)
+        )
         for row in np.flatnonzero(repeated)[:5]:
             rid = int(typed["ResourceID"].iat[row])
             seen = first_line.get(rid)
             message = f"is repeated (first on {unit} {seen}); kept the first row"
-            duplicate_problems.append(Problem(int(typed_lines[row]), "ResourceID", str(rid),
-                                              message, unit))
+            duplicate_problems.append(
+                Problem(int(typed_lines[row]), "ResourceID", str(rid), message, unit)
+            )
         result.reasons["repeated ResourceID"] = int(repeated.sum())
         typed = typed.loc[~repeated].reset_index(drop=True)
     dropped = result.dropped + int(repeated.sum()) + len(invalid)
     if invalid:
         result.reasons["wrong number of fields"] = len(invalid)
     report = SourceReport(
-        site=source.site, kind=source.kind, location=location,
-        rows=len(raw) + len(invalid), dropped=dropped,
+        site=source.site,
+        kind=source.kind,
+        location=location,
+        rows=len(raw) + len(invalid),
+        dropped=dropped,
         problems=_problem_lines(file, result, invalid + duplicate_problems),
         reasons=result.reasons,
     )
@@ -203,20 +219,24 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
     return typed, memberships, report
 
 
-def _typed_memberships(memberships: pd.DataFrame, site: str,
-                       collection_ids: list[str]) -> pd.DataFrame:
+def _typed_memberships(
+    memberships: pd.DataFrame, site: str, collection_ids: list[str]
+) -> pd.DataFrame:
     """The membership rows of the configured collections, IDs and names categorical."""
     collection = recoded(memberships["CollectionID"], lambda v: str(v).strip())
     rid = whole_numbers(memberships["ResourceID"]).to_numpy()
     keep = collection.isin(collection_ids).to_numpy() & ~np.isnan(rid)
     sites = pd.Index([site], dtype="str")
-    return pd.DataFrame({
-        "site": pd.Categorical.from_codes(np.zeros(int(keep.sum()), dtype=np.int8), sites),
-        "ResourceID": rid[keep].astype("int64"),
-        "CollectionID": collection[keep].reset_index(drop=True),
-        "CollectionName": recoded(memberships["CollectionName"], str)[keep].reset_index(
-            drop=True),
-    })
+    return pd.DataFrame(
+        {
+            "site": pd.Categorical.from_codes(np.zeros(int(keep.sum()), dtype=np.int8), sites),
+            "ResourceID": rid[keep].astype("int64"),
+            "CollectionID": collection[keep].reset_index(drop=True),
+            "CollectionName": recoded(memberships["CollectionName"], str)[keep].reset_index(
+                drop=True
+            ),
+        }
+    )
 
 
 def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -267,15 +287,19 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     memberships = memberships.assign(row=rows)[rows >= 0].reset_index(drop=True)
     codes, ids = distinct(memberships["CollectionID"])
     present, first = np.unique(codes, return_index=True)
-    names = {str(ids[code]): str(memberships["CollectionName"].iat[at])
-             for code, at in zip(present, first, strict=True) if code >= 0}
+    names = {
+        str(ids[code]): str(memberships["CollectionName"].iat[at])
+        for code, at in zip(present, first, strict=True)
+        if code >= 0
+    }
 
     pilot_members, stages = {}, {}
     for key, workload in settings.workloads.items():
         stages[key] = workload.stage
         mask = np.zeros(len(devices), dtype=bool)
         member_rows = memberships.loc[
-            memberships["CollectionID"].isin(workload.pilot_collections), "row"].to_numpy()
+            memberships["CollectionID"].isin(workload.pilot_collections), "row"
+        ].to_numpy()
         mask[member_rows] = True
         pilot_members[key] = mask
     if settings.as_of:
@@ -288,11 +312,16 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     classified["readiness"] = readiness_failure(classified)
     if history is not None:
         _add_state_since(classified, history, data_as_of)
-    classified = evaluate(classified, Thresholds(settings.client_inactive_days,
-                                                 settings.stuck_days), as_of)
-    return Estate(devices=classified, memberships=memberships[
-        ["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
-        sources=reports, data_as_of=data_as_of, collection_names=names)
+    classified = evaluate(
+        classified, Thresholds(settings.client_inactive_days, settings.stuck_days), as_of
+    )
+    return Estate(
+        devices=classified,
+        memberships=memberships[["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
+        sources=reports,
+        data_as_of=data_as_of,
+        collection_names=names,
+    )
 
 
 def snapshot_day(data_as_of: str) -> date:
@@ -309,11 +338,14 @@ def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None
 
     try:
         since = history.state_since(classified, snapshot_day(data_as_of))
-    except Exception as error:  # noqa: BLE001 - serving matters more than history
-        logging.getLogger(__name__).warning("history: cannot read time in state from %s: %s",
-                                            getattr(history, "shown", history), error)
+    except Exception as error:
+        logging.getLogger(__name__).warning(
+            "history: cannot read time in state from %s: %s",
+            getattr(history, "shown", history),
+            error,
+        )
         return
     classified["state_since"] = pd.to_datetime(since).as_unit("s")
 
 
-__all__ = ["Estate", "LoadError", "SourceReport", "load_estate", "MEMBERSHIP_COLUMNS"]
+__all__ = ["MEMBERSHIP_COLUMNS", "Estate", "LoadError", "SourceReport", "load_estate"]

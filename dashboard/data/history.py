@@ -104,10 +104,29 @@ WRITE_LOCK_KEY = 0x636F6D616E616765  # PostgreSQL: the advisory lock writers tak
 DISABLED = ("off", "none", "false", "no", "0")
 
 # Stored codes: the index in these tuples. Append only: never reorder or remove.
-STATUS_CODES = ("", "success_hybrid", "success_aad", "enrolling_hybrid", "enrolling_aad",
-                "failure_hybrid", "failure_aad", "pending_user_sign_in")
-REASON_CODES = ("", "server", "os-too-old", "os-unknown", "no-client", "not-joined",
-                "no-policy", "failed", "pending-sign-in", "scheduled", "enrolling")
+STATUS_CODES = (
+    "",
+    "success_hybrid",
+    "success_aad",
+    "enrolling_hybrid",
+    "enrolling_aad",
+    "failure_hybrid",
+    "failure_aad",
+    "pending_user_sign_in",
+)
+REASON_CODES = (
+    "",
+    "server",
+    "os-too-old",
+    "os-unknown",
+    "no-client",
+    "not-joined",
+    "no-policy",
+    "failed",
+    "pending-sign-in",
+    "scheduled",
+    "enrolling",
+)
 IN_PROGRESS_CODES = tuple(REASON_CODES.index(reason) for reason in IN_PROGRESS_REASONS)
 WORKLOAD_MASK = sum(bit for bit, _label in WORKLOADS.values())
 
@@ -130,11 +149,13 @@ class SnapshotInfo:
 
 metadata = sa.MetaData()
 schema_version = sa.Table(
-    "schema_version", metadata,
+    "schema_version",
+    metadata,
     sa.Column("version", sa.Integer, nullable=False),
 )
 snapshots = sa.Table(
-    "snapshots", metadata,
+    "snapshots",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("site", sa.String(64), nullable=False),
     sa.Column("day", sa.Date, nullable=False),
@@ -147,18 +168,30 @@ snapshots = sa.Table(
     sa.UniqueConstraint("site", "day", name="uq_snapshots_site_day"),
 )
 aggregates = sa.Table(
-    "aggregates", metadata,
-    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True,
-              autoincrement=False),
+    "aggregates",
+    metadata,
+    sa.Column(
+        "snapshot_id",
+        sa.Integer,
+        sa.ForeignKey("snapshots.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("collection", sa.String(64), primary_key=True),
     sa.Column("metric", sa.String(160), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 device_states = sa.Table(
-    "device_states", metadata,
-    sa.Column("snapshot_id", sa.Integer, sa.ForeignKey("snapshots.id"), primary_key=True,
-              autoincrement=False),
+    "device_states",
+    metadata,
+    sa.Column(
+        "snapshot_id",
+        sa.Integer,
+        sa.ForeignKey("snapshots.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("resource_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("reason", sa.SmallInteger, nullable=False),
@@ -171,8 +204,17 @@ device_states = sa.Table(
     sqlite_with_rowid=False,
 )
 DATA_TABLES = (snapshots, aggregates, device_states)
-STATE_COLUMNS = ("resource_id", "status", "reason", "comanaged", "failed", "workloads",
-                 "error_code", "attention", "since")
+STATE_COLUMNS = (
+    "resource_id",
+    "status",
+    "reason",
+    "comanaged",
+    "failed",
+    "workloads",
+    "error_code",
+    "attention",
+    "since",
+)
 
 
 def _migrate_0_to_1(conn: sa.Connection) -> None:
@@ -191,14 +233,20 @@ def _migrate_0_to_1(conn: sa.Connection) -> None:
             if column.name in present:
                 continue
             if column.primary_key or (not column.nullable and column.server_default is None):
-                raise HistoryError(f"cannot migrate table {table.name}: column {column.name} "
-                                   "is missing and has no default")
+                raise HistoryError(
+                    f"cannot migrate table {table.name}: column {column.name} "
+                    "is missing and has no default"
+                )
             # Identifiers and types come from this module's metadata, never from input.
             ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
             conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
     if "snapshots" in existing:
-        counted = (sa.select(sa.func.count()).select_from(device_states)
-                   .where(device_states.c.snapshot_id == snapshots.c.id).scalar_subquery())
+        counted = (
+            sa.select(sa.func.count())
+            .select_from(device_states)
+            .where(device_states.c.snapshot_id == snapshots.c.id)
+            .scalar_subquery()
+        )
         conn.execute(snapshots.update().values(device_states=counted))
     schema_version.create(conn, checkfirst=True)
 
@@ -217,8 +265,10 @@ def migrate(conn: sa.Connection) -> int:
     """Bring the store to ``SCHEMA_VERSION`` inside the caller's transaction."""
     version = _stored_version(conn)
     if version > SCHEMA_VERSION:
-        raise HistoryError(f"the history store has schema version {version}, newer than this "
-                           f"version of the tool understands ({SCHEMA_VERSION}): upgrade it")
+        raise HistoryError(
+            f"the history store has schema version {version}, newer than this "
+            f"version of the tool understands ({SCHEMA_VERSION}): upgrade it"
+        )
     start = version
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
@@ -238,12 +288,16 @@ def _has_version_row(conn: sa.Connection) -> bool:
 
 # -- codes -----------------------------------------------------------------------------------------
 
+
 def _encode(values: pd.Series, table: Sequence[str]) -> np.ndarray:
     """Category labels to their stored codes (missing -> 0)."""
-    categorical = values if isinstance(values.dtype, pd.CategoricalDtype) else \
-        values.astype("category")
-    lookup = np.array([table.index(c) if c in table else 0
-                       for c in categorical.cat.categories.astype(str)] + [0], dtype=np.int64)
+    categorical = (
+        values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    )
+    lookup = np.array(
+        [table.index(c) if c in table else 0 for c in categorical.cat.categories.astype(str)] + [0],
+        dtype=np.int64,
+    )
     codes = categorical.cat.codes.to_numpy()
     return lookup[np.where(codes < 0, len(lookup) - 1, codes)]
 
@@ -256,10 +310,12 @@ def _decode(codes: np.ndarray, table: Sequence[str]) -> np.ndarray:
 
 def _error_numbers(codes: pd.Series) -> np.ndarray:
     """``0x8018002A`` -> 2149056554 as float (NaN where there is no code)."""
-    categorical = codes if isinstance(codes.dtype, pd.CategoricalDtype) else \
-        codes.astype("category")
-    lookup = np.array([float(int(str(c), 16)) for c in categorical.cat.categories]
-                      + [np.nan], dtype=float)
+    categorical = (
+        codes if isinstance(codes.dtype, pd.CategoricalDtype) else codes.astype("category")
+    )
+    lookup = np.array(
+        [float(int(str(c), 16)) for c in categorical.cat.categories] + [np.nan], dtype=float
+    )
     raw = categorical.cat.codes.to_numpy()
     return lookup[np.where(raw < 0, len(lookup) - 1, raw)]
 
@@ -296,6 +352,7 @@ def state_arrays(devices: pd.DataFrame) -> dict[str, np.ndarray]:
 
 # -- the store -------------------------------------------------------------------------------------
 
+
 def _redacted(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
 
@@ -305,11 +362,13 @@ def _sqlite_engine(url: sa.URL, read_only: bool) -> sa.Engine:
     memory = database in ("", ":memory:")
     if read_only and not memory:
         target = Path(database).resolve().as_uri()
-        engine = sa.create_engine(f"sqlite:///{target}?mode=ro&uri=true",
-                                  connect_args={"timeout": BUSY_SECONDS})
+        engine = sa.create_engine(
+            f"sqlite:///{target}?mode=ro&uri=true", connect_args={"timeout": BUSY_SECONDS}
+        )
     elif memory:
-        engine = sa.create_engine("sqlite://", poolclass=StaticPool,
-                                  connect_args={"check_same_thread": False})
+        engine = sa.create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
     else:
         folder = Path(database).parent
         if not folder.exists():
@@ -348,6 +407,7 @@ def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
             connect_args["options"] = f"{own} -c default_transaction_read_only=on".strip()
     engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if postgres:
+
         @event.listens_for(engine, "begin")
         def _begin(conn):
             # Writers queue on one lock per database, as SQLite's BEGIN IMMEDIATE makes them
@@ -355,19 +415,27 @@ def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
             # inserts (no unique-key races, no deadlocks). The key is this module's constant.
             if conn.get_execution_options().get("history_write"):
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
     return engine
 
 
 class HistoryStore:
     """Snapshots over time in one database (see the module docstring for the API)."""
 
-    def __init__(self, url: str, history_days: int = 3650, device_history_days: int = 120,
-                 read_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        history_days: int = 3650,
+        device_history_days: int = 120,
+        read_only: bool = False,
+    ):
         try:
             parsed = make_url(url)
         except (sa.exc.ArgumentError, ValueError):
-            raise HistoryError("history_url is not a database URL (e.g. sqlite:///history"
-                               ".sqlite or postgresql+psycopg://host/db)") from None
+            raise HistoryError(
+                "history_url is not a database URL (e.g. sqlite:///history"
+                ".sqlite or postgresql+psycopg://host/db)"
+            ) from None
         self.url = parsed
         self.shown = _redacted(parsed)
         self.history_days = max(1, int(history_days))
@@ -412,8 +480,12 @@ class HistoryStore:
             if self.read_only:
                 version = self.schema_version()
                 if version != SCHEMA_VERSION:
-                    log.warning("history store %s has schema version %s (expected %s): "
-                                "not read", self.shown, version, SCHEMA_VERSION)
+                    log.warning(
+                        "history store %s has schema version %s (expected %s): not read",
+                        self.shown,
+                        version,
+                        SCHEMA_VERSION,
+                    )
                     return False
             else:
                 version = self._write(migrate)
@@ -428,15 +500,17 @@ class HistoryStore:
                     return work(conn)
             except (sa.exc.IntegrityError, sa.exc.OperationalError) as error:
                 transient = isinstance(error, sa.exc.IntegrityError) or any(
-                    word in str(error).lower() for word in ("locked", "busy", "deadlock"))
+                    word in str(error).lower() for word in ("locked", "busy", "deadlock")
+                )
                 if not transient or attempt == WRITE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
     # -- writing ---------------------------------------------------------------------------------
-    def record(self, estate, collections: Iterable[str] = (),
-               recorded_at: datetime | None = None) -> list[SnapshotInfo]:
+    def record(
+        self, estate, collections: Iterable[str] = (), recorded_at: datetime | None = None
+    ) -> list[SnapshotInfo]:
         """Record the estate's snapshot for each of its sites (replacing that day's).
 
         ``collections``: the collection scopes to aggregate besides the whole site (the
@@ -447,15 +521,15 @@ class HistoryStore:
             return []
         self.ensure_schema()
         day = snapshot_day(estate.data_as_of)
-        stamp = (recorded_at or datetime.now(UTC)).astimezone(UTC).isoformat(
-            timespec="seconds")
+        stamp = (recorded_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         rules = json.dumps([rule.id for rule in RULES])
         collections = list(dict.fromkeys(collections))
         parts = [self._site_part(estate, site, collections) for site in estate.sites]
 
         def work(conn: sa.Connection) -> list[SnapshotInfo]:
-            infos = [self._write_site(conn, part, day, estate.data_as_of, stamp, rules)
-                     for part in parts]
+            infos = [
+                self._write_site(conn, part, day, estate.data_as_of, stamp, rules) for part in parts
+            ]
             if any(info.written for info in infos):
                 self._prune(conn, day)
             return infos
@@ -471,53 +545,90 @@ class HistoryStore:
         for collection in collections:
             scopes[collection] = metrics_from_summary(
                 summarize(devices, [], estate.data_as_of, estate.mask(site, collection)),
-                errors=False)
-        columns = ["ResourceID", "enrollment_status", "reason", "comanaged", "failed",
-                   "MDMWorkloads", "error_code", "attention"]
-        return {"site": site, "devices": int(summary["devices"]), "scopes": scopes,
-                "states": state_arrays(devices.loc[mask, columns])}
+                errors=False,
+            )
+        columns = [
+            "ResourceID",
+            "enrollment_status",
+            "reason",
+            "comanaged",
+            "failed",
+            "MDMWorkloads",
+            "error_code",
+            "attention",
+        ]
+        return {
+            "site": site,
+            "devices": int(summary["devices"]),
+            "scopes": scopes,
+            "states": state_arrays(devices.loc[mask, columns]),
+        }
 
-    def _write_site(self, conn: sa.Connection, part: dict, day: date, data_as_of: str,
-                    stamp: str, rules: str) -> SnapshotInfo:
+    def _write_site(
+        self, conn: sa.Connection, part: dict, day: date, data_as_of: str, stamp: str, rules: str
+    ) -> SnapshotInfo:
         site, states = part["site"], part["states"]
         since = self._since(conn, site, day, states["resource_id"], states["reason"])
         digest = hashlib.sha256(rules.encode())
         digest.update(json.dumps(part["scopes"], sort_keys=True).encode())
-        for name in ("resource_id", "status", "reason", "comanaged", "failed", "workloads",
-                     "attention"):
+        for name in (
+            "resource_id",
+            "status",
+            "reason",
+            "comanaged",
+            "failed",
+            "workloads",
+            "attention",
+        ):
             digest.update(np.ascontiguousarray(states[name], dtype=np.int64).tobytes())
         digest.update(np.nan_to_num(states["error_code"], nan=-1).tobytes())
         digest.update(since.tobytes())
         fingerprint = digest.hexdigest()[:32]
 
         existing = conn.execute(
-            sa.select(snapshots.c.id, snapshots.c.fingerprint, snapshots.c.data_as_of)
-            .where(snapshots.c.site == site, snapshots.c.day == day)).first()
+            sa.select(snapshots.c.id, snapshots.c.fingerprint, snapshots.c.data_as_of).where(
+                snapshots.c.site == site, snapshots.c.day == day
+            )
+        ).first()
         if existing is not None and existing.fingerprint == fingerprint:
             if existing.data_as_of != data_as_of:  # same content, newer load: note the time
-                conn.execute(snapshots.update().where(snapshots.c.id == existing.id)
-                             .values(data_as_of=data_as_of, recorded_at=stamp))
+                conn.execute(
+                    snapshots.update()
+                    .where(snapshots.c.id == existing.id)
+                    .values(data_as_of=data_as_of, recorded_at=stamp)
+                )
             return SnapshotInfo(site, day, part["devices"], written=False)
         if existing is not None:
             for table in (device_states, aggregates):
                 conn.execute(table.delete().where(table.c.snapshot_id == existing.id))
             conn.execute(snapshots.delete().where(snapshots.c.id == existing.id))
-        snapshot_id = conn.execute(snapshots.insert().values(
-            site=site, day=day, data_as_of=data_as_of, recorded_at=stamp,
-            devices=part["devices"], device_states=len(states["resource_id"]), rules=rules,
-            fingerprint=fingerprint)).inserted_primary_key[0]
-        rows = [{"snapshot_id": snapshot_id, "collection": collection, "metric": metric,
-                 "value": value}
-                for collection, metrics in part["scopes"].items()
-                for metric, value in sorted(metrics.items())]
+        snapshot_id = conn.execute(
+            snapshots.insert().values(
+                site=site,
+                day=day,
+                data_as_of=data_as_of,
+                recorded_at=stamp,
+                devices=part["devices"],
+                device_states=len(states["resource_id"]),
+                rules=rules,
+                fingerprint=fingerprint,
+            )
+        ).inserted_primary_key[0]
+        rows = [
+            {"snapshot_id": snapshot_id, "collection": collection, "metric": metric, "value": value}
+            for collection, metrics in part["scopes"].items()
+            for metric, value in sorted(metrics.items())
+        ]
         conn.execute(aggregates.insert(), rows)
         n = len(states["resource_id"])
         error_code = states["error_code"].astype(object)
         error_code[np.isnan(states["error_code"])] = None
         columns = {
             "snapshot_id": [snapshot_id] * n,
-            **{name: states[name].tolist() for name in ("resource_id", "status", "reason",
-                                                         "comanaged", "failed", "workloads")},
+            **{
+                name: states[name].tolist()
+                for name in ("resource_id", "status", "reason", "comanaged", "failed", "workloads")
+            },
             "error_code": [None if v is None else int(v) for v in error_code],
             "attention": states["attention"].tolist(),
             "since": since.tolist(),
@@ -529,21 +640,27 @@ class HistoryStore:
         """The site's newest snapshot before ``day`` that still has device states."""
         return conn.execute(
             sa.select(snapshots.c.id, snapshots.c.day)
-            .where(snapshots.c.site == site, snapshots.c.day < day,
-                   snapshots.c.device_states > 0)
-            .order_by(snapshots.c.day.desc()).limit(1)).first()
+            .where(snapshots.c.site == site, snapshots.c.day < day, snapshots.c.device_states > 0)
+            .order_by(snapshots.c.day.desc())
+            .limit(1)
+        ).first()
 
-    def _since(self, conn: sa.Connection, site: str, day: date, rids: np.ndarray,
-               reasons: np.ndarray) -> np.ndarray:
+    def _since(
+        self, conn: sa.Connection, site: str, day: date, rids: np.ndarray, reasons: np.ndarray
+    ) -> np.ndarray:
         keys = state_keys(reasons, IN_PROGRESS_CODES)
         previous = self._previous(conn, site, day)
         if previous is None:
             return np.full(len(rids), day_number(day), dtype=np.int64)
         stored = self._read_states(conn, previous.id, ("resource_id", "reason", "since"))
         index = pd.Index(stored["resource_id"]).get_indexer(rids)
-        return carry_since(keys, day_number(day), index,
-                           state_keys(stored["reason"], IN_PROGRESS_CODES),
-                           stored["since"])
+        return carry_since(
+            keys,
+            day_number(day),
+            index,
+            state_keys(stored["reason"], IN_PROGRESS_CODES),
+            stored["since"],
+        )
 
     def _prune(self, conn: sa.Connection, day: date) -> None:
         """Retention: aggregates older than ``history_days``, device states older than
@@ -553,19 +670,29 @@ class HistoryStore:
         newest = max(newest, day)
         cutoff = newest - timedelta(days=self.history_days)
         state_cutoff = newest - timedelta(days=self.device_history_days)
-        latest = (sa.select(sa.func.max(snapshots.c.id))
-                  .where(snapshots.c.device_states > 0).group_by(snapshots.c.site))
+        latest = (
+            sa.select(sa.func.max(snapshots.c.id))
+            .where(snapshots.c.device_states > 0)
+            .group_by(snapshots.c.site)
+        )
         keep = set(conn.execute(latest).scalars())
-        old_states = [row.id for row in conn.execute(
-            sa.select(snapshots.c.id).where(snapshots.c.day < state_cutoff,
-                                            snapshots.c.device_states > 0))
-            if row.id not in keep]
+        old_states = [
+            row.id
+            for row in conn.execute(
+                sa.select(snapshots.c.id).where(
+                    snapshots.c.day < state_cutoff, snapshots.c.device_states > 0
+                )
+            )
+            if row.id not in keep
+        ]
         for snapshot_id in old_states:
             conn.execute(device_states.delete().where(device_states.c.snapshot_id == snapshot_id))
-            conn.execute(snapshots.update().where(snapshots.c.id == snapshot_id)
-                         .values(device_states=0))
-        old = list(conn.execute(sa.select(snapshots.c.id).where(snapshots.c.day < cutoff))
-                   .scalars())
+            conn.execute(
+                snapshots.update().where(snapshots.c.id == snapshot_id).values(device_states=0)
+            )
+        old = list(
+            conn.execute(sa.select(snapshots.c.id).where(snapshots.c.day < cutoff)).scalars()
+        )
         for snapshot_id in old:
             for table in (device_states, aggregates):
                 conn.execute(table.delete().where(table.c.snapshot_id == snapshot_id))
@@ -580,20 +707,24 @@ class HistoryStore:
 
     # -- reading ---------------------------------------------------------------------------------
     @staticmethod
-    def _read_states(conn: sa.Connection, snapshot_id: int,
-                     columns: Sequence[str] = STATE_COLUMNS) -> dict[str, np.ndarray]:
+    def _read_states(
+        conn: sa.Connection, snapshot_id: int, columns: Sequence[str] = STATE_COLUMNS
+    ) -> dict[str, np.ndarray]:
         """One snapshot's device states as arrays (NULL ``since`` -> 0, NULL code -> NaN).
 
         Read through the driver's cursor (same connection and transaction, the snapshot id
         bound): a million rows arrive in about a second instead of four through Core rows.
         """
-        selected = [sa.func.coalesce(device_states.c[name], -1 if name == "error_code" else 0)
-                    for name in columns]
+        selected = [
+            sa.func.coalesce(device_states.c[name], -1 if name == "error_code" else 0)
+            for name in columns
+        ]
         query = sa.select(*selected).where(device_states.c.snapshot_id == snapshot_id)
         compiled = query.compile(dialect=conn.dialect)
         params = compiled.construct_params()
-        args = tuple(params[name] for name in compiled.positiontup) if compiled.positional \
-            else params
+        args = (
+            tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
+        )
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.execute(compiled.string, args)
@@ -604,8 +735,9 @@ class HistoryStore:
         out = {}
         for index, name in enumerate(columns):
             values = table[:, index]
-            out[name] = np.where(values < 0, np.nan, values) if name == "error_code" \
-                else values.copy()
+            out[name] = (
+                np.where(values < 0, np.nan, values) if name == "error_code" else values.copy()
+            )
         return out
 
     def _site_filter(self, site: str | None):
@@ -616,9 +748,11 @@ class HistoryStore:
         columns = ["site", "day", "data_as_of", "recorded_at", "devices", "device_states"]
         if not self.ensure_schema():
             return pd.DataFrame(columns=columns)
-        query = (sa.select(*[snapshots.c[name] for name in columns])
-                 .where(*self._site_filter(site))
-                 .order_by(snapshots.c.day, snapshots.c.site))
+        query = (
+            sa.select(*[snapshots.c[name] for name in columns])
+            .where(*self._site_filter(site))
+            .order_by(snapshots.c.day, snapshots.c.site)
+        )
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).all(), columns=columns)
 
@@ -629,27 +763,29 @@ class HistoryStore:
         conditions = self._site_filter(site)
         if with_devices:
             conditions.append(snapshots.c.device_states > 0)
-        query = sa.select(snapshots.c.day).where(*conditions).distinct().order_by(
-            snapshots.c.day)
+        query = sa.select(snapshots.c.day).where(*conditions).distinct().order_by(snapshots.c.day)
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
-    def reference_day(self, day: date, min_age_days: int = 7, site: str | None = None,
-                      with_devices: bool = False) -> date | None:
+    def reference_day(
+        self, day: date, min_age_days: int = 7, site: str | None = None, with_devices: bool = False
+    ) -> date | None:
         """The newest snapshot day at least ``min_age_days`` before ``day`` (the week-ago
         snapshot of week-over-week figures), or None."""
         if not self.ensure_schema():
             return None
-        conditions = [*self._site_filter(site),
-                      snapshots.c.day <= day - timedelta(days=min_age_days)]
+        conditions = [
+            *self._site_filter(site),
+            snapshots.c.day <= day - timedelta(days=min_age_days),
+        ]
         if with_devices:
             conditions.append(snapshots.c.device_states > 0)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.max(snapshots.c.day)).where(*conditions)
-                                ).scalar()
+            return conn.execute(sa.select(sa.func.max(snapshots.c.day)).where(*conditions)).scalar()
 
-    def aggregates(self, day: date, site: str | None = None, collection: str | None = None
-                   ) -> dict[str, int] | None:
+    def aggregates(
+        self, day: date, site: str | None = None, collection: str | None = None
+    ) -> dict[str, int] | None:
         """``{metric: count}`` on ``day`` for a scope, summed over the sites that have a
         snapshot that day; None when none has."""
         frame = self.trend(site, collection, start=day, end=day)
@@ -658,8 +794,13 @@ class HistoryStore:
         row = frame.iloc[0]
         return {name: int(value) for name, value in row.items() if name != "sites"}
 
-    def trend(self, site: str | None = None, collection: str | None = None,
-              start: date | None = None, end: date | None = None) -> pd.DataFrame:
+    def trend(
+        self,
+        site: str | None = None,
+        collection: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> pd.DataFrame:
         """One row per snapshot day (index ``day``, oldest first), one column per metric
         summed over sites (missing metrics 0), and ``sites``: how many sites it sums."""
         if not self.ensure_schema():
@@ -670,11 +811,17 @@ class HistoryStore:
         if end is not None:
             conditions.append(snapshots.c.day <= end)
         joined = aggregates.join(snapshots, aggregates.c.snapshot_id == snapshots.c.id)
-        query = (sa.select(snapshots.c.day, aggregates.c.metric,
-                           sa.func.sum(aggregates.c.value).label("value"),
-                           sa.func.count().label("sites"))
-                 .select_from(joined).where(*conditions)
-                 .group_by(snapshots.c.day, aggregates.c.metric))
+        query = (
+            sa.select(
+                snapshots.c.day,
+                aggregates.c.metric,
+                sa.func.sum(aggregates.c.value).label("value"),
+                sa.func.count().label("sites"),
+            )
+            .select_from(joined)
+            .where(*conditions)
+            .group_by(snapshots.c.day, aggregates.c.metric)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         if not rows:
@@ -690,14 +837,26 @@ class HistoryStore:
     def device_states(self, day: date, site: str | None = None) -> pd.DataFrame:
         """Decoded device states of ``day``: site, ResourceID, enrollment_status, reason,
         comanaged, failed, workloads, error_code, attention (bits), since (date)."""
-        columns = ["site", "ResourceID", "enrollment_status", "reason", "comanaged", "failed",
-                   "workloads", "error_code", "attention", "since"]
+        columns = [
+            "site",
+            "ResourceID",
+            "enrollment_status",
+            "reason",
+            "comanaged",
+            "failed",
+            "workloads",
+            "error_code",
+            "attention",
+            "since",
+        ]
         if not self.ensure_schema():
             return pd.DataFrame(columns=columns)
         parts = []
         with self.engine.connect() as conn:
-            found = conn.execute(sa.select(snapshots.c.id, snapshots.c.site).where(
-                snapshots.c.day == day, *self._site_filter(site)).order_by(snapshots.c.site)
+            found = conn.execute(
+                sa.select(snapshots.c.id, snapshots.c.site)
+                .where(snapshots.c.day == day, *self._site_filter(site))
+                .order_by(snapshots.c.site)
             ).all()
             for snapshot_id, snapshot_site in found:
                 parts.append(_decoded(snapshot_site, self._read_states(conn, snapshot_id)))
@@ -709,33 +868,51 @@ class HistoryStore:
         """One device's stored states, oldest first: day, enrollment_status, reason,
         comanaged, failed, workloads, error_code (``0x...`` or None), attention (rule ids),
         since."""
-        columns = ["day", "enrollment_status", "reason", "comanaged", "failed", "workloads",
-                   "error_code", "attention", "since"]
+        columns = [
+            "day",
+            "enrollment_status",
+            "reason",
+            "comanaged",
+            "failed",
+            "workloads",
+            "error_code",
+            "attention",
+            "since",
+        ]
         if not self.ensure_schema():
             return pd.DataFrame(columns=columns)
-        query = (sa.select(snapshots.c.day, snapshots.c.rules,
-                           *[device_states.c[name] for name in STATE_COLUMNS[1:]])
-                 .select_from(device_states.join(
-                     snapshots, device_states.c.snapshot_id == snapshots.c.id))
-                 .where(snapshots.c.site == site,
-                        device_states.c.resource_id == int(resource_id))
-                 .order_by(snapshots.c.day))
+        query = (
+            sa.select(
+                snapshots.c.day,
+                snapshots.c.rules,
+                *[device_states.c[name] for name in STATE_COLUMNS[1:]],
+            )
+            .select_from(
+                device_states.join(snapshots, device_states.c.snapshot_id == snapshots.c.id)
+            )
+            .where(snapshots.c.site == site, device_states.c.resource_id == int(resource_id))
+            .order_by(snapshots.c.day)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         out = []
         for row in rows:
             rules = json.loads(row.rules) if row.rules else [rule.id for rule in RULES]
-            out.append({
-                "day": row.day,
-                "enrollment_status": _decode([row.status], STATUS_CODES)[0],
-                "reason": _decode([row.reason], REASON_CODES)[0],
-                "comanaged": bool(row.comanaged), "failed": bool(row.failed),
-                "workloads": int(row.workloads),
-                "error_code": None if row.error_code is None else f"0x{row.error_code:08X}",
-                "attention": [rule for bit, rule in enumerate(rules)
-                              if int(row.attention) >> bit & 1],
-                "since": number_day(row.since),
-            })
+            out.append(
+                {
+                    "day": row.day,
+                    "enrollment_status": _decode([row.status], STATUS_CODES)[0],
+                    "reason": _decode([row.reason], REASON_CODES)[0],
+                    "comanaged": bool(row.comanaged),
+                    "failed": bool(row.failed),
+                    "workloads": int(row.workloads),
+                    "error_code": None if row.error_code is None else f"0x{row.error_code:08X}",
+                    "attention": [
+                        rule for bit, rule in enumerate(rules) if int(row.attention) >> bit & 1
+                    ],
+                    "since": number_day(row.since),
+                }
+            )
         return pd.DataFrame(out, columns=columns)
 
     def changes(self, devices: pd.DataFrame, since_day: date) -> dict[str, np.ndarray]:
@@ -748,16 +925,21 @@ class HistoryStore:
             return out
         site_of = devices["site"].astype(str).to_numpy()
         with self.engine.connect() as conn:
-            found = conn.execute(sa.select(snapshots.c.id, snapshots.c.site).where(
-                snapshots.c.day == since_day, snapshots.c.device_states > 0)).all()
+            found = conn.execute(
+                sa.select(snapshots.c.id, snapshots.c.site).where(
+                    snapshots.c.day == since_day, snapshots.c.device_states > 0
+                )
+            ).all()
             for snapshot_id, site in found:
                 rows = np.flatnonzero(site_of == site)
                 if not len(rows):
                     continue
-                stored = self._read_states(conn, snapshot_id,
-                                           ("resource_id", "comanaged", "failed"))
+                stored = self._read_states(
+                    conn, snapshot_id, ("resource_id", "comanaged", "failed")
+                )
                 index = pd.Index(stored["resource_id"]).get_indexer(
-                    devices["ResourceID"].to_numpy(dtype=np.int64)[rows])
+                    devices["ResourceID"].to_numpy(dtype=np.int64)[rows]
+                )
                 known = index >= 0
                 safe = np.where(known, index, 0)  # device_states > 0: never empty
                 was_comanaged = stored["comanaged"][safe] == 1
@@ -765,7 +947,10 @@ class HistoryStore:
                 found_changes = transitions(
                     devices["comanaged"].to_numpy(dtype=bool)[rows],
                     devices["failed"].to_numpy(dtype=bool)[rows],
-                    known, was_comanaged, was_failed)
+                    known,
+                    was_comanaged,
+                    was_failed,
+                )
                 for kind, mask in found_changes.items():
                     out[kind][rows] = mask
         return out
@@ -789,9 +974,10 @@ class HistoryStore:
 
 def _number_dates(numbers: np.ndarray) -> np.ndarray:
     numbers = np.asarray(numbers, dtype=np.int64)
-    text = np.char.add(np.char.add(
-        (numbers // 10_000).astype(str), "-"), np.char.zfill((numbers // 100 % 100).astype(str),
-                                                              2))
+    text = np.char.add(
+        np.char.add((numbers // 10_000).astype(str), "-"),
+        np.char.zfill((numbers // 100 % 100).astype(str), 2),
+    )
     text = np.char.add(np.char.add(text, "-"), np.char.zfill((numbers % 100).astype(str), 2))
     return text.astype("datetime64[D]")
 
@@ -799,22 +985,25 @@ def _number_dates(numbers: np.ndarray) -> np.ndarray:
 def _decoded(site: str, states: dict[str, np.ndarray]) -> pd.DataFrame:
     codes = states["error_code"]
     error = np.array([None if np.isnan(v) else f"0x{int(v):08X}" for v in codes], dtype=object)
-    return pd.DataFrame({
-        "site": site,
-        "ResourceID": states["resource_id"],
-        "enrollment_status": _decode(states["status"], STATUS_CODES),
-        "reason": _decode(states["reason"], REASON_CODES),
-        "comanaged": states["comanaged"] == 1,
-        "failed": states["failed"] == 1,
-        "workloads": states["workloads"],
-        "error_code": error,
-        "attention": states["attention"],
-        "since": [number_day(v) for v in states["since"]],
-    })
+    return pd.DataFrame(
+        {
+            "site": site,
+            "ResourceID": states["resource_id"],
+            "enrollment_status": _decode(states["status"], STATUS_CODES),
+            "reason": _decode(states["reason"], REASON_CODES),
+            "comanaged": states["comanaged"] == 1,
+            "failed": states["failed"] == 1,
+            "workloads": states["workloads"],
+            "error_code": error,
+            "attention": states["attention"],
+            "since": [number_day(v) for v in states["since"]],
+        }
+    )
 
 
-def insert_many(conn: sa.Connection, table: sa.Table, columns: dict[str, list],
-                chunk: int = CHUNK_ROWS) -> None:
+def insert_many(
+    conn: sa.Connection, table: sa.Table, columns: dict[str, list], chunk: int = CHUNK_ROWS
+) -> None:
     """Bulk insert columns of equal length: executemany in chunks, values always bound.
 
     PostgreSQL through psycopg gets COPY (``_copy_rows``). Positional drivers (SQLite, pyodbc)
@@ -832,12 +1021,13 @@ def insert_many(conn: sa.Connection, table: sa.Table, columns: dict[str, list],
     order = list(compiled.positiontup or []) if compiled.positional else []
     fast = bool(order) and set(order) == set(names)
     for start in range(0, n, chunk):
-        part = [columns[name][start:start + chunk] for name in (order if fast else names)]
+        part = [columns[name][start : start + chunk] for name in (order if fast else names)]
         if fast:
             conn.exec_driver_sql(compiled.string, list(zip(*part, strict=True)))
         else:
-            conn.execute(statement, [dict(zip(names, row, strict=True))
-                                     for row in zip(*part, strict=True)])
+            conn.execute(
+                statement, [dict(zip(names, row, strict=True)) for row in zip(*part, strict=True)]
+            )
 
 
 def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -> None:
@@ -856,6 +1046,7 @@ def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -
 
 
 # -- settings --------------------------------------------------------------------------------------
+
 
 def history_url(settings: Settings) -> str | None:
     """The configured store's URL: ``history_url``, else ``history.sqlite`` beside the config
@@ -889,8 +1080,10 @@ def open_history(settings: Settings, read_only: bool = False) -> HistoryStore | 
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError):
-        raise HistoryError("history_url is not a database URL (e.g. sqlite:///history.sqlite "
-                           "or postgresql+psycopg://host/db)") from None
+        raise HistoryError(
+            "history_url is not a database URL (e.g. sqlite:///history.sqlite "
+            "or postgresql+psycopg://host/db)"
+        ) from None
     if settings.bundled_sample and not str(settings.history_url or "").strip():
         # The bundled history is read, never written: it may sit in a read-only
         # site-packages, and its pinned date is recorded already.
@@ -899,15 +1092,21 @@ def open_history(settings: Settings, read_only: bool = False) -> HistoryStore | 
         database = parsed.database or ""
         if database in ("", ":memory:") or not Path(database).exists():
             return None
-    return HistoryStore(url, history_days=settings.history_days,
-                        device_history_days=settings.device_history_days, read_only=read_only)
+    return HistoryStore(
+        url,
+        history_days=settings.history_days,
+        device_history_days=settings.device_history_days,
+        read_only=read_only,
+    )
 
 
-def recording_loader(loader: Callable[[Settings], object], history: HistoryStore
-                     ) -> Callable[[Settings], object]:
+def recording_loader(
+    loader: Callable[[Settings], object], history: HistoryStore
+) -> Callable[[Settings], object]:
     """Wrap an estate loader: time in state from ``history`` before attention is evaluated
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
+
     def load(settings: Settings):
         if loader is load_estate:
             estate = load_estate(settings, history=history)
@@ -917,12 +1116,18 @@ def recording_loader(loader: Callable[[Settings], object], history: HistoryStore
             try:
                 started = time.perf_counter()
                 infos = history.record(estate, settings.collections)
-                log.info("history: %s in %.1f s", ", ".join(
-                    f"{i.site} {i.day} {'recorded' if i.written else 'unchanged'}"
-                    for i in infos), time.perf_counter() - started)
-            except Exception as error:  # noqa: BLE001 - logged, never breaks serving
-                log.warning("history: cannot record the snapshot in %s: %s", history.shown,
-                            _one_line(error))
+                log.info(
+                    "history: %s in %.1f s",
+                    ", ".join(
+                        f"{i.site} {i.day} {'recorded' if i.written else 'unchanged'}"
+                        for i in infos
+                    ),
+                    time.perf_counter() - started,
+                )
+            except Exception as error:
+                log.warning(
+                    "history: cannot record the snapshot in %s: %s", history.shown, _one_line(error)
+                )
         return estate
 
     load.history = history  # type: ignore[attr-defined]
@@ -934,5 +1139,14 @@ def _one_line(error: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["HistoryError", "HistoryStore", "SnapshotInfo", "open_history", "history_url",
-           "recording_loader", "snapshot_day", "SCHEMA_VERSION", "MIGRATIONS"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "HistoryError",
+    "HistoryStore",
+    "SnapshotInfo",
+    "history_url",
+    "open_history",
+    "recording_loader",
+    "snapshot_day",
+]

@@ -37,26 +37,44 @@ from dashboard.data.contract import DEVICE_COLUMNS, MEMBERSHIP_COLUMNS
 VIEW_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # view: ((column, SQLite type), ...); dates are 'YYYY-MM-DD HH:MM:SS.fff' text.
     "v_R_System": (
-        ("ResourceID", "INTEGER"), ("Name0", "TEXT"), ("Resource_Domain_OR_Workgr0", "TEXT"),
-        ("Operating_System_Name_and0", "TEXT"), ("Build01", "TEXT"), ("Client0", "INTEGER"),
-        ("Client_Version0", "TEXT"), ("Active0", "INTEGER"), ("Obsolete0", "INTEGER"),
+        ("ResourceID", "INTEGER"),
+        ("Name0", "TEXT"),
+        ("Resource_Domain_OR_Workgr0", "TEXT"),
+        ("Operating_System_Name_and0", "TEXT"),
+        ("Build01", "TEXT"),
+        ("Client0", "INTEGER"),
+        ("Client_Version0", "TEXT"),
+        ("Active0", "INTEGER"),
+        ("Obsolete0", "INTEGER"),
         ("AADDeviceID", "TEXT"),
     ),
     "v_GS_OPERATING_SYSTEM": (
-        ("ResourceID", "INTEGER"), ("Caption0", "TEXT"), ("BuildNumber0", "TEXT"),
-        ("ProductType0", "INTEGER"), ("TimeStamp", "TEXT"),
+        ("ResourceID", "INTEGER"),
+        ("Caption0", "TEXT"),
+        ("BuildNumber0", "TEXT"),
+        ("ProductType0", "INTEGER"),
+        ("TimeStamp", "TEXT"),
     ),
     "v_ClientCoManagementState": (
-        ("ResourceID", "INTEGER"), ("MDMEnrolled", "INTEGER"),
-        ("ComgmtPolicyPresent", "INTEGER"), ("MDMProvisioned", "INTEGER"),
-        ("Authority", "INTEGER"), ("MDMWorkloads", "BIGINT"), ("HybridAADJoined", "INTEGER"),
-        ("AADJoined", "INTEGER"), ("EnrollmentScheduled", "INTEGER"),
-        ("PendingLogon", "INTEGER"), ("EnrollmentFailed", "INTEGER"),
-        ("EnrollmentStatusCode", "BIGINT"), ("EnrollmentErrorDetail", "TEXT"),
+        ("ResourceID", "INTEGER"),
+        ("MDMEnrolled", "INTEGER"),
+        ("ComgmtPolicyPresent", "INTEGER"),
+        ("MDMProvisioned", "INTEGER"),
+        ("Authority", "INTEGER"),
+        ("MDMWorkloads", "BIGINT"),
+        ("HybridAADJoined", "INTEGER"),
+        ("AADJoined", "INTEGER"),
+        ("EnrollmentScheduled", "INTEGER"),
+        ("PendingLogon", "INTEGER"),
+        ("EnrollmentFailed", "INTEGER"),
+        ("EnrollmentStatusCode", "BIGINT"),
+        ("EnrollmentErrorDetail", "TEXT"),
     ),
     "v_CH_ClientSummary": (
-        ("ResourceID", "INTEGER"), ("ClientActiveStatus", "INTEGER"),
-        ("LastPolicyRequest", "TEXT"), ("LastActiveTime", "TEXT"),
+        ("ResourceID", "INTEGER"),
+        ("ClientActiveStatus", "INTEGER"),
+        ("LastPolicyRequest", "TEXT"),
+        ("LastActiveTime", "TEXT"),
         ("LastHealthEvaluationResult", "INTEGER"),
     ),
     "v_FullCollectionMembership": (("CollectionID", "TEXT"), ("ResourceID", "INTEGER")),
@@ -124,8 +142,11 @@ FAILURE_CODES: tuple[tuple[int | None, float, str | None], ...] = (
     (0x80280036, 0.4, None),
     (0x80180003, 1.5, "The user is not authorized to enroll (device authorization error)"),
     (0x8018000A, 1.2, "The device is already enrolled, by another user or another MDM"),
-    (0x80072EFD, 1.2,
-     "Cannot reach https://enrollment.manage.microsoft.com, check the proxy, firewall"),
+    (
+        0x80072EFD,
+        1.2,
+        "Cannot reach https://enrollment.manage.microsoft.com, check the proxy, firewall",
+    ),
     (0x80190190, 0.8, "Enrollment server returned HTTP 400, bad request"),
     (0x8018001E, 0.6, "Enrollment failed.\nSee CoManagementHandler.log on the client"),
     (0x87D1B002, 0.6, None),
@@ -133,24 +154,67 @@ FAILURE_CODES: tuple[tuple[int | None, float, str | None], ...] = (
 )
 # Targeted devices that are not hybrid/Entra joined fail with join problems.
 NOT_JOINED_CODES: tuple[tuple[int | None, float], ...] = (
-    (0x801C03F2, 0.4), (0x80180002, 0.3), (0xCAA9001F, 0.1), (None, 0.2),
+    (0x801C03F2, 0.4),
+    (0x80180002, 0.3),
+    (0xCAA9001F, 0.1),
+    (None, 0.2),
 )
 OLD_OS_CODE = 0x80070032  # auto-enrollment needs Windows 10 1709 or later
 
-WIN11_BUILDS = ((22000, 0.03), (22621, 0.24), (22631, 0.44), (26100, 0.27),
-                (22635, 0.01), (26120, 0.01))
-WIN10_BUILDS = ((16299, 0.004), (17134, 0.006), (17763, 0.04), (18362, 0.006),
-                (18363, 0.02), (19041, 0.01), (19042, 0.03), (19043, 0.02), (19044, 0.12),
-                (19045, 0.734), (18995, 0.005), (19046, 0.005))
+WIN11_BUILDS = (
+    (22000, 0.03),
+    (22621, 0.24),
+    (22631, 0.44),
+    (26100, 0.27),
+    (22635, 0.01),
+    (26120, 0.01),
+)
+WIN10_BUILDS = (
+    (16299, 0.004),
+    (17134, 0.006),
+    (17763, 0.04),
+    (18362, 0.006),
+    (18363, 0.02),
+    (19041, 0.01),
+    (19042, 0.03),
+    (19043, 0.02),
+    (19044, 0.12),
+    (19045, 0.734),
+    (18995, 0.005),
+    (19046, 0.005),
+)
 OLD_WIN10_BUILDS = ((10240, 0.22), (10586, 0.05), (14393, 0.6), (15063, 0.13))
 LEGACY_OS = (((6, 1, 7601), 0.7), ((6, 3, 9600), 0.25), ((6, 2, 9200), 0.05))
-SERVER_OS = (((10, 0, 14393), 0.25), ((10, 0, 17763), 0.35), ((10, 0, 20348), 0.25),
-             ((10, 0, 26100), 0.05), ((6, 3, 9600), 0.10))
-UPGRADE_CHAIN = (16299, 17134, 17763, 18362, 18363, 19041, 19042, 19043, 19044, 19045,
-                 22000, 22621, 22631, 26100)
-CLIENT_VERSIONS = (("5.00.9128.1000", 0.55), ("5.00.9128.1024", 0.12),
-                   ("5.00.9122.1000", 0.15), ("5.00.9106.1000", 0.12),
-                   ("5.00.9088.1007", 0.06))
+SERVER_OS = (
+    ((10, 0, 14393), 0.25),
+    ((10, 0, 17763), 0.35),
+    ((10, 0, 20348), 0.25),
+    ((10, 0, 26100), 0.05),
+    ((6, 3, 9600), 0.10),
+)
+UPGRADE_CHAIN = (
+    16299,
+    17134,
+    17763,
+    18362,
+    18363,
+    19041,
+    19042,
+    19043,
+    19044,
+    19045,
+    22000,
+    22621,
+    22631,
+    26100,
+)
+CLIENT_VERSIONS = (
+    ("5.00.9128.1000", 0.55),
+    ("5.00.9128.1024", 0.12),
+    ("5.00.9122.1000", 0.15),
+    ("5.00.9106.1000", 0.12),
+    ("5.00.9088.1007", 0.06),
+)
 NEW_CLIENT = ("5.00.9128.1000", "5.00.9128.1024", "5.00.9122.1000")
 LEGACY_CLIENT = "5.00.9058.1047"
 
@@ -184,7 +248,8 @@ class SampleEstate:
     tables: dict[str, dict[str, pd.DataFrame]]
     collections: tuple[tuple[str, str], ...] = COLLECTIONS
     workloads: dict[str, tuple[str, str | None]] = field(
-        default_factory=lambda: dict(SAMPLE_WORKLOADS))
+        default_factory=lambda: dict(SAMPLE_WORKLOADS)
+    )
     organisation: str = ORGANISATION
     windows11_share: float = 0.4
     # ResourceIDs of the records ``add_duplicates`` added, by site (none: not added).
@@ -239,7 +304,7 @@ def _guids(rng: np.random.Generator, k: int) -> np.ndarray:
     chars = _HEX[nibbles]
     out = np.full((k, 36), ord("-"), dtype=np.uint8)
     for start, end, src in ((0, 8, 0), (9, 13, 8), (14, 18, 12), (19, 23, 16), (24, 36, 20)):
-        out[:, start:end] = chars[:, src:src + end - start]
+        out[:, start:end] = chars[:, src : src + end - start]
     return out.view("S36").ravel().astype("U36").astype(object)
 
 
@@ -291,7 +356,7 @@ def _site_counts(devices: int, sites: int) -> np.ndarray:
     """The first site holds 64 % of the devices, the others share the rest equally."""
     if sites == 1:
         return np.array([devices])
-    first = int(round(devices * 0.64))
+    first = round(devices * 0.64)
     rest = devices - first
     others = np.full(sites - 1, rest // (sites - 1))
     others[: rest % (sites - 1)] += 1
@@ -301,9 +366,14 @@ def _site_counts(devices: int, sites: int) -> np.ndarray:
 # --------------------------------------------------------------------------- generation
 
 
-def generate_estate(devices: int, seed: int, as_of: datetime | str,
-                    sites: Sequence[str] = ("PS1", "PS2"),
-                    windows11_share: float = 0.4, duplicates: bool = False) -> SampleEstate:
+def generate_estate(
+    devices: int,
+    seed: int,
+    as_of: datetime | str,
+    sites: Sequence[str] = ("PS1", "PS2"),
+    windows11_share: float = 0.4,
+    duplicates: bool = False,
+) -> SampleEstate:
     """A sample hierarchy of ``devices`` non-obsolete device records over ``sites``.
 
     ``duplicates``: also, per site, the duplicate records of ``add_duplicates`` (added after
@@ -336,45 +406,59 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     bold = np.array([b for b, _ in OLD_WIN10_BUILDS])[_choice(rng, OLD_WIN10_BUILDS, n)]
     legacy = np.array([v for v, _ in LEGACY_OS])[_choice(rng, LEGACY_OS, n)]
     server = np.array([v for v, _ in SERVER_OS])[_choice(rng, SERVER_OS, n)]
-    major = np.select([nt10_ws, kind == LEGACY, kind == SERVER],
-                      [10, legacy[:, 0], server[:, 0]], 0)
+    major = np.select(
+        [nt10_ws, kind == LEGACY, kind == SERVER], [10, legacy[:, 0], server[:, 0]], 0
+    )
     minor = np.select([kind == LEGACY, kind == SERVER], [legacy[:, 1], server[:, 1]], 0)
     build = np.select(
-        [(kind == MODERN) & win11, kind == MODERN, kind == OLD10, kind == LEGACY,
-         kind == SERVER],
-        [b11, b10, bold, legacy[:, 2], server[:, 2]], 0)
+        [(kind == MODERN) & win11, kind == MODERN, kind == OLD10, kind == LEGACY, kind == SERVER],
+        [b11, b10, bold, legacy[:, 2], server[:, 2]],
+        0,
+    )
     domain_controller = (kind == SERVER) & (rng.random(n) < 0.08)
     product_type = np.select([workstation, domain_controller, kind == SERVER], [1, 2, 3], 0)
     tablet = (kind == MODERN) & (rng.random(n) < 0.01)
-    os_kind = np.select([workstation & ~tablet, tablet, domain_controller, kind == SERVER],
-                        [0, 1, 2, 3], 4)
-    os_templates = ("Microsoft Windows NT Workstation {}.{}",
-                    "Microsoft Windows NT Workstation {}.{} (Tablet Edition)",
-                    "Microsoft Windows NT Advanced Server {}.{}",
-                    "Microsoft Windows NT Server {}.{}")
+    os_kind = np.select(
+        [workstation & ~tablet, tablet, domain_controller, kind == SERVER], [0, 1, 2, 3], 4
+    )
+    os_templates = (
+        "Microsoft Windows NT Workstation {}.{}",
+        "Microsoft Windows NT Workstation {}.{} (Tablet Edition)",
+        "Microsoft Windows NT Advanced Server {}.{}",
+        "Microsoft Windows NT Server {}.{}",
+    )
     key = os_kind * 10_000 + major * 100 + minor
     uniq, inverse = np.unique(key, return_inverse=True)
-    names = [None if k // 10_000 == 4 else
-             os_templates[k // 10_000].format((k // 100) % 100, k % 100) for k in uniq]
+    names = [
+        None if k // 10_000 == 4 else os_templates[k // 10_000].format((k // 100) % 100, k % 100)
+        for k in uniq
+    ]
     operating_system = _lookup(inverse, names)
 
     triple = major.astype(np.int64) * 10**8 + minor * 10**6 + build
     uniq, inverse = np.unique(triple, return_inverse=True)
-    build01_all = _lookup(inverse, [f"{t // 10**8}.{(t // 10**6) % 100}.{t % 10**6}"
-                                    for t in uniq])
-    build01_null = np.where(has_client, rng.random(n) < 0.10,
-                            np.where(discovery, rng.random(n) < 0.5, rng.random(n) < 0.2))
+    build01_all = _lookup(inverse, [f"{t // 10**8}.{(t // 10**6) % 100}.{t % 10**6}" for t in uniq])
+    build01_null = np.where(
+        has_client,
+        rng.random(n) < 0.10,
+        np.where(discovery, rng.random(n) < 0.5, rng.random(n) < 0.2),
+    )
     build01_null |= kind == UNKNOWN
     build01 = np.where(build01_null, None, build01_all)
 
     # ---- names, domains, locations ------------------------------------------------------
-    site_locations = [(LOCATIONS[(2 * i) % len(LOCATIONS)],
-                       LOCATIONS[(2 * i + 1) % len(LOCATIONS)]) for i in range(len(sites))]
+    site_locations = [
+        (LOCATIONS[(2 * i) % len(LOCATIONS)], LOCATIONS[(2 * i + 1) % len(LOCATIONS)])
+        for i in range(len(sites))
+    ]
     second = rng.random(n) < 0.35
     loc_table = np.array([[a, b] for a, b in site_locations], dtype=object)
     location = loc_table[site, second.astype(int)]
-    role = np.select([workstation & (rng.random(n) < 0.4), workstation, kind == SERVER,
-                      rng.random(n) < 0.6], ["LT", "WS", "SRV", "MAC"], "LNX")
+    role = np.select(
+        [workstation & (rng.random(n) < 0.4), workstation, kind == SERVER, rng.random(n) < 0.6],
+        ["LT", "WS", "SRV", "MAC"],
+        "LNX",
+    )
     group = pd.Series(location + "-" + role)
     order = rng.permutation(n)
     number = np.empty(n, dtype=np.int64)
@@ -385,17 +469,20 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     padded = np.where(width == 6, digits.str.zfill(6), digits.str.zfill(4))
     name = (group + "-" + padded).to_numpy(dtype=object)
 
-    join = np.where(has_client & nt10_ws, _choice(rng, [(j, s) for j, s in
-                                                        enumerate(JOIN_SHARES)], n), -1)
-    domain = _lookup(_choice(rng, (("CONTOSO", 0.9), ("FABRIKAM", 0.1)), n),
-                     ("CONTOSO", "FABRIKAM"))
+    join = np.where(
+        has_client & nt10_ws, _choice(rng, [(j, s) for j, s in enumerate(JOIN_SHARES)], n), -1
+    )
+    domain = _lookup(
+        _choice(rng, (("CONTOSO", 0.9), ("FABRIKAM", 0.1)), n), ("CONTOSO", "FABRIKAM")
+    )
     domain = np.where(join == ENTRA, "WORKGROUP", domain)
     domain = np.where((kind == UNKNOWN) & (rng.random(n) < 0.5), None, domain)
     aad_device_id = np.where((join == HYBRID) | (join == ENTRA), _guids(rng, n), None)
 
     client_version = _lookup(_choice(rng, CLIENT_VERSIONS, n), [v for v, _ in CLIENT_VERSIONS])
-    client_version = np.where((kind == LEGACY) & (major == 6) & (minor == 1), LEGACY_CLIENT,
-                              client_version)
+    client_version = np.where(
+        (kind == LEGACY) & (major == 6) & (minor == 1), LEGACY_CLIENT, client_version
+    )
     client_version = np.where(has_client, client_version, None)
     new_client = np.isin(client_version, NEW_CLIENT)
 
@@ -431,17 +518,31 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     policy = in_auto & has_client & (rng.random(n) < policy_p)
     group_index = np.select([kind == OLD10, join == ENTRA, join == NOT_JOINED], [3, 1, 2], 0)
     outcome = np.empty(n, dtype=np.int64)
-    for index, shares in enumerate((OUTCOME_SHARES[HYBRID], OUTCOME_SHARES[ENTRA],
-                                    OUTCOME_SHARES[NOT_JOINED], OUTCOME_SHARES["old"])):
+    for index, shares in enumerate(
+        (
+            OUTCOME_SHARES[HYBRID],
+            OUTCOME_SHARES[ENTRA],
+            OUTCOME_SHARES[NOT_JOINED],
+            OUTCOME_SHARES["old"],
+        )
+    ):
         draw = rng.choice(4, size=n, p=np.array(shares) / sum(shares))
         outcome = np.where(group_index == index, draw, outcome)
     outcome = np.where(policy, outcome, -1)
     # Enrolled in Intune directly, without the co-management policy (targeted, not comanaged).
-    mdm_only = (~policy & has_client & (kind == MODERN) & ((join == HYBRID) | (join == ENTRA))
-                & (rng.random(n) < 0.004))
-    zero_row = (~policy & ~mdm_only & has_client
-                & np.where(kind == SERVER, rng.random(n) < 0.3,
-                           nt10_ws & (rng.random(n) < 0.45)))
+    mdm_only = (
+        ~policy
+        & has_client
+        & (kind == MODERN)
+        & ((join == HYBRID) | (join == ENTRA))
+        & (rng.random(n) < 0.004)
+    )
+    zero_row = (
+        ~policy
+        & ~mdm_only
+        & has_client
+        & np.where(kind == SERVER, rng.random(n) < 0.3, nt10_ws & (rng.random(n) < 0.45))
+    )
     has_row = policy | mdm_only | zero_row
     stale_failure = zero_row & nt10_ws & (rng.random(n) < 0.02)
 
@@ -469,17 +570,20 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     detail = np.full(n, None, dtype=object)
     catalogue = failed & (group_index <= 1) | stale_failure
     for mask, options in (
-            (catalogue, [(c, w, d) for c, w, d in FAILURE_CODES]),
-            (failed & (group_index == 2) & ~stale_failure,
-             [(c, w, None) for c, w in NOT_JOINED_CODES]),
-            (failed & (group_index == 3) & ~stale_failure,
-             [(OLD_OS_CODE, 0.9, None), (None, 0.1, None)])):
+        (catalogue, [(c, w, d) for c, w, d in FAILURE_CODES]),
+        (failed & (group_index == 2) & ~stale_failure, [(c, w, None) for c, w in NOT_JOINED_CODES]),
+        (
+            failed & (group_index == 3) & ~stale_failure,
+            [(OLD_OS_CODE, 0.9, None), (None, 0.1, None)],
+        ),
+    ):
         chosen = _quota(rng, int(mask.sum()), [w for _, w, _ in options])
         code_value[mask] = _lookup(chosen, [c for c, _, _ in options])
         detail[mask] = _lookup(chosen, [d for _, _, d in options])
     code_value = np.where(success & (rng.random(n) < 0.6), 0, code_value)
-    code_present = np.array([c is not None for c in code_value], dtype=bool) if n else \
-        np.zeros(0, dtype=bool)
+    code_present = (
+        np.array([c is not None for c in code_value], dtype=bool) if n else np.zeros(0, dtype=bool)
+    )
     code_number = np.where(code_present, code_value, 0).astype(np.int64)
     signed = (code_number >= 2**31) & (rng.random(n) < 0.7)
     code_number = np.where(signed, code_number - 2**32, code_number)
@@ -494,8 +598,7 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     rid = np.empty(n + t, dtype=np.int64)
     for s in range(len(sites)):
         members = np.flatnonzero(record_site == s)
-        gaps = 1 + np.where(rng.random(len(members)) < 0.06,
-                            rng.integers(1, 40, len(members)), 0)
+        gaps = 1 + np.where(rng.random(len(members)) < 0.06, rng.integers(1, 40, len(members)), 0)
         ids = 16_777_216 * (s + 1) + 4 + np.cumsum(gaps) - gaps[0]
         rid[rng.permutation(members)] = ids
     # the obsolete record is the older one: give it the lower ResourceID of the pair
@@ -507,34 +610,47 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     # ---- assemble the views ---------------------------------------------------------------
     obsolete = np.where(discovery, -1, 0)
     client0 = np.where(has_client, 1, np.where(discovery, -1, 0))
-    active0 = np.where(has_client, (active & has_health).astype(np.int64),
-                       np.where(discovery, -1, 0))
+    active0 = np.where(
+        has_client, (active & has_health).astype(np.int64), np.where(discovery, -1, 0)
+    )
     twin_versions = _lookup(rng.integers(0, 2, t), ("5.00.9088.1007", "5.00.9078.1006"))
     older = np.searchsorted(UPGRADE_CHAIN, build[twin_of])
     chain_known = (older < len(UPGRADE_CHAIN)) & (
-        np.asarray(UPGRADE_CHAIN)[np.minimum(older, len(UPGRADE_CHAIN) - 1)] == build[twin_of])
-    twin_build = np.where(chain_known & (older > 0),
-                          np.asarray(UPGRADE_CHAIN)[np.clip(older - 1, 0, len(UPGRADE_CHAIN) - 1)],
-                          build[twin_of])
+        np.asarray(UPGRADE_CHAIN)[np.minimum(older, len(UPGRADE_CHAIN) - 1)] == build[twin_of]
+    )
+    twin_build = np.where(
+        chain_known & (older > 0),
+        np.asarray(UPGRADE_CHAIN)[np.clip(older - 1, 0, len(UPGRADE_CHAIN) - 1)],
+        build[twin_of],
+    )
     twin_build01 = np.array([f"10.0.{b}" for b in twin_build], dtype=object)
     twin_aad = np.where(rng.random(t) < 0.5, _guids(rng, t), None)
 
-    system = pd.DataFrame({
-        "ResourceID": np.concatenate([device_rid, twin_rid]),
-        "Name0": _text_col(np.concatenate([name, name[twin_of]])),
-        "Resource_Domain_OR_Workgr0": _text_col(np.concatenate([domain, domain[twin_of]])),
-        "Operating_System_Name_and0": _text_col(
-            np.concatenate([operating_system, operating_system[twin_of]])),
-        "Build01": _text_col(np.concatenate([build01, twin_build01])),
-        "Client0": _int_col(np.concatenate([client0, np.ones(t, np.int64)]),
-                            np.concatenate([client0 >= 0, np.ones(t, bool)])),
-        "Client_Version0": _text_col(np.concatenate([client_version, twin_versions])),
-        "Active0": _int_col(np.concatenate([active0, np.zeros(t, np.int64)]),
-                            np.concatenate([active0 >= 0, np.ones(t, bool)])),
-        "Obsolete0": _int_col(np.concatenate([obsolete, np.ones(t, np.int64)]),
-                              np.concatenate([obsolete >= 0, np.ones(t, bool)])),
-        "AADDeviceID": _text_col(np.concatenate([aad_device_id, twin_aad])),
-    })
+    system = pd.DataFrame(
+        {
+            "ResourceID": np.concatenate([device_rid, twin_rid]),
+            "Name0": _text_col(np.concatenate([name, name[twin_of]])),
+            "Resource_Domain_OR_Workgr0": _text_col(np.concatenate([domain, domain[twin_of]])),
+            "Operating_System_Name_and0": _text_col(
+                np.concatenate([operating_system, operating_system[twin_of]])
+            ),
+            "Build01": _text_col(np.concatenate([build01, twin_build01])),
+            "Client0": _int_col(
+                np.concatenate([client0, np.ones(t, np.int64)]),
+                np.concatenate([client0 >= 0, np.ones(t, bool)]),
+            ),
+            "Client_Version0": _text_col(np.concatenate([client_version, twin_versions])),
+            "Active0": _int_col(
+                np.concatenate([active0, np.zeros(t, np.int64)]),
+                np.concatenate([active0 >= 0, np.ones(t, bool)]),
+            ),
+            "Obsolete0": _int_col(
+                np.concatenate([obsolete, np.ones(t, np.int64)]),
+                np.concatenate([obsolete >= 0, np.ones(t, bool)]),
+            ),
+            "AADDeviceID": _text_col(np.concatenate([aad_device_id, twin_aad])),
+        }
+    )
 
     # hardware inventory: 1-3 rows per inventoried device, newest first in time only
     has_inventory = has_client & (rng.random(n) < 0.97)
@@ -543,31 +659,56 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     inv_of = np.repeat(inv_devices, rows_per)
     starts = np.repeat(np.cumsum(rows_per) - rows_per, rows_per)
     rank = np.arange(len(inv_of)) - starts
-    newest_age = np.where(active[inv_of], rng.uniform(0.1 * DAY_MS, 7 * DAY_MS, len(inv_of)),
-                          policy_age[inv_of] + rng.uniform(0, 3 * DAY_MS, len(inv_of)))
+    newest_age = np.where(
+        active[inv_of],
+        rng.uniform(0.1 * DAY_MS, 7 * DAY_MS, len(inv_of)),
+        policy_age[inv_of] + rng.uniform(0, 3 * DAY_MS, len(inv_of)),
+    )
     step = rng.uniform(30 * DAY_MS, 55 * DAY_MS, len(inv_of))
     inv_stamp = _sql_datetime(as_of_ms - newest_age - rank * step)
     inv_build = build[inv_of]
     position = np.searchsorted(UPGRADE_CHAIN, inv_build)
     in_chain = (position < len(UPGRADE_CHAIN)) & (
-        np.asarray(UPGRADE_CHAIN)[np.minimum(position, len(UPGRADE_CHAIN) - 1)] == inv_build)
+        np.asarray(UPGRADE_CHAIN)[np.minimum(position, len(UPGRADE_CHAIN) - 1)] == inv_build
+    )
     chain = np.asarray(UPGRADE_CHAIN)
-    inv_build = np.where(in_chain & (kind[inv_of] != SERVER),
-                         chain[np.clip(position - rank, 0, len(chain) - 1)], inv_build)
+    inv_build = np.where(
+        in_chain & (kind[inv_of] != SERVER),
+        chain[np.clip(position - rank, 0, len(chain) - 1)],
+        inv_build,
+    )
     # obsolete records keep one old inventory row each
     twin_stamp = _sql_datetime(as_of_ms - rng.uniform(120 * DAY_MS, 400 * DAY_MS, t))
-    inventory = pd.DataFrame({
-        "ResourceID": np.concatenate([device_rid[inv_of], twin_rid]),
-        "Caption0": _text_col(np.concatenate([
-            _captions(kind[inv_of], major[inv_of], minor[inv_of], inv_build,
-                      domain_controller[inv_of]),
-            _captions(kind[twin_of], major[twin_of], minor[twin_of], twin_build,
-                      domain_controller[twin_of])])),
-        "BuildNumber0": _text_col(np.concatenate([inv_build, twin_build]).astype(str)
-                                  .astype(object)),
-        "ProductType0": np.concatenate([product_type[inv_of], product_type[twin_of]]),
-        "TimeStamp": _date_col(np.concatenate([inv_stamp, twin_stamp])),
-    })
+    inventory = pd.DataFrame(
+        {
+            "ResourceID": np.concatenate([device_rid[inv_of], twin_rid]),
+            "Caption0": _text_col(
+                np.concatenate(
+                    [
+                        _captions(
+                            kind[inv_of],
+                            major[inv_of],
+                            minor[inv_of],
+                            inv_build,
+                            domain_controller[inv_of],
+                        ),
+                        _captions(
+                            kind[twin_of],
+                            major[twin_of],
+                            minor[twin_of],
+                            twin_build,
+                            domain_controller[twin_of],
+                        ),
+                    ]
+                )
+            ),
+            "BuildNumber0": _text_col(
+                np.concatenate([inv_build, twin_build]).astype(str).astype(object)
+            ),
+            "ProductType0": np.concatenate([product_type[inv_of], product_type[twin_of]]),
+            "TimeStamp": _date_col(np.concatenate([inv_stamp, twin_stamp])),
+        }
+    )
     inventory = inventory.iloc[rng.permutation(len(inventory))].reset_index(drop=True)
 
     # co-management rows
@@ -575,62 +716,96 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     joined_known = join[cm] >= 0
     twin_cm = twin_of[rng.random(t) < 0.5]
     comanaged_flag = success | mdm_only
-    comgmt = pd.DataFrame({
-        "ResourceID": np.concatenate([device_rid[cm], _twin_rids(twin_rid, twin_of, twin_cm)]),
-        "MDMEnrolled": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
-        "ComgmtPolicyPresent": _int_col(np.concatenate([policy[cm], np.ones(len(twin_cm))])),
-        "MDMProvisioned": _int_col(
-            np.concatenate([success[cm] & (rng.random(len(cm)) < 0.96), np.ones(len(twin_cm))]),
-            np.concatenate([success[cm] | (rng.random(len(cm)) >= 0.1),
-                            np.ones(len(twin_cm), bool)])),
-        "Authority": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
-        "MDMWorkloads": _int_col(np.concatenate([workloads[cm], np.full(len(twin_cm), 8195)]),
-                                 np.concatenate([workloads[cm] >= 0,
-                                                 np.ones(len(twin_cm), bool)])),
-        "HybridAADJoined": _int_col(
-            np.concatenate([join[cm] == HYBRID, np.ones(len(twin_cm))]),
-            np.concatenate([joined_known | (rng.random(len(cm)) < 0.5),
-                            np.ones(len(twin_cm), bool)])),
-        "AADJoined": _int_col(
-            np.concatenate([join[cm] == ENTRA, np.zeros(len(twin_cm))]),
-            np.concatenate([joined_known | (rng.random(len(cm)) < 0.5),
-                            np.ones(len(twin_cm), bool)])),
-        "EnrollmentScheduled": _int_col(
-            np.concatenate([np.select([success[cm], enrolling[cm], policy[cm]],
-                                      [rng.random(len(cm)) < 0.7, rng.random(len(cm)) < 0.8,
-                                       True], False),
-                            np.zeros(len(twin_cm))]),
-            np.concatenate([policy[cm] | (rng.random(len(cm)) < 0.5),
-                            np.ones(len(twin_cm), bool)])),
-        "PendingLogon": _int_col(
-            np.concatenate([pending[cm], np.zeros(len(twin_cm))]),
-            np.concatenate([policy[cm] | mdm_only[cm] | (rng.random(len(cm)) < 0.5),
-                            np.ones(len(twin_cm), bool)])),
-        "EnrollmentFailed": _int_col(
-            np.concatenate([failed[cm], np.zeros(len(twin_cm))]),
-            np.concatenate([policy[cm] | mdm_only[cm] | stale_failure[cm]
-                            | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)])),
-        "EnrollmentStatusCode": _int_col(
-            np.concatenate([code_number[cm], np.zeros(len(twin_cm))]),
-            np.concatenate([code_present[cm], np.ones(len(twin_cm), bool)])),
-        "EnrollmentErrorDetail": _text_col(
-            np.concatenate([detail[cm], np.full(len(twin_cm), None, dtype=object)])),
-    })
+    comgmt = pd.DataFrame(
+        {
+            "ResourceID": np.concatenate([device_rid[cm], _twin_rids(twin_rid, twin_of, twin_cm)]),
+            "MDMEnrolled": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
+            "ComgmtPolicyPresent": _int_col(np.concatenate([policy[cm], np.ones(len(twin_cm))])),
+            "MDMProvisioned": _int_col(
+                np.concatenate([success[cm] & (rng.random(len(cm)) < 0.96), np.ones(len(twin_cm))]),
+                np.concatenate(
+                    [success[cm] | (rng.random(len(cm)) >= 0.1), np.ones(len(twin_cm), bool)]
+                ),
+            ),
+            "Authority": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
+            "MDMWorkloads": _int_col(
+                np.concatenate([workloads[cm], np.full(len(twin_cm), 8195)]),
+                np.concatenate([workloads[cm] >= 0, np.ones(len(twin_cm), bool)]),
+            ),
+            "HybridAADJoined": _int_col(
+                np.concatenate([join[cm] == HYBRID, np.ones(len(twin_cm))]),
+                np.concatenate(
+                    [joined_known | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
+                ),
+            ),
+            "AADJoined": _int_col(
+                np.concatenate([join[cm] == ENTRA, np.zeros(len(twin_cm))]),
+                np.concatenate(
+                    [joined_known | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
+                ),
+            ),
+            "EnrollmentScheduled": _int_col(
+                np.concatenate(
+                    [
+                        np.select(
+                            [success[cm], enrolling[cm], policy[cm]],
+                            [rng.random(len(cm)) < 0.7, rng.random(len(cm)) < 0.8, True],
+                            False,
+                        ),
+                        np.zeros(len(twin_cm)),
+                    ]
+                ),
+                np.concatenate(
+                    [policy[cm] | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
+                ),
+            ),
+            "PendingLogon": _int_col(
+                np.concatenate([pending[cm], np.zeros(len(twin_cm))]),
+                np.concatenate(
+                    [
+                        policy[cm] | mdm_only[cm] | (rng.random(len(cm)) < 0.5),
+                        np.ones(len(twin_cm), bool),
+                    ]
+                ),
+            ),
+            "EnrollmentFailed": _int_col(
+                np.concatenate([failed[cm], np.zeros(len(twin_cm))]),
+                np.concatenate(
+                    [
+                        policy[cm] | mdm_only[cm] | stale_failure[cm] | (rng.random(len(cm)) < 0.5),
+                        np.ones(len(twin_cm), bool),
+                    ]
+                ),
+            ),
+            "EnrollmentStatusCode": _int_col(
+                np.concatenate([code_number[cm], np.zeros(len(twin_cm))]),
+                np.concatenate([code_present[cm], np.ones(len(twin_cm), bool)]),
+            ),
+            "EnrollmentErrorDetail": _text_col(
+                np.concatenate([detail[cm], np.full(len(twin_cm), None, dtype=object)])
+            ),
+        }
+    )
 
     # client health rows
     ch = np.flatnonzero(has_health)
     twin_ch_age = rng.uniform(60 * DAY_MS, 300 * DAY_MS, t)
-    health = pd.DataFrame({
-        "ResourceID": np.concatenate([device_rid[ch], twin_rid]),
-        "ClientActiveStatus": _int_col(np.concatenate([active[ch], np.zeros(t)])),
-        "LastPolicyRequest": _date_col(
-            np.concatenate([last_policy[ch], _sql_datetime(as_of_ms - twin_ch_age)]),
-            np.concatenate([policy_known[ch], np.ones(t, bool)])),
-        "LastActiveTime": _date_col(np.concatenate([
-            last_active[ch], _sql_datetime(as_of_ms - twin_ch_age - HOUR_MS)])),
-        "LastHealthEvaluationResult": _int_col(
-            np.concatenate([health_result[ch].astype(np.int64), np.full(t, 7)])),
-    })
+    health = pd.DataFrame(
+        {
+            "ResourceID": np.concatenate([device_rid[ch], twin_rid]),
+            "ClientActiveStatus": _int_col(np.concatenate([active[ch], np.zeros(t)])),
+            "LastPolicyRequest": _date_col(
+                np.concatenate([last_policy[ch], _sql_datetime(as_of_ms - twin_ch_age)]),
+                np.concatenate([policy_known[ch], np.ones(t, bool)]),
+            ),
+            "LastActiveTime": _date_col(
+                np.concatenate([last_active[ch], _sql_datetime(as_of_ms - twin_ch_age - HOUR_MS)])
+            ),
+            "LastHealthEvaluationResult": _int_col(
+                np.concatenate([health_result[ch].astype(np.int64), np.full(t, 7)])
+            ),
+        }
+    )
 
     # memberships (non-obsolete records only; ResourceIDs of the record's own site)
     members = {
@@ -647,15 +822,20 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
     # ---- split by site ---------------------------------------------------------------------
     rid_site = pd.Series(record_site, index=np.concatenate([device_rid, twin_rid]))
     tables: dict[str, dict[str, pd.DataFrame]] = {}
-    collection_frame = pd.DataFrame({
-        "CollectionID": _text_col(np.array([c for c, _ in COLLECTIONS], dtype=object)),
-        "Name": _text_col(np.array([nm for _, nm in COLLECTIONS], dtype=object)),
-    })
+    collection_frame = pd.DataFrame(
+        {
+            "CollectionID": _text_col(np.array([c for c, _ in COLLECTIONS], dtype=object)),
+            "Name": _text_col(np.array([nm for _, nm in COLLECTIONS], dtype=object)),
+        }
+    )
     for s, code in enumerate(sites):
         views: dict[str, pd.DataFrame] = {}
-        for view, frame in (("v_R_System", system), ("v_GS_OPERATING_SYSTEM", inventory),
-                            ("v_ClientCoManagementState", comgmt),
-                            ("v_CH_ClientSummary", health)):
+        for view, frame in (
+            ("v_R_System", system),
+            ("v_GS_OPERATING_SYSTEM", inventory),
+            ("v_ClientCoManagementState", comgmt),
+            ("v_CH_ClientSummary", health),
+        ):
             mine = rid_site.reindex(frame["ResourceID"].to_numpy()).to_numpy() == s
             part = frame.loc[mine].reset_index(drop=True)
             if view != "v_GS_OPERATING_SYSTEM":
@@ -665,16 +845,21 @@ def generate_estate(devices: int, seed: int, as_of: datetime | str,
         for collection_id, _ in COLLECTIONS:
             chosen = members[collection_id] & (site == s)
             ids = np.sort(device_rid[chosen])
-            parts.append(pd.DataFrame({
-                "CollectionID": _text_col(np.full(len(ids), collection_id, dtype=object)),
-                "ResourceID": ids,
-            }))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "CollectionID": _text_col(np.full(len(ids), collection_id, dtype=object)),
+                        "ResourceID": ids,
+                    }
+                )
+            )
         views["v_FullCollectionMembership"] = pd.concat(parts, ignore_index=True)
         views["v_Collection"] = collection_frame.copy()
         tables[code] = views
 
-    estate = SampleEstate(seed=seed, as_of=as_of, sites=sites, tables=tables,
-                          windows11_share=windows11_share)
+    estate = SampleEstate(
+        seed=seed, as_of=as_of, sites=sites, tables=tables, windows11_share=windows11_share
+    )
     if duplicates:
         add_duplicates(estate)
     return estate
@@ -705,65 +890,102 @@ def add_duplicates(estate: SampleEstate) -> None:
     for site in estate.sites:
         views = estate.tables[site]
         system, health = views["v_R_System"], views["v_CH_ClientSummary"]
-        recent = health.loc[(health["ClientActiveStatus"] == 1)
-                            & (health["LastPolicyRequest"]
-                               > pd.Timestamp(as_of_ms - 7 * DAY_MS, unit="ms")), "ResourceID"]
+        recent = health.loc[
+            (health["ClientActiveStatus"] == 1)
+            & (health["LastPolicyRequest"] > pd.Timestamp(as_of_ms - 7 * DAY_MS, unit="ms")),
+            "ResourceID",
+        ]
         candidates = system.loc[
-            (system["Client0"] == 1) & (system["Obsolete0"] == 0)
+            (system["Client0"] == 1)
+            & (system["Obsolete0"] == 0)
             & system["Operating_System_Name_and0"].fillna("").str.contains("Workstation 10.0")
-            & system["Build01"].notna() & system["ResourceID"].isin(recent)
+            & system["Build01"].notna()
+            & system["ResourceID"].isin(recent)
             # domain members: Active Directory discovery finds them (not workgroup devices)
             & system["Resource_Domain_OR_Workgr0"].isin(["CONTOSO", "FABRIKAM"])
-            & ~system["Name0"].isin(_KEEP_UNIQUE)]
+            & ~system["Name0"].isin(_KEEP_UNIQUE)
+        ]
         if len(candidates) < 3:
             continue
         chosen = candidates.iloc[np.sort(rng.choice(len(candidates), 3, replace=False))]
         gaps = rng.integers(1, 40, 3)
         ids = int(system["ResourceID"].max()) + np.cumsum(gaps)
         builds = chosen["Build01"].str.rsplit(".", n=1).str[-1].astype(int).to_numpy()
-        older = [UPGRADE_CHAIN[max(0, UPGRADE_CHAIN.index(b) - 2)] if b in UPGRADE_CHAIN
-                 else b for b in builds]
+        older = [
+            UPGRADE_CHAIN[max(0, UPGRADE_CHAIN.index(b) - 2)] if b in UPGRADE_CHAIN else b
+            for b in builds
+        ]
         names = chosen["Name0"].to_numpy(dtype=object).copy()
         names[0] = names[0].lower()
-        records = pd.DataFrame({
-            "ResourceID": ids,
-            "Name0": _text_col(names),
-            "Resource_Domain_OR_Workgr0": _text_col(
-                chosen["Resource_Domain_OR_Workgr0"].to_numpy(dtype=object)),
-            "Operating_System_Name_and0": _text_col(
-                chosen["Operating_System_Name_and0"].to_numpy(dtype=object)),
-            "Build01": _text_col(np.array([None] + [f"10.0.{b}" for b in older[1:]],
-                                          dtype=object)),
-            "Client0": _int_col([0, 1, 1], [False, True, True]),
-            "Client_Version0": _text_col(np.array([None, "5.00.9088.1007", "5.00.9106.1000"],
-                                                  dtype=object)),
-            "Active0": _int_col([0, 0, 0], [False, True, True]),
-            "Obsolete0": _int_col([0, 0, 0], [False, True, True]),
-            "AADDeviceID": _text_col(np.concatenate([[None], _guids(rng, 2)])),
-        })
+        records = pd.DataFrame(
+            {
+                "ResourceID": ids,
+                "Name0": _text_col(names),
+                "Resource_Domain_OR_Workgr0": _text_col(
+                    chosen["Resource_Domain_OR_Workgr0"].to_numpy(dtype=object)
+                ),
+                "Operating_System_Name_and0": _text_col(
+                    chosen["Operating_System_Name_and0"].to_numpy(dtype=object)
+                ),
+                "Build01": _text_col(
+                    np.array([None] + [f"10.0.{b}" for b in older[1:]], dtype=object)
+                ),
+                "Client0": _int_col([0, 1, 1], [False, True, True]),
+                "Client_Version0": _text_col(
+                    np.array([None, "5.00.9088.1007", "5.00.9106.1000"], dtype=object)
+                ),
+                "Active0": _int_col([0, 0, 0], [False, True, True]),
+                "Obsolete0": _int_col([0, 0, 0], [False, True, True]),
+                "AADDeviceID": _text_col(np.concatenate([[None], _guids(rng, 2)])),
+            }
+        )
         stamps = _sql_datetime(as_of_ms - rng.uniform(40 * DAY_MS, 90 * DAY_MS, 1))
         views["v_R_System"] = _appended(system, records)
-        views["v_GS_OPERATING_SYSTEM"] = _appended(views["v_GS_OPERATING_SYSTEM"], pd.DataFrame({
-            "ResourceID": ids[1:],
-            "Caption0": _text_col(np.array(["Microsoft Windows 10 Enterprise"
-                                            if b < 22000 else "Microsoft Windows 11 Enterprise"
-                                            for b in older[1:]], dtype=object)),
-            "BuildNumber0": _text_col(np.array([str(b) for b in older[1:]], dtype=object)),
-            "ProductType0": np.ones(2, dtype=np.int64),
-            "TimeStamp": _date_col(_sql_datetime(
-                as_of_ms - rng.uniform(90 * DAY_MS, 200 * DAY_MS, 2))),
-        }))
-        views["v_CH_ClientSummary"] = _appended(health, pd.DataFrame({
-            "ResourceID": ids[1:2],
-            "ClientActiveStatus": _int_col([0]),
-            "LastPolicyRequest": _date_col(stamps),
-            "LastActiveTime": _date_col(stamps - HOUR_MS),
-            "LastHealthEvaluationResult": _int_col([7]),
-        }))
+        views["v_GS_OPERATING_SYSTEM"] = _appended(
+            views["v_GS_OPERATING_SYSTEM"],
+            pd.DataFrame(
+                {
+                    "ResourceID": ids[1:],
+                    "Caption0": _text_col(
+                        np.array(
+                            [
+                                "Microsoft Windows 10 Enterprise"
+                                if b < 22000
+                                else "Microsoft Windows 11 Enterprise"
+                                for b in older[1:]
+                            ],
+                            dtype=object,
+                        )
+                    ),
+                    "BuildNumber0": _text_col(np.array([str(b) for b in older[1:]], dtype=object)),
+                    "ProductType0": np.ones(2, dtype=np.int64),
+                    "TimeStamp": _date_col(
+                        _sql_datetime(as_of_ms - rng.uniform(90 * DAY_MS, 200 * DAY_MS, 2))
+                    ),
+                }
+            ),
+        )
+        views["v_CH_ClientSummary"] = _appended(
+            health,
+            pd.DataFrame(
+                {
+                    "ResourceID": ids[1:2],
+                    "ClientActiveStatus": _int_col([0]),
+                    "LastPolicyRequest": _date_col(stamps),
+                    "LastActiveTime": _date_col(stamps - HOUR_MS),
+                    "LastHealthEvaluationResult": _int_col([7]),
+                }
+            ),
+        )
         views["v_FullCollectionMembership"] = _appended(
             views["v_FullCollectionMembership"],
-            pd.DataFrame({"CollectionID": _text_col(np.full(3, ALL_SYSTEMS, dtype=object)),
-                          "ResourceID": ids}))
+            pd.DataFrame(
+                {
+                    "CollectionID": _text_col(np.full(3, ALL_SYSTEMS, dtype=object)),
+                    "ResourceID": ids,
+                }
+            ),
+        )
         estate.duplicates[site] = ids
 
 
@@ -781,25 +1003,32 @@ def _twin_rids(twin_rid: np.ndarray, twin_of: np.ndarray, chosen: np.ndarray) ->
 
 def _captions(kind, major, minor, build, domain_controller) -> np.ndarray:
     """Hardware-inventory ``Caption0`` for each row."""
-    key = (kind.astype(np.int64) * 10**9 + major * 10**7 + minor * 10**5 + build) * 2 + \
-        domain_controller.astype(np.int64)
+    key = (
+        kind.astype(np.int64) * 10**9 + major * 10**7 + minor * 10**5 + build
+    ) * 2 + domain_controller.astype(np.int64)
     uniq, inverse = np.unique(key, return_inverse=True)
     labels = []
     for value in uniq:
         dc = bool(value % 2)
         value //= 2
-        k, ma, mi, b = (value // 10**9, (value // 10**7) % 100, (value // 10**5) % 100,
-                        value % 10**5)
+        k, ma, mi, b = (
+            value // 10**9,
+            (value // 10**7) % 100,
+            (value // 10**5) % 100,
+            value % 10**5,
+        )
         labels.append(_caption(int(k), int(ma), int(mi), int(b), dc))
     return _lookup(inverse, labels)
 
 
 def _caption(kind: int, major: int, minor: int, build: int, dc: bool) -> str:
     if kind == SERVER:
-        name = {14393: "2016", 17763: "2019", 20348: "2022", 26100: "2025",
-                9600: "2012 R2"}.get(build, "")
+        name = {14393: "2016", 17763: "2019", 20348: "2022", 26100: "2025", 9600: "2012 R2"}.get(
+            build, ""
+        )
         return f"Microsoft Windows Server {name} {'Datacenter' if dc else 'Standard'}".replace(
-            "  ", " ")
+            "  ", " "
+        )
     if (major, minor) == (6, 1):
         return "Microsoft Windows 7 Enterprise"
     if (major, minor) == (6, 2):
@@ -809,8 +1038,11 @@ def _caption(kind: int, major: int, minor: int, build: int, dc: bool) -> str:
     if build >= 22000:
         return "Microsoft Windows 11 Enterprise"
     if build in (10240, 14393, 17763):
-        return "Microsoft Windows 10 Enterprise LTSC" if build == 17763 else \
-            "Microsoft Windows 10 Enterprise 2016 LTSB"
+        return (
+            "Microsoft Windows 10 Enterprise LTSC"
+            if build == 17763
+            else "Microsoft Windows 10 Enterprise 2016 LTSB"
+        )
     return "Microsoft Windows 10 Enterprise"
 
 
@@ -823,57 +1055,83 @@ def export_devices(estate: SampleEstate, site: str) -> pd.DataFrame:
     system = views["v_R_System"]
     system = system.loc[system["Obsolete0"].fillna(0) != 1]
     inventory = views["v_GS_OPERATING_SYSTEM"].sort_values(
-        ["ResourceID", "TimeStamp"], ascending=[True, False], kind="stable")
+        ["ResourceID", "TimeStamp"], ascending=[True, False], kind="stable"
+    )
     inventory = inventory.drop_duplicates("ResourceID")[
-        ["ResourceID", "BuildNumber0", "ProductType0"]]
-    frame = (system.merge(inventory, on="ResourceID", how="left")
-             .merge(views["v_ClientCoManagementState"], on="ResourceID", how="left")
-             .merge(views["v_CH_ClientSummary"], on="ResourceID", how="left"))
-    out = pd.DataFrame({
-        "ResourceID": frame["ResourceID"].astype(np.int64),
-        "Name": frame["Name0"],
-        "Domain": frame["Resource_Domain_OR_Workgr0"],
-        "OperatingSystem": frame["Operating_System_Name_and0"],
-        "Build": frame["Build01"].fillna(frame["BuildNumber0"]),
-        "ProductType": frame["ProductType0"].astype("Int64"),
-        "ClientInstalled": frame["Client0"],
-        "ClientVersion": frame["Client_Version0"],
-        "ClientActive": frame["ClientActiveStatus"],
-        "LastPolicyRequest": frame["LastPolicyRequest"],
-        "LastActiveTime": frame["LastActiveTime"],
-        "AADDeviceID": frame["AADDeviceID"],
-        **{c: frame[c] for c in ("HybridAADJoined", "AADJoined", "MDMEnrolled",
-                                 "ComgmtPolicyPresent", "MDMProvisioned",
-                                 "EnrollmentScheduled", "PendingLogon", "EnrollmentFailed",
-                                 "EnrollmentStatusCode", "EnrollmentErrorDetail",
-                                 "MDMWorkloads")},
-    })
-    return out.sort_values("ResourceID", kind="stable").reset_index(drop=True)[
-        list(DEVICE_COLUMNS)]
+        ["ResourceID", "BuildNumber0", "ProductType0"]
+    ]
+    frame = (
+        system.merge(inventory, on="ResourceID", how="left")
+        .merge(views["v_ClientCoManagementState"], on="ResourceID", how="left")
+        .merge(views["v_CH_ClientSummary"], on="ResourceID", how="left")
+    )
+    out = pd.DataFrame(
+        {
+            "ResourceID": frame["ResourceID"].astype(np.int64),
+            "Name": frame["Name0"],
+            "Domain": frame["Resource_Domain_OR_Workgr0"],
+            "OperatingSystem": frame["Operating_System_Name_and0"],
+            "Build": frame["Build01"].fillna(frame["BuildNumber0"]),
+            "ProductType": frame["ProductType0"].astype("Int64"),
+            "ClientInstalled": frame["Client0"],
+            "ClientVersion": frame["Client_Version0"],
+            "ClientActive": frame["ClientActiveStatus"],
+            "LastPolicyRequest": frame["LastPolicyRequest"],
+            "LastActiveTime": frame["LastActiveTime"],
+            "AADDeviceID": frame["AADDeviceID"],
+            **{
+                c: frame[c]
+                for c in (
+                    "HybridAADJoined",
+                    "AADJoined",
+                    "MDMEnrolled",
+                    "ComgmtPolicyPresent",
+                    "MDMProvisioned",
+                    "EnrollmentScheduled",
+                    "PendingLogon",
+                    "EnrollmentFailed",
+                    "EnrollmentStatusCode",
+                    "EnrollmentErrorDetail",
+                    "MDMWorkloads",
+                )
+            },
+        }
+    )
+    return out.sort_values("ResourceID", kind="stable").reset_index(drop=True)[list(DEVICE_COLUMNS)]
 
 
-def export_memberships(estate: SampleEstate, site: str,
-                       collection_ids: Sequence[str] | None = None) -> pd.DataFrame:
+def export_memberships(
+    estate: SampleEstate, site: str, collection_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
     """What ``queries/collections.sql`` returns, run once per collection ID (in that order,
     each collection's rows by ``ResourceID``)."""
     views = estate.tables[site]
-    ids = list(dict.fromkeys(
-        [c for c, _ in estate.collections] if collection_ids is None else collection_ids))
+    ids = list(
+        dict.fromkeys(
+            [c for c, _ in estate.collections] if collection_ids is None else collection_ids
+        )
+    )
     membership = views["v_FullCollectionMembership"]
-    known = dict(zip(views["v_Collection"]["CollectionID"], views["v_Collection"]["Name"],
-                     strict=True))
+    known = dict(
+        zip(views["v_Collection"]["CollectionID"], views["v_Collection"]["Name"], strict=True)
+    )
     ids = [c for c in ids if c in known]  # the JOIN on v_Collection
-    codes = pd.Categorical(membership["CollectionID"].to_numpy(dtype=object),
-                           categories=ids).codes if ids else np.full(len(membership), -1)
+    codes = (
+        pd.Categorical(membership["CollectionID"].to_numpy(dtype=object), categories=ids).codes
+        if ids
+        else np.full(len(membership), -1)
+    )
     keep = codes >= 0
     rid = membership["ResourceID"].to_numpy(dtype=np.int64)[keep]
     codes = codes[keep]
     order = np.lexsort((rid, codes))
-    return pd.DataFrame({
-        "ResourceID": rid[order],
-        "CollectionID": _text_col(_lookup(codes[order], ids)),
-        "CollectionName": _text_col(_lookup(codes[order], [known[c] for c in ids])),
-    })
+    return pd.DataFrame(
+        {
+            "ResourceID": rid[order],
+            "CollectionID": _text_col(_lookup(codes[order], ids)),
+            "CollectionName": _text_col(_lookup(codes[order], [known[c] for c in ids])),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- CSV
@@ -897,20 +1155,48 @@ class _Style:
 
 
 _STYLES = (
-    _Style(null="NULL", other_null="", true="1", false="0", other_true="True",
-           other_false="False", date_separator=" ", hex_share=0.15, encoding="utf-8",
-           quote_all=False, first_columns=()),
-    _Style(null="", other_null="NULL", true="True", false="False", other_true="1",
-           other_false="0", date_separator="T", hex_share=0.35, encoding="utf-8-sig",
-           quote_all=True, first_columns=("Name", "ResourceID")),
+    _Style(
+        null="NULL",
+        other_null="",
+        true="1",
+        false="0",
+        other_true="True",
+        other_false="False",
+        date_separator=" ",
+        hex_share=0.15,
+        encoding="utf-8",
+        quote_all=False,
+        first_columns=(),
+    ),
+    _Style(
+        null="",
+        other_null="NULL",
+        true="True",
+        false="False",
+        other_true="1",
+        other_false="0",
+        date_separator="T",
+        hex_share=0.35,
+        encoding="utf-8-sig",
+        quote_all=True,
+        first_columns=("Name", "ResourceID"),
+    ),
 )
-_FLAG_COLUMNS = ("ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined",
-                 "MDMEnrolled", "ComgmtPolicyPresent", "MDMProvisioned",
-                 "EnrollmentScheduled", "PendingLogon", "EnrollmentFailed")
+_FLAG_COLUMNS = (
+    "ClientInstalled",
+    "ClientActive",
+    "HybridAADJoined",
+    "AADJoined",
+    "MDMEnrolled",
+    "ComgmtPolicyPresent",
+    "MDMProvisioned",
+    "EnrollmentScheduled",
+    "PendingLogon",
+    "EnrollmentFailed",
+)
 
 
-def _missing_tokens(rng: np.random.Generator, style: _Style, missing: np.ndarray
-                    ) -> pa.Array:
+def _missing_tokens(rng: np.random.Generator, style: _Style, missing: np.ndarray) -> pa.Array:
     """The text of each cell that is NULL: the style's token, now and then the other one."""
     other = rng.random(len(missing)) < 0.05
     return pc.take(pa.array([style.null, style.other_null]), pa.array(other.astype(np.int8)))
@@ -930,13 +1216,15 @@ def _stamp_text(series: pd.Series, separator: str) -> tuple[pa.Array, np.ndarray
     chars = text.view(np.uint8).reshape(len(text), 23)
     chars[~missing, 10] = ord(separator)
     offsets = np.arange(0, 23 * (len(text) + 1), 23, dtype=np.int32)
-    values = pa.StringArray.from_buffers(len(text), pa.py_buffer(offsets),
-                                         pa.py_buffer(chars.tobytes()))
+    values = pa.StringArray.from_buffers(
+        len(text), pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())
+    )
     return values, missing
 
 
-def format_devices(frame: pd.DataFrame, style_index: int, seed: int, stream: int = 1
-                   ) -> dict[str, pa.Array]:
+def format_devices(
+    frame: pd.DataFrame, style_index: int, seed: int, stream: int = 1
+) -> dict[str, pa.Array]:
     """The export's typed values as the text an export tool writes: per column, a pyarrow
     string array with no nulls (NULL cells hold the style's token). ``stream`` picks the
     random stream of the textual variety."""
@@ -958,19 +1246,20 @@ def format_devices(frame: pd.DataFrame, style_index: int, seed: int, stream: int
             if column in _FLAG_COLUMNS:
                 other = rng.random(n) < 0.08
                 index = np.where(numbers == 1, 0, 1) + 2 * other
-                words = pa.array([style.true, style.false, style.other_true,
-                                  style.other_false])
+                words = pa.array([style.true, style.false, style.other_true, style.other_false])
                 values = pc.take(words, pa.array(index.astype(np.int8)))
             elif column == "EnrollmentStatusCode":
                 codes, uniques = pd.factorize(numbers)
-                texts = ([f"0x{int(v) & 0xFFFFFFFF:08X}" for v in uniques]
-                         + [f"0x{int(v) & 0xFFFFFFFF:08x}" for v in uniques]
-                         + [str(int(v)) for v in uniques])
+                texts = (
+                    [f"0x{int(v) & 0xFFFFFFFF:08X}" for v in uniques]
+                    + [f"0x{int(v) & 0xFFFFFFFF:08x}" for v in uniques]
+                    + [str(int(v)) for v in uniques]
+                )
                 u = rng.random(n)
-                form = np.where(u < style.hex_share * 0.8, 0,
-                                np.where(u < style.hex_share, 1, 2))
-                values = pc.take(pa.array(texts, type=pa.string()),
-                                 pa.array(form * len(uniques) + codes))
+                form = np.where(u < style.hex_share * 0.8, 0, np.where(u < style.hex_share, 1, 2))
+                values = pc.take(
+                    pa.array(texts, type=pa.string()), pa.array(form * len(uniques) + codes)
+                )
             else:
                 values = pc.cast(pa.array(numbers), pa.string())
         out[column] = _fill(values, missing, _missing_tokens(rng, style, missing))
@@ -1000,14 +1289,25 @@ def write_csv(estate: SampleEstate, out_dir: str | Path) -> dict[str, Path]:
         style = _STYLES[index % len(_STYLES)]
         cells = _site_cells(estate, site, index)
         columns = _column_order(style)
-        _write_rows(folder / "devices.csv", columns, [cells[c] for c in columns],
-                    style.encoding, style.quote_all)
+        _write_rows(
+            folder / "devices.csv",
+            columns,
+            [cells[c] for c in columns],
+            style.encoding,
+            style.quote_all,
+        )
         members = export_memberships(estate, site)
-        _write_rows(folder / "collections.csv", list(MEMBERSHIP_COLUMNS),
-                    [pc.cast(pa.array(members["ResourceID"].to_numpy()), pa.string()),
-                     pa.array(members["CollectionID"].to_numpy(dtype=object), pa.string()),
-                     pa.array(members["CollectionName"].to_numpy(dtype=object), pa.string())],
-                    style.encoding, style.quote_all)
+        _write_rows(
+            folder / "collections.csv",
+            list(MEMBERSHIP_COLUMNS),
+            [
+                pc.cast(pa.array(members["ResourceID"].to_numpy()), pa.string()),
+                pa.array(members["CollectionID"].to_numpy(dtype=object), pa.string()),
+                pa.array(members["CollectionName"].to_numpy(dtype=object), pa.string()),
+            ],
+            style.encoding,
+            style.quote_all,
+        )
         folders[site] = folder
     return folders
 
@@ -1025,17 +1325,24 @@ def _site_cells(estate: SampleEstate, site: str, index: int) -> dict[str, pa.Arr
     # Back to the export's order (by ResourceID): row i of the concatenation is row order[i].
     order = np.concatenate([np.flatnonzero(~extra), np.flatnonzero(extra)])
     back = pa.array(np.argsort(order, kind="stable"))
-    return {column: pa.concat_arrays([main[column], more[column]]).take(back)
-            for column in main}
+    return {column: pa.concat_arrays([main[column], more[column]]).take(back) for column in main}
 
 
-_SAFE_COLUMNS = frozenset(DEVICE_COLUMNS) - {"Name", "Domain", "OperatingSystem", "Build",
-                                              "ClientVersion", "AADDeviceID",
-                                              "EnrollmentErrorDetail", "CollectionName"}
+_SAFE_COLUMNS = frozenset(DEVICE_COLUMNS) - {
+    "Name",
+    "Domain",
+    "OperatingSystem",
+    "Build",
+    "ClientVersion",
+    "AADDeviceID",
+    "EnrollmentErrorDetail",
+    "CollectionName",
+}
 
 
-def _write_rows(path: Path, header: list[str], columns: list[pa.Array], encoding: str,
-                quote_all: bool = False) -> None:
+def _write_rows(
+    path: Path, header: list[str], columns: list[pa.Array], encoding: str, quote_all: bool = False
+) -> None:
     """Write CSV rows (CRLF), quoting the fields that need it, or every field (``quote_all``,
     like Windows PowerShell's ``Export-Csv``). Vectorised with pyarrow, in chunks."""
     temporary = path.with_name(path.name + ".tmp")
@@ -1051,7 +1358,8 @@ def _write_rows(path: Path, header: list[str], columns: list[pa.Array], encoding
             part = [c.slice(start, chunk) for c in columns]
             fields = _csv_fields(part, quote_all, safe)
             lines = pc.binary_join_element_wise(
-                pc.binary_join_element_wise(*fields, ","), "\r\n", "")
+                pc.binary_join_element_wise(*fields, ","), "\r\n", ""
+            )
             # The rows' text lies back to back in the array's data buffer: write it as is.
             offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
             first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
@@ -1070,8 +1378,7 @@ def _csv_fields(columns: list[pa.Array], quote_all: bool, safe: list[bool]) -> l
         if quote_all:
             fields.append(quoted)
         else:
-            fields.append(pc.if_else(pc.match_substring_regex(column, '[,"\r\n]'),
-                                     quoted, column))
+            fields.append(pc.if_else(pc.match_substring_regex(column, '[,"\r\n]'), quoted, column))
     return fields
 
 
@@ -1106,8 +1413,7 @@ def _sql_values(series: pd.Series) -> list:
     return series.to_numpy(dtype=object, na_value=None).tolist()
 
 
-_ONE_ROW_PER_DEVICE = frozenset({"v_R_System", "v_ClientCoManagementState",
-                                 "v_CH_ClientSummary"})
+_ONE_ROW_PER_DEVICE = frozenset({"v_R_System", "v_ClientCoManagementState", "v_CH_ClientSummary"})
 _INDEXES = (
     "CREATE INDEX ix_v_GS_OPERATING_SYSTEM_ResourceID "
     "ON v_GS_OPERATING_SYSTEM (ResourceID, TimeStamp)",
@@ -1135,14 +1441,21 @@ def write_sqlite(estate: SampleEstate, path: str | Path) -> dict[str, Path]:
             connection.execute("PRAGMA synchronous = OFF")
             for view, columns in VIEW_COLUMNS.items():
                 frame = estate.tables[site][view]
-                declared = [f"{name} {kind}" + (" PRIMARY KEY" if name == "ResourceID"
-                                                and view in _ONE_ROW_PER_DEVICE else "")
-                            for name, kind in columns]
+                declared = [
+                    f"{name} {kind}"
+                    + (
+                        " PRIMARY KEY"
+                        if name == "ResourceID" and view in _ONE_ROW_PER_DEVICE
+                        else ""
+                    )
+                    for name, kind in columns
+                ]
                 connection.execute(f"CREATE TABLE {view} ({', '.join(declared)})")
                 values = [_sql_values(frame[name]) for name, _ in columns]
                 connection.executemany(
                     f"INSERT INTO {view} VALUES ({', '.join('?' * len(columns))})",
-                    zip(*values, strict=True))
+                    zip(*values, strict=True),
+                )
             for statement in _INDEXES:
                 connection.execute(statement)
             connection.commit()
@@ -1161,9 +1474,12 @@ def _toml_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def write_config(estate: SampleEstate, out_dir: str | Path,
-                 sqlite_paths: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
-                 filename: str = "comanage.toml") -> Path:
+def write_config(
+    estate: SampleEstate,
+    out_dir: str | Path,
+    sqlite_paths: Mapping[str, str | Path] | Sequence[str | Path] | None = None,
+    filename: str = "comanage.toml",
+) -> Path:
     """``out_dir/comanage.toml`` for the estate: one source per site (the CSV folder, or the
     SQLite replica when ``sqlite_paths`` is given), the workloads, the collection filter.
     Paths inside ``out_dir`` are written relative to it."""
@@ -1206,9 +1522,16 @@ def write_config(estate: SampleEstate, out_dir: str | Path,
 # --------------------------------------------------------------------------- CLI hook
 
 
-def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | None = None,
-                as_of: datetime | str | None = None, quiet: bool = False,
-                history_weeks: int = 0, duplicates: bool = False) -> Path:
+def main_sample(
+    devices: int,
+    seed: int,
+    out: str | Path,
+    sqlite: str | Path | None = None,
+    as_of: datetime | str | None = None,
+    quiet: bool = False,
+    history_weeks: int = 0,
+    duplicates: bool = False,
+) -> Path:
     """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
     ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
     those through ``queries/*.sql``); with ``history_weeks``, ``history.sqlite``: that many
@@ -1217,6 +1540,7 @@ def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | N
     ``duplicates``: add a few duplicate records per site (``add_duplicates``), as real site
     databases hold (the ``sample`` command does). Returns ``comanage.toml``'s path.
     """
+
     def say(message: str) -> None:
         if not quiet:
             print(message, file=sys.stderr, flush=True)
@@ -1226,20 +1550,26 @@ def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | N
     started = time.perf_counter()
     estate = generate_estate(devices, seed, as_of, duplicates=duplicates)
     extra = sum(len(ids) for ids in estate.duplicates.values())
-    say(f"generated {devices:,} devices over {', '.join(estate.sites)} (seed {seed}, as of "
+    say(
+        f"generated {devices:,} devices over {', '.join(estate.sites)} (seed {seed}, as of "
         f"{estate.as_of:%Y-%m-%dT%H:%M:%SZ})"
         + (f" and {extra} duplicate records" if extra else "")
-        + f" in {time.perf_counter() - started:.1f} s")
+        + f" in {time.perf_counter() - started:.1f} s"
+    )
     step = time.perf_counter()
     folders = write_csv(estate, out)
-    say(f"wrote CSV exports to {', '.join(str(f) for f in folders.values())} in "
-        f"{time.perf_counter() - step:.1f} s")
+    say(
+        f"wrote CSV exports to {', '.join(str(f) for f in folders.values())} in "
+        f"{time.perf_counter() - step:.1f} s"
+    )
     files = None
     if sqlite is not None:
         step = time.perf_counter()
         files = write_sqlite(estate, sqlite)
-        say(f"wrote SQLite replicas {', '.join(str(f) for f in files.values())} in "
-            f"{time.perf_counter() - step:.1f} s")
+        say(
+            f"wrote SQLite replicas {', '.join(str(f) for f in files.values())} in "
+            f"{time.perf_counter() - step:.1f} s"
+        )
     config = write_config(estate, out)
     say(f"wrote {config}")
     if files is not None:
@@ -1249,7 +1579,9 @@ def main_sample(devices: int, seed: int, out: str | Path, sqlite: str | Path | N
 
         step = time.perf_counter()
         history = write_history(estate, config, history_weeks, say=say)
-        say(f"wrote {history} ({history_weeks} weekly snapshots) in "
-            f"{time.perf_counter() - step:.1f} s")
+        say(
+            f"wrote {history} ({history_weeks} weekly snapshots) in "
+            f"{time.perf_counter() - step:.1f} s"
+        )
     say(f"done in {time.perf_counter() - started:.1f} s")
     return config

@@ -74,9 +74,11 @@ def plan_journeys(frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np
     waiting_since = np.where(recent, rng.integers(0, 3, n), rng.integers(3, 16, n))
     policy = np.where(in_progress | pending, waiting_since, policy)
     delay = rng.geometric(0.6, n) - 1
-    reached = np.where(policy >= NEVER,
-                       np.where(rng.random(n) < 0.85, NEVER, rng.integers(0, 26, n)),
-                       np.maximum(policy - delay, 0))
+    reached = np.where(
+        policy >= NEVER,
+        np.where(rng.random(n) < 0.85, NEVER, rng.integers(0, 26, n)),
+        np.maximum(policy - delay, 0),
+    )
     reached = np.where(in_progress, policy, reached)
     reached = np.where(pending, np.maximum(policy - delay, 0), reached)
 
@@ -95,30 +97,43 @@ def plan_journeys(frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np
     moves = {bit: rng.integers(low, high + 1, n) for bit, (low, high) in WORKLOAD_MOVES.items()}
     # On their way, some devices now co-managed waited for a user to sign in, or failed for a
     # while with a transient error, and took longer.
-    detour = np.where(comanaged & ~wave & (policy < NEVER),
-                      rng.choice(3, n, p=[0.76, 0.12, 0.12]), 0)  # 1 pending, 2 failed
+    detour = np.where(
+        comanaged & ~wave & (policy < NEVER), rng.choice(3, n, p=[0.76, 0.12, 0.12]), 0
+    )  # 1 pending, 2 failed
     longer = np.maximum(policy - 1 - (rng.geometric(0.45, n) - 1), 0)
     reached = np.where(detour > 0, np.minimum(reached, longer), reached)
-    detour_code = np.array(DETOUR_CODES, dtype=np.int64)[rng.integers(0, len(DETOUR_CODES),
-                                                                      n)]
+    detour_code = np.array(DETOUR_CODES, dtype=np.int64)[rng.integers(0, len(DETOUR_CODES), n)]
     # Nothing before the device existed.
     policy = np.minimum(policy, born)
     reached = np.minimum(reached, policy)
-    return {"born": born, "policy": policy, "reached": reached, "fell": fell,
-            "fell_from": fell_from, "wave": wave, "moves": moves, "comanaged": comanaged,
-            "targeted": policy_now | mdm, "detour": detour, "detour_code": detour_code}
+    return {
+        "born": born,
+        "policy": policy,
+        "reached": reached,
+        "fell": fell,
+        "fell_from": fell_from,
+        "wave": wave,
+        "moves": moves,
+        "comanaged": comanaged,
+        "targeted": policy_now | mdm,
+        "detour": detour,
+        "detour_code": detour_code,
+    }
 
 
-def week_export(frame: pd.DataFrame, plan: dict[str, np.ndarray], weeks_ago: int
-                ) -> pd.DataFrame:
+def week_export(frame: pd.DataFrame, plan: dict[str, np.ndarray], weeks_ago: int) -> pd.DataFrame:
     """The site's export as it was ``weeks_ago`` weeks back."""
     w = weeks_ago
     if w == 0:
         return frame
     present = plan["born"] >= w
     comanaged_now = plan["comanaged"]
-    policy, reached, fell, fell_from = (plan["policy"], plan["reached"], plan["fell"],
-                                        plan["fell_from"])
+    policy, reached, fell, fell_from = (
+        plan["policy"],
+        plan["reached"],
+        plan["fell"],
+        plan["fell_from"],
+    )
     state = np.full(len(frame), CURRENT)
     journey = _flag(frame, "ComgmtPolicyPresent")  # devices with no policy today: as today
     state = np.where(journey & (w > reached), IN_PROGRESS, state)
@@ -135,20 +150,35 @@ def week_export(frame: pd.DataFrame, plan: dict[str, np.ndarray], weeks_ago: int
     def put(rows: np.ndarray, **values) -> None:
         for column, value in values.items():
             series = out[column]
-            if value is None:
-                series = series.mask(rows)
-            else:
-                series = series.mask(rows, value)
+            series = series.mask(rows) if value is None else series.mask(rows, value)
             out[column] = series
 
     no_policy = state == NO_POLICY
-    put(no_policy, ComgmtPolicyPresent=0, MDMEnrolled=0, MDMProvisioned=0,
-        EnrollmentScheduled=0, PendingLogon=0, EnrollmentFailed=0, EnrollmentStatusCode=None,
-        EnrollmentErrorDetail=None, MDMWorkloads=None)
+    put(
+        no_policy,
+        ComgmtPolicyPresent=0,
+        MDMEnrolled=0,
+        MDMProvisioned=0,
+        EnrollmentScheduled=0,
+        PendingLogon=0,
+        EnrollmentFailed=0,
+        EnrollmentStatusCode=None,
+        EnrollmentErrorDetail=None,
+        MDMWorkloads=None,
+    )
     waiting = state == IN_PROGRESS
-    put(waiting, ComgmtPolicyPresent=1, MDMEnrolled=0, MDMProvisioned=0,
-        EnrollmentScheduled=1, PendingLogon=0, EnrollmentFailed=0, EnrollmentStatusCode=None,
-        EnrollmentErrorDetail=None, MDMWorkloads=8193)
+    put(
+        waiting,
+        ComgmtPolicyPresent=1,
+        MDMEnrolled=0,
+        MDMProvisioned=0,
+        EnrollmentScheduled=1,
+        PendingLogon=0,
+        EnrollmentFailed=0,
+        EnrollmentStatusCode=None,
+        EnrollmentErrorDetail=None,
+        MDMWorkloads=8193,
+    )
     put(waiting & (plan["detour"] == 1), PendingLogon=1)
     detour_failed = waiting & (plan["detour"] == 2)
     put(detour_failed, EnrollmentFailed=1)
@@ -156,13 +186,31 @@ def week_export(frame: pd.DataFrame, plan: dict[str, np.ndarray], weeks_ago: int
     codes[detour_failed] = plan["detour_code"][detour_failed] - 2**32
     out["EnrollmentStatusCode"] = pd.array(codes, dtype="Int64")
     failing = state == WAVE_FAILED
-    put(failing, ComgmtPolicyPresent=1, MDMEnrolled=0, MDMProvisioned=0,
-        EnrollmentScheduled=1, PendingLogon=0, EnrollmentFailed=1,
-        EnrollmentStatusCode=WAVE_CODE - 2**32, EnrollmentErrorDetail=None, MDMWorkloads=8193)
+    put(
+        failing,
+        ComgmtPolicyPresent=1,
+        MDMEnrolled=0,
+        MDMProvisioned=0,
+        EnrollmentScheduled=1,
+        PendingLogon=0,
+        EnrollmentFailed=1,
+        EnrollmentStatusCode=WAVE_CODE - 2**32,
+        EnrollmentErrorDetail=None,
+        MDMWorkloads=8193,
+    )
     enrolled = state == COMANAGED
-    put(enrolled & ~comanaged_now, ComgmtPolicyPresent=1, MDMEnrolled=1, MDMProvisioned=1,
-        EnrollmentScheduled=0, PendingLogon=0, EnrollmentFailed=0, EnrollmentStatusCode=0,
-        EnrollmentErrorDetail=None, MDMWorkloads=8195)
+    put(
+        enrolled & ~comanaged_now,
+        ComgmtPolicyPresent=1,
+        MDMEnrolled=1,
+        MDMProvisioned=1,
+        EnrollmentScheduled=0,
+        PendingLogon=0,
+        EnrollmentFailed=0,
+        EnrollmentStatusCode=0,
+        EnrollmentErrorDetail=None,
+        MDMWorkloads=8195,
+    )
     # Co-managed then and now: the workloads not yet moved then are cleared.
     still = (state == CURRENT) & comanaged_now
     bits = out["MDMWorkloads"].astype("Int64")
@@ -181,12 +229,10 @@ def _site_plan(frame: pd.DataFrame, added, seed: list[int]) -> dict:
     stream, the duplicate records added after it (``added``: their ResourceIDs) from a stream
     of their own, so that adding them leaves every other device's history as it was."""
     extra = frame["ResourceID"].isin(added if added is not None else []).to_numpy()
-    main = plan_journeys(frame.loc[~extra].reset_index(drop=True),
-                         np.random.default_rng(seed))
+    main = plan_journeys(frame.loc[~extra].reset_index(drop=True), np.random.default_rng(seed))
     if not extra.any():
         return main
-    more = plan_journeys(frame.loc[extra].reset_index(drop=True),
-                         np.random.default_rng([*seed, 1]))
+    more = plan_journeys(frame.loc[extra].reset_index(drop=True), np.random.default_rng([*seed, 1]))
 
     def merged(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         out = np.empty(len(frame), dtype=np.result_type(first, second))
@@ -194,8 +240,7 @@ def _site_plan(frame: pd.DataFrame, added, seed: list[int]) -> dict:
         return out
 
     plan = {key: merged(value, more[key]) for key, value in main.items() if key != "moves"}
-    plan["moves"] = {bit: merged(value, more["moves"][bit])
-                     for bit, value in main["moves"].items()}
+    plan["moves"] = {bit: merged(value, more["moves"][bit]) for bit, value in main["moves"].items()}
     return plan
 
 
@@ -210,8 +255,13 @@ def _write_week(folder: Path, exports: dict, plans: dict, memberships: dict, w: 
         memberships[site].to_csv(target / "collections.csv", index=False)
 
 
-def write_history(estate: SampleEstate, config: Path, weeks: int, path: Path | None = None,
-                  say=lambda message: None) -> Path:
+def write_history(
+    estate: SampleEstate,
+    config: Path,
+    weeks: int,
+    path: Path | None = None,
+    say=lambda message: None,
+) -> Path:
     """``weeks`` weekly snapshots ending at the estate's as-of day, in ``history.sqlite``
     beside ``config`` (or ``path``). Replaces an existing file."""
     config = Path(config)
@@ -219,14 +269,19 @@ def write_history(estate: SampleEstate, config: Path, weeks: int, path: Path | N
     path = Path(path) if path is not None else config.parent / "history.sqlite"
     temporary = path.with_name(path.name + ".tmp")
     temporary.unlink(missing_ok=True)
-    history = HistoryStore(f"sqlite:///{temporary.resolve()}",
-                           history_days=settings.history_days,
-                           device_history_days=settings.device_history_days)
+    history = HistoryStore(
+        f"sqlite:///{temporary.resolve()}",
+        history_days=settings.history_days,
+        device_history_days=settings.device_history_days,
+    )
     exports = {site: export_devices(estate, site) for site in estate.sites}
-    memberships = {site: export_memberships(estate, site, settings.named_collections)
-                   for site in estate.sites}
-    plans = {site: _site_plan(frame, estate.duplicates.get(site), [estate.seed, 4_711, index])
-             for index, (site, frame) in enumerate(exports.items())}
+    memberships = {
+        site: export_memberships(estate, site, settings.named_collections) for site in estate.sites
+    }
+    plans = {
+        site: _site_plan(frame, estate.duplicates.get(site), [estate.seed, 4_711, index])
+        for index, (site, frame) in enumerate(exports.items())
+    }
     try:
         with tempfile.TemporaryDirectory(prefix="comanage-history-") as scratch:
             for w in range(weeks - 1, -1, -1):
@@ -234,13 +289,15 @@ def write_history(estate: SampleEstate, config: Path, weeks: int, path: Path | N
                 _write_week(folder, exports, plans, memberships, w)
                 as_of = estate.as_of - timedelta(days=7 * w)
                 week_settings = replace(
-                    settings, sources=tuple(Source(site=s, csv=folder / s)
-                                            for s in estate.sites),
+                    settings,
+                    sources=tuple(Source(site=s, csv=folder / s) for s in estate.sites),
                 ).with_values(as_of=as_of.strftime("%Y-%m-%dT%H:%M:%SZ"))
                 loaded = load_estate(week_settings, history=history)
                 history.record(loaded, settings.collections, recorded_at=as_of)
-                say(f"  history: {as_of:%Y-%m-%d} {len(loaded.devices):,} devices, "
-                    f"{int(loaded.devices['comanaged'].sum()):,} co-managed")
+                say(
+                    f"  history: {as_of:%Y-%m-%d} {len(loaded.devices):,} devices, "
+                    f"{int(loaded.devices['comanaged'].sum()):,} co-managed"
+                )
         history.close()
         with sqlite3.connect(temporary) as connection:
             connection.execute("VACUUM")

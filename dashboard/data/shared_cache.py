@@ -87,6 +87,7 @@ def _secrets(spec: str) -> list[str]:
 
 # -- values: JSON, checked to come back identical ----------------------------------------------
 
+
 def encode(value) -> dict | None:
     """The JSON-able form of a summary (plain JSON data) or a trend frame (one row per
     day); None when the value would not come back exactly as it is."""
@@ -115,10 +116,12 @@ def decode(stored):
         return stored["v"]
     if "frame" in stored:
         frame = stored["frame"]
-        index = pd.Index([date.fromisoformat(day) for day in frame["index"]], dtype=object,
-                         name=frame["index_name"])
-        out = pd.DataFrame(frame["data"], index=index, columns=frame["columns"],
-                           dtype=object)
+        index = pd.Index(
+            [date.fromisoformat(day) for day in frame["index"]],
+            dtype=object,
+            name=frame["index_name"],
+        )
+        out = pd.DataFrame(frame["data"], index=index, columns=frame["columns"], dtype=object)
         if not frame["data"]:
             out = pd.DataFrame(index=index, columns=frame["columns"])
         return out.astype(dict(zip(frame["columns"], frame["dtypes"], strict=True)))
@@ -148,17 +151,27 @@ def _encode_frame(frame: pd.DataFrame) -> dict | None:
     data = frame.to_numpy(dtype=object).tolist() if len(frame) else []
     if any(not isinstance(v, int) for row in data for v in row):
         return None
-    return {"frame": {"index": [day.isoformat() for day in days],
-                      "index_name": frame.index.name, "columns": list(frame.columns),
-                      "dtypes": dtypes, "data": data}}
+    return {
+        "frame": {
+            "index": [day.isoformat() for day in days],
+            "index_name": frame.index.name,
+            "columns": list(frame.columns),
+            "dtypes": dtypes,
+            "data": data,
+        }
+    }
 
 
 def _same_frame(back, frame: pd.DataFrame) -> bool:
-    return (isinstance(back, pd.DataFrame) and back.equals(frame)
-            and list(back.columns) == list(frame.columns)
-            and list(back.dtypes) == list(frame.dtypes)
-            and back.index.dtype == frame.index.dtype and back.index.name == frame.index.name
-            and list(back.index) == list(frame.index))
+    return (
+        isinstance(back, pd.DataFrame)
+        and back.equals(frame)
+        and list(back.columns) == list(frame.columns)
+        and list(back.dtypes) == list(frame.dtypes)
+        and back.index.dtype == frame.index.dtype
+        and back.index.name == frame.index.name
+        and list(back.index) == list(frame.index)
+    )
 
 
 class JSONSerializer(BaseSerializer):
@@ -186,6 +199,7 @@ class JSONSerializer(BaseSerializer):
 
 # -- cachelib's file cache logs its own errors (with a traceback, on every call) ---------------
 
+
 class _Captured(threading.local):
     error: str | None = None
 
@@ -200,8 +214,9 @@ class _CachelibErrors(logging.Filter):
     """Turns cachelib's warnings into a reason for our one warning (see ``SharedCache``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING and \
-                os.path.realpath(record.pathname).startswith(_CACHELIB):
+        if record.levelno >= logging.WARNING and os.path.realpath(record.pathname).startswith(
+            _CACHELIB
+        ):
             error = record.exc_info[1] if record.exc_info else None
             _captured.error = reason(error) if error is not None else record.getMessage()
             return False
@@ -238,13 +253,16 @@ class SharedCache:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
             except ImportError:
-                raise RuntimeError("the redis package is not installed (pip install "
-                                   '"comanage-dashboard[redis]")') from None
+                raise RuntimeError(
+                    'the redis package is not installed (pip install "comanage-dashboard[redis]")'
+                ) from None
             client = redis.Redis.from_url(
-                self.spec, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
-            backend = RedisCache(host=client, key_prefix=KEY_PREFIX,
-                                 default_timeout=self.timeout)
+                self.spec,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+            )
+            backend = RedisCache(host=client, key_prefix=KEY_PREFIX, default_timeout=self.timeout)
         else:
             _install_filter()
             self.folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -252,8 +270,9 @@ class SharedCache:
             if os.name == "posix" and self.folder.stat().st_mode & 0o077:
                 self.folder.chmod(0o700)
             _captured.error = None
-            backend = FileSystemCache(str(self.folder), threshold=THRESHOLD,
-                                      default_timeout=self.timeout, mode=0o600)
+            backend = FileSystemCache(
+                str(self.folder), threshold=THRESHOLD, default_timeout=self.timeout, mode=0o600
+            )
             if _captured.error:
                 raise OSError(_captured.error)
         backend.serializer = JSONSerializer()  # cachelib's documented hook
@@ -268,7 +287,7 @@ class SharedCache:
         if backend is None:
             try:
                 backend = self._make_backend()
-            except Exception as error:  # noqa: BLE001 - computing still works
+            except Exception as error:
                 self._failed(error)
                 return None
             with self._lock:
@@ -283,7 +302,8 @@ class SharedCache:
             RETRY_SECONDS,
             f"shared cache {self.shown} does not work ({why}): each process computes its "
             f"own results meanwhile; trying again every {RETRY_SECONDS} s",
-            f"shared cache {self.shown} still does not work: {why}")
+            f"shared cache {self.shown} still does not work: {why}",
+        )
 
     def _worked(self) -> None:
         self.health.worked(f"shared cache {self.shown} works again")
@@ -297,7 +317,7 @@ class SharedCache:
         _captured.error = None
         try:
             stored = backend.get(key)
-        except Exception as error:  # noqa: BLE001 - Redis down, a broken file: compute
+        except Exception as error:
             self._failed(error)
             return False, None
         if _captured.error:
@@ -324,7 +344,7 @@ class SharedCache:
         _captured.error = None
         try:
             done = backend.set(key, stored, timeout=self.timeout)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self._failed(error)
             return False
         if not done or _captured.error:

@@ -91,8 +91,7 @@ def redact(url_or_text: str, secrets: Iterable[str | None] = ()) -> str:
             pass
     text_ = _URL_PASSWORD.sub(lambda m: m["head"] + _HIDDEN if m["pw"] else m[0], text_)
     text_ = _ODBC_PASSWORD.sub(lambda m: m["head"] + _HIDDEN if m["pw"] else m[0], text_)
-    text_ = _ODBC_PASSWORD_ENCODED.sub(lambda m: m["head"] + _HIDDEN if m["pw"] else m[0],
-                                       text_)
+    text_ = _ODBC_PASSWORD_ENCODED.sub(lambda m: m["head"] + _HIDDEN if m["pw"] else m[0], text_)
     for secret in secrets:
         if secret and len(secret) >= 3:
             for form in {secret, quote(secret, safe=""), quote(secret)}:
@@ -125,8 +124,11 @@ def odbc_connection_string(connection_string: str, password: str | None = None) 
     (a missing file is an error, never a new database) unless the string says otherwise."""
     pairs = odbc_pairs(connection_string)
     keys = {key.lower() for key, _, _ in pairs}
-    parts = [text_ for key, _, text_ in pairs
-             if password is None or key.lower() not in ("pwd", "password")]
+    parts = [
+        text_
+        for key, _, text_ in pairs
+        if password is None or key.lower() not in ("pwd", "password")
+    ]
     if password is not None:
         parts.append(f"PWD={_braced(password)}")
     driver = odbc_value(connection_string, "Driver") or ""
@@ -157,8 +159,9 @@ def _seconds(value: float | None) -> float | None:
     return float(value)
 
 
-def make_engine(url: str, password: str | None = None, timeout_seconds: float = 300
-                ) -> sqlalchemy.Engine:
+def make_engine(
+    url: str, password: str | None = None, timeout_seconds: float = 300
+) -> sqlalchemy.Engine:
     """An engine for any SQLAlchemy URL, set up for reading only.
 
     ``mssql+pyodbc``: ODBC driver defaults to "ODBC Driver 18 for SQL Server",
@@ -174,8 +177,7 @@ def make_engine(url: str, password: str | None = None, timeout_seconds: float = 
     try:
         parsed = make_url(url)
     except Exception as error:
-        raise SourceError(f"not a database URL: {redact(str(url))} ({_one_line(error)})"
-                          ) from None
+        raise SourceError(f"not a database URL: {redact(str(url))} ({_one_line(error)})") from None
     if password is not None:
         parsed = parsed.set(password=password)
     backend = parsed.get_backend_name()
@@ -188,11 +190,14 @@ def make_engine(url: str, password: str | None = None, timeout_seconds: float = 
         try:
             engine = sqlalchemy.create_engine(parsed)
         except ImportError as error:
-            raise SourceError(f"cannot connect to {redact(parsed.render_as_string())}: "
-                              f"database driver not installed ({_one_line(error)})") from None
+            raise SourceError(
+                f"cannot connect to {redact(parsed.render_as_string())}: "
+                f"database driver not installed ({_one_line(error)})"
+            ) from None
         except Exception as error:
-            raise SourceError(f"cannot use {redact(parsed.render_as_string())}: "
-                              f"{_one_line(error)}") from None
+            raise SourceError(
+                f"cannot use {redact(parsed.render_as_string())}: {_one_line(error)}"
+            ) from None
     return engine
 
 
@@ -207,7 +212,8 @@ def _sqlite_target(parsed: URL) -> tuple[Path | None, str]:
         extra = {k: v for k, v in parsed.query.items() if k != "uri"}
         if extra:
             target += ("&" if "?" in target else "?") + "&".join(
-                f"{k}={v}" for k, v in extra.items() if isinstance(v, str))
+                f"{k}={v}" for k, v in extra.items() if isinstance(v, str)
+            )
     elif database in ("", ":memory:"):
         path, target = None, ":memory:"
     else:
@@ -231,19 +237,20 @@ def _sqlite_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
     engine = sqlalchemy.create_engine("sqlite://", creator=creator, **pool)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, connection_record):  # noqa: ARG001
+    def _on_connect(dbapi_connection, connection_record):
         info = connection_record.info
 
         def progress() -> int:
             started = info.get("query_started")
-            return int(limit is not None and started is not None
-                       and time.monotonic() - started > limit)
+            return int(
+                limit is not None and started is not None and time.monotonic() - started > limit
+            )
 
         dbapi_connection.set_progress_handler(progress, _PROGRESS_OPS)
         dbapi_connection.execute("PRAGMA query_only = ON")
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _before_execute(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+    def _before_execute(conn, cursor, statement, parameters, context, executemany):
         conn.connection.info["query_started"] = time.monotonic()
 
     return engine
@@ -266,7 +273,7 @@ class _MissingPyodbc:
     class Error(Exception):
         pass
 
-    class Warning(Exception):  # noqa: A001 - DBAPI name
+    class Warning(Exception):
         pass
 
     class InterfaceError(Error):
@@ -309,7 +316,7 @@ class _MissingPyodbc:
 
 def _import_pyodbc():
     try:
-        import pyodbc  # noqa: PLC0415 - lazy on purpose: needs libodbc.so.2
+        import pyodbc
     except ImportError as error:
         return _MissingPyodbc(error)
     return pyodbc
@@ -333,11 +340,12 @@ def _mssql_pyodbc_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
             query["ApplicationIntent"] = "ReadOnly"
     parsed = parsed.set(query=query)
     login = min(LOGIN_TIMEOUT_SECONDS, math.ceil(limit)) if limit else LOGIN_TIMEOUT_SECONDS
-    engine = sqlalchemy.create_engine(parsed, module=_import_pyodbc(),
-                                      connect_args={"timeout": login})
+    engine = sqlalchemy.create_engine(
+        parsed, module=_import_pyodbc(), connect_args={"timeout": login}
+    )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, connection_record):  # noqa: ARG001
+    def _on_connect(dbapi_connection, connection_record):
         # pyodbc: Connection.timeout is the query timeout in seconds (0 = none).
         dbapi_connection.timeout = math.ceil(limit) if limit else 0
 
@@ -348,7 +356,8 @@ def _mssql_pyodbc_engine(parsed: URL, limit: float | None) -> sqlalchemy.Engine:
 
 # A comment, or a literal/quoted name that may hold "--", "/*" or ";" and must stay as it is.
 _COMMENT_OR_QUOTED = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[(?:[^\]]|\]\])*\]|--[^\n]*|/\*.*?\*/", re.S)
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\[(?:[^\]]|\]\])*\]|--[^\n]*|/\*.*?\*/", re.S
+)
 
 
 def query_text(sql: str) -> str:
@@ -358,8 +367,7 @@ def query_text(sql: str) -> str:
     ``--`` comments) and then refuse it as several statements; every source gets the same
     text, so what the tests run is what SQL Server receives.
     """
-    body = _COMMENT_OR_QUOTED.sub(
-        lambda m: " " if m[0].startswith(("--", "/*")) else m[0], sql)
+    body = _COMMENT_OR_QUOTED.sub(lambda m: " " if m[0].startswith(("--", "/*")) else m[0], sql)
     body = "\n".join(line.rstrip() for line in body.splitlines() if line.strip()).strip()
     while body.endswith(";"):
         body = body[:-1].rstrip()
@@ -383,8 +391,11 @@ def _positional(sql: str) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- errors
 
 
-_ODBC_PREFIX = re.compile(r"ODBC emitted an error calling '\w+':\s*(State: \w+, Native error: "
-                          r"-?\d+, Message:\s*)?", re.IGNORECASE)
+_ODBC_PREFIX = re.compile(
+    r"ODBC emitted an error calling '\w+':\s*(State: \w+, Native error: "
+    r"-?\d+, Message:\s*)?",
+    re.IGNORECASE,
+)
 
 
 def _reason(error: BaseException) -> str:
@@ -419,8 +430,9 @@ _MISSING_COLUMN = [
 _DENIED = re.compile(r"permission was denied on the object '(?P<name>\w+)'", re.IGNORECASE)
 _TIMEOUT = re.compile(r"HYT00|timeout expired|query timeout|interrupted", re.IGNORECASE)
 _TRUNCATED = re.compile(r"too large to be written into the allocated buffer", re.IGNORECASE)
-_NO_DRIVER = re.compile(r"Can't open lib '(?P<name>[^']*)'|IM002|Data source name not found",
-                        re.IGNORECASE)
+_NO_DRIVER = re.compile(
+    r"Can't open lib '(?P<name>[^']*)'|IM002|Data source name not found", re.IGNORECASE
+)
 
 
 def _timed_out(query: str, limit: float) -> SourceError:
@@ -436,17 +448,23 @@ def _query_error(error: BaseException, query: str, limit: float | None) -> Sourc
     for pattern in _MISSING_OBJECT:
         match = pattern.search(full)
         if match:
-            return SourceError(f"missing view {match['name']} ({query}): is this a "
-                               "Configuration Manager site database?")
+            return SourceError(
+                f"missing view {match['name']} ({query}): is this a "
+                "Configuration Manager site database?"
+            )
     for pattern in _MISSING_COLUMN:
         match = pattern.search(full)
         if match:
-            return SourceError(f"missing column {match['name']} ({query}): the site "
-                               "database's views differ from the ones the query expects")
+            return SourceError(
+                f"missing column {match['name']} ({query}): the site "
+                "database's views differ from the ones the query expects"
+            )
     match = _DENIED.search(full)
     if match:
-        return SourceError(f"permission denied on {match['name']} ({query}): the login "
-                           "needs SELECT on the views (for example the db_datareader role)")
+        return SourceError(
+            f"permission denied on {match['name']} ({query}): the login "
+            "needs SELECT on the views (for example the db_datareader role)"
+        )
     return SourceError(f"query failed ({query}): {reason}")
 
 
@@ -455,8 +473,11 @@ def _connect_error(error: BaseException) -> str:
     match = _NO_DRIVER.search(f"{reason} {error}")
     if match:
         name = match["name"] or "named in the connection string"
-        return (f"ODBC driver {name!r} is not installed (odbcinst -q -d lists the installed "
-                "ones)" if match["name"] else f"ODBC data source or driver not found ({reason})")
+        return (
+            f"ODBC driver {name!r} is not installed (odbcinst -q -d lists the installed ones)"
+            if match["name"]
+            else f"ODBC data source or driver not found ({reason})"
+        )
     return reason
 
 
@@ -534,8 +555,13 @@ def _rows_table(columns: list[str], rows: list[tuple]) -> pa.Table:
     return pa.table({name: _text_array(data[index]) for index, name in enumerate(columns)})
 
 
-def _collect(batches: Iterable[pa.RecordBatch], schema: pa.Schema, started: float,
-             limit: float | None, query: str) -> pa.Table:
+def _collect(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    started: float,
+    limit: float | None,
+    query: str,
+) -> pa.Table:
     """The batches of a result as one table; past the time limit, a timeout error.
 
     Checked between batches as well as by the driver: SQL Server's driver cancels a statement
@@ -571,7 +597,7 @@ class _AdbcSqliteReader:
     def open(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"database file not found ({self.path})")
-        import adbc_driver_sqlite.dbapi  # noqa: PLC0415 - loaded only for SQLite sources
+        import adbc_driver_sqlite.dbapi
 
         self.connection = adbc_driver_sqlite.dbapi.connect(self.target)
 
@@ -579,8 +605,7 @@ class _AdbcSqliteReader:
         statement, names = _positional(sql)
         cursor = self.connection.cursor()
         try:
-            cursor.adbc_statement.set_options(
-                **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
             started = time.monotonic()
             cursor.execute(statement, [params[name] for name in names] or None)
             reader = cursor.fetch_record_batch()
@@ -603,8 +628,7 @@ class _EngineReader:
     """Any SQLAlchemy engine (``mssql+pyodbc``, a SQLite file ADBC cannot type): DBAPI rows,
     converted column by column."""
 
-    def __init__(self, engine: sqlalchemy.Engine, limit: float | None,
-                 secrets: list[str | None]):
+    def __init__(self, engine: sqlalchemy.Engine, limit: float | None, secrets: list[str | None]):
         self.engine, self.limit, self.secrets = engine, limit, secrets
         self.connection = None
 
@@ -638,10 +662,11 @@ class _ArrowOdbcReader:
         self.connection = None
 
     def open(self) -> None:
-        import arrow_odbc  # noqa: PLC0415 - needs libodbc.so.2
+        import arrow_odbc
 
-        self.connection = arrow_odbc.connect(self.connection_string,
-                                             login_timeout_sec=_login_seconds(self.limit))
+        self.connection = arrow_odbc.connect(
+            self.connection_string, login_timeout_sec=_login_seconds(self.limit)
+        )
 
     def table(self, sql: str, params: dict, query: str) -> pa.Table:
         statement, names = _positional(sql)
@@ -649,10 +674,13 @@ class _ArrowOdbcReader:
         for attempt, (chars, rows) in enumerate(ODBC_BUFFERS, start=1):
             try:
                 reader = self.connection.read_arrow_batches(
-                    statement, batch_size=rows,
+                    statement,
+                    batch_size=rows,
                     parameters=[str(params[name]) for name in names] or None,
-                    max_text_size=chars, map_schema=_all_text,
-                    query_timeout_sec=math.ceil(self.limit) if self.limit else None)
+                    max_text_size=chars,
+                    map_schema=_all_text,
+                    query_timeout_sec=math.ceil(self.limit) if self.limit else None,
+                )
                 return _collect(reader, reader.schema, started, self.limit, query)
             except SourceError:
                 raise
@@ -660,8 +688,9 @@ class _ArrowOdbcReader:
                 if _TRUNCATED.search(str(error)):
                     if attempt < len(ODBC_BUFFERS):
                         continue
-                    raise SourceError(f"query failed ({query}): a text value is longer than "
-                                      f"{chars:,} characters") from None
+                    raise SourceError(
+                        f"query failed ({query}): a text value is longer than {chars:,} characters"
+                    ) from None
                 raise _query_error(error, query, self.limit) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -682,12 +711,14 @@ class _PyodbcReader:
 
     def open(self) -> None:
         pyodbc = _import_pyodbc()
-        self.connection = pyodbc.connect(self.connection_string,
-                                         timeout=_login_seconds(self.limit), readonly=True)
+        self.connection = pyodbc.connect(
+            self.connection_string, timeout=_login_seconds(self.limit), readonly=True
+        )
         self.connection.timeout = math.ceil(self.limit) if self.limit else 0
         for name in _INTEGER_SQL_TYPES:  # as stored, as text: the contract's reader types it
             self.connection.add_output_converter(
-                getattr(pyodbc, name), lambda raw: None if raw is None else raw.decode())
+                getattr(pyodbc, name), lambda raw: None if raw is None else raw.decode()
+            )
 
     def table(self, sql: str, params: dict, query: str) -> pa.Table:
         statement, names = _positional(sql)
@@ -720,8 +751,14 @@ def _login_seconds(limit: float | None) -> int:
     return min(LOGIN_TIMEOUT_SECONDS, math.ceil(limit)) if limit else LOGIN_TIMEOUT_SECONDS
 
 
-def _run(conn: sqlalchemy.Connection, sql: str, params: dict, query: str,
-         limit: float | None, secrets: list[str | None]) -> tuple[list[str], list[tuple]]:
+def _run(
+    conn: sqlalchemy.Connection,
+    sql: str,
+    params: dict,
+    query: str,
+    limit: float | None,
+    secrets: list[str | None],
+) -> tuple[list[str], list[tuple]]:
     try:
         result = conn.execute(text(sql), params)
         columns = list(result.keys())
@@ -751,8 +788,9 @@ def _open(reader, shown: str, secrets: list[str | None]):
         # ``shown`` is redacted already: the reason on its own (a redacted PWD with no ';'
         # after it would otherwise hide the words that follow it)
         reason = error if isinstance(error, SourceError) else _connect_error(error)
-        raise SourceError(f"cannot connect to {shown}: "
-                          + _one_line(redact(str(reason), secrets))) from None
+        raise SourceError(
+            f"cannot connect to {shown}: " + _one_line(redact(str(reason), secrets))
+        ) from None
     return reader
 
 
@@ -760,8 +798,11 @@ def _membership_parts(reader, collection_ids: list[str]) -> list[pa.Table]:
     collections_sql = _read_query("collections.sql")
     parts = []
     for collection_id in dict.fromkeys(collection_ids):
-        part = reader.table(collections_sql, {"collection_id": collection_id},
-                            f"collections.sql for {collection_id}")
+        part = reader.table(
+            collections_sql,
+            {"collection_id": collection_id},
+            f"collections.sql for {collection_id}",
+        )
         missing = [c for c in MEMBERSHIP_COLUMNS if c not in part.column_names]
         if missing:
             raise SourceError(f"collections.sql returned no {missing[0]} column")
@@ -769,8 +810,9 @@ def _membership_parts(reader, collection_ids: list[str]) -> list[pa.Table]:
     return parts
 
 
-def _fetch(reader, shown: str, secrets: list[str | None], collection_ids: list[str],
-           second_reader=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fetch(
+    reader, shown: str, secrets: list[str | None], collection_ids: list[str], second_reader=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``devices.sql`` once and ``collections.sql`` once per collection ID on ``reader``;
     both results go through the same conversion as a CSV export's columns.
 
@@ -785,6 +827,7 @@ def _fetch(reader, shown: str, secrets: list[str | None], collection_ids: list[s
         _open(reader, shown, secrets)
         try:
             if second_reader is not None and collection_ids:
+
                 def memberships_apart() -> list[pa.Table]:
                     other = _open(second_reader(), shown, secrets)
                     try:
@@ -827,13 +870,21 @@ def _memberships(parts: list[pa.Table]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in MEMBERSHIP_COLUMNS})
     parts = [part for part in parts if part.num_rows] or parts[:1]
     if len({part.schema for part in parts}) > 1:  # drivers may type two results apart
-        parts = [pa.table({name: _text_values(part.column(name).combine_chunks())
-                           for name in MEMBERSHIP_COLUMNS}) for part in parts]
+        parts = [
+            pa.table(
+                {
+                    name: _text_values(part.column(name).combine_chunks())
+                    for name in MEMBERSHIP_COLUMNS
+                }
+            )
+            for part in parts
+        ]
     return raw_frame(pa.concat_tables(parts), repeating=("CollectionID", "CollectionName"))
 
 
-def fetch_sql(url: str, collection_ids: list[str], password: str | None = None,
-              timeout_seconds: float = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fetch_sql(
+    url: str, collection_ids: list[str], password: str | None = None, timeout_seconds: float = 300
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a source given as a SQLAlchemy URL.
 
     Returns ``(devices_raw, memberships)`` as a CSV export's are read (text, repeating
@@ -851,8 +902,10 @@ def fetch_sql(url: str, collection_ids: list[str], password: str | None = None,
     if target is not None and target[0] is not None and _adbc_available():
         try:
             engine.dispose()
+
             def make() -> _AdbcSqliteReader:
                 return _AdbcSqliteReader(target[0], target[1], limit)
+
             return _fetch(make(), shown, secrets, collection_ids, second_reader=make)
         except _MixedTypes:
             engine = make_engine(url, password=password, timeout_seconds=timeout_seconds)
@@ -861,15 +914,18 @@ def fetch_sql(url: str, collection_ids: list[str], password: str | None = None,
 
 def _adbc_available() -> bool:
     try:
-        import adbc_driver_sqlite.dbapi  # noqa: F401, PLC0415
+        import adbc_driver_sqlite.dbapi  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def fetch_odbc(connection_string: str, collection_ids: list[str],
-               password: str | None = None, timeout_seconds: float = 300
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fetch_odbc(
+    connection_string: str,
+    collection_ids: list[str],
+    password: str | None = None,
+    timeout_seconds: float = 300,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a source given as an ODBC connection string (what SQL Server admins write).
 
     Read only (``ApplicationIntent=ReadOnly`` for SQL Server's drivers, ``NoCreat=1`` for
@@ -885,7 +941,7 @@ def fetch_odbc(connection_string: str, collection_ids: list[str],
     if database is not None:
         raise SourceError(f"cannot connect to {shown}: database file not found ({database})")
     try:
-        import arrow_odbc  # noqa: F401, PLC0415 - needs libodbc.so.2
+        import arrow_odbc  # noqa: F401 - needs libodbc.so.2
     except (ImportError, OSError):
         return _fetch(_PyodbcReader(full, limit), shown, secrets, collection_ids)
     # One connection, queries one after the other: a second one for the membership queries

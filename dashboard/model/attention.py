@@ -102,23 +102,36 @@ def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
         return out
     # Candidates first: names that occur more than once ignoring case, by hashing (one Arrow
     # dictionary encoding), so the exact grouping below only sees the few that repeat.
-    lowered = pc.utf8_lower(pa.array(devices["Name"].astype("str"), type=pa.string(),
-                                      from_pandas=True))
+    lowered = pc.utf8_lower(
+        pa.array(devices["Name"].astype("str"), type=pa.string(), from_pandas=True)
+    )
     if isinstance(lowered, pa.ChunkedArray):  # a frame combined from several sources
         lowered = lowered.combine_chunks()
-    codes = pc.fill_null(pc.dictionary_encode(lowered).indices, -1).to_numpy(
-        zero_copy_only=False).astype(np.int64)
+    codes = (
+        pc.fill_null(pc.dictionary_encode(lowered).indices, -1)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
     named = codes >= 0
     tally = np.bincount(codes[named], minlength=1)
     rows = np.flatnonzero(named & (tally[np.maximum(codes, 0)] > 1))
     names = codes[rows]
-    sites = pd.factorize(devices["site"])[0][rows] if "site" in devices.columns \
+    sites = (
+        pd.factorize(devices["site"])[0][rows]
+        if "site" in devices.columns
         else np.zeros(len(rows), dtype=np.int64)
-    keep = pc.not_equal(lowered.take(pa.array(rows)), "").to_numpy(zero_copy_only=False) \
-        if len(rows) else np.zeros(0, dtype=bool)
+    )
+    keep = (
+        pc.not_equal(lowered.take(pa.array(rows)), "").to_numpy(zero_copy_only=False)
+        if len(rows)
+        else np.zeros(0, dtype=bool)
+    )
     rows, names, sites = rows[keep], names[keep], sites[keep]
-    group = pd.MultiIndex.from_arrays([sites, names]).factorize()[0] if len(rows) else \
-        np.zeros(0, dtype=np.int64)
+    group = (
+        pd.MultiIndex.from_arrays([sites, names]).factorize()[0]
+        if len(rows)
+        else np.zeros(0, dtype=np.int64)
+    )
     shared = np.bincount(group, minlength=1)[group] > 1 if len(rows) else keep[:0]
     rows, group = rows[shared], group[shared]
     if not len(rows):
@@ -140,74 +153,122 @@ def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
 
 
 def _duplicate(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
-    keepers = devices["duplicate_of"].to_numpy() if "duplicate_of" in devices.columns \
+    keepers = (
+        devices["duplicate_of"].to_numpy()
+        if "duplicate_of" in devices.columns
         else duplicate_keepers(devices)
+    )
     return keepers != NO_KEEPER
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("enrollment-failed", "high", "Enrollment failed",
-         "The device tried to enroll in Intune and failed.",
-         "Apply the fix for the device's error code (each code's fix is in the enrollment "
-         "errors table and on the device's page).",
-         lambda d, t, a: d["failed"].to_numpy()),
-    Rule("client-inactive", "high", "ConfigMgr client inactive",
-         "A co-managed or eligible device whose client is inactive or has not requested "
-         "policy for longer than the threshold.",
-         "Check the device is on and online; repair or reinstall the ConfigMgr client "
-         "(ccmsetup), then check ClientIDManagerStartup.log and PolicyAgent.log.",
-         _inactive),
-    Rule("pending-sign-in", "medium", "Pending user sign in",
-         "Enrollment waits for a user to sign in to the device.",
-         "Have the primary user sign in; the enrollment then continues by itself.",
-         lambda d, t, a: (d["enrollment_status"] == "pending_user_sign_in").to_numpy()),
-    Rule("not-joined", "medium", "Not joined to Entra ID",
-         "A Windows 10 1709+ or Windows 11 workstation with the client, joined neither to "
-         "Microsoft Entra hybrid nor to Entra ID.",
-         "Check Entra Connect sync of the computer object and the hybrid join scheduled task "
-         "(dsregcmd /status on the device).",
-         lambda d, t, a: ((d["os_group"] == W10_CURRENT).to_numpy()
-                          & _flag(d, "ClientInstalled") & ~d["joined"].to_numpy())),
-    Rule("no-policy", "medium", "No co-management policy",
-         "Eligible and with an active client, but no co-management policy on the device.",
-         "Add the device to the auto-enrollment collection, or check policy retrieval "
-         "(PolicyAgent.log, CoManagementHandler.log).",
-         lambda d, t, a: (d["eligible"].to_numpy() & _flag(d, "ClientActive")
-                          & ~_flag(d, "ComgmtPolicyPresent"))),
-    Rule("workload-lag", "medium", "Workload not switched",
-         "Co-managed and in a workload's pilot collection, the workload is piloted or moved "
-         "to Intune, but the device still reports Configuration Manager for it.",
-         "Trigger a machine policy retrieval on the device, then check CoManagementHandler.log "
-         "for the new workload flags.",
-         _workload_lag),
-    Rule("no-client", "medium", "No ConfigMgr client",
-         "A Windows 10/11 workstation without the Configuration Manager client.",
-         "Install the client (client push, ccmsetup or the Intune app for the client).",
-         lambda d, t, a: (d["os_group"].isin([W10_CURRENT, W10_OLD]).to_numpy()
-                          & ~_flag(d, "ClientInstalled"))),
-    Rule("os-upgrade-needed", "low", "OS upgrade needed",
-         "A workstation on Windows 10 before 1709, or on Windows 7/8.x: co-management needs "
-         "Windows 10 1709 or later.",
-         "Upgrade to a supported Windows 11 (or Windows 10 22H2) release.",
-         lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy()),
+    Rule(
+        "enrollment-failed",
+        "high",
+        "Enrollment failed",
+        "The device tried to enroll in Intune and failed.",
+        "Apply the fix for the device's error code (each code's fix is in the enrollment "
+        "errors table and on the device's page).",
+        lambda d, t, a: d["failed"].to_numpy(),
+    ),
+    Rule(
+        "client-inactive",
+        "high",
+        "ConfigMgr client inactive",
+        "A co-managed or eligible device whose client is inactive or has not requested "
+        "policy for longer than the threshold.",
+        "Check the device is on and online; repair or reinstall the ConfigMgr client "
+        "(ccmsetup), then check ClientIDManagerStartup.log and PolicyAgent.log.",
+        _inactive,
+    ),
+    Rule(
+        "pending-sign-in",
+        "medium",
+        "Pending user sign in",
+        "Enrollment waits for a user to sign in to the device.",
+        "Have the primary user sign in; the enrollment then continues by itself.",
+        lambda d, t, a: (d["enrollment_status"] == "pending_user_sign_in").to_numpy(),
+    ),
+    Rule(
+        "not-joined",
+        "medium",
+        "Not joined to Entra ID",
+        "A Windows 10 1709+ or Windows 11 workstation with the client, joined neither to "
+        "Microsoft Entra hybrid nor to Entra ID.",
+        "Check Entra Connect sync of the computer object and the hybrid join scheduled task "
+        "(dsregcmd /status on the device).",
+        lambda d, t, a: (
+            (d["os_group"] == W10_CURRENT).to_numpy()
+            & _flag(d, "ClientInstalled")
+            & ~d["joined"].to_numpy()
+        ),
+    ),
+    Rule(
+        "no-policy",
+        "medium",
+        "No co-management policy",
+        "Eligible and with an active client, but no co-management policy on the device.",
+        "Add the device to the auto-enrollment collection, or check policy retrieval "
+        "(PolicyAgent.log, CoManagementHandler.log).",
+        lambda d, t, a: (
+            d["eligible"].to_numpy() & _flag(d, "ClientActive") & ~_flag(d, "ComgmtPolicyPresent")
+        ),
+    ),
+    Rule(
+        "workload-lag",
+        "medium",
+        "Workload not switched",
+        "Co-managed and in a workload's pilot collection, the workload is piloted or moved "
+        "to Intune, but the device still reports Configuration Manager for it.",
+        "Trigger a machine policy retrieval on the device, then check CoManagementHandler.log "
+        "for the new workload flags.",
+        _workload_lag,
+    ),
+    Rule(
+        "no-client",
+        "medium",
+        "No ConfigMgr client",
+        "A Windows 10/11 workstation without the Configuration Manager client.",
+        "Install the client (client push, ccmsetup or the Intune app for the client).",
+        lambda d, t, a: (
+            d["os_group"].isin([W10_CURRENT, W10_OLD]).to_numpy() & ~_flag(d, "ClientInstalled")
+        ),
+    ),
+    Rule(
+        "os-upgrade-needed",
+        "low",
+        "OS upgrade needed",
+        "A workstation on Windows 10 before 1709, or on Windows 7/8.x: co-management needs "
+        "Windows 10 1709 or later.",
+        "Upgrade to a supported Windows 11 (or Windows 10 22H2) release.",
+        lambda d, t, a: d["os_group"].isin([W10_OLD, W7_8]).to_numpy(),
+    ),
     # Appended, so the bits of the rules above (stored in history) keep their meaning.
-    Rule("stuck", "medium", "Enrollment stuck",
-         "Scheduled, enrolling or pending user sign in for longer than the set number of days "
-         "(14 unless configured otherwise), according to the history of snapshots.",
-         "Check CoManagementHandler.log on the device: a \"Queuing enrollment timer\" line "
-         "means it is waiting by design; otherwise have the user sign in, then trigger a "
-         "machine policy retrieval.",
-         _stuck),
-    Rule("duplicate-record", "low", "Duplicate record",
-         "Another record of the same site has the same name (ignoring case) and is the one "
-         "to keep: it has the client, or the newer last policy request. Typically a "
-         "discovery-only record beside the client's record, or the old record of a "
-         "re-imaged machine.",
-         "Check the kept record (linked on the device's page) is the live machine, then "
-         "delete this stale record in the console (Assets and Compliance > Devices > "
-         "Delete); site maintenance's Delete Aged Discovery Data removes such records over "
-         "time.",
-         _duplicate),
+    Rule(
+        "stuck",
+        "medium",
+        "Enrollment stuck",
+        "Scheduled, enrolling or pending user sign in for longer than the set number of days "
+        "(14 unless configured otherwise), according to the history of snapshots.",
+        'Check CoManagementHandler.log on the device: a "Queuing enrollment timer" line '
+        "means it is waiting by design; otherwise have the user sign in, then trigger a "
+        "machine policy retrieval.",
+        _stuck,
+    ),
+    Rule(
+        "duplicate-record",
+        "low",
+        "Duplicate record",
+        "Another record of the same site has the same name (ignoring case) and is the one "
+        "to keep: it has the client, or the newer last policy request. Typically a "
+        "discovery-only record beside the client's record, or the old record of a "
+        "re-imaged machine.",
+        "Check the kept record (linked on the device's page) is the live machine, then "
+        "delete this stale record in the console (Assets and Compliance > Devices > "
+        "Delete); site maintenance's Delete Aged Discovery Data removes such records over "
+        "time.",
+        _duplicate,
+    ),
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 RULE_BITS = {rule.id: 1 << index for index, rule in enumerate(RULES)}
@@ -217,8 +278,9 @@ def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp)
     """Add ``attention`` (bit per matching rule) and ``severity`` (highest) columns."""
     mask = np.zeros(len(devices), dtype=np.int32)
     rank = np.zeros(len(devices), dtype=np.int8)
-    as_of = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else \
-        pd.Timestamp(as_of)
+    as_of = (
+        pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of)
+    )
     # The keeper of each duplicate record: the rule reads it, the device page links it.
     devices = devices.assign(duplicate_of=duplicate_keepers(devices))
     for rule in RULES:
@@ -229,9 +291,9 @@ def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp)
     out["attention"] = mask
     out["severity_rank"] = rank
     # rank 0 (nothing) is missing; ranks 1-3 are low, medium, high
-    out["severity"] = pd.Categorical.from_codes(rank.astype(np.int16) - 1,
-                                                categories=list(reversed(SEVERITIES)),
-                                                ordered=True)
+    out["severity"] = pd.Categorical.from_codes(
+        rank.astype(np.int16) - 1, categories=list(reversed(SEVERITIES)), ordered=True
+    )
     return out
 
 
@@ -250,15 +312,27 @@ def attention_counts(attention: np.ndarray) -> dict[str, int]:
 # The co-management prerequisites in order (readiness panel and device checklist).
 READINESS_STEPS: tuple[tuple[str, str, str], ...] = (
     ("workstation", "Workstation OS", "Co-management covers Windows workstations, not servers."),
-    ("os-version", "Windows 10 1709 or later",
-     "Upgrade to Windows 10 1709 or later (a supported Windows 11 release is best)."),
+    (
+        "os-version",
+        "Windows 10 1709 or later",
+        "Upgrade to Windows 10 1709 or later (a supported Windows 11 release is best).",
+    ),
     ("client", "ConfigMgr client installed", "Install the Configuration Manager client."),
-    ("client-active", "Client active",
-     "Bring the client back to health: check the device is online and repair the client."),
-    ("joined", "Joined to Entra ID (hybrid or not)",
-     "Hybrid-join the device (Entra Connect sync) or join it to Entra ID."),
-    ("policy", "Co-management policy received",
-     "Add the device to the auto-enrollment collection and check policy retrieval."),
+    (
+        "client-active",
+        "Client active",
+        "Bring the client back to health: check the device is online and repair the client.",
+    ),
+    (
+        "joined",
+        "Joined to Entra ID (hybrid or not)",
+        "Hybrid-join the device (Entra Connect sync) or join it to Entra ID.",
+    ),
+    (
+        "policy",
+        "Co-management policy received",
+        "Add the device to the auto-enrollment collection and check policy retrieval.",
+    ),
 )
 READINESS_IDS = tuple(step for step, _label, _fix in READINESS_STEPS)
 READINESS_FIXES = {step: fix for step, _label, fix in READINESS_STEPS}
@@ -267,7 +341,8 @@ READINESS_FIXES = {step: fix for step, _label, fix in READINESS_STEPS}
 UNKNOWN_OS_ADVICE = (
     "ConfigMgr has no usable OS name, version or build for this device. If it is a Windows "
     "workstation, run a hardware inventory cycle on it (InventoryAgent.log) so the site "
-    "learns its OS; other OSes (macOS, Linux) cannot be co-managed.")
+    "learns its OS; other OSes (macOS, Linux) cannot be co-managed."
+)
 
 
 def readiness_advice(step: str, reason: str | None) -> str:
@@ -299,7 +374,14 @@ def readiness_counts(failures: dict[str, int], devices: int) -> list[dict]:
     rows = []
     for step, label, _fix in READINESS_STEPS:
         failed = int(failures.get(step, 0))
-        rows.append({"step": step, "label": label, "checked": remaining,
-                     "passed": remaining - failed, "failed": failed})
+        rows.append(
+            {
+                "step": step,
+                "label": label,
+                "checked": remaining,
+                "passed": remaining - failed,
+                "failed": failed,
+            }
+        )
         remaining -= failed
     return rows

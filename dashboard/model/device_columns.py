@@ -29,8 +29,9 @@ def _naive(as_of) -> pd.Timestamp:
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
 
-def optional_columns(devices: pd.DataFrame, positions: np.ndarray, as_of,
-                     memberships: Mapping[str, np.ndarray]) -> list[dict]:
+def optional_columns(
+    devices: pd.DataFrame, positions: np.ndarray, as_of, memberships: Mapping[str, np.ndarray]
+) -> list[dict]:
     """One dict of optional fields per position (in order).
 
     ``memberships``: collection label -> boolean mask over ``devices`` (its member rows).
@@ -45,12 +46,19 @@ def optional_columns(devices: pd.DataFrame, positions: np.ndarray, as_of,
         for index in np.flatnonzero(np.asarray(mask)[positions]):
             member_of[index].append(label)
     return [
-        {"collections": ", ".join(labels),
-         "domain": "" if pd.isna(domain) else str(domain),
-         "os_group": str(group),
-         "last_active": "" if pd.isna(last) else last,
-         "policy_age_days": None if pd.isna(days) else int(days)}
+        {
+            "collections": ", ".join(labels),
+            "domain": "" if pd.isna(domain) else str(domain),
+            "os_group": str(group),
+            "last_active": "" if pd.isna(last) else last,
+            "policy_age_days": None if pd.isna(days) else int(days),
+        }
         for labels, domain, group, last, days in zip(
-            member_of, part["Domain"].astype("object"), part["os_group"].astype("object"),
-            active.astype("object"), age, strict=True)
+            member_of,
+            part["Domain"].astype("object"),
+            part["os_group"].astype("object"),
+            active.astype("object"),
+            age,
+            strict=True,
+        )
     ]

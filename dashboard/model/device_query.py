@@ -24,9 +24,24 @@ from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 from .trends import CHANGE_KINDS
 
 FILTER_NAMES = (
-    "site", "collection", "os_group", "release", "funnel", "enrollment_status", "workload",
-    "authority", "error", "reason", "attention", "severity", "comanaged", "client", "readiness",
-    "q", "changed", "since",
+    "site",
+    "collection",
+    "os_group",
+    "release",
+    "funnel",
+    "enrollment_status",
+    "workload",
+    "authority",
+    "error",
+    "reason",
+    "attention",
+    "severity",
+    "comanaged",
+    "client",
+    "readiness",
+    "q",
+    "changed",
+    "since",
 )
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
@@ -39,14 +54,26 @@ MAX_FILTER_VALUES = 500
 class FilterTooLarge(ValueError):
     """A filter carries more than ``MAX_FILTER_VALUES`` values (the request is refused)."""
 
+
 FILTER_LABELS = {
-    "site": "Site", "collection": "Collection", "os_group": "OS", "release": "Release",
-    "funnel": "Funnel stage", "enrollment_status": "Enrollment status",
-    "workload": "Workload", "authority": "Authority", "error": "Error",
-    "reason": "Reason", "attention": "Needs attention", "severity": "Severity",
-    "comanaged": "Co-managed", "client": "ConfigMgr client",
-    "readiness": "Fails prerequisite", "q": "Name contains",
-    "changed": "Changed", "since": "Since",
+    "site": "Site",
+    "collection": "Collection",
+    "os_group": "OS",
+    "release": "Release",
+    "funnel": "Funnel stage",
+    "enrollment_status": "Enrollment status",
+    "workload": "Workload",
+    "authority": "Authority",
+    "error": "Error",
+    "reason": "Reason",
+    "attention": "Needs attention",
+    "severity": "Severity",
+    "comanaged": "Co-managed",
+    "client": "ConfigMgr client",
+    "readiness": "Fails prerequisite",
+    "q": "Name contains",
+    "changed": "Changed",
+    "since": "Since",
 }
 
 
@@ -58,16 +85,21 @@ class DeviceFilter:
     rejected: list[str] = field(default_factory=list)  # "name=value: why", for a notice
 
     def pairs(self, drop: tuple[str, str] | None = None) -> list[tuple[str, str]]:
-        return [(name, value) for name, values in self.values.items() for value in values
-                if (name, value) != drop]
+        return [
+            (name, value)
+            for name, values in self.values.items()
+            for value in values
+            if (name, value) != drop
+        ]
 
     def first(self, name: str) -> str | None:
         values = self.values.get(name)
         return values[0] if values else None
 
 
-def parse_filter(query: dict, sites: list[str], collections: list[str],
-                 releases: list[str], snapshot_days=()) -> DeviceFilter:
+def parse_filter(
+    query: dict, sites: list[str], collections: list[str], releases: list[str], snapshot_days=()
+) -> DeviceFilter:
     """Keep only known parameters with allowed values; say what was rejected and why.
 
     ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
@@ -75,12 +107,22 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
     needs ``since``, one of ``snapshot_days`` (``YYYY-MM-DD`` days with device states).
     """
     allowed: dict[str, object] = {
-        "site": sites, "collection": collections, "os_group": OS_GROUPS, "release": releases,
-        "funnel": FUNNEL_STAGES, "enrollment_status": ENROLLMENT_STATUSES,
-        "workload": tuple(WORKLOADS), "authority": tuple(AUTHORITY_LABELS),
-        "reason": REASONS, "attention": ("any", *RULES_BY_ID), "severity": SEVERITIES,
-        "comanaged": ("1", "0"), "client": ("1", "0"), "readiness": READINESS_IDS,
-        "changed": CHANGE_KINDS, "since": tuple(snapshot_days),
+        "site": sites,
+        "collection": collections,
+        "os_group": OS_GROUPS,
+        "release": releases,
+        "funnel": FUNNEL_STAGES,
+        "enrollment_status": ENROLLMENT_STATUSES,
+        "workload": tuple(WORKLOADS),
+        "authority": tuple(AUTHORITY_LABELS),
+        "reason": REASONS,
+        "attention": ("any", *RULES_BY_ID),
+        "severity": SEVERITIES,
+        "comanaged": ("1", "0"),
+        "client": ("1", "0"),
+        "readiness": READINESS_IDS,
+        "changed": CHANGE_KINDS,
+        "since": tuple(snapshot_days),
     }
     site_codes = {str(site).casefold(): site for site in sites}
     allowed = {name: frozenset(values) for name, values in allowed.items()}
@@ -89,8 +131,10 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
     for name, raw in query.items():
         values = raw if isinstance(raw, list | tuple) else [raw]
         if len(values) > MAX_FILTER_VALUES:
-            raise FilterTooLarge(f"too many values for filter {str(name)[:40]!r}: "
-                                 f"{len(values):,} (at most {MAX_FILTER_VALUES})")
+            raise FilterTooLarge(
+                f"too many values for filter {str(name)[:40]!r}: "
+                f"{len(values):,} (at most {MAX_FILTER_VALUES})"
+            )
         for value in values:
             if value is None or str(value) == "":
                 continue
@@ -130,8 +174,11 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
         result.values["since"] = result.values["since"][-1:]
     if ("changed" in result.values) != ("since" in result.values):
         lone = "changed" if "changed" in result.values else "since"
-        result.rejected.append("changed: needs since (a snapshot date)" if lone == "changed"
-                               else "since: needs changed")
+        result.rejected.append(
+            "changed: needs since (a snapshot date)"
+            if lone == "changed"
+            else "since: needs changed"
+        )
         del result.values[lone]
     if "authority" in result.values and "workload" not in result.values:
         result.rejected.append("authority: needs a workload")
@@ -139,8 +186,7 @@ def parse_filter(query: dict, sites: list[str], collections: list[str],
     return result
 
 
-def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
-                changes=None) -> np.ndarray:
+def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) -> np.ndarray:
     """Rows of ``devices`` (the estate's full frame) matching every filter.
 
     ``changes(since)`` gives ``{change kind: mask over devices}`` (the store asks history);
@@ -166,10 +212,15 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
         for collection in v["collection"]:
             hit |= estate.collection_mask(collection)
         mask &= hit
-    for name, column in (("os_group", "os_group"), ("release", "os_release"),
-                         ("enrollment_status", "enrollment_status"), ("error", "error_code"),
-                         ("reason", "reason"), ("severity", "severity"),
-                         ("readiness", "readiness")):
+    for name, column in (
+        ("os_group", "os_group"),
+        ("release", "os_release"),
+        ("enrollment_status", "enrollment_status"),
+        ("error", "error_code"),
+        ("reason", "reason"),
+        ("severity", "severity"),
+        ("readiness", "readiness"),
+    ):
         if name in v:
             any_of(column, v[name])
     if "funnel" in v:
@@ -178,8 +229,9 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
         hit = np.zeros(len(devices), dtype=bool)
         for workload in v["workload"]:
             column = devices[f"wl_{workload}"]
-            hit |= (column.isin(list(v["authority"])) if "authority" in v
-                    else column.notna()).to_numpy(dtype=bool)
+            hit |= (
+                column.isin(list(v["authority"])) if "authority" in v else column.notna()
+            ).to_numpy(dtype=bool)
         mask &= hit
     if "attention" in v:
         bits = devices["attention"].to_numpy()
@@ -195,8 +247,7 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
         client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
         mask &= np.isin(client, [value == "1" for value in v["client"]])
     if "q" in v:
-        names = devices["Name"].astype("str").str.contains(v["q"][0], case=False,
-                                                           regex=False)
+        names = devices["Name"].astype("str").str.contains(v["q"][0], case=False, regex=False)
         mask &= names.fillna(False).to_numpy(dtype=bool)
     if "changed" in v:
         found = changes(v["since"][0]) if changes is not None else None
@@ -214,9 +265,15 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter,
 # to high, state in the enrollment-status donut's order then "Not targeted", the reason in
 # the order of the definitions, join type hybrid, Entra joined, then not joined.
 SORTABLE = {
-    "name": "Name", "site": "site", "release": "os_release", "join_type": "join_rank",
-    "state": "state_rank", "reason": "reason_rank", "error_code": "error_code",
-    "client_active": "ClientActive", "last_policy_request": "LastPolicyRequest",
+    "name": "Name",
+    "site": "site",
+    "release": "os_release",
+    "join_type": "join_rank",
+    "state": "state_rank",
+    "reason": "reason_rank",
+    "error_code": "error_code",
+    "client_active": "ClientActive",
+    "last_policy_request": "LastPolicyRequest",
     "severity": "severity_rank",
 }
 
@@ -238,8 +295,9 @@ def text_rank(values: pd.Series) -> np.ndarray:
     return np.where(values.isna().to_numpy(), -1, ranks)
 
 
-def sort_key(devices: pd.DataFrame, column: str, descending: bool = False,
-             names: np.ndarray | None = None) -> np.ndarray:
+def sort_key(
+    devices: pd.DataFrame, column: str, descending: bool = False, names: np.ndarray | None = None
+) -> np.ndarray:
     """Row order by ``column`` (text case-insensitively), ties by name ascending, missing
     values last in either direction. ``names``: ``text_rank`` of the names, when known."""
     source = SORTABLE.get(column, column)
@@ -286,8 +344,11 @@ def _codes_or_nan(values: pd.Series) -> np.ndarray:
 def join_rank(devices: pd.DataFrame) -> np.ndarray:
     """Order of the join-type column: hybrid, Entra joined, then not joined (as shown)."""
     codes = devices["join_type"].cat.codes.to_numpy()
-    return np.where(devices["joined"].to_numpy(dtype=bool) & (codes >= 0), codes,
-                    len(devices["join_type"].cat.categories))
+    return np.where(
+        devices["joined"].to_numpy(dtype=bool) & (codes >= 0),
+        codes,
+        len(devices["join_type"].cat.categories),
+    )
 
 
 def severity_order(devices: pd.DataFrame) -> np.ndarray:
@@ -297,7 +358,9 @@ def severity_order(devices: pd.DataFrame) -> np.ndarray:
 
 
 RANKS = {
-    "state_rank": state_rank, "join_rank": join_rank, "severity_rank": severity_order,
+    "state_rank": state_rank,
+    "join_rank": join_rank,
+    "severity_rank": severity_order,
     "reason_rank": lambda devices: _codes_or_nan(devices["reason"]),
 }
 
@@ -310,47 +373,64 @@ def _mapped(values: pd.Series, function) -> np.ndarray:
 
 
 def _text(value) -> str:
-    return "" if value is None or value is pd.NA or value is pd.NaT or (
-        isinstance(value, float) and np.isnan(value)) else str(value)
+    return (
+        ""
+        if value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and np.isnan(value))
+        else str(value)
+    )
 
 
-def display_frame(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra"
-                  ) -> pd.DataFrame:
+def display_frame(
+    devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra"
+) -> pd.DataFrame:
     """The list's columns as plain text for some device positions (vectorised)."""
     part = devices.iloc[positions]
     statuses = enrollment_status_labels(wording)
     codes = part["error_code"].astype("object")
     pairs = codes.astype("str") + "\x00" + part["EnrollmentErrorDetail"].astype("str").fillna("")
-    described = _mapped(pairs.where(codes.notna(), None), lambda pair: "" if pair is None else
-                        describe(*pair.split("\x00", 1)).description)
+    described = _mapped(
+        pairs.where(codes.notna(), None),
+        lambda pair: "" if pair is None else describe(*pair.split("\x00", 1)).description,
+    )
     fixes = _mapped(codes, lambda code: "" if code is None else describe(code).fix)
     last = part["LastPolicyRequest"]
-    return pd.DataFrame({
-        "resource_id": part["ResourceID"].to_numpy(),
-        "name": part["Name"].astype("str").fillna("").to_numpy(),
-        "site": part["site"].astype("str").to_numpy(),
-        "domain": part["Domain"].astype("str").fillna("").to_numpy(),
-        "os_group": part["os_group"].astype("str").to_numpy(),
-        "release": part["os_release"].astype("str").to_numpy(),
-        "join_type": np.where(part["joined"].to_numpy(),
-                              _mapped(part["join_type"], lambda j: join_type_label(j, wording)),
-                              "Not joined"),
-        "state": _mapped(part["enrollment_status"],
-                         lambda s: statuses.get(s, NOT_TARGETED) if s else NOT_TARGETED),
-        "reason": _mapped(part["reason"], lambda r: REASON_LABELS.get(r, "") if r else ""),
-        "error_code": _mapped(codes, lambda c: c or ""),
-        "error": described,
-        "error_fix": fixes,
-        "client_active": _mapped(part["ClientActive"], lambda f: "" if f is None or f != f
-                                 else ("yes" if f == 1 else "no")),
-        "last_policy_request": last.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(),
-        "severity": part["severity"].astype("object").fillna("").to_numpy(),
-        "attention": _mapped(part["attention"], lambda m: ", ".join(rule_ids(int(m or 0)))),
-    }, index=positions)
+    return pd.DataFrame(
+        {
+            "resource_id": part["ResourceID"].to_numpy(),
+            "name": part["Name"].astype("str").fillna("").to_numpy(),
+            "site": part["site"].astype("str").to_numpy(),
+            "domain": part["Domain"].astype("str").fillna("").to_numpy(),
+            "os_group": part["os_group"].astype("str").to_numpy(),
+            "release": part["os_release"].astype("str").to_numpy(),
+            "join_type": np.where(
+                part["joined"].to_numpy(),
+                _mapped(part["join_type"], lambda j: join_type_label(j, wording)),
+                "Not joined",
+            ),
+            "state": _mapped(
+                part["enrollment_status"],
+                lambda s: statuses.get(s, NOT_TARGETED) if s else NOT_TARGETED,
+            ),
+            "reason": _mapped(part["reason"], lambda r: REASON_LABELS.get(r, "") if r else ""),
+            "error_code": _mapped(codes, lambda c: c or ""),
+            "error": described,
+            "error_fix": fixes,
+            "client_active": _mapped(
+                part["ClientActive"],
+                lambda f: "" if f is None or f != f else ("yes" if f == 1 else "no"),
+            ),
+            "last_policy_request": last.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(),
+            "severity": part["severity"].astype("object").fillna("").to_numpy(),
+            "attention": _mapped(part["attention"], lambda m: ", ".join(rule_ids(int(m or 0)))),
+        },
+        index=positions,
+    )
 
 
-def rows_for(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra"
-             ) -> list[dict]:
+def rows_for(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra") -> list[dict]:
     """The grid's rows (plain strings, rendered as text) for some device positions."""
     frame = display_frame(devices, positions, wording)
     frame["resource_id"] = frame["resource_id"].astype(int)
@@ -358,12 +438,24 @@ def rows_for(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra
 
 
 EXPORT_COLUMNS = {
-    "resource_id": "ResourceID", "name": "Name", "site": "Site", "domain": "Domain",
-    "os_group": "OS group", "release": "OS release", "join_type": "Join type",
-    "state": "State", "reason": "Reason", "error_code": "Error code", "error": "Error",
-    "error_fix": "Error fix", "client_active": "Client active",
-    "last_policy_request": "Last policy request", "severity": "Severity",
-    "attention_titles": "Attention rules", "attention": "Attention rule ids", "fixes": "Fixes",
+    "resource_id": "ResourceID",
+    "name": "Name",
+    "site": "Site",
+    "domain": "Domain",
+    "os_group": "OS group",
+    "release": "OS release",
+    "join_type": "Join type",
+    "state": "State",
+    "reason": "Reason",
+    "error_code": "Error code",
+    "error": "Error",
+    "error_fix": "Error fix",
+    "client_active": "Client active",
+    "last_policy_request": "Last policy request",
+    "severity": "Severity",
+    "attention_titles": "Attention rules",
+    "attention": "Attention rule ids",
+    "fixes": "Fixes",
 }
 
 
@@ -375,8 +467,11 @@ def _rule_titles(attention: str | None) -> str:
 def _rule_fixes(attention: str | None) -> str:
     if not attention:
         return ""
-    return " | ".join(f"{RULES_BY_ID[rule].title}: {RULES_BY_ID[rule].fix}"
-                      for rule in attention.split(", ") if rule)
+    return " | ".join(
+        f"{RULES_BY_ID[rule].title}: {RULES_BY_ID[rule].fix}"
+        for rule in attention.split(", ")
+        if rule
+    )
 
 
 # What a spreadsheet reads as the start of a formula (or DDE): = + - @, a tab or a line break
@@ -392,7 +487,7 @@ def _formula_rows(array: pa.Array) -> np.ndarray:
     count = len(array)
     offsets_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     _validity, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, dtype=offsets_type)[array.offset:array.offset + count + 1]
+    offsets = np.frombuffer(offsets, dtype=offsets_type)[array.offset : array.offset + count + 1]
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
     starts, lengths = offsets[:-1], np.diff(offsets)
     first = np.zeros(count, dtype=np.uint8)
@@ -401,8 +496,7 @@ def _formula_rows(array: pa.Array) -> np.ndarray:
     hit = np.isin(first, _ASCII_START)
     wide = np.flatnonzero((first == 0xEF) & (lengths >= 3))
     if len(wide):
-        hit[wide] = (data[starts[wide] + 1] == 0xBC) & np.isin(data[starts[wide] + 2],
-                                                                _WIDE_THIRD)
+        hit[wide] = (data[starts[wide] + 1] == 0xBC) & np.isin(data[starts[wide] + 2], _WIDE_THIRD)
     return hit
 
 
@@ -415,24 +509,33 @@ def neutralise(table: pa.Table) -> pa.Table:
         values = table.column(index).combine_chunks()
         hit = _formula_rows(values)
         if hit.any():
-            quoted = pc.binary_join_element_wise(pa.scalar("'", values.type), values,
-                                                 pa.scalar("", values.type))
+            quoted = pc.binary_join_element_wise(
+                pa.scalar("'", values.type), values, pa.scalar("", values.type)
+            )
             table = table.set_column(index, column, pc.if_else(pa.array(hit), quoted, values))
     return table
 
 
-def export_chunks(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra",
-                  chunk: int = 20000) -> Iterator[pa.Table]:
+def export_chunks(
+    devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra", chunk: int = 20000
+) -> Iterator[pa.Table]:
     """The export's rows a chunk at a time (Arrow tables, as the CSV writer takes them), so
     memory stays flat however many match; every text column neutralised (``neutralise``),
     whatever its source."""
     for begin in range(0, len(positions), chunk):
-        frame = display_frame(devices, positions[begin:begin + chunk], wording)
+        frame = display_frame(devices, positions[begin : begin + chunk], wording)
         frame["attention_titles"] = _mapped(frame["attention"], _rule_titles)
         frame["fixes"] = _mapped(frame["attention"], _rule_fixes)
         frame = frame[list(EXPORT_COLUMNS)].rename(columns=EXPORT_COLUMNS)
         yield neutralise(pa.Table.from_pandas(frame, preserve_index=False))
 
 
-__all__ = ["RULES", "DeviceFilter", "FilterTooLarge", "parse_filter", "filter_mask", "rows_for",
-           "export_chunks"]
+__all__ = [
+    "RULES",
+    "DeviceFilter",
+    "FilterTooLarge",
+    "export_chunks",
+    "filter_mask",
+    "parse_filter",
+    "rows_for",
+]

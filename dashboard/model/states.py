@@ -24,22 +24,45 @@ W10_CURRENT, W10_OLD, W7_8, SERVER, OTHER = OS_GROUPS
 MIN_BUILD = 16299  # Windows 10 1709: the first release co-management supports
 
 WINDOWS10_RELEASES = {
-    10240: "1507", 10586: "1511", 14393: "1607", 15063: "1703", 16299: "1709", 17134: "1803",
-    17763: "1809", 18362: "1903", 18363: "1909", 19041: "2004", 19042: "20H2", 19043: "21H1",
-    19044: "21H2", 19045: "22H2",
+    10240: "1507",
+    10586: "1511",
+    14393: "1607",
+    15063: "1703",
+    16299: "1709",
+    17134: "1803",
+    17763: "1809",
+    18362: "1903",
+    18363: "1909",
+    19041: "2004",
+    19042: "20H2",
+    19043: "21H1",
+    19044: "21H2",
+    19045: "22H2",
 }
-WINDOWS11_RELEASES = {22000: "21H2", 22621: "22H2", 22631: "23H2", 26100: "24H2",
-                      26200: "25H2"}
+WINDOWS11_RELEASES = {22000: "21H2", 22621: "22H2", 22631: "23H2", 26100: "24H2", 26200: "25H2"}
 WINDOWS11_FIRST_BUILD = 22000
 
 FUNNEL_STAGES = ("eligible", "scheduled", "initiated", "enrolled")
 ENROLLMENT_STATUSES = (
-    "success_hybrid", "success_aad", "enrolling_hybrid", "enrolling_aad",
-    "failure_hybrid", "failure_aad", "pending_user_sign_in",
+    "success_hybrid",
+    "success_aad",
+    "enrolling_hybrid",
+    "enrolling_aad",
+    "failure_hybrid",
+    "failure_aad",
+    "pending_user_sign_in",
 )
 REASONS = (
-    "server", "os-too-old", "os-unknown", "no-client", "not-joined", "no-policy", "failed",
-    "pending-sign-in", "scheduled", "enrolling",
+    "server",
+    "os-too-old",
+    "os-unknown",
+    "no-client",
+    "not-joined",
+    "no-policy",
+    "failed",
+    "pending-sign-in",
+    "scheduled",
+    "enrolling",
 )
 AUTHORITIES = ("configmgr", "pilot_intune", "intune")
 JOIN_TYPES = ("hybrid", "aad")
@@ -84,10 +107,18 @@ def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, pd.Categorical, np.nd
     nt10 = workstation & nt.isin(["10.0"]).to_numpy()
     has_build = ~np.isnan(build)
     group = np.select(
-        [server, nt10 & has_build & (build >= MIN_BUILD), nt10 & has_build,
-         workstation & nt.isin(["6.1", "6.2", "6.3"]).to_numpy()],
-        [OS_GROUPS.index(SERVER), OS_GROUPS.index(W10_CURRENT), OS_GROUPS.index(W10_OLD),
-         OS_GROUPS.index(W7_8)],
+        [
+            server,
+            nt10 & has_build & (build >= MIN_BUILD),
+            nt10 & has_build,
+            workstation & nt.isin(["6.1", "6.2", "6.3"]).to_numpy(),
+        ],
+        [
+            OS_GROUPS.index(SERVER),
+            OS_GROUPS.index(W10_CURRENT),
+            OS_GROUPS.index(W10_OLD),
+            OS_GROUPS.index(W7_8),
+        ],
         default=OS_GROUPS.index(OTHER),
     )
     # Releases: the group's name, or for a Windows 10/11 build its release label.
@@ -101,8 +132,9 @@ def os_columns(devices: pd.DataFrame) -> tuple[np.ndarray, pd.Categorical, np.nd
     return group, _categorical(release, categories), workstation
 
 
-def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
-             stages: dict[str, str]) -> pd.DataFrame:
+def classify(
+    devices: pd.DataFrame, pilot_members: dict[str, np.ndarray], stages: dict[str, str]
+) -> pd.DataFrame:
     """Derive every state of §4 for each device.
 
     ``pilot_members`` maps a workload key to a boolean array (aligned with ``devices``) of
@@ -116,17 +148,32 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     out["os_release"] = release
     out["workstation"] = workstation
 
-    flag = {column: _is_set(devices[column].to_numpy()) for column in (
-        "ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined", "MDMEnrolled",
-        "ComgmtPolicyPresent", "EnrollmentScheduled", "PendingLogon", "EnrollmentFailed")}
+    flag = {
+        column: _is_set(devices[column].to_numpy())
+        for column in (
+            "ClientInstalled",
+            "ClientActive",
+            "HybridAADJoined",
+            "AADJoined",
+            "MDMEnrolled",
+            "ComgmtPolicyPresent",
+            "EnrollmentScheduled",
+            "PendingLogon",
+            "EnrollmentFailed",
+        )
+    }
     comanaged = flag["MDMEnrolled"] & flag["ComgmtPolicyPresent"]
     targeted = flag["ComgmtPolicyPresent"] | flag["MDMEnrolled"]
     joined = flag["HybridAADJoined"] | flag["AADJoined"]
     aad_only = flag["AADJoined"] & ~flag["HybridAADJoined"]
-    eligible = comanaged | (flag["ClientInstalled"] & (group == OS_GROUPS.index(W10_CURRENT))
-                            & joined)
-    initiated = eligible & targeted & (
-        comanaged | flag["EnrollmentFailed"] | flag["PendingLogon"] | flag["MDMEnrolled"])
+    eligible = comanaged | (
+        flag["ClientInstalled"] & (group == OS_GROUPS.index(W10_CURRENT)) & joined
+    )
+    initiated = (
+        eligible
+        & targeted
+        & (comanaged | flag["EnrollmentFailed"] | flag["PendingLogon"] | flag["MDMEnrolled"])
+    )
     scheduled = eligible & targeted & (flag["EnrollmentScheduled"] | initiated)
 
     out["comanaged"] = comanaged
@@ -136,8 +183,10 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     out["eligible"] = eligible
     out["scheduled"] = scheduled
     out["initiated"] = initiated
-    out["funnel"] = _categorical(np.select([comanaged, initiated, scheduled, eligible],
-                                           [3, 2, 1, 0], default=-1), FUNNEL_STAGES)
+    out["funnel"] = _categorical(
+        np.select([comanaged, initiated, scheduled, eligible], [3, 2, 1, 0], default=-1),
+        FUNNEL_STAGES,
+    )
     out["funnel"] = out["funnel"].cat.as_ordered()
 
     # Enrollment status over targeted devices, first match wins; the hybrid/aad split is
@@ -145,8 +194,12 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
     status_of = {key: ENROLLMENT_STATUSES.index(key) for key in ENROLLMENT_STATUSES}
     status = np.select(
         [~targeted, comanaged, flag["EnrollmentFailed"], flag["PendingLogon"]],
-        [-1, status_of["success_hybrid"] + aad_only, status_of["failure_hybrid"] + aad_only,
-         status_of["pending_user_sign_in"]],
+        [
+            -1,
+            status_of["success_hybrid"] + aad_only,
+            status_of["failure_hybrid"] + aad_only,
+            status_of["pending_user_sign_in"],
+        ],
         default=status_of["enrolling_hybrid"] + aad_only,
     )
     out["enrollment_status"] = _categorical(status, ENROLLMENT_STATUSES)
@@ -155,9 +208,18 @@ def classify(devices: pd.DataFrame, pilot_members: dict[str, np.ndarray],
 
     is_group = {name: group == OS_GROUPS.index(name) for name in OS_GROUPS}
     reason = np.select(
-        [comanaged, is_group[SERVER], is_group[W10_OLD] | is_group[W7_8], is_group[OTHER],
-         ~flag["ClientInstalled"], ~joined, ~flag["ComgmtPolicyPresent"],
-         flag["EnrollmentFailed"], flag["PendingLogon"], flag["EnrollmentScheduled"]],
+        [
+            comanaged,
+            is_group[SERVER],
+            is_group[W10_OLD] | is_group[W7_8],
+            is_group[OTHER],
+            ~flag["ClientInstalled"],
+            ~joined,
+            ~flag["ComgmtPolicyPresent"],
+            flag["EnrollmentFailed"],
+            flag["PendingLogon"],
+            flag["EnrollmentScheduled"],
+        ],
         [-1, *range(len(REASONS) - 1)],
         default=len(REASONS) - 1,
     )

@@ -29,8 +29,11 @@ class _Rows:
 
     def values(self, name: str) -> np.ndarray:
         column = self.devices[name]
-        values = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) \
+        values = (
+            column.cat.codes.to_numpy()
+            if isinstance(column.dtype, pd.CategoricalDtype)
             else column.to_numpy()
+        )
         return values if self.kept is None else values.take(self.kept)
 
     def count(self, name: str) -> int:
@@ -45,8 +48,9 @@ class _Rows:
         return counts if keys is None else {key: int(counts.get(key, 0)) for key in keys}
 
 
-def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
-              mask: np.ndarray | None = None) -> dict:
+def summarize(
+    devices: pd.DataFrame, sources: list[dict], data_as_of: str, mask: np.ndarray | None = None
+) -> dict:
     """The summary of classified devices, or of the rows ``mask`` keeps (a site or
     collection filter)."""
     rows = _Rows(devices, mask)
@@ -55,10 +59,11 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
     # the ConfigMgr client, ``without_client`` the others; everything else counts them all.
     client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
     clients = _Rows(devices, client if mask is None else client & mask)
-    releases = {label: count for label, count in clients.counts("os_release").items()
-                if count}
-    os_releases = {str(label): int(count) for label, count in
-                   sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))}
+    releases = {label: count for label, count in clients.counts("os_release").items() if count}
+    os_releases = {
+        str(label): int(count)
+        for label, count in sorted(releases.items(), key=lambda item: (-item[1], str(item[0])))
+    }
     failed = devices["failed"].to_numpy()
     failed = np.flatnonzero(failed if mask is None else failed & mask)  # a few rows
     return {
@@ -74,13 +79,13 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
             "enrolled": comanaged,
         },
         "enrollment_status": rows.counts("enrollment_status", ENROLLMENT_STATUSES),
-        "workloads": {
-            key: rows.counts(f"wl_{key}", AUTHORITIES) for key in WORKLOADS
-        },
+        "workloads": {key: rows.counts(f"wl_{key}", AUTHORITIES) for key in WORKLOADS},
         "enrollment_errors": [
             {"code": row["code"], "description": row["description"], "count": row["count"]}
-            for row in error_table(devices["error_code"].iloc[failed].astype("str"),
-                                   devices["EnrollmentErrorDetail"].iloc[failed])
+            for row in error_table(
+                devices["error_code"].iloc[failed].astype("str"),
+                devices["EnrollmentErrorDetail"].iloc[failed],
+            )
         ],
         "not_comanaged_reasons": rows.counts("reason", REASONS),
         "attention": attention_counts(rows.values("attention")),
@@ -88,9 +93,12 @@ def summarize(devices: pd.DataFrame, sources: list[dict], data_as_of: str,
         "readiness": readiness_counts(rows.counts("readiness"), rows.size),
         "data_as_of": data_as_of,
         "sources": [
-            {"site": s["site"], "kind": s["kind"], "rows": int(s["rows"]),
-             "dropped": int(s["dropped"])}
+            {
+                "site": s["site"],
+                "kind": s["kind"],
+                "rows": int(s["rows"]),
+                "dropped": int(s["dropped"]),
+            }
             for s in sources
         ],
     }
-

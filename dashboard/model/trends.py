@@ -52,8 +52,13 @@ CHANGE_EXPLANATIONS = {
 # enrolling is still seen as stuck.
 
 
-def transitions(comanaged: np.ndarray, failed: np.ndarray, known: np.ndarray,
-                was_comanaged: np.ndarray, was_failed: np.ndarray) -> dict[str, np.ndarray]:
+def transitions(
+    comanaged: np.ndarray,
+    failed: np.ndarray,
+    known: np.ndarray,
+    was_comanaged: np.ndarray,
+    was_failed: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Per change kind, which current devices changed that way since an earlier day.
 
     All arrays are aligned with the current devices. ``known`` says the device had a state
@@ -75,6 +80,7 @@ def transitions(comanaged: np.ndarray, failed: np.ndarray, known: np.ndarray,
 
 # -- time in state -----------------------------------------------------------------------------
 
+
 def state_keys(reason_codes: np.ndarray, in_progress_codes: tuple[int, ...]) -> np.ndarray:
     """The state compared for time in state: the reason code, with every in-progress reason
     folded into the first of them (0 stays "co-managed")."""
@@ -84,8 +90,13 @@ def state_keys(reason_codes: np.ndarray, in_progress_codes: tuple[int, ...]) -> 
     return keys
 
 
-def carry_since(keys: np.ndarray, day: int, previous_index: np.ndarray,
-                previous_keys: np.ndarray, previous_since: np.ndarray) -> np.ndarray:
+def carry_since(
+    keys: np.ndarray,
+    day: int,
+    previous_index: np.ndarray,
+    previous_keys: np.ndarray,
+    previous_since: np.ndarray,
+) -> np.ndarray:
     """First day (``YYYYMMDD`` int) of each device's current state run.
 
     ``previous_index`` maps each current device to its row in the previous day's states (-1:
@@ -104,16 +115,23 @@ def carry_since(keys: np.ndarray, day: int, previous_index: np.ndarray,
 
 # -- metrics <-> summary -----------------------------------------------------------------------
 
+
 def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     """A summary as ``{metric: count}``, zeros left out (``devices`` and ``comanaged`` always
     kept, so every stored scope has a row per day)."""
-    out = {"devices": int(summary["devices"]), "comanaged": int(summary["comanaged"]),
-           "attention_devices": int(summary.get("attention_devices", 0)),
-           "without_client": int(summary.get("without_client") or 0)}
-    groups = {OS_METRIC: summary["os_groups"] or {}, "funnel": summary["funnel"],
-              "enrollment_status": summary["enrollment_status"],
-              "reasons": summary["not_comanaged_reasons"],
-              "attention": summary.get("attention", {})}
+    out = {
+        "devices": int(summary["devices"]),
+        "comanaged": int(summary["comanaged"]),
+        "attention_devices": int(summary.get("attention_devices", 0)),
+        "without_client": int(summary.get("without_client") or 0),
+    }
+    groups = {
+        OS_METRIC: summary["os_groups"] or {},
+        "funnel": summary["funnel"],
+        "enrollment_status": summary["enrollment_status"],
+        "reasons": summary["not_comanaged_reasons"],
+        "attention": summary.get("attention", {}),
+    }
     for group, counts in groups.items():
         for key, count in counts.items():
             out[f"{group}{SEP}{key}"] = int(count)
@@ -125,8 +143,7 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     if errors:
         for row in summary.get("enrollment_errors", []):
             out[f"errors{SEP}{row['code']}"] = int(row["count"])
-    return {key: value for key, value in out.items()
-            if value or key in ("devices", "comanaged")}
+    return {key: value for key, value in out.items() if value or key in ("devices", "comanaged")}
 
 
 def summary_from_metrics(metrics: dict[str, int]) -> dict:
@@ -139,6 +156,7 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
     OS groups counted client devices only: its client-device counts are unknown (the client
     OS groups and the records without the client add up to the devices on any other day).
     """
+
     def group(name: str, keys) -> dict[str, int]:
         return {key: int(metrics.get(f"{name}{SEP}{key}", 0)) for key in keys}
 
@@ -160,12 +178,16 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
         "attention": group("attention", [rule.id for rule in RULES]),
         "attention_devices": int(metrics.get("attention_devices", 0)),
         "readiness": group("readiness", READINESS_IDS),
-        "enrollment_errors": {key[len(prefix):]: int(value) for key, value in metrics.items()
-                              if key.startswith(prefix)},
+        "enrollment_errors": {
+            key[len(prefix) :]: int(value)
+            for key, value in metrics.items()
+            if key.startswith(prefix)
+        },
     }
 
 
 # -- trend series ------------------------------------------------------------------------------
+
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
@@ -192,17 +214,28 @@ def trend_series(frame: pd.DataFrame) -> pd.DataFrame:
     for stage in FUNNEL_STAGES:
         out[f"funnel_{stage}"] = _column(frame, f"funnel{SEP}{stage}")
     for key in WORKLOADS:
-        moved = (_column(frame, f"workloads{SEP}{key}{SEP}intune")
-                 + _column(frame, f"workloads{SEP}{key}{SEP}pilot_intune"))
+        moved = _column(frame, f"workloads{SEP}{key}{SEP}intune") + _column(
+            frame, f"workloads{SEP}{key}{SEP}pilot_intune"
+        )
         out[f"intune_{key}"] = moved
         out[f"intune_share_{key}"] = _share(moved, out["comanaged"])
-    out["failures"] = (_column(frame, f"enrollment_status{SEP}failure_hybrid")
-                       + _column(frame, f"enrollment_status{SEP}failure_aad"))
+    out["failures"] = _column(frame, f"enrollment_status{SEP}failure_hybrid") + _column(
+        frame, f"enrollment_status{SEP}failure_aad"
+    )
     out["attention_devices"] = _column(frame, "attention_devices")
     for rule in RULES:
         out[f"attention_{rule.id}"] = _column(frame, f"attention{SEP}{rule.id}")
     return out
 
 
-__all__ = ["CHANGE_KINDS", "CHANGE_LABELS", "IN_PROGRESS_REASONS", "metrics_from_summary",
-           "summary_from_metrics", "transitions", "trend_series", "carry_since", "state_keys"]
+__all__ = [
+    "CHANGE_KINDS",
+    "CHANGE_LABELS",
+    "IN_PROGRESS_REASONS",
+    "carry_since",
+    "metrics_from_summary",
+    "state_keys",
+    "summary_from_metrics",
+    "transitions",
+    "trend_series",
+]

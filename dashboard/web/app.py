@@ -50,8 +50,7 @@ def find_page(pathname: str | None):
     return None
 
 
-def route(store: EstateStore, settings: Settings, pathname: str | None,
-          search: str | None):
+def route(store: EstateStore, settings: Settings, pathname: str | None, search: str | None):
     """The page content for a URL (the router callback, callable without Dash)."""
     page = find_page(pathname)
     query = parse_query(search)
@@ -61,6 +60,7 @@ def route(store: EstateStore, settings: Settings, pathname: str | None,
 
 
 # -- header: data as of, sources, dropped rows, stale data -----------------------------------
+
 
 def format_time(value: str | datetime | None) -> str:
     """``2026-11-20 12:00 UTC`` from an ISO string or an aware datetime."""
@@ -95,30 +95,56 @@ def data_status(store: EstateStore):
     estate, status = store.estate, store.status()
     parts = []
     if estate is None:
-        parts.append(html.Span("Loading data ..." if status.error is None else "No data loaded",
-                               className="fw-semibold"))
+        parts.append(
+            html.Span(
+                "Loading data ..." if status.error is None else "No data loaded",
+                className="fw-semibold",
+            )
+        )
     else:
-        parts.append(html.Span(["Data as of ", html.Strong(format_time(estate.data_as_of),
-                                                           id="data-as-of")]))
+        parts.append(
+            html.Span(["Data as of ", html.Strong(format_time(estate.data_as_of), id="data-as-of")])
+        )
         if status.loaded_at is not None:
-            parts.append(html.Span(["loaded ", html.Strong(format_time(status.loaded_at),
-                                                           id="data-loaded")],
-                                   title="When this data was read from the sources"))
+            parts.append(
+                html.Span(
+                    ["loaded ", html.Strong(format_time(status.loaded_at), id="data-loaded")],
+                    title="When this data was read from the sources",
+                )
+            )
         if status.next_refresh is not None:
             due = status.next_refresh <= datetime.now(UTC)
-            parts.append(html.Span(["next refresh ", html.Strong(
-                "due now" if due else format_time(status.next_refresh), id="next-refresh")],
-                className="text-secondary"))
+            parts.append(
+                html.Span(
+                    [
+                        "next refresh ",
+                        html.Strong(
+                            "due now" if due else format_time(status.next_refresh),
+                            id="next-refresh",
+                        ),
+                    ],
+                    className="text-secondary",
+                )
+            )
         for report in estate.sources:
             text = f"{report.site}: {report.kind.upper()}, {report.rows:,} rows"
             if report.dropped:
                 text += f", {report.dropped:,} dropped"
-            parts.append(html.Span(text, className="badge text-bg-light border source-badge"
-                                   + (" border-warning" if report.dropped else "")))
+            parts.append(
+                html.Span(
+                    text,
+                    className="badge text-bg-light border source-badge"
+                    + (" border-warning" if report.dropped else ""),
+                )
+            )
     if status.refreshing:
-        parts.append(html.Span([dbc.Spinner(size="sm", spinner_class_name="me-1"),
-                                "Refreshing ..."], className="text-secondary",
-                               id="refreshing"))
+        parts.append(
+            html.Span(
+                [dbc.Spinner(size="sm", spinner_class_name="me-1"), "Refreshing ..."],
+                className="text-secondary",
+                id="refreshing",
+            )
+        )
     return parts
 
 
@@ -130,28 +156,41 @@ def data_alerts(store: EstateStore) -> list:
         if estate is None:
             text = f"No data could be loaded: {status.error}"
         else:
-            text = (f"Data is stale since {format_time(status.stale_since)} because the last "
-                    f"refresh failed: {status.error}. Showing the data loaded "
-                    f"{format_time(status.last_success)}.")
-        alerts.append(dbc.Alert(text, color="danger", id="stale-banner",
-                                className="py-2 mb-2"))
+            text = (
+                f"Data is stale since {format_time(status.stale_since)} because the last "
+                f"refresh failed: {status.error}. Showing the data loaded "
+                f"{format_time(status.last_success)}."
+            )
+        alerts.append(dbc.Alert(text, color="danger", id="stale-banner", className="py-2 mb-2"))
     old = old_data_warning(store)
     if old:
-        alerts.append(dbc.Alert(old, color="warning", id="old-data-warning",
-                                className="py-2 mb-2"))
-    for report in (estate.sources if estate is not None else []):
+        alerts.append(dbc.Alert(old, color="warning", id="old-data-warning", className="py-2 mb-2"))
+    for report in estate.sources if estate is not None else []:
         if not report.dropped:
             continue
         reasons = ", ".join(f"{count:,} {why}" for why, count in sorted(report.reasons.items()))
         details = [html.Li(line) for line in report.problems]
-        alerts.append(dbc.Alert([
-            html.Div(f"Site {report.site}: {report.dropped:,} of {report.rows:,} rows were "
-                     f"dropped at load" + (f" ({reasons})" if reasons else "") + "."),
-            html.Details([html.Summary("Details", className="small"),
-                          html.Div(f"Source: {report.location}", className="small"),
-                          html.Ul(details, className="small mb-0")])
-            if details or report.location else None,
-        ], color="warning", className="py-2 mb-2 dropped-warning"))
+        alerts.append(
+            dbc.Alert(
+                [
+                    html.Div(
+                        f"Site {report.site}: {report.dropped:,} of {report.rows:,} rows were "
+                        f"dropped at load" + (f" ({reasons})" if reasons else "") + "."
+                    ),
+                    html.Details(
+                        [
+                            html.Summary("Details", className="small"),
+                            html.Div(f"Source: {report.location}", className="small"),
+                            html.Ul(details, className="small mb-0"),
+                        ]
+                    )
+                    if details or report.location
+                    else None,
+                ],
+                color="warning",
+                className="py-2 mb-2 dropped-warning",
+            )
+        )
     return alerts
 
 
@@ -162,8 +201,9 @@ def nav_id(page) -> str:
     return "nav-" + (page.PATH.strip("/") or "overview")
 
 
-def nav_links(store: EstateStore, settings: Settings, pathname: str | None,
-              search: str | None) -> list[tuple[str, bool]]:
+def nav_links(
+    store: EstateStore, settings: Settings, pathname: str | None, search: str | None
+) -> list[tuple[str, bool]]:
     """(href, active) per navbar link: each carries the site and collection in view, so
     moving between pages keeps the scope. On a device page the scope is the one of the
     list it was opened from (its own ``site`` is the device's, not a scope)."""
@@ -176,8 +216,7 @@ def nav_links(store: EstateStore, settings: Settings, pathname: str | None,
         query = parse_query(first(query, "list") or "")
     site, collection, _notes = scope_from_query(store, settings, query)
     scope = query_string([("site", site or ""), ("collection", collection or "")])
-    return [(page.PATH + (f"?{scope}" if scope else ""), path == page.PATH)
-            for page in NAV_PAGES]
+    return [(page.PATH + (f"?{scope}" if scope else ""), path == page.PATH) for page in NAV_PAGES]
 
 
 def old_data_warning(store: EstateStore, now: datetime | None = None) -> str | None:
@@ -189,58 +228,106 @@ def old_data_warning(store: EstateStore, now: datetime | None = None) -> str | N
     if hours <= limit:
         return None
     age = f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
-    return (f"This data was loaded {age} ago ({format_time(loaded)}), longer ago than the "
-            f"{limit} hours set in stale_after_hours: the scheduled refreshes are not "
-            f"bringing new data.")
+    return (
+        f"This data was loaded {age} ago ({format_time(loaded)}), longer ago than the "
+        f"{limit} hours set in stale_after_hours: the scheduled refreshes are not "
+        f"bringing new data."
+    )
 
 
 def navbar(settings: Settings):
-    links = [dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, id=nav_id(page)))
-             for page in NAV_PAGES]
+    links = [
+        dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, id=nav_id(page)))
+        for page in NAV_PAGES
+    ]
     brand = TITLE + (f" · {settings.organisation}" if settings.organisation else "")
-    return dbc.Navbar(dbc.Container([
-        dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
-        dbc.Nav(links, navbar=True, className="me-auto"),
-        auth.user_nav(),
-    ], fluid=True, className="px-4 page-width"), color="dark", dark=True, className="py-2")
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dcc.Link(brand, href="/", className="navbar-brand fw-semibold"),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+                auth.user_nav(),
+            ],
+            fluid=True,
+            className="px-4 page-width",
+        ),
+        color="dark",
+        dark=True,
+        className="py-2",
+    )
 
 
 def shell(store: EstateStore, settings: Settings):
-    return html.Div([
-        dcc.Location(id="url", refresh="callback-nav"),
-        dcc.Interval(id="poll", interval=POLL_BUSY_MS if store.estate is None
-                     or store.status().refreshing else POLL_MS),
-        dcc.Store(id="data-version", data=store.version),
-        dcc.Store(id="status-token", data=status_token(store)),
-        dcc.Store(id="refresh-pending"),
-        navbar(settings),
-        html.Header(dbc.Container([
-            html.Div([
-                html.Div(data_status(store), id="data-status",
-                         className="d-flex flex-wrap align-items-center gap-2 small"),
-                refresh_area(store),
-            ], className="d-flex flex-wrap align-items-center gap-2 py-2"),
-            html.Div(data_alerts(store), id="data-alerts"),
-        ], fluid=True, className="px-4 page-width"),
-            className="bg-white border-bottom status-header"),
-        dbc.Container(id="page", fluid=True, className="px-4 py-3 page-width", tag="main"),
-    ])
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav"),
+            dcc.Interval(
+                id="poll",
+                interval=POLL_BUSY_MS
+                if store.estate is None or store.status().refreshing
+                else POLL_MS,
+            ),
+            dcc.Store(id="data-version", data=store.version),
+            dcc.Store(id="status-token", data=status_token(store)),
+            dcc.Store(id="refresh-pending"),
+            navbar(settings),
+            html.Header(
+                dbc.Container(
+                    [
+                        html.Div(
+                            [
+                                html.Div(
+                                    data_status(store),
+                                    id="data-status",
+                                    className="d-flex flex-wrap align-items-center gap-2 small",
+                                ),
+                                refresh_area(store),
+                            ],
+                            className="d-flex flex-wrap align-items-center gap-2 py-2",
+                        ),
+                        html.Div(data_alerts(store), id="data-alerts"),
+                    ],
+                    fluid=True,
+                    className="px-4 page-width",
+                ),
+                className="bg-white border-bottom status-header",
+            ),
+            dbc.Container(id="page", fluid=True, className="px-4 py-3 page-width", tag="main"),
+        ]
+    )
 
 
 def refresh_area(store: EstateStore):
     note, disabled, title, _pending, _interval = refresh_control(store, False, None)
-    return html.Div([
-        html.Span(note, id="refresh-note", className="small text-secondary me-2",
-                  role="status"),
-        dbc.Button("Refresh now", id="refresh-button", size="sm", color="secondary",
-                   outline=True, disabled=disabled, title=title),
-    ], className="d-flex align-items-center ms-auto")
+    return html.Div(
+        [
+            html.Span(
+                note, id="refresh-note", className="small text-secondary me-2", role="status"
+            ),
+            dbc.Button(
+                "Refresh now",
+                id="refresh-button",
+                size="sm",
+                color="secondary",
+                outline=True,
+                disabled=disabled,
+                title=title,
+            ),
+        ],
+        className="d-flex align-items-center ms-auto",
+    )
 
 
 # -- callbacks (plain functions; the app binds them) ----------------------------------------
 
-def poll(store: EstateStore, version: int | None, token: str | None,
-         pending: dict | None = None, now: float | None = None):
+
+def poll(
+    store: EstateStore,
+    version: int | None,
+    token: str | None,
+    pending: dict | None = None,
+    now: float | None = None,
+):
     """(data-version, status-token, poll interval), no_update where nothing changed.
 
     Polls fast while a refresh runs, and after "Refresh now" until the store reacts
@@ -249,15 +336,20 @@ def poll(store: EstateStore, version: int | None, token: str | None,
     """
     new_token = status_token(store)
     now = time.time() if now is None else now
-    waiting = bool(pending) and pending.get("token") == new_token \
+    waiting = (
+        bool(pending)
+        and pending.get("token") == new_token
         and now - pending.get("at", 0) < PENDING_SECONDS
+    )
     interval = POLL_BUSY_MS if store.status().refreshing or waiting else POLL_MS
     until = store.next_manual_refresh() - now
     if 0 < until < interval / 1000:
         interval = max(POLL_BUSY_MS, int(until * 1000) + 500)
-    return (store.version if store.version != version else no_update,
-            new_token if new_token != token else no_update,
-            interval)
+    return (
+        store.version if store.version != version else no_update,
+        new_token if new_token != token else no_update,
+        interval,
+    )
 
 
 def checked_pending(value) -> dict | None:
@@ -279,8 +371,11 @@ def _outcome(store: EstateStore, since: float) -> str | None:
     if status.refreshing:
         return None
     failed, succeeded = status.last_failure, status.last_success
-    if failed is not None and failed.timestamp() >= since and (
-            succeeded is None or failed >= succeeded):
+    if (
+        failed is not None
+        and failed.timestamp() >= since
+        and (succeeded is None or failed >= succeeded)
+    ):
         return f"Refresh failed at {clock(failed)}: {status.error}."
     if succeeded is not None and succeeded.timestamp() >= since:
         count = 0 if store.estate is None else len(store.estate.devices)
@@ -288,8 +383,9 @@ def _outcome(store: EstateStore, since: float) -> str | None:
     return None
 
 
-def refresh_control(store: EstateStore, clicked: bool, pending: dict | None,
-                    now: float | None = None):
+def refresh_control(
+    store: EstateStore, clicked: bool, pending: dict | None, now: float | None = None
+):
     """The header's "Refresh now": (note, button disabled, button title, pending, poll
     interval) after a click (``clicked``) or on a status change or poll tick.
 
@@ -315,8 +411,11 @@ def refresh_control(store: EstateStore, clicked: bool, pending: dict | None,
         elif pending.get("result"):
             note = pending["result"]
         else:
-            result = _outcome(store, pending.get("at", now)) if status_token(store) != \
-                pending.get("token") else None
+            result = (
+                _outcome(store, pending.get("at", now))
+                if status_token(store) != pending.get("token")
+                else None
+            )
             if result is None and now - pending.get("at", 0) >= PENDING_SECONDS:
                 result = "The refresh did not report back: see the server's log."
             if result is None:
@@ -330,8 +429,9 @@ def refresh_control(store: EstateStore, clicked: bool, pending: dict | None,
     if throttled:
         title = f"Next manual refresh possible at {clock(next_at)}"
         if not note.startswith("Refreshed recently"):
-            note = (note + " " if note else "") + \
-                f"Next manual refresh possible at {clock(next_at)}."
+            note = (
+                note + " " if note else ""
+            ) + f"Next manual refresh possible at {clock(next_at)}."
     elif status.refreshing:
         title = "A refresh is running"
     else:
@@ -363,8 +463,14 @@ INDEX_STRING = """<!DOCTYPE html>
 # Compressed: the scripts and styles (plotly.js alone is 4.8 MB, 1.4 MB compressed) and the
 # callbacks' JSON. Not HTML: the login page carries a form token, and compressing a secret
 # beside text an attacker can influence is what BREACH exploits; the pages are small anyway.
-COMPRESSED_TYPES = ["text/css", "text/javascript", "application/javascript",
-                    "application/x-javascript", "application/json", "image/svg+xml"]
+COMPRESSED_TYPES = [
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
+    "image/svg+xml",
+]
 
 
 class StaticCompressionCache:
@@ -410,47 +516,71 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
         store = EstateStore(settings, use_cache=True, history=open_history(settings))
         store.start()
     app = dash.Dash(
-        __name__, server=compressing_server(), compress=True, title=TITLE, update_title=None,
+        __name__,
+        server=compressing_server(),
+        compress=True,
+        title=TITLE,
+        update_title=None,
         assets_folder=str(ASSETS),
-        serve_locally=True, suppress_callback_exceptions=True, use_pages=False,
-        external_stylesheets=[], external_scripts=[],
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        use_pages=False,
+        external_stylesheets=[],
+        external_scripts=[],
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
         index_string=INDEX_STRING,
     )
     app.layout = lambda: shell(store, settings)
     app.store = store  # for `serve` and tests
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"),
-                  State("url", "search"))
+    @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
     def _route(pathname, search):
         return route(store, settings, pathname, search)
 
-    @app.callback(*[Output(nav_id(page), prop) for page in NAV_PAGES
-                    for prop in ("href", "active")],
-                  Input("url", "pathname"), Input("url", "search"))
+    @app.callback(
+        *[Output(nav_id(page), prop) for page in NAV_PAGES for prop in ("href", "active")],
+        Input("url", "pathname"),
+        Input("url", "search"),
+    )
     def _nav(pathname, search):
-        return tuple(value for link in nav_links(store, settings, pathname, search)
-                     for value in link)
+        return tuple(
+            value for link in nav_links(store, settings, pathname, search) for value in link
+        )
 
-    @app.callback(Output("data-version", "data"), Output("status-token", "data"),
-                  Output("poll", "interval"),
-                  Input("poll", "n_intervals"), State("data-version", "data"),
-                  State("status-token", "data"), State("refresh-pending", "data"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("data-version", "data"),
+        Output("status-token", "data"),
+        Output("poll", "interval"),
+        Input("poll", "n_intervals"),
+        State("data-version", "data"),
+        State("status-token", "data"),
+        State("refresh-pending", "data"),
+        prevent_initial_call=True,
+    )
     def _poll(_n, version, token, pending):
         return poll(store, version, token, checked_pending(pending))
 
-    @app.callback(Output("data-status", "children"), Output("data-alerts", "children"),
-                  Input("status-token", "data"), prevent_initial_call=True)
+    @app.callback(
+        Output("data-status", "children"),
+        Output("data-alerts", "children"),
+        Input("status-token", "data"),
+        prevent_initial_call=True,
+    )
     def _header(_token):
         return data_status(store), data_alerts(store)
 
-    @app.callback(Output("refresh-note", "children"), Output("refresh-button", "disabled"),
-                  Output("refresh-button", "title"), Output("refresh-pending", "data"),
-                  Output("poll", "interval", allow_duplicate=True),
-                  Input("refresh-button", "n_clicks"), Input("status-token", "data"),
-                  Input("poll", "n_intervals"), State("refresh-pending", "data"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("refresh-note", "children"),
+        Output("refresh-button", "disabled"),
+        Output("refresh-button", "title"),
+        Output("refresh-pending", "data"),
+        Output("poll", "interval", allow_duplicate=True),
+        Input("refresh-button", "n_clicks"),
+        Input("status-token", "data"),
+        Input("poll", "n_intervals"),
+        State("refresh-pending", "data"),
+        prevent_initial_call=True,
+    )
     def _refresh(n_clicks, _token, _tick, pending):
         clicked = dash.ctx.triggered_id == "refresh-button" and bool(n_clicks)
         return refresh_control(store, clicked, checked_pending(pending))

@@ -40,6 +40,7 @@ gets 401. Passwords are never logged, and neither is a user name that matches no
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -103,6 +104,7 @@ class AuthError(SettingsError):
 
 # -- the accounts file -----------------------------------------------------------------------
 
+
 def users_path(settings: Settings) -> Path:
     """``users_file``, else ``users.json`` beside the config file (relative: to its folder)."""
     base = settings.work_folder
@@ -138,8 +140,10 @@ def _check(stored_hash: str, password: str) -> bool:
 
 def check_user_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise AuthError(f"user name {name!r} is not allowed: 1-64 letters, digits and . _ - @ \\,"
-                        " starting with a letter or digit")
+        raise AuthError(
+            f"user name {name!r} is not allowed: 1-64 letters, digits and . _ - @ \\,"
+            " starting with a letter or digit"
+        )
     return name
 
 
@@ -183,15 +187,17 @@ class UserFile:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except OSError as error:
-            raise AuthError(f"{self.path}: cannot read the users file ({error.strerror})"
-                            ) from None
+            raise AuthError(f"{self.path}: cannot read the users file ({error.strerror})") from None
         except ValueError:
             raise AuthError(f"{self.path}: the users file is not valid JSON") from None
         users = raw.get("users") if isinstance(raw, dict) else None
         if not isinstance(users, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("hash"), str)
-                and isinstance(v.get("stamp"), str) for v in users.values()):
-            raise AuthError(f"{self.path}: not a users file (expected {{\"users\": {{...}}}})")
+            isinstance(v, dict)
+            and isinstance(v.get("hash"), str)
+            and isinstance(v.get("stamp"), str)
+            for v in users.values()
+        ):
+            raise AuthError(f'{self.path}: not a users file (expected {{"users": {{...}}}})')
         return users
 
     def _write(self, users: dict[str, dict]) -> None:
@@ -220,8 +226,7 @@ class UserFile:
         users = dict(self.users())
         existing = users.get(name)
         if existing is not None and not replace:
-            raise AuthError(f"user {name!r} already exists (use --reset to set a new "
-                            "password)")
+            raise AuthError(f"user {name!r} already exists (use --reset to set a new password)")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         users[name] = {
             "hash": _hash(password),
@@ -295,6 +300,7 @@ def file_mode_warning(path: Path) -> str | None:
 
 # -- the `comanage-dashboard user` command ---------------------------------------------------
 
+
 def _read_password(password_stdin: bool, stdin, stderr) -> str:
     if password_stdin:
         line = stdin.readline()
@@ -312,9 +318,16 @@ def _read_password(password_stdin: bool, stdin, stderr) -> str:
     return first
 
 
-def user_command(settings: Settings, action: str, name: str | None = None,
-                 password_stdin: bool = False, reset: bool = False,
-                 stdin=None, stdout=None, stderr=None) -> int:
+def user_command(
+    settings: Settings,
+    action: str,
+    name: str | None = None,
+    password_stdin: bool = False,
+    reset: bool = False,
+    stdin=None,
+    stdout=None,
+    stderr=None,
+) -> int:
     """``user add NAME [--password-stdin] [--reset] | remove NAME | list``."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     users = UserFile(users_path(settings))
@@ -328,11 +341,13 @@ def user_command(settings: Settings, action: str, name: str | None = None,
     if action == "add":
         password = _read_password(password_stdin, stdin, stderr)
         created = users.add(name, password, replace=reset)
-        print(f"{'added' if created else 'new password for'} {name} in {users.path}",
-              file=stderr)
+        print(f"{'added' if created else 'new password for'} {name} in {users.path}", file=stderr)
         if settings.auth != "users":
-            print("note: sign-in is not on: set auth = \"users\" in the config (or "
-                  "COMANAGE_AUTH=users)", file=stderr)
+            print(
+                'note: sign-in is not on: set auth = "users" in the config (or '
+                "COMANAGE_AUTH=users)",
+                file=stderr,
+            )
         return 0
     if action == "remove":
         users.remove(name)
@@ -342,6 +357,7 @@ def user_command(settings: Settings, action: str, name: str | None = None,
 
 
 # -- checks before serving -------------------------------------------------------------------
+
 
 def is_loopback(host: str) -> bool:
     host = (host or "").strip().strip("[]")
@@ -359,8 +375,7 @@ def trusted_networks(settings: Settings) -> list:
         try:
             networks.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError:
-            raise AuthError(f"trusted_proxies: {item!r} is not an IP address or network"
-                            ) from None
+            raise AuthError(f"trusted_proxies: {item!r} is not an IP address or network") from None
     return networks
 
 
@@ -369,8 +384,10 @@ def workers(settings: Settings, environ=None) -> int:
     ``COMANAGE_WORKERS``, whichever is larger."""
     environ = os.environ if environ is None else environ
     try:
-        return max(int(getattr(settings, "workers", 1) or 1),
-                   int(environ.get("COMANAGE_WORKERS", "1") or 1))
+        return max(
+            int(getattr(settings, "workers", 1) or 1),
+            int(environ.get("COMANAGE_WORKERS", "1") or 1),
+        )
     except ValueError:
         raise AuthError("COMANAGE_WORKERS must be a whole number") from None
 
@@ -380,13 +397,17 @@ def secret_key(settings: Settings, environ=None) -> str | None:
     key = str(settings.secret_key or "")
     if key:
         if len(key) < MIN_SECRET:
-            raise AuthError(f"secret_key is too short: use at least {MIN_SECRET} random "
-                            "characters (python -c \"import secrets; "
-                            "print(secrets.token_urlsafe(48))\")")
+            raise AuthError(
+                f"secret_key is too short: use at least {MIN_SECRET} random "
+                'characters (python -c "import secrets; '
+                'print(secrets.token_urlsafe(48))")'
+            )
         return key
     if settings.shared_deployment or workers(settings, environ) > 1:
-        raise AuthError("secret_key (COMANAGE_SECRET_KEY) is required when several processes "
-                        "serve the dashboard (shared_deployment or COMANAGE_WORKERS > 1)")
+        raise AuthError(
+            "secret_key (COMANAGE_SECRET_KEY) is required when several processes "
+            "serve the dashboard (shared_deployment or COMANAGE_WORKERS > 1)"
+        )
     return None
 
 
@@ -403,11 +424,14 @@ def check_settings(settings: Settings) -> None:
     if mode == "proxy":
         header = str(settings.proxy_user_header or "")
         if not _HEADER_RE.match(header):
-            raise AuthError("auth = \"proxy\" needs proxy_user_header (a header name such as "
-                            "X-Remote-User)")
+            raise AuthError(
+                'auth = "proxy" needs proxy_user_header (a header name such as X-Remote-User)'
+            )
         if not trusted_networks(settings):
-            raise AuthError("auth = \"proxy\" needs trusted_proxies: the address(es) of the "
-                            "reverse proxy; the user header is believed from nowhere else")
+            raise AuthError(
+                'auth = "proxy" needs trusted_proxies: the address(es) of the '
+                "reverse proxy; the user header is believed from nowhere else"
+            )
 
 
 def config_secrets(path: Path | None) -> list[str]:
@@ -443,12 +467,13 @@ def config_mode_warning(settings: Settings) -> str | None:
     held = config_secrets(path)
     if not held:
         return None
-    return (f"{path} holds {', '.join(held)} and is readable by other users (mode {mode:o}): "
-            f"chmod 600 it, or move the secret to its environment variable")
+    return (
+        f"{path} holds {', '.join(held)} and is readable by other users (mode {mode:o}): "
+        f"chmod 600 it, or move the secret to its environment variable"
+    )
 
 
-def preflight(settings: Settings, allow_anonymous: bool = False, bound: bool = True
-              ) -> list[str]:
+def preflight(settings: Settings, allow_anonymous: bool = False, bound: bool = True) -> list[str]:
     """Checks ``serve`` runs before listening; returns notes to print, raises AuthError.
 
     ``bound=False`` (the WSGI entry point): the address is the WSGI server's, not
@@ -464,33 +489,42 @@ def preflight(settings: Settings, allow_anonymous: bool = False, bound: bool = T
             raise AuthError(
                 f"refusing to listen on {settings.host or 'every address'} without "
                 "authentication: anyone who reaches it would see every device. Set auth = "
-                "\"users\" (accounts: comanage-dashboard user add NAME) or auth = \"proxy\" "
-                "behind IIS/an SSO proxy, or pass --allow-anonymous")
-        notes.append("warning: authentication is off (--allow-anonymous): everyone who can "
-                     "reach this address sees every device")
+                '"users" (accounts: comanage-dashboard user add NAME) or auth = "proxy" '
+                "behind IIS/an SSO proxy, or pass --allow-anonymous"
+            )
+        notes.append(
+            "warning: authentication is off (--allow-anonymous): everyone who can "
+            "reach this address sees every device"
+        )
         if not settings.allowed_hosts:
-            notes.append("note: only loopback host names and the bound address are answered: "
-                         "list the names users type in allowed_hosts")
+            notes.append(
+                "note: only loopback host names and the bound address are answered: "
+                "list the names users type in allowed_hosts"
+            )
     if mode == "users":
         users = UserFile(users_path(settings))
         if not users.users():
-            raise AuthError(f"auth = \"users\" but {users.path} holds no account: add one "
-                            "with `comanage-dashboard user add NAME`")
+            raise AuthError(
+                f'auth = "users" but {users.path} holds no account: add one '
+                "with `comanage-dashboard user add NAME`"
+            )
         warning = file_mode_warning(users.path)
         if warning:
             notes.append(f"warning: {warning}")
         if not settings.secret_key:
             notes.append("note: no secret_key set: sign-ins end when this process stops")
         if not settings.secure_cookies and not is_loopback(settings.host):
-            notes.append("note: secure_cookies is off: serve users through HTTPS (a TLS "
-                         "proxy) and turn it on")
+            notes.append(
+                "note: secure_cookies is off: serve users through HTTPS (a TLS "
+                "proxy) and turn it on"
+            )
     if mode == "proxy" and not is_loopback(settings.host):
-        notes.append("note: auth = \"proxy\": requests from anywhere but trusted_proxies are "
-                     "refused")
+        notes.append('note: auth = "proxy": requests from anywhere but trusted_proxies are refused')
     return notes
 
 
 # -- the web side ----------------------------------------------------------------------------
+
 
 class StateUnavailable(Exception):
     """The shared sign-in state could not be used for this operation (already logged)."""
@@ -528,10 +562,8 @@ class SignInState:
 
     # -- the file ----------------------------------------------------------------------------
     def _create(self) -> None:
-        try:
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass
         if os.name == "posix" and self.path.is_file() and self.path.stat().st_mode & 0o077:
             try:
                 os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the same mode
@@ -540,8 +572,7 @@ class SignInState:
 
     def _open(self) -> sqlite3.Connection:
         self._create()
-        connection = sqlite3.connect(self.path, timeout=STATE_TIMEOUT_SECONDS,
-                                     isolation_level=None)
+        connection = sqlite3.connect(self.path, timeout=STATE_TIMEOUT_SECONDS, isolation_level=None)
         try:
             if connection.execute("PRAGMA user_version").fetchone()[0] != self.VERSION:
                 if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -572,10 +603,8 @@ class SignInState:
             result = work(connection)
             connection.execute("COMMIT")
         except BaseException:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             raise
         return result
 
@@ -583,8 +612,9 @@ class SignInState:
     def digest(self, value: str) -> str:
         """What the file stores for a key or session id: a keyed hash (HMAC-SHA256 with the
         secret key), so a name typed wrong (perhaps a password) never reaches the disk."""
-        return hmac.new(self._secret, value.encode("utf-8", "surrogatepass"),
-                        hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()
 
     def run(self, work, write: bool = False):
         """``work(connection)``'s result (in one write transaction with ``write``); raises
@@ -619,7 +649,8 @@ class SignInState:
             f"sign-in state {self.path} cannot be used ({why}): failed sign-ins and sign-outs "
             f"count in this process only until it works again (tried again every "
             f"{STATE_RETRY_SECONDS} s)",
-            f"sign-in state {self.path} still cannot be used: {why}")
+            f"sign-in state {self.path} still cannot be used: {why}",
+        )
 
 
 def _state(state: SignInState | str | Path | None) -> SignInState | None:
@@ -678,8 +709,9 @@ class FailureLimiter:
     MAX_PER_KEY = 100
     MAX_ROWS = 100_000
 
-    def __init__(self, window: float = FAILURE_WINDOW_SECONDS,
-                 state: SignInState | str | Path | None = None):
+    def __init__(
+        self, window: float = FAILURE_WINDOW_SECONDS, state: SignInState | str | Path | None = None
+    ):
         self.window = window
         self.state = _state(state)
         self._failures: dict[str, deque] = {}  # key: (time, stored in the file) pairs
@@ -704,12 +736,17 @@ class FailureLimiter:
         times = None
         if self.state is not None:
             stored_key = self.state.digest(key)
-            try:
-                times = [row[0] for row in self.state.run(lambda c: c.execute(
-                    "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
-                    "LIMIT ?", (stored_key, now - self.window, limit)).fetchall())]
-            except StateUnavailable:
-                pass
+            with contextlib.suppress(StateUnavailable):
+                times = [
+                    row[0]
+                    for row in self.state.run(
+                        lambda c: c.execute(
+                            "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
+                            "LIMIT ?",
+                            (stored_key, now - self.window, limit),
+                        ).fetchall()
+                    )
+                ]
         if times is None:  # no shared file: this process's failures
             times = [at for at, _ in entries]
         else:  # the shared file's, and this process's that the file did not take
@@ -728,11 +765,16 @@ class FailureLimiter:
             def record(c: sqlite3.Connection) -> None:
                 c.execute("DELETE FROM failures WHERE at <= ?", (now - self.window,))
                 c.execute("INSERT INTO failures (key, at) VALUES (?, ?)", (stored_key, now))
-                c.execute("DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT rowid "
-                          "FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
-                          (stored_key, stored_key, self.MAX_PER_KEY))
-                c.execute("DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
-                          "ORDER BY at DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+                c.execute(
+                    "DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT rowid "
+                    "FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
+                    (stored_key, stored_key, self.MAX_PER_KEY),
+                )
+                c.execute(
+                    "DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
+                    "ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                    (self.MAX_ROWS,),
+                )
 
             try:
                 self.state.run(record, write=True)
@@ -742,8 +784,9 @@ class FailureLimiter:
         with self._lock:
             self._remember(key, now, stored)
 
-    def reserve(self, rules: list[tuple[str, Throttle]], now: float | None = None
-                ) -> tuple[float, Reservation | None]:
+    def reserve(
+        self, rules: list[tuple[str, Throttle]], now: float | None = None
+    ) -> tuple[float, Reservation | None]:
         """Count an attempt under every key before the password is checked.
 
         Returns (0, reservation) when every ``Throttle`` lets it through now, else (seconds
@@ -759,26 +802,40 @@ class FailureLimiter:
 
             def work(c: sqlite3.Connection):
                 with self._lock:
-                    extra = {key: [at for at, kept in self._recent(key, now) if not kept]
-                             for key in keys}
+                    extra = {
+                        key: [at for at, kept in self._recent(key, now) if not kept] for key in keys
+                    }
                 wait = 0.0
                 for key, throttle in rules:
-                    times = [row[0] for row in c.execute(
-                        "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
-                        "LIMIT ?", (stored[key], now - self.window, self.MAX_PER_KEY))]
+                    times = [
+                        row[0]
+                        for row in c.execute(
+                            "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
+                            "LIMIT ?",
+                            (stored[key], now - self.window, self.MAX_PER_KEY),
+                        )
+                    ]
                     wait = max(wait, throttle.wait(times + extra[key], now))
                 if wait > 0:
                     return wait, ()
                 c.execute("DELETE FROM failures WHERE at <= ?", (now - self.window,))
                 rowids = []
                 for key in keys:
-                    rowids.append(c.execute("INSERT INTO failures (key, at) VALUES (?, ?)",
-                                            (stored[key], now)).lastrowid)
-                    c.execute("DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT "
-                              "rowid FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
-                              (stored[key], stored[key], self.MAX_PER_KEY))
-                c.execute("DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
-                          "ORDER BY at DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+                    rowids.append(
+                        c.execute(
+                            "INSERT INTO failures (key, at) VALUES (?, ?)", (stored[key], now)
+                        ).lastrowid
+                    )
+                    c.execute(
+                        "DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT "
+                        "rowid FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
+                        (stored[key], stored[key], self.MAX_PER_KEY),
+                    )
+                c.execute(
+                    "DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
+                    "ORDER BY at DESC LIMIT -1 OFFSET ?)",
+                    (self.MAX_ROWS,),
+                )
                 return 0.0, tuple(rowids)
 
             try:
@@ -793,8 +850,10 @@ class FailureLimiter:
                         self._remember(key, now, True)
                 return 0.0, Reservation(keys, now, rowids)
         with self._lock:  # no usable file: this process decides alone, atomically
-            wait = max(throttle.wait([at for at, _ in self._recent(key, now)], now)
-                       for key, throttle in rules)
+            wait = max(
+                throttle.wait([at for at, _ in self._recent(key, now)], now)
+                for key, throttle in rules
+            )
             if wait > 0:
                 return wait, None
             for key in keys:
@@ -817,12 +876,14 @@ class FailureLimiter:
                     entries.clear()
                     entries.extend(kept)
         if self.state is not None and reservation.rowids:
-            try:
-                self.state.run(lambda c: c.executemany(
-                    "DELETE FROM failures WHERE rowid = ?",
-                    [(rowid,) for rowid in reservation.rowids]), write=True)
-            except StateUnavailable:
-                pass
+            with contextlib.suppress(StateUnavailable):
+                self.state.run(
+                    lambda c: c.executemany(
+                        "DELETE FROM failures WHERE rowid = ?",
+                        [(rowid,) for rowid in reservation.rowids],
+                    ),
+                    write=True,
+                )
         for key in clear:
             self.clear(key)
 
@@ -831,11 +892,11 @@ class FailureLimiter:
             self._failures.pop(key, None)
         if self.state is not None:
             stored_key = self.state.digest(key)
-            try:
-                self.state.run(lambda c: c.execute("DELETE FROM failures WHERE key = ?",
-                                                   (stored_key,)), write=True)
-            except StateUnavailable:
-                pass
+            with contextlib.suppress(StateUnavailable):
+                self.state.run(
+                    lambda c: c.execute("DELETE FROM failures WHERE key = ?", (stored_key,)),
+                    write=True,
+                )
 
 
 class Revoked:
@@ -866,15 +927,19 @@ class Revoked:
 
         def record(c: sqlite3.Connection) -> None:
             c.execute("DELETE FROM revoked WHERE until <= ?", (now,))
-            c.execute("INSERT INTO revoked (sid, until) VALUES (?, ?) ON CONFLICT (sid) DO "
-                      "UPDATE SET until = max(until, excluded.until)", (stored_sid, until))
-            c.execute("DELETE FROM revoked WHERE sid IN (SELECT sid FROM revoked ORDER BY "
-                      "until DESC LIMIT -1 OFFSET ?)", (self.MAX_ROWS,))
+            c.execute(
+                "INSERT INTO revoked (sid, until) VALUES (?, ?) ON CONFLICT (sid) DO "
+                "UPDATE SET until = max(until, excluded.until)",
+                (stored_sid, until),
+            )
+            c.execute(
+                "DELETE FROM revoked WHERE sid IN (SELECT sid FROM revoked ORDER BY "
+                "until DESC LIMIT -1 OFFSET ?)",
+                (self.MAX_ROWS,),
+            )
 
-        try:
+        with contextlib.suppress(StateUnavailable):
             self.state.run(record, write=True)
-        except StateUnavailable:
-            pass
 
     def __contains__(self, sid: str) -> bool:
         if not isinstance(sid, str):
@@ -887,8 +952,11 @@ class Revoked:
             return False
         stored_sid = self.state.digest(sid)
         try:
-            row = self.state.run(lambda c: c.execute(
-                "SELECT 1 FROM revoked WHERE sid = ? AND until > ?", (stored_sid, now)).fetchone())
+            row = self.state.run(
+                lambda c: c.execute(
+                    "SELECT 1 FROM revoked WHERE sid = ? AND until > ?", (stored_sid, now)
+                ).fetchone()
+            )
         except StateUnavailable:
             return False
         return row is not None
@@ -915,12 +983,18 @@ def user_nav():
     name = html.Span(user, id="signed-in-user", className="navbar-text small text-light me-2")
     if g.get("comanage_auth_mode") != "users":
         return html.Div(name, className="d-flex align-items-center")
-    return html.Form([
-        name,
-        dcc.Input(type="hidden", name="csrf", value=csrf_token()),
-        html.Button("Sign out", type="submit", id="sign-out",
-                    className="btn btn-sm btn-outline-light"),
-    ], method="post", action=LOGOUT_PATH, className="d-flex align-items-center mb-0")
+    return html.Form(
+        [
+            name,
+            dcc.Input(type="hidden", name="csrf", value=csrf_token()),
+            html.Button(
+                "Sign out", type="submit", id="sign-out", className="btn btn-sm btn-outline-light"
+            ),
+        ],
+        method="post",
+        action=LOGOUT_PATH,
+        className="d-flex align-items-center mb-0",
+    )
 
 
 def current_user() -> str | None:
@@ -969,8 +1043,7 @@ def _wants_page() -> bool:
     mode = request.headers.get("Sec-Fetch-Mode")
     if mode is not None:
         return mode == "navigate"
-    return "text/html" in request.headers.get("Accept", "") or not request.headers.get(
-        "Accept")
+    return "text/html" in request.headers.get("Accept", "") or not request.headers.get("Accept")
 
 
 def _requested_path() -> str:
@@ -980,8 +1053,9 @@ def _requested_path() -> str:
 
 def _denied(auth: Auth) -> Response:
     if auth.mode == "users" and _wants_page():
-        return redirect(f"{LOGIN_PATH}?next={quote(safe_next(_requested_path()), safe='')}",
-                        code=302)
+        return redirect(
+            f"{LOGIN_PATH}?next={quote(safe_next(_requested_path()), safe='')}", code=302
+        )
     response = Response("Authentication required.\n", status=401, mimetype="text/plain")
     return response
 
@@ -1025,8 +1099,12 @@ def client_address(auth: Auth | None) -> str:
     peer = request.remote_addr or "?"
     if auth is None or not auth.networks or not _trusted(_address(peer), auth):
         return peer
-    hops = [hop for value in request.headers.getlist(FORWARDED_FOR)
-            for hop in value.split(",") if hop.strip()]
+    hops = [
+        hop
+        for value in request.headers.getlist(FORWARDED_FOR)
+        for hop in value.split(",")
+        if hop.strip()
+    ]
     for hop in reversed(hops):
         address = _address(hop)
         if address is None:
@@ -1039,7 +1117,7 @@ def client_address(auth: Auth | None) -> str:
 AMBIGUOUS = "ambiguous"
 
 
-def _proxy_user(auth: Auth) -> str | None | bool:
+def _proxy_user(auth: Auth) -> str | bool | None:
     """The proxy's user; False when the peer is not a trusted proxy, ``AMBIGUOUS`` when
     the header was sent twice or names several users."""
     if not _trusted(_address(request.remote_addr), auth):
@@ -1066,13 +1144,22 @@ def _guard(auth: Auth):
         user = _proxy_user(auth)
         if user is False:
             log.warning("refused a request from %s: not a trusted proxy", request.remote_addr)
-            return Response("This dashboard is reached through its reverse proxy only.\n",
-                            status=403, mimetype="text/plain")
+            return Response(
+                "This dashboard is reached through its reverse proxy only.\n",
+                status=403,
+                mimetype="text/plain",
+            )
         if user == AMBIGUOUS:
-            log.warning("refused a request from %s: %s sent more than once or with several "
-                        "names", request.remote_addr, auth.settings.proxy_user_header)
-            return Response("The proxy's user header names more than one user.\n",
-                            status=400, mimetype="text/plain")
+            log.warning(
+                "refused a request from %s: %s sent more than once or with several names",
+                request.remote_addr,
+                auth.settings.proxy_user_header,
+            )
+            return Response(
+                "The proxy's user header names more than one user.\n",
+                status=400,
+                mimetype="text/plain",
+            )
     if not user:
         return _denied(auth)
     g.comanage_user = user
@@ -1129,18 +1216,36 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def _page(heading: str, form: str, status: int = 200, message: str = "", kind: str = "error",
-          **values) -> Response:
-    html = render_template_string(PAGE, title=heading, heading=heading, form=form,
-                                  message=message, kind=kind, css=LOGIN_CSS_PATH, **values)
+def _page(
+    heading: str, form: str, status: int = 200, message: str = "", kind: str = "error", **values
+) -> Response:
+    html = render_template_string(
+        PAGE,
+        title=heading,
+        heading=heading,
+        form=form,
+        message=message,
+        kind=kind,
+        css=LOGIN_CSS_PATH,
+        **values,
+    )
     return Response(html, status=status, mimetype="text/html")
 
 
-def _login_form(next_path: str, status: int = 200, message: str = "", kind: str = "error",
-                username: str = "") -> Response:
+def _login_form(
+    next_path: str, status: int = 200, message: str = "", kind: str = "error", username: str = ""
+) -> Response:
     action = LOGIN_PATH + (f"?next={quote(next_path, safe='')}" if next_path != "/" else "")
-    return _page("Sign in", "login", status, message, kind, action=action, csrf=csrf_token(),
-                 username=username)
+    return _page(
+        "Sign in",
+        "login",
+        status,
+        message,
+        kind,
+        action=action,
+        csrf=csrf_token(),
+        username=username,
+    )
 
 
 def wait_text(seconds: float) -> str:
@@ -1169,29 +1274,37 @@ def _register_routes(server, auth: Auth) -> None:
             return _login_form(next_path, message=notice, kind="info")
         if not _token_ok(request.form.get("csrf")):
             flask_session.pop("csrf", None)
-            return _login_form(next_path, status=400,
-                               message="The sign-in form expired. Please try again.")
+            return _login_form(
+                next_path, status=400, message="The sign-in form expired. Please try again."
+            )
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")
         address = client_address(auth)
         pair = f"user:{name.lower()}|addr:{address}"
         # Counted before the (slow) hash, so concurrent attempts cannot all pass the check.
-        wait, reservation = auth.limiter.reserve([(pair, PER_USER_AND_ADDRESS),
-                                                  ("addr:" + address, PER_ADDRESS)])
+        wait, reservation = auth.limiter.reserve(
+            [(pair, PER_USER_AND_ADDRESS), ("addr:" + address, PER_ADDRESS)]
+        )
         if reservation is None:
-            return _login_form(next_path, status=429, username=name,
-                               message=f"Too many failed sign-ins. Try again in "
-                                       f"{wait_text(wait)}.")
+            return _login_form(
+                next_path,
+                status=429,
+                username=name,
+                message=f"Too many failed sign-ins. Try again in {wait_text(wait)}.",
+            )
         stamp = None
         if 0 < len(password) <= MAX_PASSWORD and _NAME_RE.match(name):
             stamp = auth.users.verify(name, password)
         if stamp is None:  # the reservation stays: it is the failure
             known = _NAME_RE.match(name) and auth.users.stamp(name) is not None
-            log.warning("failed sign-in %s from %s",
-                        f"for user {name!r}" if known else "for an unknown user name",
-                        address)
-            return _login_form(next_path, status=401, username=name,
-                               message="Incorrect user name or password.")
+            log.warning(
+                "failed sign-in %s from %s",
+                f"for user {name!r}" if known else "for an unknown user name",
+                address,
+            )
+            return _login_form(
+                next_path, status=401, username=name, message="Incorrect user name or password."
+            )
         auth.limiter.forgive(reservation, clear=(pair,))
         try:
             if auth.users.upgrade(name, password):
@@ -1200,8 +1313,12 @@ def _register_routes(server, auth: Auth) -> None:
             log.warning("could not upgrade the password hash of %s: %s", name, error)
         flask_session.clear()
         flask_session.permanent = True
-        flask_session["auth"] = {"user": name, "stamp": stamp, "at": int(time.time()),
-                                 "sid": secrets.token_urlsafe(16)}
+        flask_session["auth"] = {
+            "user": name,
+            "stamp": stamp,
+            "at": int(time.time()),
+            "sid": secrets.token_urlsafe(16),
+        }
         flask_session["csrf"] = secrets.token_urlsafe(32)
         log.info("sign-in: %s from %s", name, address)
         return redirect(next_path, code=302)
@@ -1212,15 +1329,14 @@ def _register_routes(server, auth: Auth) -> None:
         if request.method in ("GET", "HEAD"):
             if not user:
                 return redirect(LOGIN_PATH, code=302)
-            return _page("Sign out", "logout", action=LOGOUT_PATH, csrf=csrf_token(),
-                         user=user)
+            return _page("Sign out", "logout", action=LOGOUT_PATH, csrf=csrf_token(), user=user)
         if not _token_ok(request.form.get("csrf")):
-            return Response("The sign-out form expired: reload the page.\n", status=400,
-                            mimetype="text/plain")
+            return Response(
+                "The sign-out form expired: reload the page.\n", status=400, mimetype="text/plain"
+            )
         data = flask_session.get("auth")
         if user and isinstance(data, dict):
-            auth.revoked.add(str(data.get("sid")),
-                             data["at"] + auth.settings.session_hours * 3600)
+            auth.revoked.add(str(data.get("sid")), data["at"] + auth.settings.session_hours * 3600)
             log.info("sign-out: %s", user)
         flask_session.clear()
         return redirect(f"{LOGIN_PATH}?signed_out=1", code=302)
@@ -1239,8 +1355,10 @@ def install(app, settings: Settings, environ=None) -> Auth | None:
         key = secret_key(settings, environ)
         if key is None:
             key = secrets.token_urlsafe(48)
-            log.warning("no secret_key configured: using a random key for this process "
-                        "(sign-ins end when it stops)")
+            log.warning(
+                "no secret_key configured: using a random key for this process "
+                "(sign-ins end when it stops)"
+            )
         auth.users = UserFile(users_path(settings))
         auth.state = SignInState(state_path(settings), secret=key)
         auth.state.check()  # created now (mode 0600): a problem is logged at start

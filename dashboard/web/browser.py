@@ -16,9 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 CHROMIUM_ARGS = (
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 )
 
 
@@ -26,15 +31,29 @@ class BrowserMissing(RuntimeError):
     pass
 
 
-INSTALL_HINT = ("install one (Debian/Ubuntu: apt-get install chromium; Windows: Microsoft "
-                "Edge is built in) or set COMANAGE_BROWSER (or `browser` in the config file) "
-                "to its path")
+INSTALL_HINT = (
+    "install one (Debian/Ubuntu: apt-get install chromium; Windows: Microsoft "
+    "Edge is built in) or set COMANAGE_BROWSER (or `browser` in the config file) "
+    "to its path"
+)
 # Names looked up on the PATH, then fixed install places, in this order.
-BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
-                 "microsoft-edge", "microsoft-edge-stable", "msedge", "chrome")
+BROWSER_NAMES = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "microsoft-edge",
+    "microsoft-edge-stable",
+    "msedge",
+    "chrome",
+)
 BROWSER_PATHS = (
-    "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
-    "/usr/bin/microsoft-edge", "/snap/bin/chromium", "/opt/google/chrome/chrome",
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+    "/usr/bin/microsoft-edge",
+    "/snap/bin/chromium",
+    "/opt/google/chrome/chrome",
     "/opt/microsoft/msedge/msedge",
     "%ProgramFiles(x86)%\\Microsoft\\Edge\\Application\\msedge.exe",
     "%ProgramFiles%\\Microsoft\\Edge\\Application\\msedge.exe",
@@ -53,9 +72,11 @@ def _executable(path: str) -> bool:
 
 def _expand(path: str, environ) -> str | None:
     """``%Name%`` from ``environ`` (Windows places); None when a variable is not set."""
+
     def value(name: str) -> str:
         found = environ.get(name) or next(
-            (v for k, v in environ.items() if k.upper() == name.upper()), None)
+            (v for k, v in environ.items() if k.upper() == name.upper()), None
+        )
         if not found:
             raise KeyError(name)
         return found
@@ -79,8 +100,10 @@ def chromium_path(configured: str | None = None, environ=None) -> str:
     ``BROWSER_NAMES`` on the PATH, then ``BROWSER_PATHS``.
     """
     environ = os.environ if environ is None else environ
-    for where, value in (("browser", configured),
-                         ("COMANAGE_BROWSER", environ.get("COMANAGE_BROWSER"))):
+    for where, value in (
+        ("browser", configured),
+        ("COMANAGE_BROWSER", environ.get("COMANAGE_BROWSER")),
+    ):
         value = (value or "").strip()
         if not value:
             continue
@@ -109,9 +132,11 @@ def chromium(playwright, executable: str | None = None, extra_args=()) -> Iterat
     Playwright gives every launch a fresh temporary profile itself (it refuses
     ``--user-data-dir``).
     """
-    browser = playwright.chromium.launch(executable_path=executable or chromium_path(),
-                                         headless=True,
-                                         args=[*CHROMIUM_ARGS, *extra_args])
+    browser = playwright.chromium.launch(
+        executable_path=executable or chromium_path(),
+        headless=True,
+        args=[*CHROMIUM_ARGS, *extra_args],
+    )
     try:
         yield browser
     finally:
@@ -126,8 +151,9 @@ def serving(app, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> It
     """
     import waitress.server
 
-    server = waitress.server.create_server(app.server, host=host, port=port, threads=threads,
-                                           ident="comanage-dashboard")
+    server = waitress.server.create_server(
+        app.server, host=host, port=port, threads=threads, ident="comanage-dashboard"
+    )
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
@@ -145,6 +171,8 @@ def wait_for_dash(page, graphs: int = 0, timeout: float = 30_000) -> None:
     if graphs:
         page.wait_for_function(
             f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {graphs}",
-            timeout=timeout)
+            timeout=timeout,
+        )
     page.wait_for_function(
-        "() => !document.querySelector('[data-dash-is-loading=\"true\"]')", timeout=timeout)
+        "() => !document.querySelector('[data-dash-is-loading=\"true\"]')", timeout=timeout
+    )

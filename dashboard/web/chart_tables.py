@@ -48,8 +48,9 @@ def points(fig: go.Figure) -> list[Point]:
             fragment = fragments[index] if index < len(fragments) else None
             if isinstance(fragment, list | tuple):
                 fragment = fragment[0] if fragment else None
-            out.append(Point(str(category), series, value,
-                             fragment if isinstance(fragment, str) else None))
+            out.append(
+                Point(str(category), series, value, fragment if isinstance(fragment, str) else None)
+            )
     order = _category_order(fig)
     if order:
         rank = {category: index for index, category in enumerate(order)}
@@ -61,8 +62,11 @@ def _category_order(fig: go.Figure) -> list[str]:
     """Top-to-bottom order of a horizontal bar chart's categories (plotly draws the
     ``categoryarray`` bottom up), else none."""
     axis = fig.layout.yaxis
-    if axis is not None and axis.categoryarray is not None and any(
-            getattr(trace, "orientation", None) == "h" for trace in fig.data):
+    if (
+        axis is not None
+        and axis.categoryarray is not None
+        and any(getattr(trace, "orientation", None) == "h" for trace in fig.data)
+    ):
         return [str(c) for c in reversed(axis.categoryarray)]
     return []
 
@@ -87,8 +91,10 @@ def chart_summary(fig: go.Figure, title: str) -> str:
     if empty or not marks:
         return f"{title}: {empty or 'no data'}."
     several = len({p.series for p in marks}) > 1
-    named = [f"{p.category}{f' ({p.series})' if several and p.series else ''} "
-             f"{_number(p.value)}" for p in marks[:SUMMARY_POINTS]]
+    named = [
+        f"{p.category}{f' ({p.series})' if several and p.series else ''} {_number(p.value)}"
+        for p in marks[:SUMMARY_POINTS]
+    ]
     more = len(marks) - SUMMARY_POINTS
     tail = f"; and {more} more in the table view" if more > 0 else ""
     return f"{title}: " + "; ".join(named) + tail + "."
@@ -98,17 +104,25 @@ def _cell(point: Point | None, site: str | None, collection: str | None, link: b
     if point is None:
         return html.Td("-", className="text-end text-secondary")
     text = _number(point.value)
-    url = devices_url_from_fragment(point.fragment, site, collection) \
-        if link and point.fragment and point.value else None
+    url = (
+        devices_url_from_fragment(point.fragment, site, collection)
+        if link and point.fragment and point.value
+        else None
+    )
     if url is None:
         return html.Td(text, className="text-end")
-    return html.Td(dcc.Link(text, href=url, className="chart-table-link"),
-                   className="text-end")
+    return html.Td(dcc.Link(text, href=url, className="chart-table-link"), className="text-end")
 
 
-def chart_table(fig: go.Figure, title: str, table_id: str, site: str | None = None,
-                collection: str | None = None, link: bool = True,
-                category_header: str = "Category"):
+def chart_table(
+    fig: go.Figure,
+    title: str,
+    table_id: str,
+    site: str | None = None,
+    collection: str | None = None,
+    link: bool = True,
+    category_header: str = "Category",
+):
     """A "View as table" disclosure with the chart's data; each count opens its devices.
 
     One series: a row per category. Several series sharing categories (stacked bars, lines
@@ -123,36 +137,68 @@ def chart_table(fig: go.Figure, title: str, table_id: str, site: str | None = No
     shared = len(series) > 1 and len(marks) > len(categories)
     if shared:
         grid = {(p.category, p.series): p for p in marks}
-        head = [html.Th(category_header, scope="col"),
-                *[html.Th(name, scope="col", className="text-end") for name in series]]
-        rows = [html.Tr([html.Th(category, scope="row", className="fw-normal"),
-                         *[_cell(grid.get((category, name)), site, collection, link)
-                           for name in series]])
-                for category in categories]
+        head = [
+            html.Th(category_header, scope="col"),
+            *[html.Th(name, scope="col", className="text-end") for name in series],
+        ]
+        rows = [
+            html.Tr(
+                [
+                    html.Th(category, scope="row", className="fw-normal"),
+                    *[_cell(grid.get((category, name)), site, collection, link) for name in series],
+                ]
+            )
+            for category in categories
+        ]
     else:
         grouped = len(series) > 1
-        head = [html.Th(category_header, scope="col"),
-                html.Th("Group", scope="col") if grouped else None,
-                html.Th("Devices", scope="col", className="text-end")]
-        rows = [html.Tr([html.Th(p.category, scope="row", className="fw-normal"),
-                         html.Td(p.series) if grouped else None,
-                         _cell(p, site, collection, link)])
-                for p in marks]
-    table = html.Table([
-        html.Caption(title + (" (each count opens its device list)" if link else ""),
-                     className="small text-secondary"),
-        html.Thead(html.Tr(head)),
-        html.Tbody(rows),
-    ], className="table table-sm mb-0 chart-table caption-top", id=table_id)
-    return html.Details([
-        html.Summary("View as table", className="small chart-table-toggle"),
-        html.Div(table, className="table-responsive chart-table-scroll"),
-    ], className="chart-table-view mt-1")
+        head = [
+            html.Th(category_header, scope="col"),
+            html.Th("Group", scope="col") if grouped else None,
+            html.Th("Devices", scope="col", className="text-end"),
+        ]
+        rows = [
+            html.Tr(
+                [
+                    html.Th(p.category, scope="row", className="fw-normal"),
+                    html.Td(p.series) if grouped else None,
+                    _cell(p, site, collection, link),
+                ]
+            )
+            for p in marks
+        ]
+    table = html.Table(
+        [
+            html.Caption(
+                title + (" (each count opens its device list)" if link else ""),
+                className="small text-secondary",
+            ),
+            html.Thead(html.Tr(head)),
+            html.Tbody(rows),
+        ],
+        className="table table-sm mb-0 chart-table caption-top",
+        id=table_id,
+    )
+    return html.Details(
+        [
+            html.Summary("View as table", className="small chart-table-toggle"),
+            html.Div(table, className="table-responsive chart-table-scroll"),
+        ],
+        className="chart-table-view mt-1",
+    )
 
 
-def chart_alternative(fig: go.Figure, title: str, table_id: str, site: str | None = None,
-                      collection: str | None = None, link: bool = True,
-                      category_header: str = "Category") -> list:
+def chart_alternative(
+    fig: go.Figure,
+    title: str,
+    table_id: str,
+    site: str | None = None,
+    collection: str | None = None,
+    link: bool = True,
+    category_header: str = "Category",
+) -> list:
     """The text alternative (read by screen readers, hidden on screen) and the table view."""
-    return [html.P(chart_summary(fig, title), className="visually-hidden chart-summary"),
-            chart_table(fig, title, table_id, site, collection, link, category_header)]
+    return [
+        html.P(chart_summary(fig, title), className="visually-hidden chart-summary"),
+        chart_table(fig, title, table_id, site, collection, link, category_header),
+    ]

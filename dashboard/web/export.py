@@ -25,8 +25,7 @@ def stream_csv(estate, positions, wording: str):
     """The CSV as UTF-8 text chunks (with a BOM so Excel reads UTF-8); pyarrow writes the
     rows, quoting every text value."""
     buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(
-        EXPORT_COLUMNS.values())
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(EXPORT_COLUMNS.values())
     yield "\ufeff" + buffer.getvalue()
     options = pacsv.WriteOptions(include_header=False)
     for table in export_chunks(estate.devices, positions, wording):  # neutralised
@@ -57,12 +56,14 @@ def register(server, store) -> None:
         estate = store.estate
         if estate is None:
             return Response("No data loaded yet.\n", status=503, mimetype="text/plain")
-        query = parse_qs(request.query_string.decode("utf-8", "replace"),
-                         keep_blank_values=False)
+        query = parse_qs(request.query_string.decode("utf-8", "replace"), keep_blank_values=False)
         flt = store.device_filter(query)
         if flt.rejected:
-            return Response("Rejected filters: " + "; ".join(flt.rejected) + "\n",
-                            status=400, mimetype="text/plain")
+            return Response(
+                "Rejected filters: " + "; ".join(flt.rejected) + "\n",
+                status=400,
+                mimetype="text/plain",
+            )
         mask = store.matching(flt)
         order = estate.sort_order("severity", descending=True)
         positions = order[mask[order]]
@@ -70,7 +71,8 @@ def register(server, store) -> None:
         return Response(
             stream_with_context(stream_csv(estate, positions, store.settings.status_labels)),
             mimetype="text/csv",
-            headers={"Content-Disposition":
-                     f'attachment; filename="{export_name(flt, stamp)}"',
-                     "X-Device-Count": str(int(mask.sum()))},
+            headers={
+                "Content-Disposition": f'attachment; filename="{export_name(flt, stamp)}"',
+                "X-Device-Count": str(int(mask.sum())),
+            },
         )

@@ -137,15 +137,26 @@ def install(app, settings: Settings) -> None:
             return None
         host = request.host
         if not allowed_host(host, settings, names):
-            log.warning("refused a request for host %r from %s (not in allowed_hosts)",
-                        host[:100], request.remote_addr)
-            return _text(400, "Unknown host name: this dashboard answers only the names in "
-                              "its allowed_hosts setting.")
+            log.warning(
+                "refused a request for host %r from %s (not in allowed_hosts)",
+                host[:100],
+                request.remote_addr,
+            )
+            return _text(
+                400,
+                "Unknown host name: this dashboard answers only the names in "
+                "its allowed_hosts setting.",
+            )
         if anonymous and not allow_anonymous and not loopback_peer(request.remote_addr):
-            log.warning("refused a request from %s: auth is 'none' and allow_anonymous is "
-                        "off", request.remote_addr)
-            return _text(403, "This dashboard has no sign-in and answers this computer only "
-                              "(auth = \"none\"): set up sign-in, or allow_anonymous.")
+            log.warning(
+                "refused a request from %s: auth is 'none' and allow_anonymous is off",
+                request.remote_addr,
+            )
+            return _text(
+                403,
+                "This dashboard has no sign-in and answers this computer only "
+                '(auth = "none"): set up sign-in, or allow_anonymous.',
+            )
         if request.path == REPORT_PATH and "week" in request.args:
             try:  # a week that cannot be is the caller's mistake, said before any page
                 parse_week(request.args["week"])

@@ -42,14 +42,32 @@ from ..model.trends import CHANGE_KINDS
 DEVICES_PATH = "/devices"
 OVERVIEW_PATH = "/"
 SCOPE_KEYS = ("site", "collection")
-FILTER_KEYS = ("os_group", "release", "funnel", "enrollment_status", "workload", "authority",
-               "error", "reason", "attention", "severity", "comanaged", "client", "readiness",
-               "q", "changed", "since")
+FILTER_KEYS = (
+    "os_group",
+    "release",
+    "funnel",
+    "enrollment_status",
+    "workload",
+    "authority",
+    "error",
+    "reason",
+    "attention",
+    "severity",
+    "comanaged",
+    "client",
+    "readiness",
+    "q",
+    "changed",
+    "since",
+)
 KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
 ATTENTION_VALUES = ("any", *RULES_BY_ID)
 CLOSED_VALUES = {  # keys whose values come from a fixed list
-    "attention": ATTENTION_VALUES, "severity": SEVERITIES, "readiness": READINESS_IDS,
-    "changed": CHANGE_KINDS, "client": ("1", "0"),
+    "attention": ATTENTION_VALUES,
+    "severity": SEVERITIES,
+    "readiness": READINESS_IDS,
+    "changed": CHANGE_KINDS,
+    "client": ("1", "0"),
 }
 
 Query = dict[str, list[str]]
@@ -81,8 +99,7 @@ def attention_url(rule_id: str, site: str | None = None, collection: str | None 
     return devices_url({"attention": rule_id}, site=site, collection=collection)
 
 
-def changes_url(kind: str, since, site: str | None = None, collection: str | None = None
-                ) -> str:
+def changes_url(kind: str, since, site: str | None = None, collection: str | None = None) -> str:
     """The devices that changed that way (a ``CHANGE_KINDS`` key) since a snapshot day."""
     day = since.isoformat() if hasattr(since, "isoformat") else str(since)
     return devices_url({"changed": kind, "since": day}, site=site, collection=collection)
@@ -93,8 +110,11 @@ def readiness_url(step: str, site: str | None = None, collection: str | None = N
     return devices_url({"readiness": step}, site=site, collection=collection)
 
 
-def devices_url(filters: Mapping[str, str | Iterable[str] | None] | None = None,
-                site: str | None = None, collection: str | None = None) -> str:
+def devices_url(
+    filters: Mapping[str, str | Iterable[str] | None] | None = None,
+    site: str | None = None,
+    collection: str | None = None,
+) -> str:
     """``/devices?<filters>&site=..&collection=..``: the chart's filter, then the page scope."""
     pairs = _pairs(filters or {})
     pairs += [("site", site or ""), ("collection", collection or "")]
@@ -107,8 +127,9 @@ def filter_fragment(filters: Mapping[str, str | Iterable[str] | None]) -> str:
     return query_string(_pairs(filters))
 
 
-def devices_url_from_fragment(fragment: str, site: str | None = None,
-                              collection: str | None = None) -> str | None:
+def devices_url_from_fragment(
+    fragment: str, site: str | None = None, collection: str | None = None
+) -> str | None:
     """A device-list URL from a chart point's fragment, or None when it names no known filter.
 
     Click data comes from the browser, so only known filter keys survive and the page's own
@@ -117,9 +138,11 @@ def devices_url_from_fragment(fragment: str, site: str | None = None,
     if not isinstance(fragment, str):
         return None
     query = parse_query(fragment)
-    filters = {key: [v for v in query[key] if key not in CLOSED_VALUES
-                     or v in CLOSED_VALUES[key]]
-               for key in FILTER_KEYS if key in query}
+    filters = {
+        key: [v for v in query[key] if key not in CLOSED_VALUES or v in CLOSED_VALUES[key]]
+        for key in FILTER_KEYS
+        if key in query
+    }
     filters = {key: values for key, values in filters.items() if values}
     if not filters:
         return None
@@ -137,10 +160,10 @@ TRENDS_PATH = "/trends"
 
 def trends_search(site: str | None, collection: str | None, start=None, end=None) -> str:
     """The trends page's query string: ``?site=PS1&collection=..&from=2026-06-01&to=..``."""
-    days = [day.isoformat() if hasattr(day, "isoformat") else (day or "")
-            for day in (start, end)]
-    text = query_string([("site", site or ""), ("collection", collection or ""),
-                         ("from", days[0]), ("to", days[1])])
+    days = [day.isoformat() if hasattr(day, "isoformat") else (day or "") for day in (start, end)]
+    text = query_string(
+        [("site", site or ""), ("collection", collection or ""), ("from", days[0]), ("to", days[1])]
+    )
     return f"?{text}" if text else ""
 
 

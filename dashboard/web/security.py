@@ -108,8 +108,7 @@ def install(app, settings=None) -> None:
     @server.before_request
     def _refuse_cross_site():
         if cross_site_post():
-            return Response("Cross-site request refused.\n", status=403,
-                            mimetype="text/plain")
+            return Response("Cross-site request refused.\n", status=403, mimetype="text/plain")
         return None
 
     # Behind HTTPS (secure_cookies says so) browsers must never fall back to plain HTTP.
@@ -133,8 +132,14 @@ def install(app, settings=None) -> None:
 
 # -- file names built from input ---------------------------------------------------------
 
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                     *(f"lpt{i}" for i in range(1, 10))}
+_WINDOWS_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 MAX_NAME = 150
 
@@ -173,8 +178,9 @@ def safe_output_path(folder: str | Path, name: str) -> Path:
     if name in (".", "..") or _UNSAFE_CHARS.search(name):
         raise UnsafePathError(f"not a plain file name: {name!r}")
     if name[-1] in ". " or name[0] == " ":
-        raise UnsafePathError(f"file name starts with a space or ends with a dot or a space: "
-                              f"{name!r}")
+        raise UnsafePathError(
+            f"file name starts with a space or ends with a dot or a space: {name!r}"
+        )
     if name.split(".")[0].strip().lower() in _WINDOWS_RESERVED:
         raise UnsafePathError(f"reserved device name on Windows: {name!r}")
     base = Path(folder).resolve()

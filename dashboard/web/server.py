@@ -19,8 +19,13 @@ def display_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None,
-          allow_anonymous: bool = False) -> None:
+def serve(
+    settings: Settings,
+    debug: bool = False,
+    quiet: bool = False,
+    out=None,
+    allow_anonymous: bool = False,
+) -> None:
     """Start the background refresh, then serve until interrupted (blocks).
 
     Binding errors (port in use, bad address) raise ``OSError`` before anything is served.
@@ -35,8 +40,10 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
     notes = preflight(settings, settings.allow_anonymous)  # before anything starts
     if debug and not is_loopback(settings.host):
         raise AuthError("--debug runs Flask's development server: loopback addresses only")
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     from .app import create_app
 
     host, port = settings.host, settings.port
@@ -46,25 +53,42 @@ def serve(settings: Settings, debug: bool = False, quiet: bool = False, out=None
     app = create_app(settings, store)
     if debug:
         store.start()
-        print(f"serving {display_url(host, port)} (Flask debug server: not for production)",
-              file=out, flush=True)
+        print(
+            f"serving {display_url(host, port)} (Flask debug server: not for production)",
+            file=out,
+            flush=True,
+        )
         for note in notes:
             print(note, file=out, flush=True)
         # Dash's dev tools, but never Werkzeug's interactive debugger: its /console runs
         # Python for whoever reaches the port, PIN or not.
-        app.run(host=host, port=port, debug=True, use_reloader=False, use_debugger=False,
-                dev_tools_disable_version_check=True)  # no call to plotly.com
+        app.run(
+            host=host,
+            port=port,
+            debug=True,
+            use_reloader=False,
+            use_debugger=False,
+            dev_tools_disable_version_check=True,
+        )  # no call to plotly.com
         return
     import waitress.server
 
     from .gate import MAX_BODY_BYTES
 
-    server = waitress.server.create_server(app.server, host=host, port=port,
-                                           threads=THREADS, ident="comanage-dashboard",
-                                           max_request_body_size=MAX_BODY_BYTES)
+    server = waitress.server.create_server(
+        app.server,
+        host=host,
+        port=port,
+        threads=THREADS,
+        ident="comanage-dashboard",
+        max_request_body_size=MAX_BODY_BYTES,
+    )
     store.start()
-    print(f"serving {display_url(host, port)} (data loads in the background; Ctrl+C stops)",
-          file=out, flush=True)
+    print(
+        f"serving {display_url(host, port)} (data loads in the background; Ctrl+C stops)",
+        file=out,
+        flush=True,
+    )
     for note in notes:
         print(note, file=out, flush=True)
     try:

@@ -21,8 +21,13 @@ from .figures import COLORS
 from .links import changes_url
 
 # Tile -> which direction is progress (None: neither).
-GOOD_WHEN = {"kpi-devices": None, "kpi-comanaged": "up", "kpi-eligible": "down",
-             "kpi-failures": "down", "kpi-attention": "down"}
+GOOD_WHEN = {
+    "kpi-devices": None,
+    "kpi-comanaged": "up",
+    "kpi-eligible": "down",
+    "kpi-failures": "down",
+    "kpi-attention": "down",
+}
 CHANGE_GOOD = {"newly_comanaged": True, "newly_failed": False, "fell_back": False}
 
 
@@ -30,8 +35,9 @@ def day_text(day: date) -> str:
     return f"{day.day} {day:%b %Y}"
 
 
-def tile_changes(store, summary: dict | None, site: str | None, collection: str | None
-                 ) -> dict[str, dict]:
+def tile_changes(
+    store, summary: dict | None, site: str | None, collection: str | None
+) -> dict[str, dict]:
     """Tile id -> {delta, previous, day}: the change since the week-ago snapshot for the
     same scope; empty without such a snapshot."""
     from .pages.overview import kpi_values
@@ -45,8 +51,14 @@ def tile_changes(store, summary: dict | None, site: str | None, collection: str 
     if previous is None:
         return {}
     now, then = kpi_values(summary), kpi_values(previous)
-    return {tile: {"delta": int(now[tile][0]) - int(then[tile][0]),
-                   "previous": int(then[tile][0]), "day": day} for tile in now}
+    return {
+        tile: {
+            "delta": int(now[tile][0]) - int(then[tile][0]),
+            "previous": int(then[tile][0]),
+            "day": day,
+        }
+        for tile in now
+    }
 
 
 def change_line(tile_id: str, change: dict | None):
@@ -60,21 +72,30 @@ def change_line(tile_id: str, change: dict | None):
         up = delta > 0
         arrow, words = ("▲", "up") if up else ("▼", "down")
         good = GOOD_WHEN.get(tile_id)
-        tone = "text-secondary" if good is None else (
-            "kpi-change-good" if (good == "up") == up else "kpi-change-bad")
-    title = (f"{words.capitalize()} {abs(delta):,} since the snapshot of {day.isoformat()} "
-             f"({change['previous']:,} then)")
-    return html.Div([
-        html.Span(arrow, **{"aria-hidden": "true"}, className="me-1"),
-        html.Span(words + " ", className="visually-hidden"),
-        html.Span(f"{delta:+,}" if delta else "no change", className="fw-semibold"),
-        html.Span(f" since {day_text(day)}", className="text-secondary"),
-    ], className=f"small kpi-change {tone}", title=title, id=f"{tile_id}-change",
-        **{"data-delta": str(delta), "data-since": day.isoformat()})
+        tone = (
+            "text-secondary"
+            if good is None
+            else ("kpi-change-good" if (good == "up") == up else "kpi-change-bad")
+        )
+    title = (
+        f"{words.capitalize()} {abs(delta):,} since the snapshot of {day.isoformat()} "
+        f"({change['previous']:,} then)"
+    )
+    return html.Div(
+        [
+            html.Span(arrow, **{"aria-hidden": "true"}, className="me-1"),
+            html.Span(words + " ", className="visually-hidden"),
+            html.Span(f"{delta:+,}" if delta else "no change", className="fw-semibold"),
+            html.Span(f" since {day_text(day)}", className="text-secondary"),
+        ],
+        className=f"small kpi-change {tone}",
+        title=title,
+        id=f"{tile_id}-change",
+        **{"data-delta": str(delta), "data-since": day.isoformat()},
+    )
 
 
-def change_counts(store, day: date, site: str | None, collection: str | None
-                  ) -> dict[str, int]:
+def change_counts(store, day: date, site: str | None, collection: str | None) -> dict[str, int]:
     """Per change kind, how many devices of the scope changed that way since ``day``: the
     device list's count for the panel's link."""
     counts = {}
@@ -98,38 +119,72 @@ def changes_panel(store, settings, site, collection):
     if store.estate is None:
         return None
     if getattr(store, "history", None) is None:
-        body = html.Div("History is off: no week-over-week changes.",
-                        className="text-secondary small", id="chg-none")
-        return _card(header + [_subtitle("")], body)
+        body = html.Div(
+            "History is off: no week-over-week changes.",
+            className="text-secondary small",
+            id="chg-none",
+        )
+        return _card([*header, _subtitle("")], body)
     day = store.week_ago(with_devices=True)
     if day is None:
-        body = html.Div("No snapshot a week or more older than the current data yet: changes "
-                        "appear once history covers a week.", className="text-secondary small",
-                        id="chg-none")
-        return _card(header + [_subtitle("")], body)
+        body = html.Div(
+            "No snapshot a week or more older than the current data yet: changes "
+            "appear once history covers a week.",
+            className="text-secondary small",
+            id="chg-none",
+        )
+        return _card([*header, _subtitle("")], body)
     counts = change_counts(store, day, site, collection)
     items = []
     for kind in CHANGE_KINDS:
         count = counts[kind]
         good = CHANGE_GOOD[kind]
         color = COLORS["success"] if good else COLORS["failure"]
-        items.append(html.Div(dcc.Link(dbc.Card(dbc.CardBody([
-            html.Div([
-                html.Span(f"{count:,}", className="kpi-value fw-semibold me-2",
-                          id=f"chg-{kind}", **{"data-count": str(count)}),
-                html.Span(CHANGE_LABELS[kind], className="fw-semibold"),
-            ], className="d-flex align-items-baseline flex-wrap"),
-            html.Div(CHANGE_EXPLANATIONS[kind], className="small text-secondary"),
-        ], className="py-2"), className="h-100 kpi-card shadow-none",
-            style={"borderLeft": f"4px solid {color}"}),
-            href=changes_url(kind, day, site, collection), id=f"chg-{kind}-link",
-            className="text-reset text-decoration-none kpi-link",
-            title=f"{CHANGE_LABELS[kind]} since {day.isoformat()}: open the device list"),
-            className="col"))
+        items.append(
+            html.Div(
+                dcc.Link(
+                    dbc.Card(
+                        dbc.CardBody(
+                            [
+                                html.Div(
+                                    [
+                                        html.Span(
+                                            f"{count:,}",
+                                            className="kpi-value fw-semibold me-2",
+                                            id=f"chg-{kind}",
+                                            **{"data-count": str(count)},
+                                        ),
+                                        html.Span(CHANGE_LABELS[kind], className="fw-semibold"),
+                                    ],
+                                    className="d-flex align-items-baseline flex-wrap",
+                                ),
+                                html.Div(
+                                    CHANGE_EXPLANATIONS[kind], className="small text-secondary"
+                                ),
+                            ],
+                            className="py-2",
+                        ),
+                        className="h-100 kpi-card shadow-none",
+                        style={"borderLeft": f"4px solid {color}"},
+                    ),
+                    href=changes_url(kind, day, site, collection),
+                    id=f"chg-{kind}-link",
+                    className="text-reset text-decoration-none kpi-link",
+                    title=f"{CHANGE_LABELS[kind]} since {day.isoformat()}: open the device list",
+                ),
+                className="col",
+            )
+        )
     subtitle = _subtitle(f"Since the snapshot of {day_text(day)}, in this view")
-    return _card(header + [subtitle],
-                 html.Div(items, className="row row-cols-1 row-cols-md-3 g-3",
-                          id="chg-items", **{"data-since": day.isoformat()}))
+    return _card(
+        [*header, subtitle],
+        html.Div(
+            items,
+            className="row row-cols-1 row-cols-md-3 g-3",
+            id="chg-items",
+            **{"data-since": day.isoformat()},
+        ),
+    )
 
 
 def _subtitle(text: str):
@@ -137,16 +192,25 @@ def _subtitle(text: str):
 
 
 def _card(header: list, body):
-    return dbc.Card([dbc.CardHeader(header, className="bg-white border-bottom-0 pb-0"),
-                     dbc.CardBody(body, className="pt-2")],
-                    className="shadow-sm", id="chg-card")
+    return dbc.Card(
+        [
+            dbc.CardHeader(header, className="bg-white border-bottom-0 pb-0"),
+            dbc.CardBody(body, className="pt-2"),
+        ],
+        className="shadow-sm",
+        id="chg-card",
+    )
 
 
 def register(app, store, settings) -> dict:
     """The panel's callback (on the overview: ``ovw-changes``)."""
-    @app.callback(Output("ovw-changes", "children"),
-                  Input("ovw-site", "value"), Input("ovw-collection", "value"),
-                  Input("data-version", "data"))
+
+    @app.callback(
+        Output("ovw-changes", "children"),
+        Input("ovw-site", "value"),
+        Input("ovw-collection", "value"),
+        Input("data-version", "data"),
+    )
     def _changes(site, collection, _version):
         return changes_panel(store, settings, site, collection)
 

@@ -44,9 +44,13 @@ KPI_TITLES = {  # overview tile id -> the report's words
     "kpi-failures": "Enrollment failures",
     "kpi-attention": "Need attention",
 }
-KPI_METRICS = {"kpi-devices": "devices", "kpi-comanaged": "comanaged",
-               "kpi-eligible": "eligible_not_comanaged", "kpi-failures": "failures",
-               "kpi-attention": "attention_devices"}
+KPI_METRICS = {
+    "kpi-devices": "devices",
+    "kpi-comanaged": "comanaged",
+    "kpi-eligible": "eligible_not_comanaged",
+    "kpi-failures": "failures",
+    "kpi-attention": "attention_devices",
+}
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
@@ -57,6 +61,7 @@ class ReportError(Exception):
 
 
 # -- ISO weeks ---------------------------------------------------------------------------------
+
 
 def week_of(day: date) -> str:
     year, week, _ = day.isocalendar()
@@ -104,51 +109,76 @@ def time_text(value: str | None) -> str:
 
 # -- the figures -------------------------------------------------------------------------------
 
+
 def _scope(store, site: str | None, collection: str | None) -> dict:
     names = store.estate.collection_names if store.estate is not None else {}
     name = names.get(collection) if collection else None
-    parts = [f"Site {site}" if site else "All sites",
-             (f"Collection {name} ({collection})" if name else f"Collection {collection}")
-             if collection else "All collections"]
-    return {"site": site, "collection": collection, "collection_name": name,
-            "text": " · ".join(parts)}
+    parts = [
+        f"Site {site}" if site else "All sites",
+        (f"Collection {name} ({collection})" if name else f"Collection {collection}")
+        if collection
+        else "All collections",
+    ]
+    return {
+        "site": site,
+        "collection": collection,
+        "collection_name": name,
+        "text": " · ".join(parts),
+    }
 
 
 def _error_rows(summary: dict) -> list[dict]:
     """The summary's enrollment errors with each fix (``describe``), largest first."""
     errors = summary["enrollment_errors"]
     if isinstance(errors, dict):  # a stored day: {code: count}
-        errors = [{"code": code, "description": describe(code).description, "count": count}
-                  for code, count in errors.items() if count]
+        errors = [
+            {"code": code, "description": describe(code).description, "count": count}
+            for code, count in errors.items()
+            if count
+        ]
     rows = []
     for error in errors:
         info = describe(error["code"], error["description"])
-        rows.append({"code": str(error["code"]), "description": str(error["description"]),
-                     "count": int(error["count"]), "fix": info.fix,
-                     "transient": bool(info.transient)})
+        rows.append(
+            {
+                "code": str(error["code"]),
+                "description": str(error["description"]),
+                "count": int(error["count"]),
+                "fix": info.fix,
+                "transient": bool(info.transient),
+            }
+        )
     rows.sort(key=lambda row: (-row["count"], row["code"]))
     return rows
 
 
 def _attention_rows(summary: dict) -> list[dict]:
     counts = summary.get("attention") or {}
-    rows = [{"id": rule.id, "title": rule.title, "severity": rule.severity,
-             "count": int(counts.get(rule.id, 0)), "explanation": rule.explanation,
-             "fix": rule.fix} for rule in RULES]
+    rows = [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "severity": rule.severity,
+            "count": int(counts.get(rule.id, 0)),
+            "explanation": rule.explanation,
+            "fix": rule.fix,
+        }
+        for rule in RULES
+    ]
     rows = [row for row in rows if row["count"]]
     rows.sort(key=lambda row: (-row["count"], -SEVERITY_RANK[row["severity"]], row["id"]))
     return rows
 
 
-def _past_summary(history, day: date, site: str | None, collection: str | None
-                  ) -> dict | None:
+def _past_summary(history, day: date, site: str | None, collection: str | None) -> dict | None:
     metrics = history.aggregates(day, site, collection)
     if metrics is None:
         return None
     summary = summary_from_metrics(metrics)
     summary["enrollment_errors"] = [
         {"code": row["code"], "description": row["description"], "count": row["count"]}
-        for row in _error_rows(summary)]
+        for row in _error_rows(summary)
+    ]
     summary["os_releases"] = {}
     summary["sources"] = []
     return summary
@@ -169,9 +199,16 @@ def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict
     for tile, (value, note) in now.items():
         if tile == "kpi-devices":
             note = "in this report's scope"
-        row = {"id": tile, "metric": KPI_METRICS[tile], "title": KPI_TITLES[tile],
-               "value": int(value), "note": note, "delta": None, "previous": None,
-               "since": since.isoformat() if since and then else None}
+        row = {
+            "id": tile,
+            "metric": KPI_METRICS[tile],
+            "title": KPI_TITLES[tile],
+            "value": int(value),
+            "note": note,
+            "delta": None,
+            "previous": None,
+            "since": since.isoformat() if since and then else None,
+        }
         if then is not None:
             row["previous"] = int(then[tile][0])
             row["delta"] = int(value) - row["previous"]
@@ -179,8 +216,9 @@ def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict
     return rows
 
 
-def _history_changes(store, day: date, since: date, site: str | None,
-                     collection: str | None) -> dict[str, int] | None:
+def _history_changes(
+    store, day: date, since: date, site: str | None, collection: str | None
+) -> dict[str, int] | None:
     """Changes between two stored days, in the report's scope."""
     history = store.history
     states = history.device_states(day, site)
@@ -191,33 +229,47 @@ def _history_changes(store, day: date, since: date, site: str | None,
     if collection and store.estate is not None:  # today's membership (history keeps none)
         estate = store.estate
         rows = estate.collection_mask(collection)
-        members = pd.MultiIndex.from_arrays([estate.devices["site"].astype(str)[rows],
-                                             estate.devices["ResourceID"].astype("int64")[rows]])
-        keep &= pd.MultiIndex.from_arrays([states["site"].astype(str),
-                                           states["ResourceID"].astype("int64")]
-                                          ).isin(members)
+        members = pd.MultiIndex.from_arrays(
+            [
+                estate.devices["site"].astype(str)[rows],
+                estate.devices["ResourceID"].astype("int64")[rows],
+            ]
+        )
+        keep &= pd.MultiIndex.from_arrays(
+            [states["site"].astype(str), states["ResourceID"].astype("int64")]
+        ).isin(members)
     return {kind: int(np.count_nonzero(masks[kind] & keep)) for kind in CHANGE_KINDS}
 
 
-def _pick_day(store, monday: date, sunday: date, site: str | None,
-              collection: str | None) -> date:
+def _pick_day(store, monday: date, sunday: date, site: str | None, collection: str | None) -> date:
     history = store.history
     if history is None:
-        raise ReportError(f"no data for {week_of(monday)}: history is off, so only the "
-                          "current week can be reported")
+        raise ReportError(
+            f"no data for {week_of(monday)}: history is off, so only the "
+            "current week can be reported"
+        )
     days = [d for d in history.days(site) if monday <= d <= sunday]
     for day in reversed(days):
         if history.aggregates(day, site, collection) is not None:
             return day
     known = history.days(site)
-    have = (f"history holds {week_of(known[0])} to {week_of(known[-1])}" if known
-            else "history holds no snapshot yet")
+    have = (
+        f"history holds {week_of(known[0])} to {week_of(known[-1])}"
+        if known
+        else "history holds no snapshot yet"
+    )
     scope = " for this collection" if collection and days else ""
     raise ReportError(f"no snapshot in {week_of(monday)}{scope} ({have})")
 
 
-def weekly_figures(store, settings, week: str | None = None, site: str | None = None,
-                   collection: str | None = None, now: datetime | None = None) -> dict:
+def weekly_figures(
+    store,
+    settings,
+    week: str | None = None,
+    site: str | None = None,
+    collection: str | None = None,
+    now: datetime | None = None,
+) -> dict:
     """The report's figures for a week and scope (site and collection already validated).
 
     Raises ``ReportError`` when there is no data for that week.
@@ -241,11 +293,15 @@ def weekly_figures(store, settings, week: str | None = None, site: str | None = 
         previous = store.past_summary(since, site, collection) if since else None
         kpis = _kpis(summary, previous, since)
         changed_since = store.week_ago(with_devices=True)
-        counts = (change_counts(store, changed_since, site, collection)
-                  if changed_since is not None else None)
+        counts = (
+            change_counts(store, changed_since, site, collection)
+            if changed_since is not None
+            else None
+        )
     elif monday > current:
-        raise ReportError(f"{week} is after the current data (as of {current.isoformat()}, "
-                          f"{week_of(current)})")
+        raise ReportError(
+            f"{week} is after the current data (as of {current.isoformat()}, {week_of(current)})"
+        )
     else:
         source = "history"
         day = _pick_day(store, monday, sunday, site, collection)
@@ -256,17 +312,21 @@ def weekly_figures(store, settings, week: str | None = None, site: str | None = 
         previous = _past_summary(history, since, site, collection) if since else None
         kpis = _kpis(summary, previous, since if previous is not None else None)
         changed_since = history.reference_day(day, 7, site=site, with_devices=True)
-        counts = (_history_changes(store, day, changed_since, site, collection)
-                  if changed_since is not None else None)
-        notes.append(f"{week} is shown from the history's snapshot of {day_text(day)} "
-                     "(OS releases and source row counts are not kept in history).")
+        counts = (
+            _history_changes(store, day, changed_since, site, collection)
+            if changed_since is not None
+            else None
+        )
+        notes.append(
+            f"{week} is shown from the history's snapshot of {day_text(day)} "
+            "(OS releases and source row counts are not kept in history)."
+        )
         if collection:
             notes.append("Changes are counted over today's members of the collection.")
     if history is None:
         notes.append("History is off: no week-over-week figures or trends.")
     elif previous is None:
-        notes.append("No snapshot a week or more before this one: no week-over-week "
-                     "figures yet.")
+        notes.append("No snapshot a week or more before this one: no week-over-week figures yet.")
     errors = _error_rows(summary)
     # History keeps error codes per whole site (model.trends): none for a past collection.
     errors_unavailable = source == "history" and bool(collection)
@@ -287,10 +347,15 @@ def weekly_figures(store, settings, week: str | None = None, site: str | None = 
         "summary": summary,
         "kpis": kpis,
         "reference_day": since.isoformat() if since and previous is not None else None,
-        "changes": None if counts is None else {
+        "changes": None
+        if counts is None
+        else {
             "since": changed_since.isoformat(),
-            "items": [{"kind": kind, "label": CHANGE_LABELS[kind], "count": counts[kind]}
-                      for kind in CHANGE_KINDS]},
+            "items": [
+                {"kind": kind, "label": CHANGE_LABELS[kind], "count": counts[kind]}
+                for kind in CHANGE_KINDS
+            ],
+        },
         "attention": _attention_rows(summary),
         "errors": errors,
         "errors_total": sum(row["count"] for row in errors),
@@ -315,6 +380,7 @@ def trend_frame(store, figures: dict) -> pd.DataFrame | None:
 
 # -- plain text (the e-mail's text part) -------------------------------------------------------
 
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
@@ -336,30 +402,40 @@ def plain_text(figures: dict) -> str:
     lines += [figures["scope"]["text"], f"Data as of {figures['data_as_of']}", ""]
     for row in figures["kpis"]:
         change = delta_text(row)
-        lines.append(f"  {row['title']:<30} {row['value']:>10,}  {row['note']}"
-                     + (f"  ({change})" if change else ""))
+        lines.append(
+            f"  {row['title']:<30} {row['value']:>10,}  {row['note']}"
+            + (f"  ({change})" if change else "")
+        )
     if figures["changes"]:
         since = day_text(date.fromisoformat(figures["changes"]["since"]))
         lines += ["", f"What changed since {since}"]
-        lines += [f"  {item['label']:<30} {item['count']:>10,}"
-                  for item in figures["changes"]["items"]]
+        lines += [
+            f"  {item['label']:<30} {item['count']:>10,}" for item in figures["changes"]["items"]
+        ]
     funnel = summary["funnel"]
     lines += ["", "Co-management status"]
-    lines += [f"  {FUNNEL_LABELS[k]:<30} {v:>10,}  {_pct(v, funnel['eligible'])}"
-              for k, v in funnel.items()]
+    lines += [
+        f"  {FUNNEL_LABELS[k]:<30} {v:>10,}  {_pct(v, funnel['eligible'])}"
+        for k, v in funnel.items()
+    ]
     lines += ["", "Workloads moved to Intune (Pilot Intune + Intune, of co-managed)"]
     for key, counts in summary["workloads"].items():
         moved = counts["pilot_intune"] + counts["intune"]
-        lines.append(f"  {WORKLOAD_LABELS[key]:<30} {moved:>10,}  "
-                     f"{_pct(moved, summary['comanaged'])}")
+        lines.append(
+            f"  {WORKLOAD_LABELS[key]:<30} {moved:>10,}  {_pct(moved, summary['comanaged'])}"
+        )
     if figures["attention"]:
         lines += ["", "Top attention rules"]
-        lines += [f"  {row['title']:<30} {row['count']:>10,}  {row['severity']}"
-                  for row in figures["attention"][:TOP_RULES]]
+        lines += [
+            f"  {row['title']:<30} {row['count']:>10,}  {row['severity']}"
+            for row in figures["attention"][:TOP_RULES]
+        ]
     if figures["errors"]:
         lines += ["", "Top enrollment errors"]
-        lines += [f"  {row['code']}  {row['count']:>8,}  {' '.join(row['description'].split())}"
-                  for row in figures["errors"][:TOP_ERRORS]]
+        lines += [
+            f"  {row['code']}  {row['count']:>8,}  {' '.join(row['description'].split())}"
+            for row in figures["errors"][:TOP_ERRORS]
+        ]
     reasons = summary["not_comanaged_reasons"]
     lines += ["", "Why devices are not co-managed"]
     lines += [f"  {REASON_LABELS[k]:<40} {v:>10,}" for k, v in reasons.items() if v]
@@ -367,5 +443,12 @@ def plain_text(figures: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["AUTHORITY_LABELS", "ReportError", "parse_week", "plain_text", "trend_frame",
-           "week_of", "weekly_figures"]
+__all__ = [
+    "AUTHORITY_LABELS",
+    "ReportError",
+    "parse_week",
+    "plain_text",
+    "trend_frame",
+    "week_of",
+    "weekly_figures",
+]

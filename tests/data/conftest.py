@@ -41,10 +41,13 @@ def settings(tmp_path):
     (tmp_path / "PS1").mkdir()
     (tmp_path / "PS1" / "devices.csv").write_text(f"{HEADER}\n{GOOD}\n{FAILED}\n")
     (tmp_path / "PS1" / "collections.csv").write_text(
-        "ResourceID,CollectionID,CollectionName\n16777221,CAS00101,Pilot\n")
+        "ResourceID,CollectionID,CollectionName\n16777221,CAS00101,Pilot\n"
+    )
     config = tmp_path / "comanage.toml"
-    config.write_text('as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
-                      '[collections]\nfilter = ["CAS00101"]\n')
+    config.write_text(
+        'as_of = "2026-11-23T07:00:00Z"\n[[sources]]\nsite = "PS1"\ncsv = "PS1"\n'
+        '[collections]\nfilter = ["CAS00101"]\n'
+    )
     return load_settings(config)
 
 
@@ -63,6 +66,8 @@ def sqlite_odbc_driver():
         pytest.fail(f"unixODBC is not installed (no odbcinst): {ODBC_PACKAGES}")
     drivers = subprocess.run([odbcinst, "-q", "-d"], capture_output=True, text=True).stdout
     if "[SQLite3]" not in drivers:
-        pytest.fail(f"the SQLite3 ODBC driver is not registered (odbcinst -q -d lists "
-                    f"{drivers.split() or 'none'}): {ODBC_PACKAGES}")
+        pytest.fail(
+            f"the SQLite3 ODBC driver is not registered (odbcinst -q -d lists "
+            f"{drivers.split() or 'none'}): {ODBC_PACKAGES}"
+        )
     return "SQLite3"

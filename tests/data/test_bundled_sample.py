@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if "__pycache__" not in p.parts
+    }
 
 
 @pytest.fixture
@@ -32,8 +35,12 @@ def user_cache(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "user-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(home))
     monkeypatch.setenv("LOCALAPPDATA", str(home))
-    for name in ("COMANAGE_CACHE_DIR", "COMANAGE_HISTORY_URL", "COMANAGE_USERS_FILE",
-                 "COMANAGE_CONFIG"):
+    for name in (
+        "COMANAGE_CACHE_DIR",
+        "COMANAGE_HISTORY_URL",
+        "COMANAGE_USERS_FILE",
+        "COMANAGE_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home / "comanage-dashboard" / "sample"
 
@@ -75,8 +82,11 @@ def test_snapshot_refuses_the_bundled_sample_with_a_clear_error(user_cache, caps
 
 def test_a_copy_of_the_sample_is_an_ordinary_config(tmp_path, user_cache):
     copy = tmp_path / "mine"
-    shutil.copytree(SAMPLE_DIR, copy, ignore=shutil.ignore_patterns(
-        ".comanage-cache", "reports", "users.json", "__*"))
+    shutil.copytree(
+        SAMPLE_DIR,
+        copy,
+        ignore=shutil.ignore_patterns(".comanage-cache", "reports", "users.json", "__*"),
+    )
     settings = load_settings(copy / "comanage.toml", environ={})
     assert not settings.bundled_sample
     assert cache_folder(settings) == copy / ".comanage-cache"
@@ -107,6 +117,5 @@ def test_a_relative_history_url_of_the_bundled_sample_is_in_the_user_folder(user
 
     for value in ("mine.sqlite", "sqlite:///mine.sqlite"):
         settings = load_settings(SAMPLE_CONFIG, environ={"COMANAGE_HISTORY_URL": value})
-        assert history_url(settings) == "sqlite:///" + str((user_cache / "mine.sqlite")
-                                                          .resolve())
+        assert history_url(settings) == "sqlite:///" + str((user_cache / "mine.sqlite").resolve())
         assert not open_history(settings).read_only  # one's own store is written

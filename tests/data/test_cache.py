@@ -84,9 +84,11 @@ def test_second_worker_process_serves_without_opening_the_source(settings, tmp_p
         "from dashboard.store import EstateStore\n"
         f"store = EstateStore(load_settings({str(settings.config_path)!r}), use_cache=True)\n"
         "assert store.adopt_cache()\n"
-        "print(json.dumps(store.summary()))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+        "print(json.dumps(store.summary()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == expected
 
@@ -95,14 +97,20 @@ def test_a_refresh_lock_dies_with_its_holder(tmp_path):
     """A service killed in the middle of a load (the lock held) must not leave the next start
     waiting: the operating system releases the lock with the process."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\n"
-         "from pathlib import Path\n"
-         "from dashboard.data import cache\n"
-         "with cache.refresh_lock(Path(sys.argv[1])) as mine:\n"
-         "    print(mine, flush=True)\n"
-         "    time.sleep(60)\n", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from dashboard.data import cache\n"
+            "with cache.refresh_lock(Path(sys.argv[1])) as mine:\n"
+            "    print(mine, flush=True)\n"
+            "    time.sleep(60)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "True"
         with cache.refresh_lock(tmp_path) as mine:

@@ -13,9 +13,20 @@ from dashboard.data.contract import (
 from tests.factories import raw_frame
 
 
-@pytest.mark.parametrize("text, value", [
-    ("1", 1), ("0", 0), ("1.0", 1), ("0.0", 0), ("true", 1), ("False", 0), ("YES", 1),
-    ("no", 0), (" 1 ", 1)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1", 1),
+        ("0", 0),
+        ("1.0", 1),
+        ("0.0", 0),
+        ("true", 1),
+        ("False", 0),
+        ("YES", 1),
+        ("no", 0),
+        (" 1 ", 1),
+    ],
+)
 def test_flags(text, value):
     assert parse_flag(text) == value
 
@@ -31,10 +42,20 @@ def test_bad_flags(text):
         parse_flag(text)
 
 
-@pytest.mark.parametrize("text, code", [
-    ("-2145910742", "0x8018002A"), ("2149056554", "0x8018002A"), ("0x8018002a", "0x8018002A"),
-    ("8018002A", "0x8018002A"), ("CAA20003", "0xCAA20003"), ("0", "0x00000000"),
-    ("-2147467259", "0x80004005"), ("2149056554.0", "0x8018002A"), ("-1", "0xFFFFFFFF")])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("-2145910742", "0x8018002A"),
+        ("2149056554", "0x8018002A"),
+        ("0x8018002a", "0x8018002A"),
+        ("8018002A", "0x8018002A"),
+        ("CAA20003", "0xCAA20003"),
+        ("0", "0x00000000"),
+        ("-2147467259", "0x80004005"),
+        ("2149056554.0", "0x8018002A"),
+        ("-1", "0xFFFFFFFF"),
+    ],
+)
 def test_status_codes(text, code):
     assert parse_status_code(text) == code
 
@@ -49,28 +70,50 @@ def test_bad_status_codes(text):
         parse_status_code(text)
 
 
-@pytest.mark.parametrize("build, number", [
-    ("19045", 19045), ("10.0.19045", 19045), ("10.0.19045.4651", 19045), ("10.0", None),
-    ("", None), ("NULL", None)])
+@pytest.mark.parametrize(
+    "build, number",
+    [
+        ("19045", 19045),
+        ("10.0.19045", 19045),
+        ("10.0.19045.4651", 19045),
+        ("10.0", None),
+        ("", None),
+        ("NULL", None),
+    ],
+)
 def test_build_numbers(build, number):
     parsed = parse_build_number(build)
-    assert (np.isnan(parsed) if number is None else parsed == number)
+    assert np.isnan(parsed) if number is None else parsed == number
 
 
-@pytest.mark.parametrize("os_name, build, nt", [
-    ("Microsoft Windows NT Workstation 10.0", "19045", "10.0"),
-    ("Microsoft Windows NT Workstation 10.0 (Tablet Edition)", "", "10.0"),
-    ("Microsoft Windows NT Workstation 6.1", "7601", "6.1"),
-    ("", "10.0.19045", "10.0"), ("", "19045", None), ("Windows", "", None)])
+@pytest.mark.parametrize(
+    "os_name, build, nt",
+    [
+        ("Microsoft Windows NT Workstation 10.0", "19045", "10.0"),
+        ("Microsoft Windows NT Workstation 10.0 (Tablet Edition)", "", "10.0"),
+        ("Microsoft Windows NT Workstation 6.1", "7601", "6.1"),
+        ("", "10.0.19045", "10.0"),
+        ("", "19045", None),
+        ("Windows", "", None),
+    ],
+)
 def test_nt_version(os_name, build, nt):
     assert parse_nt_version(os_name, build) == nt
 
 
 def test_bad_values_drop_only_their_rows_and_are_reported():
-    raw = raw_frame([{}, {"ResourceID": "abc"}, {"MDMWorkloads": "lots"},
-                     {"LastPolicyRequest": "yesterday"}, {"EnrollmentStatusCode": "0xZZ"},
-                     {"ClientActive": "maybe"}, {"MDMWorkloads": "8193.0"},
-                     {"ProductType": "9"}])
+    raw = raw_frame(
+        [
+            {},
+            {"ResourceID": "abc"},
+            {"MDMWorkloads": "lots"},
+            {"LastPolicyRequest": "yesterday"},
+            {"EnrollmentStatusCode": "0xZZ"},
+            {"ClientActive": "maybe"},
+            {"MDMWorkloads": "8193.0"},
+            {"ProductType": "9"},
+        ]
+    )
     result = parse_devices(raw)
     assert len(result.frame) == 3
     assert result.dropped == 5
@@ -78,16 +121,24 @@ def test_bad_values_drop_only_their_rows_and_are_reported():
     assert messages[0] == 'devices.csv line 3: ResourceID "abc" is not a whole number'
     assert any('MDMWorkloads "lots"' in m for m in messages)
     assert any('LastPolicyRequest "yesterday" is not a date' in m for m in messages)
-    assert result.reasons == {"bad ResourceID": 1, "bad MDMWorkloads": 1,
-                              "bad LastPolicyRequest": 1, "bad EnrollmentStatusCode": 1,
-                              "bad ClientActive": 1}
+    assert result.reasons == {
+        "bad ResourceID": 1,
+        "bad MDMWorkloads": 1,
+        "bad LastPolicyRequest": 1,
+        "bad EnrollmentStatusCode": 1,
+        "bad ClientActive": 1,
+    }
 
 
 def test_dates_sql_server_and_iso():
-    raw = raw_frame([{"LastPolicyRequest": "2026-11-20 13:45:12.000"},
-                     {"LastPolicyRequest": "2026-11-20T13:45:12Z"},
-                     {"LastPolicyRequest": "2026-11-20T14:45:12+01:00"},
-                     {"LastPolicyRequest": "NULL"}])
+    raw = raw_frame(
+        [
+            {"LastPolicyRequest": "2026-11-20 13:45:12.000"},
+            {"LastPolicyRequest": "2026-11-20T13:45:12Z"},
+            {"LastPolicyRequest": "2026-11-20T14:45:12+01:00"},
+            {"LastPolicyRequest": "NULL"},
+        ]
+    )
     frame = parse_devices(raw).frame
     values = frame["LastPolicyRequest"].tolist()
     assert values[0] == values[1] == values[2]

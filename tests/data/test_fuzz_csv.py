@@ -24,51 +24,145 @@ from dashboard.model.summary import summarize
 from dashboard.settings import settings_from_dict
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le-bom", "utf-16-be-bom", "cp1252")
 COLLECTION = "CAS00101"
 
 # -- strategies ---------------------------------------------------------------------------------
 
-flags = st.sampled_from(["1", "0", "1.0", "0.0", "True", "false", "YES", "no", "", "NULL",
-                         "null", "2", "maybe", " 1 ", "-1"])
-numbers = st.one_of(st.integers(-2**63, 2**64).map(str),
-                    st.sampled_from(["8193", "8193.0", "0x2001", "", "NULL", "1e3", "-0",
-                                     "NaN", "inf", "١٢"]))
-codes = st.one_of(st.sampled_from(["0x8018002A", "-2145910774", "2149056522", "8018002a",
-                                   "0x", "0xZZ", "", "NULL", "0x1FFFFFFFFF", "12.0"]),
-                  st.integers(-2**40, 2**40).map(str))
-dates = st.sampled_from(["2026-11-20 13:45:12.000", "2026-11-20T13:45:12Z", "2026-11-20",
-                         "", "NULL", "yesterday", "2026-13-45 99:99:99", "0000-00-00",
-                         "9999-12-31 23:59:59.999", "1900-01-01"])
-builds = st.sampled_from(["10.0.19045", "19045", "10.0.22631.4651", "10.0", "6.1.7601", "",
-                          "abc", "10.0.x", "1.2.3.4.5.6"])
-os_names = st.sampled_from(["Microsoft Windows NT Workstation 10.0", "Microsoft Windows NT "
-                            "Server 10.0", "Microsoft Windows NT Workstation 6.1", "", "NULL",
-                            "Linux", "Workstation 10.0 (Tablet Edition)"])
-text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
-               max_size=30)
-tricky_text = st.one_of(text, st.sampled_from(['a,b', 'say "hi"', "line\nbreak", "tab\there",
-                                               "\r\n", "#TYPE x", "=1+1", "<b>x</b>", "",
-                                               "NULL", "é€ÿ", "\ufeff"]))
+flags = st.sampled_from(
+    [
+        "1",
+        "0",
+        "1.0",
+        "0.0",
+        "True",
+        "false",
+        "YES",
+        "no",
+        "",
+        "NULL",
+        "null",
+        "2",
+        "maybe",
+        " 1 ",
+        "-1",
+    ]
+)
+numbers = st.one_of(
+    st.integers(-(2**63), 2**64).map(str),
+    st.sampled_from(["8193", "8193.0", "0x2001", "", "NULL", "1e3", "-0", "NaN", "inf", "١٢"]),
+)
+codes = st.one_of(
+    st.sampled_from(
+        [
+            "0x8018002A",
+            "-2145910774",
+            "2149056522",
+            "8018002a",
+            "0x",
+            "0xZZ",
+            "",
+            "NULL",
+            "0x1FFFFFFFFF",
+            "12.0",
+        ]
+    ),
+    st.integers(-(2**40), 2**40).map(str),
+)
+dates = st.sampled_from(
+    [
+        "2026-11-20 13:45:12.000",
+        "2026-11-20T13:45:12Z",
+        "2026-11-20",
+        "",
+        "NULL",
+        "yesterday",
+        "2026-13-45 99:99:99",
+        "0000-00-00",
+        "9999-12-31 23:59:59.999",
+        "1900-01-01",
+    ]
+)
+builds = st.sampled_from(
+    [
+        "10.0.19045",
+        "19045",
+        "10.0.22631.4651",
+        "10.0",
+        "6.1.7601",
+        "",
+        "abc",
+        "10.0.x",
+        "1.2.3.4.5.6",
+    ]
+)
+os_names = st.sampled_from(
+    [
+        "Microsoft Windows NT Workstation 10.0",
+        "Microsoft Windows NT Server 10.0",
+        "Microsoft Windows NT Workstation 6.1",
+        "",
+        "NULL",
+        "Linux",
+        "Workstation 10.0 (Tablet Edition)",
+    ]
+)
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+tricky_text = st.one_of(
+    text,
+    st.sampled_from(
+        [
+            "a,b",
+            'say "hi"',
+            "line\nbreak",
+            "tab\there",
+            "\r\n",
+            "#TYPE x",
+            "=1+1",
+            "<b>x</b>",
+            "",
+            "NULL",
+            "é€ÿ",
+            "\ufeff",
+        ]
+    ),
+)
 
 VALUES = {
-    "ResourceID": st.one_of(st.integers(-5, 2**40).map(str),
-                            st.sampled_from(["", "x", "1.0", "1.5", "16777216", " 7 "])),
+    "ResourceID": st.one_of(
+        st.integers(-5, 2**40).map(str), st.sampled_from(["", "x", "1.0", "1.5", "16777216", " 7 "])
+    ),
     "ProductType": st.sampled_from(["1", "2", "3", "4", "", "NULL", "x", "1.0"]),
-    "Build": builds, "OperatingSystem": os_names, "MDMWorkloads": numbers,
-    "EnrollmentStatusCode": codes, "LastPolicyRequest": dates, "LastActiveTime": dates,
+    "Build": builds,
+    "OperatingSystem": os_names,
+    "MDMWorkloads": numbers,
+    "EnrollmentStatusCode": codes,
+    "LastPolicyRequest": dates,
+    "LastActiveTime": dates,
 }
-FLAG_NAMES = ("ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined", "MDMEnrolled",
-              "ComgmtPolicyPresent", "MDMProvisioned", "EnrollmentScheduled", "PendingLogon",
-              "EnrollmentFailed")
+FLAG_NAMES = (
+    "ClientInstalled",
+    "ClientActive",
+    "HybridAADJoined",
+    "AADJoined",
+    "MDMEnrolled",
+    "ComgmtPolicyPresent",
+    "MDMProvisioned",
+    "EnrollmentScheduled",
+    "PendingLogon",
+    "EnrollmentFailed",
+)
 
 
 def value_for(column: str):
     if column in VALUES:
-        return st.one_of(VALUES[column], tricky_text) if column != "ResourceID" \
-            else VALUES[column]
+        return st.one_of(VALUES[column], tricky_text) if column != "ResourceID" else VALUES[column]
     if column in FLAG_NAMES:
         return flags
     return tricky_text
@@ -84,8 +178,9 @@ def headers(draw) -> list[str]:
         columns = columns[:-1]
     if draw(st.booleans()):
         columns = [c.lower() if draw(st.booleans()) else c for c in columns]
-    extras = draw(st.lists(st.one_of(text, st.sampled_from(["Name", "resourceid", ""])),
-                           max_size=3))
+    extras = draw(
+        st.lists(st.one_of(text, st.sampled_from(["Name", "resourceid", ""])), max_size=3)
+    )
     for extra in extras:
         columns.insert(draw(st.integers(0, len(columns))), extra)
     return columns
@@ -96,10 +191,12 @@ def device_tables(draw) -> list[list[str]]:
     header = draw(headers())
     rows = []
     for _ in range(draw(st.integers(0, 12))):
-        row = [draw(value_for(next((c for c in DEVICE_COLUMNS if c.lower() == name.lower()),
-                                   name))) for name in header]
+        row = [
+            draw(value_for(next((c for c in DEVICE_COLUMNS if c.lower() == name.lower()), name)))
+            for name in header
+        ]
         if draw(st.integers(0, 15)) == 0:  # a row with the wrong number of fields
-            row = row[:-1] if draw(st.booleans()) and row else row + ["extra"]
+            row = row[:-1] if draw(st.booleans()) and row else [*row, "extra"]
         rows.append(row)
     return [header, *rows]
 
@@ -108,8 +205,11 @@ def to_csv(table: list[list[str]], type_line: bool) -> str:
     buffer = io.StringIO()
     if type_line:
         buffer.write("#TYPE System.Data.DataRow\r\n")
-    csv.writer(buffer, lineterminator="\r\n",
-               quoting=csv.QUOTE_ALL if len(table) % 2 else csv.QUOTE_MINIMAL).writerows(table)
+    csv.writer(
+        buffer,
+        lineterminator="\r\n",
+        quoting=csv.QUOTE_ALL if len(table) % 2 else csv.QUOTE_MINIMAL,
+    ).writerows(table)
     return buffer.getvalue()
 
 
@@ -130,8 +230,11 @@ def device_files(draw) -> bytes:
     data = encode(content, draw(st.sampled_from(ENCODINGS)))
     if kind == 1 and data:  # damage: cut, or flip a byte
         cut = draw(st.integers(0, len(data)))
-        data = data[:cut] if draw(st.booleans()) else \
-            data[:cut] + bytes([draw(st.integers(0, 255))]) + data[cut + 1:]
+        data = (
+            data[:cut]
+            if draw(st.booleans())
+            else data[:cut] + bytes([draw(st.integers(0, 255))]) + data[cut + 1 :]
+        )
     return data
 
 
@@ -140,15 +243,20 @@ def membership_files(draw) -> bytes | None:
     if draw(st.booleans()):
         return None
     rows = [list(draw(st.permutations(MEMBERSHIP_COLUMNS)))]
-    for _ in range(draw(st.integers(0, 6))):
-        rows.append([draw(st.one_of(st.integers(-3, 30).map(str), tricky_text,
-                                    st.just(COLLECTION))) for _ in MEMBERSHIP_COLUMNS])
+    rows.extend(
+        [
+            draw(st.one_of(st.integers(-3, 30).map(str), tricky_text, st.just(COLLECTION)))
+            for _ in MEMBERSHIP_COLUMNS
+        ]
+        for _ in range(draw(st.integers(0, 6)))
+    )
     if draw(st.integers(0, 7)) == 0:
         rows[0] = rows[0][:-1]
     return encode(to_csv(rows, False), draw(st.sampled_from(ENCODINGS)))
 
 
 # -- the property -------------------------------------------------------------------------------
+
 
 def check_folder(devices: bytes, memberships: bytes | None) -> str:
     """Load a folder holding these files: 'loaded' or 'refused'; anything else raises."""
@@ -159,8 +267,13 @@ def check_folder(devices: bytes, memberships: bytes | None) -> str:
         if memberships is not None:
             (site / "collections.csv").write_bytes(memberships)
         settings = settings_from_dict(
-            {"as_of": "2026-11-20T12:00:00Z", "sources": [{"site": "PS1", "csv": "PS1"}],
-             "collections": {"filter": [COLLECTION]}}, Path(folder) / "comanage.toml")
+            {
+                "as_of": "2026-11-20T12:00:00Z",
+                "sources": [{"site": "PS1", "csv": "PS1"}],
+                "collections": {"filter": [COLLECTION]},
+            },
+            Path(folder) / "comanage.toml",
+        )
         try:
             estate = load_estate(settings)
         except (ContractError, LoadError) as error:
@@ -174,8 +287,9 @@ def check_folder(devices: bytes, memberships: bytes | None) -> str:
         assert len(estate.devices) == report.rows - report.dropped
         assert not estate.devices.duplicated(["site", "ResourceID"]).any()
         assert len(report.problems) <= 5
-        summary = summarize(estate.devices, [s.as_dict() for s in estate.sources],
-                            estate.data_as_of)
+        summary = summarize(
+            estate.devices, [s.as_dict() for s in estate.sources], estate.data_as_of
+        )
         assert summary["devices"] == len(estate.devices)
         assert estate.collection_mask(COLLECTION).sum() <= len(estate.devices)
         return "loaded"
@@ -219,8 +333,7 @@ def test_known_awkward_files():
         ("#TYPE x\n" + header + "\n").encode("utf-16"): "loaded",
         b"\n\n\n": "refused",
         b'"unterminated': "refused",
-        (header + "\n" + ",".join(["1"] * len(DEVICE_COLUMNS)) + "\n").encode("cp1252"):
-            "loaded",
+        (header + "\n" + ",".join(["1"] * len(DEVICE_COLUMNS)) + "\n").encode("cp1252"): "loaded",
     }
     for data, expected in cases.items():
         assert check_folder(data, None) == expected, data[:40]

@@ -35,15 +35,19 @@ from dashboard.settings import load_settings, settings_from_dict
 from dashboard.store import EstateStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from factories import classified  # noqa: E402
+from factories import classified
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 23)
 ENROLLING = {"MDMEnrolled": "0", "EnrollmentScheduled": "0", "MDMWorkloads": "8193"}
 SCHEDULED = {"MDMEnrolled": "0", "EnrollmentScheduled": "1", "PendingLogon": "0"}
 PENDING = {"MDMEnrolled": "0", "PendingLogon": "1", "MDMWorkloads": ""}
-FAILED = {"MDMEnrolled": "0", "EnrollmentFailed": "1", "EnrollmentStatusCode": "0x80180002",
-          "MDMWorkloads": ""}
+FAILED = {
+    "MDMEnrolled": "0",
+    "EnrollmentFailed": "1",
+    "EnrollmentStatusCode": "0x80180002",
+    "MDMWorkloads": "",
+}
 COMANAGED: dict = {}
 NO_POLICY = {"MDMEnrolled": "0", "ComgmtPolicyPresent": "0", "MDMWorkloads": ""}
 
@@ -52,8 +56,13 @@ def stamp(day: date) -> str:
     return f"{day.isoformat()}T07:00:00+00:00"
 
 
-def estate_of(devices: list[dict], day: date = DAY, rids: list[int] | None = None,
-              history: HistoryStore | None = None, site: str = "PS1") -> Estate:
+def estate_of(
+    devices: list[dict],
+    day: date = DAY,
+    rids: list[int] | None = None,
+    history: HistoryStore | None = None,
+    site: str = "PS1",
+) -> Estate:
     """A hand-made estate (``tests/factories``) as of ``day``; ``history`` adds time in
     state like a load does."""
     frame = classified(devices, as_of=pd.Timestamp(day) + pd.Timedelta(hours=7))
@@ -65,11 +74,15 @@ def estate_of(devices: list[dict], day: date = DAY, rids: list[int] | None = Non
 
         frame["state_since"] = pd.to_datetime(history.state_since(frame, day)).as_unit("s")
         frame = evaluate(frame, Thresholds(), pd.Timestamp(day) + pd.Timedelta(hours=7))
-    memberships = pd.DataFrame({"site": pd.Series(dtype=str),
-                                "ResourceID": pd.Series(dtype=np.int64),
-                                "CollectionID": pd.Series(dtype=str),
-                                "CollectionName": pd.Series(dtype=str),
-                                "row": pd.Series(dtype=np.int64)})
+    memberships = pd.DataFrame(
+        {
+            "site": pd.Series(dtype=str),
+            "ResourceID": pd.Series(dtype=np.int64),
+            "CollectionID": pd.Series(dtype=str),
+            "CollectionName": pd.Series(dtype=str),
+            "row": pd.Series(dtype=np.int64),
+        }
+    )
     return Estate(devices=frame, memberships=memberships, sources=[], data_as_of=stamp(day))
 
 
@@ -84,8 +97,9 @@ def store(history_db) -> HistoryStore:
 @pytest.fixture(scope="module")
 def sample_config(tmp_path_factory) -> Path:
     """A generated 600-device estate (two sites, every collection) without history."""
-    return main_sample(600, 11, tmp_path_factory.mktemp("estate"), quiet=True,
-                       as_of="2026-11-23T07:00:00Z")
+    return main_sample(
+        600, 11, tmp_path_factory.mktemp("estate"), quiet=True, as_of="2026-11-23T07:00:00Z"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +129,22 @@ def stored_bytes(url: str):
     try:
         with engine.connect() as conn:
             tables = sa.inspect(conn).get_table_names()
-            return sorted(conn.execute(sa.text(" UNION ALL ".join(
-                f"SELECT '{table}', ctid::text, xmin::text FROM {table}"
-                for table in sorted(tables)))).all())
+            return sorted(
+                conn.execute(
+                    sa.text(
+                        " UNION ALL ".join(
+                            f"SELECT '{table}', ctid::text, xmin::text FROM {table}"
+                            for table in sorted(tables)
+                        )
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
 
 
 # -- recording -----------------------------------------------------------------------------------
+
 
 def test_record_writes_aggregates_and_device_states(store, sample_estate, sample_config):
     settings = load_settings(sample_config)
@@ -134,9 +156,12 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
     # Aggregates per site and per site x collection are the summary's numbers.
     for site in ("PS1", "PS2"):
         for collection in (None, "CAS00102"):
-            expected = metrics_from_summary(summarize(
-                devices, [], sample_estate.data_as_of, sample_estate.mask(site, collection)),
-                errors=collection is None)
+            expected = metrics_from_summary(
+                summarize(
+                    devices, [], sample_estate.data_as_of, sample_estate.mask(site, collection)
+                ),
+                errors=collection is None,
+            )
             assert store.aggregates(DAY, site, collection) == expected
     whole = summarize(devices, [], sample_estate.data_as_of)
     assert store.aggregates(DAY)["comanaged"] == whole["comanaged"]
@@ -144,9 +169,11 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
     assert rows(store, "device_states") == 600
     states = store.device_states(DAY)
     assert len(states) == 600 and set(states["site"]) == {"PS1", "PS2"}
-    merged = states.merge(devices[["site", "ResourceID", "comanaged", "failed", "attention"]]
-                          .astype({"site": str}), on=["site", "ResourceID"],
-                          suffixes=("", "_now"))
+    merged = states.merge(
+        devices[["site", "ResourceID", "comanaged", "failed", "attention"]].astype({"site": str}),
+        on=["site", "ResourceID"],
+        suffixes=("", "_now"),
+    )
     assert (merged["comanaged"] == merged["comanaged_now"]).all()
     assert (merged["failed"] == merged["failed_now"]).all()
     assert (merged["attention"] == merged["attention_now"]).all()
@@ -176,8 +203,11 @@ def test_same_day_again_replaces_and_identical_content_writes_nothing(history_db
 
 def test_a_crash_mid_snapshot_leaves_the_previous_one_whole(store, monkeypatch):
     store.record(estate_of([COMANAGED, ENROLLING, FAILED]))
-    before = (store.snapshots().to_dict("records"), store.aggregates(DAY),
-              store.device_states(DAY).to_dict("records"))
+    before = (
+        store.snapshots().to_dict("records"),
+        store.aggregates(DAY),
+        store.device_states(DAY).to_dict("records"),
+    )
     original = history_module.insert_many
 
     def crash_after_first_chunk(conn, table, columns, chunk=history_module.CHUNK_ROWS):
@@ -189,27 +219,31 @@ def test_a_crash_mid_snapshot_leaves_the_previous_one_whole(store, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         store.record(estate_of([COMANAGED, COMANAGED, COMANAGED, COMANAGED, COMANAGED]))
     monkeypatch.undo()
-    assert (store.snapshots().to_dict("records"), store.aggregates(DAY),
-            store.device_states(DAY).to_dict("records")) == before
+    assert (
+        store.snapshots().to_dict("records"),
+        store.aggregates(DAY),
+        store.device_states(DAY).to_dict("records"),
+    ) == before
     assert rows(store, "device_states") == 3
 
 
 def test_retention_prunes_aggregates_and_device_states(history_db):
-    store = HistoryStore(history_db, history_days=30,
-                         device_history_days=10)
+    store = HistoryStore(history_db, history_days=30, device_history_days=10)
     days = [DAY - timedelta(days=7 * w) for w in range(8, -1, -1)]  # 9 weekly snapshots
     for day in days:
         store.record(estate_of([COMANAGED, ENROLLING], day))
     newest = days[-1]
     assert store.days() == [d for d in days if d >= newest - timedelta(days=30)]
-    assert store.days(with_devices=True) == [d for d in days
-                                             if d >= newest - timedelta(days=10)]
+    assert store.days(with_devices=True) == [d for d in days if d >= newest - timedelta(days=10)]
     kept = store.snapshots()
     assert rows(store, "aggregates") > 0
     with store.engine.connect() as conn:
-        orphans = conn.execute(sa.text(
-            "SELECT COUNT(*) FROM aggregates WHERE snapshot_id NOT IN (SELECT id FROM "
-            "snapshots)")).scalar()
+        orphans = conn.execute(
+            sa.text(
+                "SELECT COUNT(*) FROM aggregates WHERE snapshot_id NOT IN (SELECT id FROM "
+                "snapshots)"
+            )
+        ).scalar()
     assert orphans == 0
     assert rows(store, "device_states") == 2 * len(kept[kept["device_states"] > 0])
     store.close()
@@ -228,12 +262,21 @@ def test_the_newest_device_states_are_never_pruned(history_db):
 
 # -- transitions and time in state ----------------------------------------------------------------
 
+
 def test_transitions_between_two_days_are_exact(store):
     week_ago = DAY - timedelta(days=7)
-    store.record(estate_of([COMANAGED, FAILED, ENROLLING, COMANAGED, PENDING, NO_POLICY],
-                           week_ago, rids=[1, 2, 3, 4, 5, 6]))
-    now = estate_of([COMANAGED, COMANAGED, FAILED, FAILED, PENDING, COMANAGED, FAILED],
-                    DAY, rids=[1, 2, 3, 4, 5, 7, 8])
+    store.record(
+        estate_of(
+            [COMANAGED, FAILED, ENROLLING, COMANAGED, PENDING, NO_POLICY],
+            week_ago,
+            rids=[1, 2, 3, 4, 5, 6],
+        )
+    )
+    now = estate_of(
+        [COMANAGED, COMANAGED, FAILED, FAILED, PENDING, COMANAGED, FAILED],
+        DAY,
+        rids=[1, 2, 3, 4, 5, 7, 8],
+    )
     changes = store.changes(now.devices, week_ago)
     found = {kind: set(now.devices["ResourceID"][mask]) for kind, mask in changes.items()}
     assert found == {
@@ -249,8 +292,11 @@ def test_transitions_between_two_days_are_exact(store):
 
 def test_time_in_state_carries_and_folds_the_in_progress_states(store):
     start = DAY - timedelta(days=21)
-    plan = [[SCHEDULED, COMANAGED, ENROLLING], [ENROLLING, COMANAGED, FAILED],
-            [PENDING, ENROLLING, FAILED]]  # three weekly snapshots
+    plan = [
+        [SCHEDULED, COMANAGED, ENROLLING],
+        [ENROLLING, COMANAGED, FAILED],
+        [PENDING, ENROLLING, FAILED],
+    ]  # three weekly snapshots
     for week, devices in enumerate(plan):
         store.record(estate_of(devices, start + timedelta(days=7 * week), history=store))
     now = estate_of([PENDING, ENROLLING, FAILED], DAY, history=store)
@@ -267,6 +313,7 @@ def test_time_in_state_carries_and_folds_the_in_progress_states(store):
 
 
 # -- schema ---------------------------------------------------------------------------------------
+
 
 def test_an_empty_database_is_migrated(history_db):
     if not postgres(history_db):
@@ -367,9 +414,8 @@ def test_read_only_never_writes(history_db):
     assert reader.record(estate_of([COMANAGED, FAILED])) == []
     assert reader.days() == [DAY]
     # The database itself refuses: even a statement this code never sends fails.
-    with pytest.raises(sa.exc.DBAPIError, match="read-?only"):
-        with reader.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM snapshots"))
+    with pytest.raises(sa.exc.DBAPIError, match=r"read-?only"), reader.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM snapshots"))
     reader.close()
     assert stored_bytes(history_db) == before
 
@@ -406,8 +452,9 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_two_writers_at_once_never_duplicate_a_day(tmp_path, history_db, sample_config,
-                                                   sample_estate):
+def test_two_writers_at_once_never_duplicate_a_day(
+    tmp_path, history_db, sample_config, sample_estate
+):
     url = history_db
     go = tmp_path / "go"
     # Two processes with different data for the same day, started together.
@@ -417,9 +464,14 @@ def test_two_writers_at_once_never_duplicate_a_day(tmp_path, history_db, sample_
     for index, config in enumerate((sample_config, other_config)):
         flag = tmp_path / f"ready-{index}"
         ready.append(flag)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(config), url, str(flag), str(go), "3"],
-            cwd=ROOT, stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(config), url, str(flag), str(go), "3"],
+                cwd=ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     deadline = time.monotonic() + 120
     while not all(flag.exists() for flag in ready):
         assert time.monotonic() < deadline, "writers did not start"
@@ -443,16 +495,21 @@ def test_two_writers_at_once_never_duplicate_a_day(tmp_path, history_db, sample_
 
 # -- wiring ---------------------------------------------------------------------------------------
 
+
 def test_history_url_defaults_beside_the_config(tmp_path):
     config = tmp_path / "conf" / "comanage.toml"
     raw = {"sources": [{"site": "PS1", "csv": "PS1"}]}
     settings = settings_from_dict(raw, config)
     assert history_url(settings) == f"sqlite:///{(config.parent / 'history.sqlite').resolve()}"
     assert history_url(settings_from_dict(raw | {"history_url": "off"}, config)) is None
-    assert history_url(settings_from_dict(raw | {"history_url": "hist/h.db"}, config)) == \
-        f"sqlite:///{(config.parent / 'hist' / 'h.db').resolve()}"
-    assert history_url(settings_from_dict(raw | {"history_url": "sqlite:///h.db"}, config)) == \
-        f"sqlite:///{(config.parent / 'h.db').resolve()}"
+    assert (
+        history_url(settings_from_dict(raw | {"history_url": "hist/h.db"}, config))
+        == f"sqlite:///{(config.parent / 'hist' / 'h.db').resolve()}"
+    )
+    assert (
+        history_url(settings_from_dict(raw | {"history_url": "sqlite:///h.db"}, config))
+        == f"sqlite:///{(config.parent / 'h.db').resolve()}"
+    )
     team = "postgresql+psycopg://reporter:secret@db.contoso.com/comanage"
     assert history_url(settings_from_dict(raw | {"history_url": team}, config)) == team
     assert open_history(settings, read_only=True) is None  # no file yet: nothing to read
@@ -469,7 +526,8 @@ def test_history_url_defaults_beside_the_config(tmp_path):
 
 
 def test_the_store_records_at_each_refresh_and_a_broken_history_never_breaks_it(
-        tmp_path, history_db, sample_config, caplog):
+    tmp_path, history_db, sample_config, caplog
+):
     settings = load_settings(sample_config)
     history = HistoryStore(history_db)
     store = EstateStore(settings, history=history)
@@ -495,8 +553,9 @@ def test_the_store_records_at_each_refresh_and_a_broken_history_never_breaks_it(
 
 def test_recording_loader_wraps_any_loader(history_db, sample_estate):
     history = HistoryStore(history_db)
-    settings = settings_from_dict({"sources": [{"site": "PS1", "csv": "x"}],
-                                   "collections": {"filter": ["CAS00102"]}})
+    settings = settings_from_dict(
+        {"sources": [{"site": "PS1", "csv": "x"}], "collections": {"filter": ["CAS00102"]}}
+    )
     load = recording_loader(lambda _settings: sample_estate, history)
     assert load(settings) is sample_estate
     assert history.aggregates(DAY, "PS1", "CAS00102") is not None
@@ -513,7 +572,9 @@ def test_snapshot_command(tmp_path, history_db, capsys):
         config.write_text(f'history_url = "{url}"\n' + original)
     assert main(["snapshot", "--config", str(config), "--quiet"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "PS1 2026-11-23: 192 devices recorded", "PS2 2026-11-23: 108 devices recorded"]
+        "PS1 2026-11-23: 192 devices recorded",
+        "PS2 2026-11-23: 108 devices recorded",
+    ]
     assert main(["snapshot", "--config", str(config), "--quiet"]) == 0
     assert "unchanged (already recorded)" in capsys.readouterr().out
     assert (config.parent / "history.sqlite").exists() != postgres(history_db)
@@ -528,8 +589,9 @@ def test_snapshot_command(tmp_path, history_db, capsys):
 
 def test_a_missing_postgresql_driver_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # not installed
-    with pytest.raises(HistoryError, match=r'pip install "comanage-dashboard\[postgres\]"') \
-            as error:
+    with pytest.raises(
+        HistoryError, match=r'pip install "comanage-dashboard\[postgres\]"'
+    ) as error:
         HistoryStore("postgresql+psycopg://reporter:secret@db.contoso.com/comanage")
     assert "secret" not in str(error.value)
 
@@ -547,9 +609,8 @@ def test_postgresql_read_only_keeps_the_urls_own_options(postgres_url):
     writer.close()
     reader = HistoryStore(url, read_only=True)
     assert reader.days() == [DAY]
-    with pytest.raises(sa.exc.DBAPIError, match="read-only"):
-        with reader.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM snapshots"))
+    with pytest.raises(sa.exc.DBAPIError, match="read-only"), reader.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM snapshots"))
     reader.close()
     assert HistoryStore(postgres_url, read_only=True).days() == []  # not in public
 
@@ -558,22 +619,34 @@ def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
     """The same snapshots recorded in both: every read gives equal frames of equal types."""
     stores = [HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite'}"), HistoryStore(postgres_url)]
     start = DAY - timedelta(days=14)
-    plan = [[SCHEDULED, COMANAGED, FAILED], [ENROLLING, COMANAGED, COMANAGED],
-            [PENDING, FAILED, COMANAGED]]
+    plan = [
+        [SCHEDULED, COMANAGED, FAILED],
+        [ENROLLING, COMANAGED, COMANAGED],
+        [PENDING, FAILED, COMANAGED],
+    ]
     for week, devices in enumerate(plan):
         for store in stores:
-            store.record(estate_of(devices, start + timedelta(days=7 * week), history=store),
-                         collections=["CAS00102"], recorded_at=datetime(2026, 11, 23, tzinfo=UTC))
+            store.record(
+                estate_of(devices, start + timedelta(days=7 * week), history=store),
+                collections=["CAS00102"],
+                recorded_at=datetime(2026, 11, 23, tzinfo=UTC),
+            )
     answers = []
     for store in stores:
         now = estate_of([PENDING, COMANAGED, FAILED], DAY, history=store)
-        answers.append({
-            "snapshots": store.snapshots(), "trend": store.trend(),
-            "scoped": store.trend("PS1", "CAS00102"), "states": store.device_states(DAY),
-            "timeline": store.timeline("PS1", 1), "days": store.days(with_devices=True),
-            "aggregates": store.aggregates(DAY), "since": now.devices["state_since"],
-            "changes": store.changes(now.devices, DAY - timedelta(days=7)),
-        })
+        answers.append(
+            {
+                "snapshots": store.snapshots(),
+                "trend": store.trend(),
+                "scoped": store.trend("PS1", "CAS00102"),
+                "states": store.device_states(DAY),
+                "timeline": store.timeline("PS1", 1),
+                "days": store.days(with_devices=True),
+                "aggregates": store.aggregates(DAY),
+                "since": now.devices["state_since"],
+                "changes": store.changes(now.devices, DAY - timedelta(days=7)),
+            }
+        )
         store.close()
     sqlite, postgresql = answers
     for name, value in sqlite.items():
@@ -583,8 +656,9 @@ def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
         elif isinstance(value, pd.Series):
             pd.testing.assert_series_equal(value, other)
         elif name == "changes":
-            assert {k: v.tolist() for k, v in value.items()} == \
-                {k: v.tolist() for k, v in other.items()}
+            assert {k: v.tolist() for k, v in value.items()} == {
+                k: v.tolist() for k, v in other.items()
+            }
         else:
             assert value == other, name
     assert len(sqlite["trend"]) == 3 and sqlite["aggregates"]["devices"] == 3

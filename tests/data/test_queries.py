@@ -37,7 +37,7 @@ FORBIDDEN = {
     "square brackets": r"\[",
     "DECLARE/@variables": r"@",
     "writes": r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|EXEC|EXECUTE|GRANT|"
-              r"INTO)\b",
+    r"INTO)\b",
 }
 
 
@@ -76,8 +76,7 @@ def test_parses_as_tsql_single_select(name):
 @pytest.mark.parametrize("construct", sorted(FORBIDDEN))
 def test_no_dialect_only_or_writing_constructs(name, construct):
     body = without_comments(sql_of(name))
-    assert not re.search(FORBIDDEN[construct], body, re.IGNORECASE), (
-        f"{name} uses {construct}")
+    assert not re.search(FORBIDDEN[construct], body, re.IGNORECASE), f"{name} uses {construct}"
 
 
 @pytest.mark.parametrize("name", QUERY_FILES)
@@ -120,8 +119,9 @@ def trap_db(tmp_path):
     path = tmp_path / "traps.sqlite"
     connection = sqlite3.connect(path)
     for view, columns in VIEW_COLUMNS.items():
-        connection.execute(f"CREATE TABLE {view} ("
-                           + ", ".join(f"{c} {t}" for c, t in columns) + ")")
+        connection.execute(
+            f"CREATE TABLE {view} (" + ", ".join(f"{c} {t}" for c, t in columns) + ")"
+        )
     ws = "Microsoft Windows NT Workstation 10.0"
     connection.executemany(
         "INSERT INTO v_R_System VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -132,7 +132,8 @@ def trap_db(tmp_path):
             (103, "PC-2", "CONTOSO", ws, "10.0.22631", 1, "5.00.9128.1000", 1, 0, "g-2"),
             (104, "PC-3", "CONTOSO", ws, "10.0.19045", None, None, None, None, None),
             (105, "PC-4", "CONTOSO", ws, "10.0.26100", 1, "5.00.9128.1000", 1, 0, None),
-        ])
+        ],
+    )
     connection.executemany(
         "INSERT INTO v_GS_OPERATING_SYSTEM VALUES (?,?,?,?,?)",
         [
@@ -141,26 +142,32 @@ def trap_db(tmp_path):
             (101, "Microsoft Windows 10 Enterprise", "19045", 3, "2026-10-01 10:00:00.000"),
             (102, "Microsoft Windows 10 Enterprise", "19045", 1, "2025-01-01 10:00:00.000"),
             (103, "Microsoft Windows 11 Enterprise", "19045", 1, "2026-11-01 10:00:00.000"),
-        ])
+        ],
+    )
     connection.executemany(
         "INSERT INTO v_ClientCoManagementState VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             (101, 1, 1, 1, 1, 8195, 1, 0, 1, 0, 0, 0, None),
             (102, 1, 1, 1, 1, 3, 1, 0, 0, 0, 0, None, None),
             (103, 0, 1, 0, 0, None, 1, 0, 1, 0, 1, -2145910742, "detail, with comma"),
-        ])
+        ],
+    )
     connection.executemany(
         "INSERT INTO v_CH_ClientSummary VALUES (?,?,?,?,?)",
         [
             (101, 1, "2026-11-22 08:00:00.000", "2026-11-22 09:00:00.000", 7),
             (103, 0, "2026-10-01 08:00:00.000", None, 7),
             (105, 1, None, None, 7),
-        ])
-    connection.executemany("INSERT INTO v_Collection VALUES (?,?)",
-                           [("SMS00001", "All Systems"), ("CAS00100", "Co-management")])
-    connection.executemany("INSERT INTO v_FullCollectionMembership VALUES (?,?)",
-                           [("SMS00001", r) for r in (101, 103, 104, 105)]
-                           + [("CAS00100", 101), ("CAS00100", 103)])
+        ],
+    )
+    connection.executemany(
+        "INSERT INTO v_Collection VALUES (?,?)",
+        [("SMS00001", "All Systems"), ("CAS00100", "Co-management")],
+    )
+    connection.executemany(
+        "INSERT INTO v_FullCollectionMembership VALUES (?,?)",
+        [("SMS00001", r) for r in (101, 103, 104, 105)] + [("CAS00100", 101), ("CAS00100", 103)],
+    )
     connection.commit()
     connection.close()
     return path
@@ -186,8 +193,16 @@ def test_devices_sql_on_the_traps(trap_db):
     assert by_id[104]["ClientInstalled"] is None
     assert by_id[104]["ProductType"] is None
     assert by_id[104]["Build"] == "10.0.19045"
-    assert all(by_id[104][c] is None for c in ("ClientActive", "MDMEnrolled", "MDMWorkloads",
-                                               "HybridAADJoined", "LastPolicyRequest"))
+    assert all(
+        by_id[104][c] is None
+        for c in (
+            "ClientActive",
+            "MDMEnrolled",
+            "MDMWorkloads",
+            "HybridAADJoined",
+            "LastPolicyRequest",
+        )
+    )
     # no inventory and no co-management row, but client health
     assert by_id[105]["ProductType"] is None
     assert by_id[105]["ClientActive"] == 1
@@ -201,8 +216,9 @@ def test_collections_sql_binds_the_id(trap_db):
     assert run(trap_db, sql_of("collections.sql"), {"collection_id": "NOPE0001"})[1] == []
 
 
-@pytest.mark.parametrize("hostile", ["' OR 1=1 --", "SMS00001' OR '1'='1",
-                                     "SMS00001'; DROP TABLE v_Collection; --"])
+@pytest.mark.parametrize(
+    "hostile", ["' OR 1=1 --", "SMS00001' OR '1'='1", "SMS00001'; DROP TABLE v_Collection; --"]
+)
 def test_collections_sql_injection_returns_nothing(trap_db, hostile):
     assert run(trap_db, sql_of("collections.sql"), {"collection_id": hostile})[1] == []
     assert run(trap_db, "SELECT COUNT(*) FROM v_Collection")[1] == [(2,)]
@@ -223,8 +239,7 @@ def test_devices_sql_on_generated_replica(small_estate, small_replicas):
         assert obsolete and not obsolete & set(ids)
         assert null_obsolete and null_obsolete <= set(ids)
         # devices without co-management / health / inventory rows are kept
-        for view in ("v_ClientCoManagementState", "v_CH_ClientSummary",
-                     "v_GS_OPERATING_SYSTEM"):
+        for view in ("v_ClientCoManagementState", "v_CH_ClientSummary", "v_GS_OPERATING_SYSTEM"):
             missing = set(ids) - set(small_estate.view(site, view)["ResourceID"])
             assert missing, view
 
@@ -250,10 +265,8 @@ def test_collections_sql_on_generated_replica(small_estate, small_replicas):
     for site, path in small_replicas.items():
         membership = small_estate.view(site, "v_FullCollectionMembership")
         for collection_id in ("SMS00001", "CAS00102"):
-            columns, rows = run(path, sql_of("collections.sql"),
-                                {"collection_id": collection_id})
+            columns, rows = run(path, sql_of("collections.sql"), {"collection_id": collection_id})
             assert columns == list(MEMBERSHIP_COLUMNS)
             assert {r[1] for r in rows} == {collection_id}
-            expected = membership.loc[membership["CollectionID"] == collection_id,
-                                      "ResourceID"]
+            expected = membership.loc[membership["CollectionID"] == collection_id, "ResourceID"]
             assert sorted(r[0] for r in rows) == sorted(expected)

@@ -30,8 +30,9 @@ COLLECTION_IDS = [c for c, _ in COLLECTIONS]
 
 
 def read_export(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "devices.csv", dtype=str, keep_default_na=False,
-                       encoding="utf-8-sig")
+    return pd.read_csv(
+        folder / "devices.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig"
+    )
 
 
 def parsed_csv(folders: dict[str, Path]) -> pd.DataFrame:
@@ -48,8 +49,9 @@ def parsed_csv(folders: dict[str, Path]) -> pd.DataFrame:
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -69,7 +71,8 @@ def test_same_seed_same_bytes(tmp_path):
     other = generate_estate(2_000, seed=12, as_of=AS_OF)
     write_csv(other, tmp_path / "c")
     assert (tmp_path / "a" / "PS1" / "devices.csv").read_bytes() != (
-        tmp_path / "c" / "PS1" / "devices.csv").read_bytes()
+        tmp_path / "c" / "PS1" / "devices.csv"
+    ).read_bytes()
 
 
 # --------------------------------------------------------------------------- the §7 mix
@@ -80,15 +83,28 @@ def os_groups(frame: pd.DataFrame) -> pd.Series:
     name = frame["OperatingSystem"].astype("str").fillna("").str.lower()
     product = frame["ProductType"]
     server = product.isin([2, 3]) | (product.isna() & name.str.contains("server"))
-    workstation = (product == 1) | (product.isna() & name.str.contains("workstation")
-                                    & ~name.str.contains("server"))
+    workstation = (product == 1) | (
+        product.isna() & name.str.contains("workstation") & ~name.str.contains("server")
+    )
     nt, build = frame["NTVersion"], frame["BuildNumber"]
-    return pd.Series(np.select(
-        [server, workstation & (nt == "10.0") & (build >= 16299),
-         workstation & (nt == "10.0") & (build < 16299),
-         workstation & nt.isin(["6.1", "6.2", "6.3"])],
-        ["Server", "Windows 10 1709 and later", "Windows 10 lower than 1709",
-         "Windows 7 & 8.x"], "Other"), index=frame.index)
+    return pd.Series(
+        np.select(
+            [
+                server,
+                workstation & (nt == "10.0") & (build >= 16299),
+                workstation & (nt == "10.0") & (build < 16299),
+                workstation & nt.isin(["6.1", "6.2", "6.3"]),
+            ],
+            [
+                "Server",
+                "Windows 10 1709 and later",
+                "Windows 10 lower than 1709",
+                "Windows 7 & 8.x",
+            ],
+            "Other",
+        ),
+        index=frame.index,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +115,7 @@ def mix(tmp_path_factory):
 
 
 def test_device_count_and_sites(mix):
-    estate, frame = mix
+    _estate, frame = mix
     assert len(frame) == 20_000
     assert frame.groupby("Site").size().to_dict() == {"PS1": 12_800, "PS2": 7_200}
     assert frame["ResourceID"].is_unique  # one hierarchy: unique across sites
@@ -119,8 +135,26 @@ def test_os_mix(mix):
     modern = frame[os_groups(frame) == "Windows 10 1709 and later"]
     win11 = (modern["BuildNumber"] >= 22000).mean()
     assert 0.37 <= win11 <= 0.43
-    releases = {10240, 10586, 14393, 15063, 16299, 17134, 17763, 18362, 18363, 19041, 19042,
-                19043, 19044, 19045, 22000, 22621, 22631, 26100}
+    releases = {
+        10240,
+        10586,
+        14393,
+        15063,
+        16299,
+        17134,
+        17763,
+        18362,
+        18363,
+        19041,
+        19042,
+        19043,
+        19044,
+        19045,
+        22000,
+        22621,
+        22631,
+        26100,
+    }
     unmapped = ~modern["BuildNumber"].isin(releases)
     assert 0 < unmapped.mean() < 0.02  # a few builds the release map does not know
 
@@ -139,15 +173,27 @@ def test_clients(mix):
 
 def test_enrollment_status_mix(mix):
     _, frame = mix
-    flag = {c: frame[c] == 1 for c in ("MDMEnrolled", "ComgmtPolicyPresent", "AADJoined",
-                                        "HybridAADJoined", "EnrollmentFailed",
-                                        "PendingLogon")}
+    flag = {
+        c: frame[c] == 1
+        for c in (
+            "MDMEnrolled",
+            "ComgmtPolicyPresent",
+            "AADJoined",
+            "HybridAADJoined",
+            "EnrollmentFailed",
+            "PendingLogon",
+        )
+    }
     comanaged = flag["MDMEnrolled"] & flag["ComgmtPolicyPresent"]
     targeted = flag["ComgmtPolicyPresent"] | flag["MDMEnrolled"]
     entra = flag["AADJoined"] & ~flag["HybridAADJoined"]
-    status = pd.Series(np.select(
-        [comanaged & ~entra, comanaged, flag["EnrollmentFailed"], flag["PendingLogon"]],
-        ["success hybrid", "success entra", "failed", "pending"], "enrolling"))[targeted]
+    status = pd.Series(
+        np.select(
+            [comanaged & ~entra, comanaged, flag["EnrollmentFailed"], flag["PendingLogon"]],
+            ["success hybrid", "success entra", "failed", "pending"],
+            "enrolling",
+        )
+    )[targeted]
     share = status.value_counts(normalize=True)
     assert 0.65 <= share["success hybrid"] <= 0.75
     assert 0.01 <= share["success entra"] <= 0.05
@@ -176,8 +222,13 @@ def test_workloads_follow_configuration(mix):
     moved = {key: ((bits & WORKLOADS[key][0]) > 0) for key in SAMPLE_WORKLOADS}
     counts = {key: int(value.sum()) for key, value in moved.items()}
     # in order: compliance (Intune) > Office > client apps > Windows Update; the rest none
-    assert (counts["compliance_policies"] > counts["office_click_to_run_apps"]
-            > counts["client_apps"] > counts["windows_update_policies"] > 0)
+    assert (
+        counts["compliance_policies"]
+        > counts["office_click_to_run_apps"]
+        > counts["client_apps"]
+        > counts["windows_update_policies"]
+        > 0
+    )
     assert counts["compliance_policies"] >= 0.9 * len(comanaged)
     for key in ("device_configuration", "endpoint_protection", "resource_access_policies"):
         assert counts[key] == 0
@@ -189,7 +240,8 @@ def test_workloads_follow_configuration(mix):
         if stage != "pilot":
             continue
         in_pilot = comanaged["ResourceID"].isin(
-            members.loc[members["CollectionID"] == pilot, "ResourceID"])
+            members.loc[members["CollectionID"] == pilot, "ResourceID"]
+        )
         assert in_pilot.any()
         assert not moved[key][~in_pilot.to_numpy()].any()  # only pilot members move
         lagging = (~moved[key][in_pilot.to_numpy()]).mean()
@@ -241,7 +293,7 @@ def test_the_traps_are_there(small_estate):
 def test_csv_has_the_textual_variety(small_csv):
     ps1 = (small_csv["PS1"] / "devices.csv").read_bytes()
     ps2 = (small_csv["PS2"] / "devices.csv").read_bytes()
-    assert ps2.startswith(b"\xef\xbb\xbf\"Name\",\"ResourceID\"")
+    assert ps2.startswith(b'\xef\xbb\xbf"Name","ResourceID"')
     assert ps1.startswith(b"ResourceID,Name,")
     assert b",NULL," in ps1 and b"\r\n" in ps1
     raw = pd.concat([read_export(small_csv["PS1"]), read_export(small_csv["PS2"])])
@@ -264,8 +316,7 @@ def test_csv_has_the_textual_variety(small_csv):
 
 def test_csv_equals_query_result_on_replica(small_csv, small_replicas):
     for site in ("PS1", "PS2"):
-        sql_devices, sql_members = fetch_sql(f"sqlite:///{small_replicas[site]}",
-                                             COLLECTION_IDS)
+        sql_devices, sql_members = fetch_sql(f"sqlite:///{small_replicas[site]}", COLLECTION_IDS)
         from_sql = parse_devices(sql_devices)
         from_csv = parse_devices(read_export(small_csv[site]))
         assert from_sql.dropped == from_csv.dropped == 0
@@ -276,8 +327,9 @@ def test_csv_equals_query_result_on_replica(small_csv, small_replicas):
         pd.testing.assert_frame_equal(left[typed], right[typed], check_dtype=False)
 
         members = pd.read_csv(small_csv[site] / "collections.csv", encoding="utf-8-sig")
-        pd.testing.assert_frame_equal(members.astype(str), sql_members.astype(object).astype(str),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            members.astype(str), sql_members.astype(object).astype(str), check_dtype=False
+        )
 
 
 # --------------------------------------------------------------------------- files
@@ -285,9 +337,13 @@ def test_csv_equals_query_result_on_replica(small_csv, small_replicas):
 
 def test_sqlite_paths_naming(small_estate, tmp_path):
     assert sqlite_paths(small_estate, tmp_path / "replica.sqlite") == {
-        "PS1": tmp_path / "replica-PS1.sqlite", "PS2": tmp_path / "replica-PS2.sqlite"}
+        "PS1": tmp_path / "replica-PS1.sqlite",
+        "PS2": tmp_path / "replica-PS2.sqlite",
+    }
     assert sqlite_paths(small_estate, tmp_path / "{site}" / "cm.db") == {
-        "PS1": tmp_path / "PS1" / "cm.db", "PS2": tmp_path / "PS2" / "cm.db"}
+        "PS1": tmp_path / "PS1" / "cm.db",
+        "PS2": tmp_path / "PS2" / "cm.db",
+    }
     single = generate_estate(50, seed=1, as_of=AS_OF, sites=("XYZ",))
     assert sqlite_paths(single, tmp_path / "one.sqlite") == {"XYZ": tmp_path / "one.sqlite"}
 
@@ -295,25 +351,37 @@ def test_sqlite_paths_naming(small_estate, tmp_path):
 def test_sqlite_replica_schema(small_replicas):
     connection = sqlite3.connect(small_replicas["PS1"])
     try:
-        tables = {r[0] for r in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"v_R_System", "v_GS_OPERATING_SYSTEM", "v_ClientCoManagementState",
-                          "v_CH_ClientSummary", "v_FullCollectionMembership", "v_Collection"}
+        tables = {
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        assert tables == {
+            "v_R_System",
+            "v_GS_OPERATING_SYSTEM",
+            "v_ClientCoManagementState",
+            "v_CH_ClientSummary",
+            "v_FullCollectionMembership",
+            "v_Collection",
+        }
         for table in tables:  # ResourceID is a primary key or indexed
             if table == "v_Collection":
                 continue
-            keyed = any(row[1] == "ResourceID" and row[5] for row in connection.execute(
-                f"PRAGMA table_info({table})"))
-            indexed = any(connection.execute(f"PRAGMA index_info({index[1]})").fetchone()[2]
-                          == "ResourceID"
-                          for index in connection.execute(f"PRAGMA index_list({table})"))
+            keyed = any(
+                row[1] == "ResourceID" and row[5]
+                for row in connection.execute(f"PRAGMA table_info({table})")
+            )
+            indexed = any(
+                connection.execute(f"PRAGMA index_info({index[1]})").fetchone()[2] == "ResourceID"
+                for index in connection.execute(f"PRAGMA index_list({table})")
+            )
             assert keyed or indexed, table
-        stamp = connection.execute("SELECT LastPolicyRequest FROM v_CH_ClientSummary "
-                                   "WHERE LastPolicyRequest IS NOT NULL").fetchone()[0]
+        stamp = connection.execute(
+            "SELECT LastPolicyRequest FROM v_CH_ClientSummary WHERE LastPolicyRequest IS NOT NULL"
+        ).fetchone()[0]
         assert len(stamp) == 23 and stamp[10] == " " and stamp[19] == "."
         assert stamp[-1] in "037"  # SQL Server datetime: 1/300 s
-        build = connection.execute("SELECT typeof(BuildNumber0) FROM v_GS_OPERATING_SYSTEM"
-                                   ).fetchone()[0]
+        build = connection.execute(
+            "SELECT typeof(BuildNumber0) FROM v_GS_OPERATING_SYSTEM"
+        ).fetchone()[0]
         assert build == "text"
     finally:
         connection.close()
@@ -340,15 +408,26 @@ def test_config_loads_with_settings(small_estate, tmp_path):
 
 
 def test_main_sample(tmp_path, capsys):
-    config = main_sample(300, 5, tmp_path / "out", sqlite=tmp_path / "out" / "r.sqlite",
-                         as_of="2026-11-23T07:00:00Z", quiet=True)
+    config = main_sample(
+        300,
+        5,
+        tmp_path / "out",
+        sqlite=tmp_path / "out" / "r.sqlite",
+        as_of="2026-11-23T07:00:00Z",
+        quiet=True,
+    )
     assert capsys.readouterr().err == ""
     assert config == tmp_path / "out" / "comanage.toml"
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "PS1", "PS2", "comanage.toml", "comanage-sqlite.toml", "r-PS1.sqlite", "r-PS2.sqlite"}
+        "PS1",
+        "PS2",
+        "comanage.toml",
+        "comanage-sqlite.toml",
+        "r-PS1.sqlite",
+        "r-PS2.sqlite",
+    }
     assert 'csv = "PS1"' in config.read_text()
-    assert 'url = "sqlite:///r-PS1.sqlite"' in (config.parent / "comanage-sqlite.toml"
-                                                ).read_text()
+    assert 'url = "sqlite:///r-PS1.sqlite"' in (config.parent / "comanage-sqlite.toml").read_text()
     main_sample(300, 5, tmp_path / "csv", as_of="2026-11-23T07:00:00Z")
     err = capsys.readouterr().err
     assert "generated 300 devices" in err and "comanage.toml" in err
@@ -371,12 +450,12 @@ def test_duplicate_records_are_added_after_everything_else(tmp_path):
         assert len(ids) == 3
         for view, frame in plain.tables[site].items():
             grown = extra.tables[site][view]
-            assert grown.iloc[:len(frame)].equals(frame), view  # the rest is untouched
+            assert grown.iloc[: len(frame)].equals(frame), view  # the rest is untouched
             if "ResourceID" in grown:
-                assert set(grown["ResourceID"].iloc[len(frame):]) <= set(ids), view
+                assert set(grown["ResourceID"].iloc[len(frame) :]) <= set(ids), view
         before = (tmp_path / "plain" / site / "devices.csv").read_bytes().splitlines()
         after = (tmp_path / "extra" / site / "devices.csv").read_bytes().splitlines()
-        assert after[:len(before)] == before and len(after) == len(before) + 3
+        assert after[: len(before)] == before and len(after) == len(before) + 3
         rows = read_export(tmp_path / "extra" / site)
         added = rows[rows["ResourceID"].astype(int).isin(ids)]
         others = rows[~rows["ResourceID"].astype(int).isin(ids)]
@@ -395,12 +474,14 @@ def test_main_sample_flags_the_duplicates_and_keeps_the_originals(tmp_path):
     from dashboard.data.estate import load_estate
     from dashboard.model.attention import RULE_BITS
 
-    config = main_sample(600, 3, tmp_path, quiet=True, as_of="2026-11-23T07:00:00Z",
-                         duplicates=True)
+    config = main_sample(
+        600, 3, tmp_path, quiet=True, as_of="2026-11-23T07:00:00Z", duplicates=True
+    )
     devices = load_estate(load_settings(config, environ={})).devices
     flagged = devices[(devices["attention"] & RULE_BITS["duplicate-record"]) != 0]
     assert len(flagged) == 6 and flagged["ResourceID"].min() > 16_777_216
     keepers = devices.set_index(["site", "ResourceID"]).loc[
-        list(zip(flagged["site"], flagged["duplicate_of"], strict=True))]
+        list(zip(flagged["site"], flagged["duplicate_of"], strict=True))
+    ]
     assert (keepers["ClientInstalled"] == 1).all() and (keepers["ClientActive"] == 1).all()
     assert not set(keepers.index.get_level_values(1)) & set(flagged["ResourceID"])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,13 +27,18 @@ def digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    return main_sample(1500, 21, tmp_path_factory.mktemp("weeks"), quiet=True,
-                       as_of="2026-11-23T07:00:00Z", history_weeks=12)
+    return main_sample(
+        1500,
+        21,
+        tmp_path_factory.mktemp("weeks"),
+        quiet=True,
+        as_of="2026-11-23T07:00:00Z",
+        history_weeks=12,
+    )
 
 
 def test_weekly_snapshots_end_at_the_as_of_day(generated):
-    history = HistoryStore(f"sqlite:///{generated.parent / 'history.sqlite'}",
-                           read_only=True)
+    history = HistoryStore(f"sqlite:///{generated.parent / 'history.sqlite'}", read_only=True)
     assert history.days() == [AS_OF - timedelta(days=7 * w) for w in range(11, -1, -1)]
     assert history.days(with_devices=True) == history.days()  # all within 120 days
 
@@ -49,23 +55,28 @@ def test_the_last_snapshot_is_what_snapshot_would_record(generated, tmp_path):
     history = HistoryStore(f"sqlite:///{path}", read_only=True)
     for site in ("PS1", "PS2"):
         for collection in (None, "CAS00103"):
-            summary = summarize(estate.devices, [], estate.data_as_of,
-                                estate.mask(site, collection))
+            summary = summarize(
+                estate.devices, [], estate.data_as_of, estate.mask(site, collection)
+            )
             assert history.aggregates(AS_OF, site, collection) == metrics_from_summary(
-                summary, errors=collection is None)
+                summary, errors=collection is None
+            )
 
 
 def test_the_journey_is_plausible(generated):
-    history = HistoryStore(f"sqlite:///{generated.parent / 'history.sqlite'}",
-                           read_only=True)
+    history = HistoryStore(f"sqlite:///{generated.parent / 'history.sqlite'}", read_only=True)
     series = trend_series(history.trend())
     share = series["comanaged_share"]
     assert share.is_monotonic_increasing and share.iloc[-1] - share.iloc[0] > 0.1
     # Workloads move compliance first, then Office apps, client apps, Windows Update.
     last = series.iloc[-1]
-    assert (last["intune_share_compliance_policies"] > last["intune_share_office_click_to_run_apps"]
-            > last["intune_share_client_apps"] > last["intune_share_windows_update_policies"]
-            > 0)
+    assert (
+        last["intune_share_compliance_policies"]
+        > last["intune_share_office_click_to_run_apps"]
+        > last["intune_share_client_apps"]
+        > last["intune_share_windows_update_policies"]
+        > 0
+    )
     first = series.iloc[0]
     assert first["intune_share_windows_update_policies"] == 0
     # The bad week: failures nine weeks back stand out from the weeks around them.
@@ -84,8 +95,9 @@ def _estate_devices(config: Path):
 
 
 def test_history_is_deterministic(generated, tmp_path):
-    again = main_sample(1500, 21, tmp_path / "again", quiet=True,
-                        as_of="2026-11-23T07:00:00Z", history_weeks=12)
+    again = main_sample(
+        1500, 21, tmp_path / "again", quiet=True, as_of="2026-11-23T07:00:00Z", history_weeks=12
+    )
     first = HistoryStore(f"sqlite:///{generated.parent / 'history.sqlite'}", read_only=True)
     second = HistoryStore(f"sqlite:///{again.parent / 'history.sqlite'}", read_only=True)
     assert first.trend().equals(second.trend())
@@ -110,14 +122,16 @@ def test_the_bundled_history_is_small_and_current(tmp_path):
     history = open_history(settings, read_only=True)
     days = history.days()
     assert len(days) == 26 and days[-1] == AS_OF
-    assert all(b - a == timedelta(days=7) for a, b in zip(days, days[1:], strict=False))
+    assert all(b - a == timedelta(days=7) for a, b in itertools.pairwise(days))
     estate = load_estate(settings, history=history)
     assert history.aggregates(AS_OF) == metrics_from_summary(
-        summarize(estate.devices, [], estate.data_as_of))
+        summarize(estate.devices, [], estate.data_as_of)
+    )
     # Recording the bundled data again changes nothing (served or `snapshot`).
     copy = tmp_path / "sample"
-    shutil.copytree(SAMPLE_CONFIG.parent, copy,
-                    ignore=shutil.ignore_patterns(".comanage-cache", "users.json"))
+    shutil.copytree(
+        SAMPLE_CONFIG.parent, copy, ignore=shutil.ignore_patterns(".comanage-cache", "users.json")
+    )
     from dashboard.cli import main
 
     before = digest(copy / "history.sqlite")
@@ -128,18 +142,36 @@ def test_the_bundled_history_is_small_and_current(tmp_path):
 def test_duplicate_records_leave_every_other_history_as_it_was(tmp_path):
     """The duplicate records come from streams of their own: with them, the other devices'
     weekly states are exactly those without them."""
-    plain = main_sample(400, 21, tmp_path / "plain", quiet=True,
-                        as_of="2026-11-23T07:00:00Z", history_weeks=3)
-    extra = main_sample(400, 21, tmp_path / "extra", quiet=True,
-                        as_of="2026-11-23T07:00:00Z", history_weeks=3, duplicates=True)
+    plain = main_sample(
+        400, 21, tmp_path / "plain", quiet=True, as_of="2026-11-23T07:00:00Z", history_weeks=3
+    )
+    extra = main_sample(
+        400,
+        21,
+        tmp_path / "extra",
+        quiet=True,
+        as_of="2026-11-23T07:00:00Z",
+        history_weeks=3,
+        duplicates=True,
+    )
     first = HistoryStore(f"sqlite:///{plain.parent / 'history.sqlite'}", read_only=True)
     second = HistoryStore(f"sqlite:///{extra.parent / 'history.sqlite'}", read_only=True)
-    columns = ["site", "ResourceID", "enrollment_status", "reason", "comanaged", "failed",
-               "workloads", "error_code", "since"]
+    columns = [
+        "site",
+        "ResourceID",
+        "enrollment_status",
+        "reason",
+        "comanaged",
+        "failed",
+        "workloads",
+        "error_code",
+        "since",
+    ]
     for day in first.days():
         before, after = first.device_states(day), second.device_states(day)
         assert len(after) == len(before) + 6
         kept = after.merge(before[["site", "ResourceID"]], on=["site", "ResourceID"])
-        assert kept[columns].reset_index(drop=True).equals(
-            before[columns].reset_index(drop=True)), day
+        assert (
+            kept[columns].reset_index(drop=True).equals(before[columns].reset_index(drop=True))
+        ), day
         assert second.aggregates(day)["comanaged"] == first.aggregates(day)["comanaged"]

@@ -37,8 +37,12 @@ def refuse_to_summarize(monkeypatch) -> list:
 
 
 def expected_summary(estate, site=None, collection=None):
-    return summarize(estate.devices, [s.as_dict() for s in estate.sources], estate.data_as_of,
-                     estate.mask(site, collection))
+    return summarize(
+        estate.devices,
+        [s.as_dict() for s in estate.sources],
+        estate.data_as_of,
+        estate.mask(site, collection),
+    )
 
 
 def test_a_second_worker_reads_the_summary_the_first_computed(settings, monkeypatch):
@@ -83,10 +87,16 @@ def test_another_process_reads_the_summary_without_computing_it(shared_settings)
         f"settings = load_settings({str(settings.config_path)!r})\n"
         "store = dashboard.store.EstateStore(settings, use_cache=True)\n"
         "assert store.adopt_cache()\n"
-        "print(json.dumps(store.summary(None, 'CAS00101')))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=Path(__file__).resolve().parents[2],
-                            env={**os.environ, **environ})
+        "print(json.dumps(store.summary(None, 'CAS00101')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **environ},
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == expected
 
@@ -159,8 +169,9 @@ def test_history_summaries_and_trends_are_shared(settings, tmp_path, history_db,
     pd.testing.assert_frame_equal(second.trend(), trend)
     assert second.past_summary(day) == past
     # Another history store is another answer: not shared with this one.
-    other = EstateStore(settings, use_cache=True,
-                        history=HistoryStore(f"sqlite:///{tmp_path / 'other.sqlite'}"))
+    other = EstateStore(
+        settings, use_cache=True, history=HistoryStore(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    )
     assert other.adopt_cache()
     assert other.trend() is None  # computed (the refusal above), not the first's frame
 
@@ -190,15 +201,17 @@ def test_only_values_that_come_back_identical_are_shared():
         assert shared_cache.encode(value) is None
     from datetime import date
 
-    frame = pd.DataFrame({"devices": [3, 4], "sites": [1, 1]},
-                         index=pd.Index([date(2026, 11, 1), date(2026, 11, 2)], dtype=object,
-                                        name="day"))
+    frame = pd.DataFrame(
+        {"devices": [3, 4], "sites": [1, 1]},
+        index=pd.Index([date(2026, 11, 1), date(2026, 11, 2)], dtype=object, name="day"),
+    )
     stored = shared_cache.encode(frame)
     pd.testing.assert_frame_equal(shared_cache.decode(json.loads(json.dumps(stored))), frame)
     assert shared_cache.encode(frame.astype("float64")) is None
 
 
 # -- Redis (a real redis-server: tests/servers.py) ----------------------------------------
+
 
 @pytest.fixture
 def redis_calls(monkeypatch) -> list:
@@ -272,16 +285,19 @@ def test_a_redis_with_a_password(settings, own_redis, caplog):
     assert "Pa55" not in caplog.text
 
 
-@pytest.mark.parametrize("template", ["redis://:s3cret-word@127.0.0.1:{port}/0",
-                                      "redis://127.0.0.1:{port}/0?password=s3cret-word"])
+@pytest.mark.parametrize(
+    "template",
+    ["redis://:s3cret-word@127.0.0.1:{port}/0", "redis://127.0.0.1:{port}/0?password=s3cret-word"],
+)
 def test_redis_down_falls_back_with_one_warning_and_no_password(settings, caplog, template):
     url = template.format(port=free_port())  # nothing listens there
     store = EstateStore(settings.with_values(shared_cache=url), use_cache=True)
     assert store.refresh(force=False)
     with caplog.at_level(logging.DEBUG):
         for site, collection in [(None, None), ("PS1", None), (None, "CAS00101")] * 2:
-            assert store.summary(site, collection) == \
-                expected_summary(store.estate, site, collection)
+            assert store.summary(site, collection) == expected_summary(
+                store.estate, site, collection
+            )
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, caplog.text
     assert "shared cache" in warnings[0].getMessage()
@@ -290,6 +306,7 @@ def test_redis_down_falls_back_with_one_warning_and_no_password(settings, caplog
 
 
 # -- a broken file cache -----------------------------------------------------------------------
+
 
 def test_a_cache_folder_that_cannot_be_made_falls_back(settings, caplog):
     store = EstateStore(settings, use_cache=True)
@@ -319,8 +336,9 @@ def test_a_full_disk_falls_back_with_one_warning_and_recovers(settings, caplog, 
     monkeypatch.setattr(cachelib.file, "tempfile", SimpleNamespace(mkstemp=full))
     with caplog.at_level(logging.INFO):
         for site, collection in [(None, None), (None, "CAS00101"), ("PS1", "CAS00101")]:
-            assert store.summary(site, collection) == \
-                expected_summary(store.estate, site, collection)
+            assert store.summary(site, collection) == expected_summary(
+                store.estate, site, collection
+            )
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == 1, caplog.text  # cachelib's own tracebacks are folded in
         assert "No space left on device" in warnings[0].getMessage()

@@ -64,8 +64,9 @@ def test_fetch_sql_returns_contract_text_and_memberships(small_estate, small_rep
         assert parsed.frame["ResourceID"].tolist() == expected["ResourceID"].tolist()
 
         want = export_memberships(small_estate, site, COLLECTION_IDS)
-        got = pd.DataFrame({c: memberships[c].astype(object).astype(str)
-                            for c in MEMBERSHIP_COLUMNS})
+        got = pd.DataFrame(
+            {c: memberships[c].astype(object).astype(str) for c in MEMBERSHIP_COLUMNS}
+        )
         pd.testing.assert_frame_equal(got, want.astype(str), check_dtype=False)
 
         # numbers stay whole-number text, signed codes keep their sign
@@ -73,12 +74,16 @@ def test_fetch_sql_returns_contract_text_and_memberships(small_estate, small_rep
         assert codes.str.fullmatch(r"-?\d+").all()
         assert codes.str.startswith("-").any()
         assert not text_values(devices["MDMWorkloads"]).str.contains(r"\.").any()
-        assert text_values(devices["LastPolicyRequest"]).str.fullmatch(
-            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}").all()
+        assert (
+            text_values(devices["LastPolicyRequest"])
+            .str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}")
+            .all()
+        )
 
 
 def test_sqlite_replica_is_read_through_adbc(small_replicas, monkeypatch):
     """Columns come straight into Arrow (ADBC), not as Python rows."""
+
     def no_rows(*args, **kwargs):
         raise AssertionError("read row by row")
 
@@ -103,23 +108,44 @@ def test_fetch_sql_never_writes(small_replicas, tmp_path):
     fetch_sql(sqlite_url(path), COLLECTION_IDS)
     assert path.read_bytes() == before
     engine = make_engine(sqlite_url(path))
-    with engine.connect() as conn, pytest.raises(Exception, match="readonly|read-only|query"):
+    with engine.connect() as conn, pytest.raises(Exception, match=r"readonly|read-only|query"):
         conn.execute(text("DELETE FROM v_Collection"))
     engine.dispose()
     assert path.read_bytes() == before
 
 
 def test_value_text_conversion():
-    values = [-2145910744, 2149056554, None, 8193.0, 3.5, Decimal("42"), True, False,
-              datetime(2026, 11, 20, 13, 45, 12), datetime(2026, 11, 20, 13, 45, 12, 347000),
-              "10.0.19045"]
+    values = [
+        -2145910744,
+        2149056554,
+        None,
+        8193.0,
+        3.5,
+        Decimal("42"),
+        True,
+        False,
+        datetime(2026, 11, 20, 13, 45, 12),
+        datetime(2026, 11, 20, 13, 45, 12, 347000),
+        "10.0.19045",
+    ]
+
     def texts(series):
         assert pd.api.types.is_string_dtype(series)
         return [None if pd.isna(v) else v for v in series]
 
     assert texts(sql_source._as_text(values)) == [
-        "-2145910744", "2149056554", None, "8193", "3.5", "42", "1", "0",
-        "2026-11-20 13:45:12", "2026-11-20 13:45:12.347", "10.0.19045"]
+        "-2145910744",
+        "2149056554",
+        None,
+        "8193",
+        "3.5",
+        "42",
+        "1",
+        "0",
+        "2026-11-20 13:45:12",
+        "2026-11-20 13:45:12.347",
+        "10.0.19045",
+    ]
     assert texts(sql_source._as_text((1, None, -2))) == ["1", None, "-2"]
     assert texts(sql_source._as_text((True, None, False))) == ["1", None, "0"]
     assert texts(sql_source._as_text(("a", None))) == ["a", None]
@@ -151,8 +177,12 @@ def test_missing_view_is_named(tmp_path):
 def test_missing_column_is_named(tmp_path):
     path = tmp_path / "odd.sqlite"
     connection = sqlite3.connect(path)
-    for view in ("v_R_System", "v_GS_OPERATING_SYSTEM", "v_ClientCoManagementState",
-                 "v_CH_ClientSummary"):
+    for view in (
+        "v_R_System",
+        "v_GS_OPERATING_SYSTEM",
+        "v_ClientCoManagementState",
+        "v_CH_ClientSummary",
+    ):
         connection.execute(f"CREATE TABLE {view} (ResourceID INTEGER)")
     connection.close()
     with pytest.raises(SourceError, match=r"^missing column \w+"):
@@ -163,8 +193,9 @@ def test_query_timeout(small_replicas):
     with pytest.raises(SourceError, match=r"^query timed out after 1e-06 s"):
         fetch_sql(sqlite_url(small_replicas["PS1"]), COLLECTION_IDS, timeout_seconds=1e-6)
     with pytest.raises(SourceError, match=r"^query timed out after 5 s"):
-        raise sql_source._query_error(RuntimeError("('HYT00', '[HYT00] Query timeout expired')"),
-                                      "devices.sql", 5)
+        raise sql_source._query_error(
+            RuntimeError("('HYT00', '[HYT00] Query timeout expired')"), "devices.sql", 5
+        )
 
 
 def test_not_a_url():
@@ -175,14 +206,17 @@ def test_not_a_url():
 # --------------------------------------------------------------------------- redaction
 
 
-@pytest.mark.parametrize("value", [
-    MSSQL_URL,
-    f"could not connect: {MSSQL_URL} (login failed)",
-    f"Driver={{ODBC Driver 18 for SQL Server}};Server=h;UID=u;PWD={SECRET};Encrypt=yes",
-    f"Server=h;Password={{{SECRET};x}};",
-    "mssql+pyodbc:///?odbc_connect=" + quote_plus(f"Server=h;UID=u;PWD={SECRET};"),
-    f"postgresql://u:{SECRET}@h/db",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        MSSQL_URL,
+        f"could not connect: {MSSQL_URL} (login failed)",
+        f"Driver={{ODBC Driver 18 for SQL Server}};Server=h;UID=u;PWD={SECRET};Encrypt=yes",
+        f"Server=h;Password={{{SECRET};x}};",
+        "mssql+pyodbc:///?odbc_connect=" + quote_plus(f"Server=h;UID=u;PWD={SECRET};"),
+        f"postgresql://u:{SECRET}@h/db",
+    ],
+)
 def test_redact_hides_passwords(value):
     hidden = redact(value)
     assert SECRET not in hidden
@@ -209,8 +243,10 @@ def test_mssql_url_options_are_kept_and_odbc_connect_is_read_only():
     engine = make_engine(MSSQL_URL + "&TrustServerCertificate=yes")
     assert engine.url.query["TrustServerCertificate"] == "yes"
     assert engine.url.query["driver"] == "ODBC Driver 18 for SQL Server"
-    odbc = make_engine("mssql+pyodbc:///?odbc_connect="
-                       + quote_plus("Server=h;Database=CM_PS1;Trusted_Connection=yes"))
+    odbc = make_engine(
+        "mssql+pyodbc:///?odbc_connect="
+        + quote_plus("Server=h;Database=CM_PS1;Trusted_Connection=yes")
+    )
     assert "ApplicationIntent=ReadOnly" in odbc.url.query["odbc_connect"]
     assert "Driver={ODBC Driver 18 for SQL Server}" in odbc.url.query["odbc_connect"]
 
@@ -227,8 +263,13 @@ def test_mssql_failure_message_has_no_password():
 
 
 def run_isolated(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_sqlite_path_never_imports_pyodbc(small_replicas):
@@ -236,7 +277,7 @@ def test_sqlite_path_never_imports_pyodbc(small_replicas):
         import sys
         from dashboard.data import sql_source
         assert "pyodbc" not in sys.modules, "imported by the module"
-        devices, memberships = sql_source.fetch_sql({sqlite_url(small_replicas['PS1'])!r},
+        devices, memberships = sql_source.fetch_sql({sqlite_url(small_replicas["PS1"])!r},
                                                     ["SMS00001"])
         assert len(devices) and len(memberships)
         assert "pyodbc" not in sys.modules, "imported by a sqlite fetch"

@@ -24,40 +24,66 @@ def estate_of(devices, memberships=()):
     return Estate(devices=frame, memberships=members, sources=[], data_as_of="now")
 
 
-ESTATE = estate_of([
-    {"Name": "ALPHA"},  # co-managed
-    {"Name": "bravo", "MDMEnrolled": "0", "EnrollmentFailed": "1",
-     "EnrollmentStatusCode": "-2145910742"},
-    {"Name": "CHARLIE", "MDMEnrolled": "0", "PendingLogon": "1"},
-    {"Name": "delta", **NOT_COMANAGED, "ProductType": "3"},
-    {"Name": "<img src=x onerror=alert(1)>", "MDMEnrolled": "0", "EnrollmentFailed": "1",
-     "AADJoined": "1", "HybridAADJoined": "0"},
-], memberships=[(0, "CAS00101"), (2, "CAS00101")])
+ESTATE = estate_of(
+    [
+        {"Name": "ALPHA"},  # co-managed
+        {
+            "Name": "bravo",
+            "MDMEnrolled": "0",
+            "EnrollmentFailed": "1",
+            "EnrollmentStatusCode": "-2145910742",
+        },
+        {"Name": "CHARLIE", "MDMEnrolled": "0", "PendingLogon": "1"},
+        {"Name": "delta", **NOT_COMANAGED, "ProductType": "3"},
+        {
+            "Name": "<img src=x onerror=alert(1)>",
+            "MDMEnrolled": "0",
+            "EnrollmentFailed": "1",
+            "AADJoined": "1",
+            "HybridAADJoined": "0",
+        },
+    ],
+    memberships=[(0, "CAS00101"), (2, "CAS00101")],
+)
 
 
 def matched(query, collections=("CAS00101",)):
-    flt = parse_filter(query, ["PS1"], list(collections),
-                       ESTATE.devices["os_release"].cat.categories.tolist())
+    flt = parse_filter(
+        query, ["PS1"], list(collections), ESTATE.devices["os_release"].cat.categories.tolist()
+    )
     return ESTATE.devices.loc[filter_mask(ESTATE, ESTATE.devices, flt), "Name"].tolist(), flt
 
 
 def test_filters_match_the_overview_numbers():
     assert matched({"enrollment_status": ["failure_hybrid"]})[0] == ["bravo"]
     assert matched({"enrollment_status": ["failure_hybrid", "failure_aad"]})[0] == [
-        "bravo", "<img src=x onerror=alert(1)>"]
+        "bravo",
+        "<img src=x onerror=alert(1)>",
+    ]
     assert matched({"error": ["0x8018002a"]})[0] == ["bravo"]
     assert matched({"reason": ["server"]})[0] == ["delta"]
     assert matched({"funnel": ["initiated"]})[0] == [
-        "ALPHA", "bravo", "CHARLIE", "<img src=x onerror=alert(1)>"]
+        "ALPHA",
+        "bravo",
+        "CHARLIE",
+        "<img src=x onerror=alert(1)>",
+    ]
     assert matched({"funnel": ["enrolled"]})[0] == ["ALPHA"]
     assert matched({"os_group": ["Server"]})[0] == ["delta"]
     assert matched({"workload": ["client_apps"], "authority": ["configmgr"]})[0] == ["ALPHA"]
     assert matched({"attention": ["any"]})[0] == [
-        "bravo", "CHARLIE", "<img src=x onerror=alert(1)>"]
+        "bravo",
+        "CHARLIE",
+        "<img src=x onerror=alert(1)>",
+    ]
     assert matched({"attention": ["pending-sign-in"]})[0] == ["CHARLIE"]
     assert matched({"severity": ["high"]})[0] == ["bravo", "<img src=x onerror=alert(1)>"]
     assert matched({"comanaged": ["0"], "site": ["PS1"]})[0] == [
-        "bravo", "CHARLIE", "delta", "<img src=x onerror=alert(1)>"]
+        "bravo",
+        "CHARLIE",
+        "delta",
+        "<img src=x onerror=alert(1)>",
+    ]
     assert matched({"collection": ["CAS00101"]})[0] == ["ALPHA", "CHARLIE"]
     assert matched({"q": ["AR"]})[0] == ["CHARLIE"]  # case-insensitive substring
     assert matched({"q": ["<img"]})[0] == ["<img src=x onerror=alert(1)>"]  # literal text
@@ -66,9 +92,15 @@ def test_filters_match_the_overview_numbers():
 
 
 def test_bad_parameters_are_rejected_not_used():
-    names, flt = matched({"collection": ["' OR 1=1 --"], "error": ["DROP TABLE"],
-                          "reason": ["nonsense"], "colour": ["red"],
-                          "authority": ["intune"]})
+    names, flt = matched(
+        {
+            "collection": ["' OR 1=1 --"],
+            "error": ["DROP TABLE"],
+            "reason": ["nonsense"],
+            "colour": ["red"],
+            "authority": ["intune"],
+        }
+    )
     assert len(names) == 5  # nothing valid left: every device
     assert flt.values == {}
     assert len(flt.rejected) == 5
@@ -80,7 +112,9 @@ def test_sorting_and_paging():
     everything = np.ones(len(ESTATE.devices), dtype=bool)
     names = ESTATE.devices["Name"].to_numpy()
     assert list(names[page_rows(order, everything, 0, 2)]) == [
-        "<img src=x onerror=alert(1)>", "ALPHA"]
+        "<img src=x onerror=alert(1)>",
+        "ALPHA",
+    ]
     assert list(names[page_rows(backwards, everything, 0, 2)]) == ["delta", "CHARLIE"]
     assert list(names[page_rows(order, everything, 4, 100)]) == ["delta"]
     # most severe first, ties by name ascending

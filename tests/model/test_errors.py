@@ -5,12 +5,15 @@ import pytest
 from dashboard.model.errors import CATALOGUE, describe
 
 
-@pytest.mark.parametrize("code, transient, words", [
-    ("0x800706D9", False, ("dmwappushservice", "automatic", "reboot")),
-    ("0x80180001", True, ("usually transient", "support")),
-    ("0x801C03F2", True, ("entra connect sync", "usercertificate", "sync scope")),
-    ("0x80090016", False, ("tpm", "imaging", "last resort", "bitlocker")),
-])
+@pytest.mark.parametrize(
+    "code, transient, words",
+    [
+        ("0x800706D9", False, ("dmwappushservice", "automatic", "reboot")),
+        ("0x80180001", True, ("usually transient", "support")),
+        ("0x801C03F2", True, ("entra connect sync", "usercertificate", "sync scope")),
+        ("0x80090016", False, ("tpm", "imaging", "last resort", "bitlocker")),
+    ],
+)
 def test_catalogue_entries(code, transient, words):
     info = describe(code)
     assert info.code == code and info.transient is transient

@@ -6,6 +6,7 @@ Kept quick for CI (``FUZZ_EXAMPLES``, 200 by default); ``benchmarks/fuzz.py`` ru
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -19,41 +20,70 @@ from dashboard.settings import STAGES, WORKLOADS
 from tests.factories import classified
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 flag = st.sampled_from(["1", "0", "", "True", "false", "NULL"])
-device = st.fixed_dictionaries({
-    "OperatingSystem": st.sampled_from([
-        "Microsoft Windows NT Workstation 10.0", "Microsoft Windows NT Server 10.0",
-        "Microsoft Windows NT Workstation 6.1", "Microsoft Windows NT Workstation 6.3", "",
-        "Microsoft Windows NT Workstation 10.0 (Tablet Edition)", "Linux"]),
-    "Build": st.one_of(st.sampled_from(["10.0", "", "6.1.7601"]),
-                       st.integers(10240, 27000).map(lambda b: f"10.0.{b}"),
-                       st.integers(10240, 27000).map(str)),
-    "ProductType": st.sampled_from(["1", "2", "3", "", "7"]),
-    **{name: flag for name in (
-        "ClientInstalled", "ClientActive", "HybridAADJoined", "AADJoined", "MDMEnrolled",
-        "ComgmtPolicyPresent", "MDMProvisioned", "EnrollmentScheduled", "PendingLogon",
-        "EnrollmentFailed")},
-    "EnrollmentStatusCode": st.one_of(
-        st.just(""), st.sampled_from(["0x8018002A", "0x80180002", "-2145910774"]),
-        st.integers(0, 2**32 - 1).map(lambda c: f"0x{c:08X}")),
-    "EnrollmentErrorDetail": st.sampled_from(["", "Detail A", "<b>x</b>"]),
-    "MDMWorkloads": st.one_of(st.just(""), st.integers(0, 2**14).map(str)),
-    "LastPolicyRequest": st.sampled_from(["2026-11-22 10:00:00.000", "", "2025-01-01"]),
-    "Name": st.sampled_from(["PC-1", "pc-1", "Pc-1", "PC-2", "LAPTOP", ""]),
-})
+device = st.fixed_dictionaries(
+    {
+        "OperatingSystem": st.sampled_from(
+            [
+                "Microsoft Windows NT Workstation 10.0",
+                "Microsoft Windows NT Server 10.0",
+                "Microsoft Windows NT Workstation 6.1",
+                "Microsoft Windows NT Workstation 6.3",
+                "",
+                "Microsoft Windows NT Workstation 10.0 (Tablet Edition)",
+                "Linux",
+            ]
+        ),
+        "Build": st.one_of(
+            st.sampled_from(["10.0", "", "6.1.7601"]),
+            st.integers(10240, 27000).map(lambda b: f"10.0.{b}"),
+            st.integers(10240, 27000).map(str),
+        ),
+        "ProductType": st.sampled_from(["1", "2", "3", "", "7"]),
+        **{
+            name: flag
+            for name in (
+                "ClientInstalled",
+                "ClientActive",
+                "HybridAADJoined",
+                "AADJoined",
+                "MDMEnrolled",
+                "ComgmtPolicyPresent",
+                "MDMProvisioned",
+                "EnrollmentScheduled",
+                "PendingLogon",
+                "EnrollmentFailed",
+            )
+        },
+        "EnrollmentStatusCode": st.one_of(
+            st.just(""),
+            st.sampled_from(["0x8018002A", "0x80180002", "-2145910774"]),
+            st.integers(0, 2**32 - 1).map(lambda c: f"0x{c:08X}"),
+        ),
+        "EnrollmentErrorDetail": st.sampled_from(["", "Detail A", "<b>x</b>"]),
+        "MDMWorkloads": st.one_of(st.just(""), st.integers(0, 2**14).map(str)),
+        "LastPolicyRequest": st.sampled_from(["2026-11-22 10:00:00.000", "", "2025-01-01"]),
+        "Name": st.sampled_from(["PC-1", "pc-1", "Pc-1", "PC-2", "LAPTOP", ""]),
+    }
+)
 
 
 @st.composite
 def estates(draw):
     devices = draw(st.lists(device, min_size=1, max_size=40))  # the factory needs 1+
     n = len(devices)
-    stages = {key: draw(st.sampled_from(STAGES)) for key in WORKLOADS
-              if draw(st.booleans())}
-    pilots = {key: draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=n, unique=True))
-              if n else [] for key in stages}
+    stages = {key: draw(st.sampled_from(STAGES)) for key in WORKLOADS if draw(st.booleans())}
+    pilots = {
+        key: draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=n, unique=True)) if n else []
+        for key in stages
+    }
     return devices, pilots, stages
 
 
@@ -64,9 +94,13 @@ def check(devices, pilots, stages) -> tuple[dict, object]:
     assert total == len(devices)
 
     # Funnel: each stage within the one before, as device sets, not only as counts.
-    columns = {"eligible": "eligible", "scheduled": "scheduled", "initiated": "initiated",
-               "enrolled": "comanaged"}
-    for before, after in zip(FUNNEL_STAGES, FUNNEL_STAGES[1:], strict=False):
+    columns = {
+        "eligible": "eligible",
+        "scheduled": "scheduled",
+        "initiated": "initiated",
+        "enrolled": "comanaged",
+    }
+    for before, after in itertools.pairwise(FUNNEL_STAGES):
         inner = frame[columns[after]].to_numpy(bool)
         outer = frame[columns[before]].to_numpy(bool)
         assert not (inner & ~outer).any(), (after, before)
@@ -85,8 +119,9 @@ def check(devices, pilots, stages) -> tuple[dict, object]:
     assert summary["without_client"] == total - clients
     assert sum(summary["os_groups"].values()) == clients
     assert sum(summary["os_releases"].values()) == clients
-    failures = summary["enrollment_status"]["failure_hybrid"] + \
-        summary["enrollment_status"]["failure_aad"]
+    failures = (
+        summary["enrollment_status"]["failure_hybrid"] + summary["enrollment_status"]["failure_aad"]
+    )
     assert sum(error["count"] for error in summary["enrollment_errors"]) == failures
     assert all(error["count"] > 0 for error in summary["enrollment_errors"])
     assert comanaged <= targeted <= total
@@ -102,7 +137,7 @@ def check(devices, pilots, stages) -> tuple[dict, object]:
     assert summary["attention"]["duplicate-record"] == int(flagged.sum())
     names = frame["Name"].astype("str").str.lower()
     client = frame["ClientInstalled"].to_numpy(dtype=float) == 1
-    for _name, rows in frame.groupby(names[names.notna() & (names != "")]).groups.items():
+    for rows in frame.groupby(names[names.notna() & (names != "")]).groups.values():
         rows = frame.index.get_indexer(rows)
         keepers = rows[~flagged[rows]]
         assert len(keepers) == 1 and flagged[rows].sum() == len(rows) - 1

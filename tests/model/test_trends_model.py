@@ -22,7 +22,7 @@ from dashboard.model.trends import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from factories import AS_OF, classified  # noqa: E402
+from factories import AS_OF, classified
 
 ENROLLING = {"MDMEnrolled": "0", "EnrollmentScheduled": "0"}
 SCHEDULED = {"MDMEnrolled": "0", "EnrollmentScheduled": "1"}
@@ -32,8 +32,9 @@ FAILED = {"MDMEnrolled": "0", "EnrollmentFailed": "1", "EnrollmentStatusCode": "
 
 def stuck(devices: list[dict], days_in_state: list[int | None], stuck_days: int = 14):
     frame = classified(devices)
-    frame["state_since"] = [pd.NaT if d is None else AS_OF.normalize() - pd.Timedelta(days=d)
-                            for d in days_in_state]
+    frame["state_since"] = [
+        pd.NaT if d is None else AS_OF.normalize() - pd.Timedelta(days=d) for d in days_in_state
+    ]
     out = evaluate(frame, Thresholds(stuck_days=stuck_days), AS_OF)
     return ((out["attention"].to_numpy() & RULE_BITS["stuck"]) != 0).tolist()
 
@@ -47,8 +48,10 @@ def test_exactly_stuck_days_is_not_stuck_one_more_is():
 def test_stuck_counts_whole_days_whatever_the_time_of_day():
     frame = classified([SCHEDULED, SCHEDULED])
     late = AS_OF.normalize() + pd.Timedelta(hours=23, minutes=59)
-    frame["state_since"] = [AS_OF.normalize() - pd.Timedelta(days=14) + pd.Timedelta(hours=22),
-                            AS_OF.normalize() - pd.Timedelta(days=15)]
+    frame["state_since"] = [
+        AS_OF.normalize() - pd.Timedelta(days=14) + pd.Timedelta(hours=22),
+        AS_OF.normalize() - pd.Timedelta(days=15),
+    ]
     out = evaluate(frame, Thresholds(), late)
     assert ((out["attention"].to_numpy() & RULE_BITS["stuck"]) != 0).tolist() == [False, True]
 
@@ -93,8 +96,9 @@ def test_carry_since_folds_in_progress_states():
     assert keys.tolist() == [8, 8, 8, 7, 0]
     previous_keys = state_keys(np.array([10, 9, 0, 7]), (8, 9, 10))
     index = np.array([0, 1, 2, 3, -1])
-    since = carry_since(keys, 20261123, index, previous_keys,
-                        np.array([20261001, 20261102, 20260101, 0]))
+    since = carry_since(
+        keys, 20261123, index, previous_keys, np.array([20261001, 20261102, 20260101, 0])
+    )
     # same in-progress state: carried; was co-managed: today; unknown since: today; new: today
     assert since.tolist() == [20261001, 20261102, 20261123, 20261123, 20261123]
 
@@ -107,9 +111,18 @@ def test_metrics_round_trip_through_the_summary_shape():
     assert metrics["errors/0x80180002"] == 1
     assert all(value for key, value in metrics.items() if key not in ("devices", "comanaged"))
     back = summary_from_metrics(metrics)
-    for key in ("devices", "comanaged", "os_groups", "without_client", "funnel",
-                "enrollment_status",
-                "workloads", "not_comanaged_reasons", "attention", "attention_devices"):
+    for key in (
+        "devices",
+        "comanaged",
+        "os_groups",
+        "without_client",
+        "funnel",
+        "enrollment_status",
+        "workloads",
+        "not_comanaged_reasons",
+        "attention",
+        "attention_devices",
+    ):
         assert back[key] == summary[key], key
     assert back["enrollment_errors"] == {"0x80180002": 1}
     assert back["readiness"] == {row["step"]: row["failed"] for row in summary["readiness"]}
@@ -128,8 +141,12 @@ def test_os_metrics_of_old_snapshots_are_not_read_as_client_counts():
     assert not any(key.startswith("os_groups/") for key in metrics)
     back = summary_from_metrics(metrics)
     assert back["os_groups"] == summary["os_groups"] and back["without_client"] == 1
-    old = {"devices": 3, "comanaged": 2, "os_groups/Windows 10 1709 and later": 2,
-           "os_groups/Windows 10 lower than 1709": 1}
+    old = {
+        "devices": 3,
+        "comanaged": 2,
+        "os_groups/Windows 10 1709 and later": 2,
+        "os_groups/Windows 10 lower than 1709": 1,
+    }
     assert summary_from_metrics(old)["os_groups"] is None
     assert summary_from_metrics(old)["without_client"] is None
     assert summary_from_metrics(old)["devices"] == 3  # the rest reads as before
@@ -142,13 +159,20 @@ def test_os_metrics_of_old_snapshots_are_not_read_as_client_counts():
 
 
 def test_trend_series():
-    frame = pd.DataFrame({
-        "devices": [10, 20], "comanaged": [5, 0],
-        "workloads/compliance_policies/intune": [2, 0],
-        "workloads/compliance_policies/pilot_intune": [1, 0],
-        "enrollment_status/failure_hybrid": [3, 1], "enrollment_status/failure_aad": [1, 0],
-        "funnel/eligible": [8, 9], "attention/stuck": [0, 4], "attention_devices": [6, 7],
-    }, index=pd.Index(["2026-11-16", "2026-11-23"], name="day"))
+    frame = pd.DataFrame(
+        {
+            "devices": [10, 20],
+            "comanaged": [5, 0],
+            "workloads/compliance_policies/intune": [2, 0],
+            "workloads/compliance_policies/pilot_intune": [1, 0],
+            "enrollment_status/failure_hybrid": [3, 1],
+            "enrollment_status/failure_aad": [1, 0],
+            "funnel/eligible": [8, 9],
+            "attention/stuck": [0, 4],
+            "attention_devices": [6, 7],
+        },
+        index=pd.Index(["2026-11-16", "2026-11-23"], name="day"),
+    )
     series = trend_series(frame)
     assert series["comanaged_share"].tolist() == [0.5, 0.0]
     assert series["intune_share_compliance_policies"].iloc[0] == pytest.approx(0.6)

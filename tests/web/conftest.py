@@ -24,7 +24,7 @@ from dashboard.web.browser import BrowserMissing, chromium, serving
 from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from estate_factory import write_estate  # noqa: E402
+from estate_factory import write_estate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,8 +58,13 @@ def sample_config(tmp_path_factory) -> Path:
         return SAMPLE_CONFIG
     from dashboard.data.sample import main_sample
 
-    return main_sample(devices=3000, seed=1, out=tmp_path_factory.mktemp("sample"),
-                       as_of="2026-11-20T12:00:00Z", quiet=True)
+    return main_sample(
+        devices=3000,
+        seed=1,
+        out=tmp_path_factory.mktemp("sample"),
+        as_of="2026-11-20T12:00:00Z",
+        quiet=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -88,20 +93,30 @@ def run_cli_summary(config: Path, collection: str | None = None, site: str | Non
     """``comanage-dashboard summary --format json`` for a config and filter (cached)."""
     key = (str(config), collection, site)
     if key not in _CLI_CACHE:
-        command = [sys.executable, "-m", "dashboard", "summary", "--config", str(config),
-                   "--format", "json"]
+        command = [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "summary",
+            "--config",
+            str(config),
+            "--format",
+            "json",
+        ]
         if collection:
             command += ["--collection", collection]
         if site:
             command += ["--site", site]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                              check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+        )
         assert done.returncode == 0, done.stderr
         _CLI_CACHE[key] = json.loads(done.stdout)
     return _CLI_CACHE[key]
 
 
 # -- live servers and the browser -------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def sample_server(sample_settings, sample_store):

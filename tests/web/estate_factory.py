@@ -31,25 +31,48 @@ _OS = (
     (8, "Microsoft Windows NT Server 10.0", "10.0.17763", "3"),
     (2, "Microsoft Windows NT Workstation 10.0", "10.0", "1"),
 )
-_ERRORS = ("0x8018002A", "0x8018002A", "0x80180002", "0xCAA20003", "0x80070490", "-2145910774",
-           "0x87D1FDE8", "")
+_ERRORS = (
+    "0x8018002A",
+    "0x8018002A",
+    "0x80180002",
+    "0xCAA20003",
+    "0x80070490",
+    "-2145910774",
+    "0x87D1FDE8",
+    "",
+)
 
 
 def _device(rid: int, rng: random.Random) -> dict[str, str]:
     weights = [w for w, *_ in _OS]
     _w, os_name, build, product = rng.choices(_OS, weights=weights)[0]
     row = dict.fromkeys(DEVICE_COLUMNS, "")
-    row.update(ResourceID=str(rid), Name=f"PC{rid:05d}", Domain="CONTOSO",
-               OperatingSystem=os_name, Build=build, ProductType=product,
-               ClientVersion="5.00.9128.1000", LastPolicyRequest="2026-11-18 08:00:00.000",
-               LastActiveTime="2026-11-18 08:00:00.000")
+    row.update(
+        ResourceID=str(rid),
+        Name=f"PC{rid:05d}",
+        Domain="CONTOSO",
+        OperatingSystem=os_name,
+        Build=build,
+        ProductType=product,
+        ClientVersion="5.00.9128.1000",
+        LastPolicyRequest="2026-11-18 08:00:00.000",
+        LastActiveTime="2026-11-18 08:00:00.000",
+    )
     row["ClientInstalled"] = "1" if rng.random() < 0.95 else "0"
     row["ClientActive"] = "1" if rng.random() < 0.9 else "0"
     join = rng.random()
     row["HybridAADJoined"] = "1" if join < 0.82 else "0"
     row["AADJoined"] = "1" if 0.82 <= join < 0.9 else "0"
-    flags = dict.fromkeys(("MDMEnrolled", "ComgmtPolicyPresent", "EnrollmentScheduled",
-                           "PendingLogon", "EnrollmentFailed"), "0")
+    flags = dict.fromkeys(
+        (
+            "MDMEnrolled",
+            "ComgmtPolicyPresent",
+            "EnrollmentScheduled",
+            "PendingLogon",
+            "EnrollmentFailed",
+        ),
+        "0",
+    )
     if rng.random() < 0.85:
         flags["ComgmtPolicyPresent"] = "1"
         state = rng.random()
@@ -115,5 +138,6 @@ def write_estate(folder: Path, devices: int = 600, seed: int = 7) -> Path:
         '\n[workloads.compliance_policies]\nstage = "pilot"\npilot_collection = "CAS00102"\n'
         '\n[workloads.office_click_to_run_apps]\nstage = "intune"\n'
         '\n[collections]\nfilter = ["SMS00001", "CAS00101"]\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return config

@@ -39,19 +39,28 @@ SECRET = "s" * 48
 def callback(output: str, inputs: list, state: list) -> dict:
     """A Dash callback request body (what the browser POSTs)."""
     component, prop = output.split(".")
-    return {"output": output, "outputs": {"id": component, "property": prop},
-            "inputs": inputs, "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
-            "state": state}
+    return {
+        "output": output,
+        "outputs": {"id": component, "property": prop},
+        "inputs": inputs,
+        "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+        "state": state,
+    }
 
 
 def rows_request(request, pairs=()) -> dict:
-    return callback("devices-grid.getRowsResponse",
-                    [{"id": "devices-grid", "property": "getRowsRequest", "value": request}],
-                    [{"id": "devices-query", "property": "data", "value": list(pairs)}])
+    return callback(
+        "devices-grid.getRowsResponse",
+        [{"id": "devices-grid", "property": "getRowsRequest", "value": request}],
+        [{"id": "devices-query", "property": "data", "value": list(pairs)}],
+    )
 
 
-ROUTER = callback("page.children", [{"id": "url", "property": "pathname", "value": "/"}],
-                  [{"id": "url", "property": "search", "value": ""}])
+ROUTER = callback(
+    "page.children",
+    [{"id": "url", "property": "pathname", "value": "/"}],
+    [{"id": "url", "property": "search", "value": ""}],
+)
 
 
 @pytest.fixture
@@ -64,6 +73,7 @@ def codes(count: int) -> list[str]:
 
 
 # -- 1. filter parsing in linear time, and a cap -------------------------------------------------
+
 
 def test_many_filter_values_are_parsed_in_linear_time(monkeypatch):
     monkeypatch.setattr(device_query, "MAX_FILTER_VALUES", 10**6)  # the parsing itself
@@ -90,8 +100,7 @@ def test_the_export_and_the_grid_answer_400_beyond_the_cap(client):
     assert response.status_code == 400
     assert "too many values for filter 'error'" in response.get_data(as_text=True)
     assert time.perf_counter() - started < 1.0
-    body = rows_request({"startRow": 0, "endRow": 100},
-                        [["error", code] for code in codes(20_000)])
+    body = rows_request({"startRow": 0, "endRow": 100}, [["error", code] for code in codes(20_000)])
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 400
     assert "too many values" in response.get_data(as_text=True)
@@ -99,8 +108,17 @@ def test_the_export_and_the_grid_answer_400_beyond_the_cap(client):
 
 # -- 2. the Host header --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8050", "127.0.0.1.evil.example",
-                                  "localhost.evil.example", "10.1.2.3"])
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8050",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "10.1.2.3",
+    ],
+)
 def test_no_auth_answers_loopback_host_names_only(client, host):
     response = client.get("/export/devices.csv", headers={"Host": host})
     assert response.status_code == 400
@@ -108,8 +126,19 @@ def test_no_auth_answers_loopback_host_names_only(client, host):
     assert client.get("/", headers={"Host": host}).status_code == 400
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:8050", "LOCALHOST.", "127.0.0.1",
-                                  "127.0.0.1:8050", "127.1.2.3:80", "[::1]", "[::1]:8050"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "localhost:8050",
+        "LOCALHOST.",
+        "127.0.0.1",
+        "127.0.0.1:8050",
+        "127.1.2.3:80",
+        "[::1]",
+        "[::1]:8050",
+    ],
+)
 def test_loopback_host_names_are_answered(client, host):
     assert client.get("/export/devices.csv", headers={"Host": host}).status_code == 200
 
@@ -119,21 +148,21 @@ def test_allowed_hosts_are_answered_too(factory_settings, factory_store):
     client = create_app(settings, factory_store).server.test_client()
     for host in ("dash.example.com", "DASH.example.com:443", "10.1.2.3:8050"):
         assert client.get("/export/devices.csv", headers={"Host": host}).status_code == 200
-    assert client.get("/export/devices.csv", headers={"Host": "evil.example"}
-                      ).status_code == 400
+    assert client.get("/export/devices.csv", headers={"Host": "evil.example"}).status_code == 400
     assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 200
 
 
-def test_with_sign_in_a_configured_allowed_hosts_is_enforced(factory_settings, factory_store,
-                                                              tmp_path):
+def test_with_sign_in_a_configured_allowed_hosts_is_enforced(
+    factory_settings, factory_store, tmp_path
+):
     users = tmp_path / "users.json"
     auth.UserFile(users).add("alice", PASSWORD)
-    settings = factory_settings.with_values(auth="users", users_file=str(users),
-                                            secret_key=SECRET)
+    settings = factory_settings.with_values(auth="users", users_file=str(users), secret_key=SECRET)
     open_app = create_app(settings, factory_store).server.test_client()
     assert open_app.get("/login", headers={"Host": "dash.example.com"}).status_code == 200
-    pinned = create_app(settings.with_values(allowed_hosts="dash.example.com"),
-                        factory_store).server.test_client()
+    pinned = create_app(
+        settings.with_values(allowed_hosts="dash.example.com"), factory_store
+    ).server.test_client()
     assert pinned.get("/login", headers={"Host": "dash.example.com"}).status_code == 200
     assert pinned.get("/login", headers={"Host": "evil.example"}).status_code == 400
     assert pinned.get("/login", headers={"Host": "localhost:8050"}).status_code == 200
@@ -141,23 +170,35 @@ def test_with_sign_in_a_configured_allowed_hosts_is_enforced(factory_settings, f
 
 # -- 3. anonymous access beyond loopback, in the app itself -------------------------------------
 
+
 @pytest.mark.parametrize("peer", ["192.0.2.10", "10.0.0.5", "::ffff:192.0.2.10", "2001:db8::1"])
 def test_no_auth_refuses_other_computers_in_the_app(client, peer):
-    response = client.get("/export/devices.csv", environ_base={"REMOTE_ADDR": peer},
-                          headers={"X-Forwarded-For": "127.0.0.1"})
+    response = client.get(
+        "/export/devices.csv",
+        environ_base={"REMOTE_ADDR": peer},
+        headers={"X-Forwarded-For": "127.0.0.1"},
+    )
     assert response.status_code == 403
     assert "allow_anonymous" in response.get_data(as_text=True)
-    assert client.post("/_dash-update-component", json=ROUTER,
-                       environ_base={"REMOTE_ADDR": peer}).status_code == 403
-    assert client.get("/export/devices.csv", environ_base={"REMOTE_ADDR": "127.0.0.1"}
-                      ).status_code == 200
+    assert (
+        client.post(
+            "/_dash-update-component", json=ROUTER, environ_base={"REMOTE_ADDR": peer}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get("/export/devices.csv", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code
+        == 200
+    )
 
 
 def test_allow_anonymous_opens_the_app_to_other_computers(factory_settings, factory_store):
     settings = factory_settings.with_values(allow_anonymous=True)
     client = create_app(settings, factory_store).server.test_client()
-    assert client.get("/export/devices.csv", environ_base={"REMOTE_ADDR": "192.0.2.10"}
-                      ).status_code == 200
+    assert (
+        client.get("/export/devices.csv", environ_base={"REMOTE_ADDR": "192.0.2.10"}).status_code
+        == 200
+    )
 
 
 def test_the_wsgi_entry_point_runs_the_start_checks(factory_config, tmp_path, monkeypatch):
@@ -175,6 +216,7 @@ def test_the_wsgi_entry_point_runs_the_start_checks(factory_config, tmp_path, mo
 
 # -- 4 and 5. sign-in throttling -----------------------------------------------------------------
 
+
 @pytest.fixture
 def users_file(tmp_path) -> Path:
     path = tmp_path / "users.json"
@@ -183,8 +225,9 @@ def users_file(tmp_path) -> Path:
 
 
 def users_client(factory_settings, factory_store, users_file, **values):
-    settings = factory_settings.with_values(auth="users", users_file=str(users_file),
-                                            secret_key=SECRET, **values)
+    settings = factory_settings.with_values(
+        auth="users", users_file=str(users_file), secret_key=SECRET, **values
+    )
     app = create_app(settings, factory_store)
     return app, app.server.test_client()
 
@@ -194,12 +237,12 @@ def sign_in(client, password=PASSWORD, name="alice", **request):
 
     page = client.get("/login", **request).get_data(as_text=True)
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    return client.post("/login", data={"csrf": token, "username": name, "password": password},
-                       **request)
+    return client.post(
+        "/login", data={"csrf": token, "username": name, "password": password}, **request
+    )
 
 
-def test_failures_elsewhere_do_not_lock_the_user_out(factory_settings, factory_store,
-                                                     users_file):
+def test_failures_elsewhere_do_not_lock_the_user_out(factory_settings, factory_store, users_file):
     app, attacker = users_client(factory_settings, factory_store, users_file)
     there = {"environ_base": {"REMOTE_ADDR": "192.0.2.66"}}
     for _ in range(6):
@@ -210,8 +253,9 @@ def test_failures_elsewhere_do_not_lock_the_user_out(factory_settings, factory_s
     app.auth.state.close()
 
 
-def test_failures_from_one_address_grow_the_delay(factory_settings, factory_store, users_file,
-                                                  monkeypatch):
+def test_failures_from_one_address_grow_the_delay(
+    factory_settings, factory_store, users_file, monkeypatch
+):
     app, client = users_client(factory_settings, factory_store, users_file)
     clock = [1_000_000.0]
     monkeypatch.setattr(auth.time, "time", lambda: clock[0])
@@ -239,10 +283,12 @@ def test_growing_delays():
     assert throttle.wait([100] * 20, now=401) == 0
 
 
-def test_behind_a_trusted_proxy_each_client_has_its_own_throttle(factory_settings,
-                                                                  factory_store, users_file):
-    app, client = users_client(factory_settings, factory_store, users_file,
-                               trusted_proxies="127.0.0.1")
+def test_behind_a_trusted_proxy_each_client_has_its_own_throttle(
+    factory_settings, factory_store, users_file
+):
+    app, client = users_client(
+        factory_settings, factory_store, users_file, trusted_proxies="127.0.0.1"
+    )
     attacker = {"headers": {"X-Forwarded-For": "203.0.113.9"}}
     for _ in range(8):
         sign_in(client, "wrong password", **attacker)
@@ -254,18 +300,17 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_throttle(factory_setting
     app.auth.state.close()
 
 
-def test_forwarded_for_is_ignored_from_untrusted_peers(factory_settings, factory_store,
-                                                       users_file):
+def test_forwarded_for_is_ignored_from_untrusted_peers(factory_settings, factory_store, users_file):
     app, client = users_client(factory_settings, factory_store, users_file)
     for index in range(8):  # a fresh forged address each time changes nothing
-        sign_in(client, "wrong password",
-                headers={"X-Forwarded-For": f"198.51.100.{index}"})
+        sign_in(client, "wrong password", headers={"X-Forwarded-For": f"198.51.100.{index}"})
     assert sign_in(client, headers={"X-Forwarded-For": "198.51.100.200"}).status_code == 429
     app.auth.state.close()
 
 
-def test_concurrent_attempts_are_counted_before_hashing(factory_settings, factory_store,
-                                                        users_file, monkeypatch):
+def test_concurrent_attempts_are_counted_before_hashing(
+    factory_settings, factory_store, users_file, monkeypatch
+):
     app, _client = users_client(factory_settings, factory_store, users_file)
     hashed = []
     verify = auth.UserFile.verify
@@ -287,11 +332,15 @@ def test_concurrent_attempts_are_counted_before_hashing(factory_settings, factor
 
     def attempt(one, token):
         start.wait()
-        statuses.append(one.post("/login", data={"csrf": token, "username": "alice",
-                                                 "password": "wrong password"}).status_code)
+        statuses.append(
+            one.post(
+                "/login", data={"csrf": token, "username": "alice", "password": "wrong password"}
+            ).status_code
+        )
 
-    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens,
-                                                                            strict=True)]
+    threads = [
+        threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -302,6 +351,7 @@ def test_concurrent_attempts_are_counted_before_hashing(factory_settings, factor
 
 
 # -- 6. file modes -------------------------------------------------------------------------------
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -338,8 +388,11 @@ def test_a_readable_config_holding_a_secret_is_warned_about(factory_config, tmp_
     from dashboard.settings import load_settings
 
     config = tmp_path / "comanage.toml"
-    config.write_text(factory_config.read_text().replace(
-        "[[sources]]", f'secret_key = "{SECRET}"\n\n[[sources]]', 1))
+    config.write_text(
+        factory_config.read_text().replace(
+            "[[sources]]", f'secret_key = "{SECRET}"\n\n[[sources]]', 1
+        )
+    )
     sources = factory_config.parent
     config.write_text(config.read_text().replace('csv = "', f'csv = "{sources}/'))
     config.chmod(0o644)
@@ -356,7 +409,7 @@ HOSTILE = ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "\n=1", "＝1+1", "�
 
 
 def hostile_devices(devices):
-    devices = devices.iloc[:len(HOSTILE)].copy()
+    devices = devices.iloc[: len(HOSTILE)].copy()
     for column in ("site", "Name", "Domain"):
         devices[column] = devices[column].astype(object)
     devices["site"] = HOSTILE
@@ -388,6 +441,7 @@ def test_the_csv_download_has_no_formula_cell(factory_store):
 
 # -- 8. --debug never serves the Werkzeug console -------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -405,9 +459,22 @@ def get(url: str) -> tuple[int, str]:
 def test_debug_mode_does_not_serve_the_console(factory_config):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "serve", "--debug", "--config",
-         str(factory_config), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "serve",
+            "--debug",
+            "--config",
+            str(factory_config),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -421,8 +488,9 @@ def test_debug_mode_does_not_serve_the_console(factory_config):
         _status, body = get(f"http://127.0.0.1:{port}/console")  # Dash's page, if anything
         assert "Werkzeug" not in body and "Interactive Console" not in body
         assert "__debugger__" not in body and "EVALEX" not in body
-        _status, body = get(f"http://127.0.0.1:{port}/console?__debugger__=yes&cmd=resource"
-                            "&f=debugger.js")
+        _status, body = get(
+            f"http://127.0.0.1:{port}/console?__debugger__=yes&cmd=resource&f=debugger.js"
+        )
         assert "EVALEX" not in body and "CONSOLE_MODE" not in body
     finally:
         process.terminate()
@@ -431,16 +499,19 @@ def test_debug_mode_does_not_serve_the_console(factory_config):
 
 # -- 9. request bodies are capped ----------------------------------------------------------------
 
+
 def test_large_bodies_get_413(client):
     big = b"[" + b"0," * (gate.MAX_BODY_BYTES // 2) + b"0]"
-    response = client.post("/_dash-update-component", data=big,
-                           content_type="application/json")
+    response = client.post("/_dash-update-component", data=big, content_type="application/json")
     assert response.status_code == 413
     assert "too large" in response.get_data(as_text=True)
     # no Content-Length (a chunked body, already decoded by the server): capped while read
-    chunked = client.post("/_dash-update-component", input_stream=io.BytesIO(big),
-                          content_type="application/json",
-                          environ_overrides={"wsgi.input_terminated": True})
+    chunked = client.post(
+        "/_dash-update-component",
+        input_stream=io.BytesIO(big),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert chunked.status_code == 413
 
 
@@ -463,18 +534,19 @@ def test_serve_caps_bodies_in_waitress_too(factory_settings, monkeypatch):
         return Fake()
 
     monkeypatch.setattr(waitress.server, "create_server", create_server)
-    server.serve(factory_settings.with_values(history_url="off"), quiet=True,
-                 out=io.StringIO())
+    server.serve(factory_settings.with_values(history_url="off"), quiet=True, out=io.StringIO())
     assert 0 < seen["max_request_body_size"] <= gate.MAX_BODY_BYTES
 
 
 # -- 10. "Refresh now" at most once a minute, across workers -----------------------------------
 
+
 def shared_stores(factory_settings, factory_store, tmp_path):
-    settings = factory_settings.with_values(cache_dir=str(tmp_path / "cache"),
-                                            history_url="off")
-    return [EstateStore(settings, loader=lambda s: factory_store.estate, use_cache=True)
-            for _ in range(2)]
+    settings = factory_settings.with_values(cache_dir=str(tmp_path / "cache"), history_url="off")
+    return [
+        EstateStore(settings, loader=lambda s: factory_store.estate, use_cache=True)
+        for _ in range(2)
+    ]
 
 
 def test_refresh_now_is_throttled_across_workers(factory_settings, factory_store, tmp_path):
@@ -493,8 +565,10 @@ def test_refresh_now_is_throttled_across_workers(factory_settings, factory_store
 
 def test_forty_clicks_make_one_refresh(factory_settings, factory_store, tmp_path):
     loads = []
-    store = EstateStore(factory_settings.with_values(history_url="off"),
-                        loader=lambda s: loads.append(1) or factory_store.estate)
+    store = EstateStore(
+        factory_settings.with_values(history_url="off"),
+        loader=lambda s: loads.append(1) or factory_store.estate,
+    )
     store.refresh()
     store.start()
     try:
@@ -503,20 +577,24 @@ def test_forty_clicks_make_one_refresh(factory_settings, factory_store, tmp_path
     finally:
         store.stop()
     assert len(loads) == 2  # the first load and one refresh
-    note, disabled, title, pending, _interval = results[-1]
+    note, disabled, title, _pending, _interval = results[-1]
     assert "Refreshed recently: the next manual refresh is possible at" in note
     assert disabled and title.startswith("Next manual refresh possible at")
 
 
 # -- also mended -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("request_value, reason", [
-    ({"startRow": "abc", "endRow": 100}, "startRow must be a whole number"),
-    ({"startRow": 0, "endRow": [1]}, "endRow must be a whole number"),
-    ({"startRow": 0, "endRow": 100, "sortModel": "severity"}, "sortModel must be a list"),
-    ({"startRow": 0, "sortModel": [{"colId": ["x"], "sort": "asc"}]}, "colId and sort"),
-    ("everything", "getRowsRequest must be an object"),
-])
+
+@pytest.mark.parametrize(
+    "request_value, reason",
+    [
+        ({"startRow": "abc", "endRow": 100}, "startRow must be a whole number"),
+        ({"startRow": 0, "endRow": [1]}, "endRow must be a whole number"),
+        ({"startRow": 0, "endRow": 100, "sortModel": "severity"}, "sortModel must be a list"),
+        ({"startRow": 0, "sortModel": [{"colId": ["x"], "sort": "asc"}]}, "colId and sort"),
+        ("everything", "getRowsRequest must be an object"),
+    ],
+)
 def test_malformed_grid_requests_get_400(client, request_value, reason):
     response = client.post("/_dash-update-component", json=rows_request(request_value))
     assert response.status_code == 400
@@ -531,16 +609,19 @@ def test_a_malformed_device_query_gets_400(client):
 
 def test_deep_json_gets_400(client):
     for body in ("[" * 100_000 + "]" * 100_000, "[" * 50 + "]" * 50, "{not json"):
-        response = client.post("/_dash-update-component", data=body,
-                               content_type="application/json")
+        response = client.post(
+            "/_dash-update-component", data=body, content_type="application/json"
+        )
         assert response.status_code == 400, body[:10]
         assert "Malformed request" in response.get_data(as_text=True)
 
 
 def test_a_week_beyond_the_calendar_is_a_reason_not_a_crash(client):
-    body = callback("page.children",
-                    [{"id": "url", "property": "pathname", "value": "/report"}],
-                    [{"id": "url", "property": "search", "value": "?week=9999-W52"}])
+    body = callback(
+        "page.children",
+        [{"id": "url", "property": "pathname", "value": "/report"}],
+        [{"id": "url", "property": "search", "value": "?week=9999-W52"}],
+    )
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200
     assert "9999-W52 is not a week of 9999" in response.get_data(as_text=True)
@@ -555,8 +636,9 @@ def test_head_login_is_not_a_sign_in(factory_settings, factory_store, users_file
     app, client = users_client(factory_settings, factory_store, users_file)
     cross = {"Sec-Fetch-Site": "cross-site"}
     for _ in range(10):
-        response = client.head("/login", headers=cross,
-                               data={"username": "alice", "password": "wrong password"})
+        response = client.head(
+            "/login", headers=cross, data={"username": "alice", "password": "wrong password"}
+        )
         assert response.status_code == 200
     assert sign_in(client).status_code == 302  # nothing was counted against alice
     app.auth.state.close()
@@ -564,14 +646,17 @@ def test_head_login_is_not_a_sign_in(factory_settings, factory_store, users_file
 
 @pytest.fixture
 def proxy_client(factory_settings, factory_store):
-    settings = factory_settings.with_values(auth="proxy", proxy_user_header="X-Remote-User",
-                                            trusted_proxies="127.0.0.1")
+    settings = factory_settings.with_values(
+        auth="proxy", proxy_user_header="X-Remote-User", trusted_proxies="127.0.0.1"
+    )
     return create_app(settings, factory_store).server.test_client()
 
 
 def test_proxy_refuses_a_repeated_or_joined_user_header(proxy_client):
-    for headers in ([("X-Remote-User", "alice"), ("X-Remote-User", "admin")],
-                    [("X-Remote-User", "alice, admin")]):
+    for headers in (
+        [("X-Remote-User", "alice"), ("X-Remote-User", "admin")],
+        [("X-Remote-User", "alice, admin")],
+    ):
         response = proxy_client.get("/_dash-layout", headers=headers)
         assert response.status_code == 400, headers
         assert "more than one user" in response.get_data(as_text=True)
@@ -602,7 +687,8 @@ def test_strict_transport_security_with_secure_cookies(factory_settings, factory
 
 
 def test_passwords_are_hashed_at_scrypt_n_2_17_and_old_hashes_upgraded(
-        factory_settings, factory_store, users_file):
+    factory_settings, factory_store, users_file
+):
     from werkzeug.security import generate_password_hash
 
     accounts = auth.UserFile(users_file)
@@ -626,7 +712,7 @@ def test_the_neutraliser_reads_first_characters_exactly():
     import pyarrow as pa
 
     values = [*HOSTILE, "ok", "", "é=", "ｘ=", "a=b", " =1", None]
-    expected = ["'" + value for value in HOSTILE] + values[len(HOSTILE):]
+    expected = ["'" + value for value in HOSTILE] + values[len(HOSTILE) :]
     for kind in (pa.string(), pa.large_string()):
         table = pa.table({"text": pa.array(values, kind), "n": range(len(values))})
         assert device_query.neutralise(table).column("text").to_pylist() == expected

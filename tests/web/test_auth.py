@@ -25,13 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 SECRET = "s" * 48
 DASH_ROUTES = ("/_dash-layout", "/_dash-dependencies")
-CALLBACK = {"output": "page.children", "outputs": {"id": "page", "property": "children"},
-            "inputs": [{"id": "url", "property": "pathname", "value": "/"}],
-            "changedPropIds": ["url.pathname"],
-            "state": [{"id": "url", "property": "search", "value": ""}]}
+CALLBACK = {
+    "output": "page.children",
+    "outputs": {"id": "page", "property": "children"},
+    "inputs": [{"id": "url", "property": "pathname", "value": "/"}],
+    "changedPropIds": ["url.pathname"],
+    "state": [{"id": "url", "property": "search", "value": ""}],
+}
 
 
 # -- fixtures ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def users_file(tmp_path) -> Path:
@@ -42,8 +46,7 @@ def users_file(tmp_path) -> Path:
 
 @pytest.fixture
 def users_settings(factory_settings, users_file):
-    return factory_settings.with_values(auth="users", users_file=str(users_file),
-                                        secret_key=SECRET)
+    return factory_settings.with_values(auth="users", users_file=str(users_file), secret_key=SECRET)
 
 
 @pytest.fixture
@@ -69,6 +72,7 @@ def sign_in(client, name="alice", password=PASSWORD, next_path=None):
 
 
 # -- the accounts file ---------------------------------------------------------------------------
+
 
 def test_users_file_holds_salted_hashes_readable_by_owner_only(tmp_path):
     path = tmp_path / "sub" / "users.json"
@@ -126,8 +130,7 @@ def test_a_broken_users_file_is_a_clear_error(tmp_path):
 
 
 def test_users_file_defaults_beside_the_config(factory_settings, tmp_path):
-    assert auth.users_path(factory_settings) == factory_settings.config_path.parent / \
-        "users.json"
+    assert auth.users_path(factory_settings) == factory_settings.config_path.parent / "users.json"
     relative = factory_settings.with_values(users_file="secrets/u.json")
     assert auth.users_path(relative) == factory_settings.config_path.parent / "secrets/u.json"
     absolute = factory_settings.with_values(users_file=str(tmp_path / "u.json"))
@@ -136,21 +139,35 @@ def test_users_file_defaults_beside_the_config(factory_settings, tmp_path):
 
 # -- the `user` command ------------------------------------------------------------------------
 
+
 def run_cli(args, stdin="", env=None):
-    return subprocess.run([sys.executable, "-m", "dashboard", *args], input=stdin,
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_user_command_add_list_remove(factory_config, tmp_path):
     env = {"COMANAGE_USERS_FILE": str(tmp_path / "users.json")}
-    done = run_cli(["user", "add", "alice", "--password-stdin", "--config",
-                    str(factory_config)], stdin=PASSWORD + "\n", env=env)
+    done = run_cli(
+        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        stdin=PASSWORD + "\n",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert "added alice" in done.stderr
-    again = run_cli(["user", "add", "alice", "--password-stdin", "--config",
-                     str(factory_config)], stdin=PASSWORD + "\n", env=env)
+    again = run_cli(
+        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        stdin=PASSWORD + "\n",
+        env=env,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
     listed = run_cli(["user", "list", "--config", str(factory_config)], env=env)
     assert listed.returncode == 0 and listed.stdout.startswith("alice\t")
@@ -162,8 +179,7 @@ def test_user_command_add_list_remove(factory_config, tmp_path):
 def test_user_add_without_a_terminal_needs_password_stdin(factory_settings, tmp_path):
     settings = factory_settings.with_values(users_file=str(tmp_path / "u.json"))
     with pytest.raises(auth.AuthError, match="--password-stdin"):
-        auth.user_command(settings, "add", "alice", stdin=io.StringIO(""),
-                          stderr=io.StringIO())
+        auth.user_command(settings, "add", "alice", stdin=io.StringIO(""), stderr=io.StringIO())
 
 
 def test_user_add_prompts_twice_on_a_terminal(factory_settings, tmp_path, monkeypatch):
@@ -174,14 +190,14 @@ def test_user_add_prompts_twice_on_a_terminal(factory_settings, tmp_path, monkey
     answers = iter([PASSWORD, PASSWORD])
     monkeypatch.setattr(auth.getpass, "getpass", lambda prompt, stream=None: next(answers))
     settings = factory_settings.with_values(users_file=str(tmp_path / "u.json"))
-    assert auth.user_command(settings, "add", "bob", stdin=Terminal(),
-                             stderr=io.StringIO()) == 0
+    assert auth.user_command(settings, "add", "bob", stdin=Terminal(), stderr=io.StringIO()) == 0
     answers = iter([PASSWORD, PASSWORD + "x"])
     with pytest.raises(auth.AuthError, match="differ"):
         auth.user_command(settings, "add", "carol", stdin=Terminal(), stderr=io.StringIO())
 
 
 # -- serve refuses an anonymous dashboard beyond loopback --------------------------------------
+
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
 def test_loopback_needs_no_authentication(factory_settings, host):
@@ -202,14 +218,24 @@ def test_allow_anonymous_only_warns(factory_settings):
 
 
 def test_debug_server_is_loopback_only(factory_config, capsys):
-    code = cli.main(["serve", "--config", str(factory_config), "--host", "0.0.0.0",
-                     "--allow-anonymous", "--debug"])
+    code = cli.main(
+        [
+            "serve",
+            "--config",
+            str(factory_config),
+            "--host",
+            "0.0.0.0",
+            "--allow-anonymous",
+            "--debug",
+        ]
+    )
     assert code == 2 and "loopback" in capsys.readouterr().err
 
 
 def test_users_mode_needs_an_account(factory_settings, tmp_path):
-    settings = factory_settings.with_values(auth="users", host="0.0.0.0",
-                                            users_file=str(tmp_path / "none.json"))
+    settings = factory_settings.with_values(
+        auth="users", host="0.0.0.0", users_file=str(tmp_path / "none.json")
+    )
     with pytest.raises(auth.AuthError, match="user add"):
         auth.preflight(settings)
 
@@ -232,12 +258,16 @@ def test_secret_key_rules(factory_settings):
 
 
 def test_secret_key_and_flags_come_from_the_environment(factory_config):
-    settings = load_settings(factory_config, {"COMANAGE_SECRET_KEY": SECRET,
-                                              "COMANAGE_AUTH": "users",
-                                              "COMANAGE_SECURE_COOKIES": "true",
-                                              "COMANAGE_TRUSTED_PROXIES": "10.0.0.1, ::1"})
-    assert (settings.secret_key, settings.auth, settings.secure_cookies) == (SECRET, "users",
-                                                                             True)
+    settings = load_settings(
+        factory_config,
+        {
+            "COMANAGE_SECRET_KEY": SECRET,
+            "COMANAGE_AUTH": "users",
+            "COMANAGE_SECURE_COOKIES": "true",
+            "COMANAGE_TRUSTED_PROXIES": "10.0.0.1, ::1",
+        },
+    )
+    assert (settings.secret_key, settings.auth, settings.secure_cookies) == (SECRET, "users", True)
     assert settings.trusted_proxies == ("10.0.0.1", "::1")
     with pytest.raises(SettingsError, match="secure_cookies must be boolean"):
         load_settings(factory_config, {"COMANAGE_SECURE_COOKIES": "maybe"})
@@ -249,23 +279,28 @@ def test_unknown_mode_and_incomplete_proxy_setup_are_refused(factory_settings):
     with pytest.raises(auth.AuthError, match="proxy_user_header"):
         auth.check_settings(factory_settings.with_values(auth="proxy"))
     with pytest.raises(auth.AuthError, match="trusted_proxies"):
-        auth.check_settings(factory_settings.with_values(auth="proxy",
-                                                         proxy_user_header="X-Remote-User"))
+        auth.check_settings(
+            factory_settings.with_values(auth="proxy", proxy_user_header="X-Remote-User")
+        )
     with pytest.raises(auth.AuthError, match="not an IP address"):
-        auth.check_settings(factory_settings.with_values(
-            auth="proxy", proxy_user_header="X-Remote-User", trusted_proxies="proxy.local"))
+        auth.check_settings(
+            factory_settings.with_values(
+                auth="proxy", proxy_user_header="X-Remote-User", trusted_proxies="proxy.local"
+            )
+        )
 
 
-def test_missing_secret_is_a_start_error_for_shared_deployments(factory_settings,
-                                                                 factory_store, users_file):
-    settings = factory_settings.with_values(auth="users", users_file=str(users_file),
-                                            shared_deployment=True)
+def test_missing_secret_is_a_start_error_for_shared_deployments(
+    factory_settings, factory_store, users_file
+):
+    settings = factory_settings.with_values(
+        auth="users", users_file=str(users_file), shared_deployment=True
+    )
     with pytest.raises(auth.AuthError, match="secret_key"):
         create_app(settings, factory_store)
 
 
-def test_random_secret_is_logged_as_a_warning(factory_settings, factory_store, users_file,
-                                              caplog):
+def test_random_secret_is_logged_as_a_warning(factory_settings, factory_store, users_file, caplog):
     settings = factory_settings.with_values(auth="users", users_file=str(users_file))
     with caplog.at_level(logging.WARNING):
         app = create_app(settings, factory_store)
@@ -275,8 +310,10 @@ def test_random_secret_is_logged_as_a_warning(factory_settings, factory_store, u
 
 # -- the guard ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/", "/devices?site=PS1", "/device/16777005?site=PS1",
-                                  "/nowhere"])
+
+@pytest.mark.parametrize(
+    "path", ["/", "/devices?site=PS1", "/device/16777005?site=PS1", "/nowhere"]
+)
 def test_pages_redirect_to_sign_in(client, path):
     response = client.get(path, headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate"})
     assert response.status_code == 302
@@ -287,9 +324,16 @@ def test_pages_redirect_to_sign_in(client, path):
     assert parse_qs(urlsplit(location).query)["next"] == [path]
 
 
-@pytest.mark.parametrize("path", [*DASH_ROUTES, "/export/devices.csv",
-                                  "/assets/02-dashboard.css", "/_reload-hash",
-                                  "/_dash-component-suites/dash/dcc/dash_core_components.js"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        *DASH_ROUTES,
+        "/export/devices.csv",
+        "/assets/02-dashboard.css",
+        "/_reload-hash",
+        "/_dash-component-suites/dash/dcc/dash_core_components.js",
+    ],
+)
 def test_data_and_static_routes_answer_401(client, path):
     response = client.get(path)
     assert response.status_code == 401
@@ -347,8 +391,11 @@ def test_secure_cookie_when_configured(users_settings, factory_store):
     app = create_app(users_settings.with_values(secure_cookies=True), factory_store)
     client = app.server.test_client()
     token = csrf_of(client.get("/login", base_url="https://localhost"))
-    response = client.post("/login", base_url="https://localhost",
-                           data={"csrf": token, "username": "alice", "password": PASSWORD})
+    response = client.post(
+        "/login",
+        base_url="https://localhost",
+        data={"csrf": token, "username": "alice", "password": PASSWORD},
+    )
     assert "; Secure" in response.headers["Set-Cookie"]
 
 
@@ -368,8 +415,9 @@ def test_wrong_password_gets_one_generic_message(client, caplog):
 
 def test_sign_in_needs_the_form_token(client):
     client.get("/login")
-    response = client.post("/login", data={"csrf": "forged", "username": "alice",
-                                           "password": PASSWORD})
+    response = client.post(
+        "/login", data={"csrf": "forged", "username": "alice", "password": PASSWORD}
+    )
     assert response.status_code == 400
     assert client.get("/_dash-layout").status_code == 401
     other = client.application.test_client()  # a cross-site page has no session at all
@@ -389,8 +437,7 @@ def test_failed_attempts_are_limited_per_user(client, monkeypatch):
         assert sign_in(client, password="wrong password").status_code == 401
     blocked = sign_in(client)  # even the right password waits now
     assert blocked.status_code == 429
-    assert "Too many failed sign-ins. Try again in 5 seconds." in blocked.get_data(
-        as_text=True)
+    assert "Too many failed sign-ins. Try again in 5 seconds." in blocked.get_data(as_text=True)
     assert client.get("/_dash-layout").status_code == 401
 
 
@@ -403,12 +450,23 @@ def test_failure_limiter_window():
     assert limiter.blocked_for("user:b", 3, now=101) == 0
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("/devices?site=PS1", "/devices?site=PS1"), ("/", "/"), (None, "/"), ("", "/"),
-    ("//evil.example/x", "/"), ("https://evil.example/", "/"), ("/\\evil.example", "/"),
-    ("javascript:alert(1)", "/"), ("/ok\r\nSet-Cookie: x=1", "/"), ("devices", "/"),
-    ("/login", "/"), ("/logout", "/"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("/devices?site=PS1", "/devices?site=PS1"),
+        ("/", "/"),
+        (None, "/"),
+        ("", "/"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/ok\r\nSet-Cookie: x=1", "/"),
+        ("devices", "/"),
+        ("/login", "/"),
+        ("/logout", "/"),
+    ],
+)
 def test_next_must_be_a_local_path(value, expected):
     assert auth.safe_next(value) == expected
 
@@ -453,8 +511,7 @@ def two_workers(users_settings, factory_store):
     """Two apps on one config, users file and secret key: two worker processes of one
     deployment (each app has its own memory; only the state file beside users.json joins
     them)."""
-    workers = (create_app(users_settings, factory_store),
-               create_app(users_settings, factory_store))
+    workers = (create_app(users_settings, factory_store), create_app(users_settings, factory_store))
     assert workers[0].auth.state is not workers[1].auth.state
     yield workers
     for app in workers:
@@ -477,8 +534,11 @@ def stored_rows(path: Path, table: str) -> list[tuple]:
 
 
 def sign_in_state_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and "sign-in state" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "sign-in state" in r.getMessage()
+    ]
 
 
 def test_the_state_file_sits_beside_the_users_file(users_settings, users_file):
@@ -519,8 +579,7 @@ def test_failed_sign_ins_on_every_worker_add_up(two_workers, sixth, monkeypatch)
         assert sign_in(clients[attempt % 2], password="wrong password").status_code == 401
     blocked = sign_in(clients[sixth])  # even the right password waits now, on either worker
     assert blocked.status_code == 429
-    assert "Too many failed sign-ins. Try again in 5 seconds." in blocked.get_data(
-        as_text=True)
+    assert "Too many failed sign-ins. Try again in 5 seconds." in blocked.get_data(as_text=True)
     assert clients[sixth].get("/_dash-layout").status_code == 401
     # another name from the same address is only counted, not blocked
     assert sign_in(clients[1 - sixth], name="bob", password="wrong").status_code == 401
@@ -606,8 +665,9 @@ def test_expired_and_surplus_rows_are_pruned(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("obstacle", ["a folder", "not a database"])
-def test_an_unusable_state_file_falls_back_to_memory(users_settings, factory_store, caplog,
-                                                     monkeypatch, obstacle):
+def test_an_unusable_state_file_falls_back_to_memory(
+    users_settings, factory_store, caplog, monkeypatch, obstacle
+):
     path = auth.state_path(users_settings)
     if obstacle == "a folder":
         path.mkdir()  # like a read-only folder: the file cannot be created
@@ -684,9 +744,16 @@ def test_separate_processes_share_the_state(tmp_path):
     auth.Revoked(state).add("sid-1", auth.time.time() + 3600)
     limiter = auth.FailureLimiter(state=state)
     limiter.fail("addr:192.0.2.7")
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), SECRET, "6"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 cwd=ROOT) for _ in range(3)]  # at once: they wait for locks
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), SECRET, "6"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]  # at once: they wait for locks
     for child in children:
         out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
@@ -702,32 +769,54 @@ def test_separate_processes_share_the_state(tmp_path):
 
 # -- proxy mode ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def proxy_app(factory_settings, factory_store):
-    settings = factory_settings.with_values(auth="proxy", proxy_user_header="X-Remote-User",
-                                            trusted_proxies="10.0.0.5, 192.168.10.0/24")
+    settings = factory_settings.with_values(
+        auth="proxy", proxy_user_header="X-Remote-User", trusted_proxies="10.0.0.5, 192.168.10.0/24"
+    )
     return create_app(settings, factory_store)
 
 
 def test_proxy_header_is_believed_from_trusted_proxies_only(proxy_app):
     client = proxy_app.server.test_client()
     trusted = {"REMOTE_ADDR": "10.0.0.5"}
-    assert client.get("/_dash-layout", environ_base=trusted,
-                      headers={"X-Remote-User": "CONTOSO\\alice"}).status_code == 200
-    layout = client.get("/_dash-layout", environ_base={"REMOTE_ADDR": "192.168.10.77"},
-                        headers={"X-Remote-User": "CONTOSO\\bob"}).get_data(as_text=True)
+    assert (
+        client.get(
+            "/_dash-layout", environ_base=trusted, headers={"X-Remote-User": "CONTOSO\\alice"}
+        ).status_code
+        == 200
+    )
+    layout = client.get(
+        "/_dash-layout",
+        environ_base={"REMOTE_ADDR": "192.168.10.77"},
+        headers={"X-Remote-User": "CONTOSO\\bob"},
+    ).get_data(as_text=True)
     assert "CONTOSO\\\\bob" in layout and "sign-out" not in layout
-    assert client.post("/_dash-update-component", json=CALLBACK, environ_base=trusted,
-                       headers={"X-Remote-User": "alice"}).status_code == 200
+    assert (
+        client.post(
+            "/_dash-update-component",
+            json=CALLBACK,
+            environ_base=trusted,
+            headers={"X-Remote-User": "alice"},
+        ).status_code
+        == 200
+    )
     # from the proxy, without the header: 401
     assert client.get("/", environ_base=trusted).status_code == 401
-    assert client.get("/export/devices.csv", environ_base=trusted,
-                      headers={"X-Remote-User": ""}).status_code == 401
+    assert (
+        client.get(
+            "/export/devices.csv", environ_base=trusted, headers={"X-Remote-User": ""}
+        ).status_code
+        == 401
+    )
     # a client reaching the server directly cannot claim a user
     for address in ("127.0.0.1", "10.0.0.6", "192.168.11.1"):
-        response = client.get("/", environ_base={"REMOTE_ADDR": address},
-                              headers={"X-Remote-User": "admin",
-                                       "X-Forwarded-For": "10.0.0.5"})
+        response = client.get(
+            "/",
+            environ_base={"REMOTE_ADDR": address},
+            headers={"X-Remote-User": "admin", "X-Forwarded-For": "10.0.0.5"},
+        )
         assert response.status_code == 403, address
     assert client.get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
 

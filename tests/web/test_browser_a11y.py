@@ -29,21 +29,27 @@ from tests.factories import loaded_store
 pytestmark = pytest.mark.browser
 
 DEVICE = "/device/16777220?site=PS1"  # a device of the bundled sample
-PAGES = ["/", "/trends", "/devices", "/devices?attention=any", DEVICE, "/report",
-         "/no-such-page"]
+PAGES = ["/", "/trends", "/devices", "/devices?attention=any", DEVICE, "/report", "/no-such-page"]
 ALLOWED_TOOLBAR = {"Download plot as a PNG"}
 # What plotly's cloud buttons and links say (its "Share chart", "Edit in Chart Studio", the
 # logo's link to plotly.com); "Co-managed share" (a trends chart) is not one of them.
-OUTSIDE_WORDS = re.compile(r"share chart|chart studio|send data|to the cloud|edit in|"
-                           r"plotly\.com|plot\.ly", re.IGNORECASE)
+OUTSIDE_WORDS = re.compile(
+    r"share chart|chart studio|send data|to the cloud|edit in|"
+    r"plotly\.com|plot\.ly",
+    re.IGNORECASE,
+)
 # Dash 4's dropdown keeps an aria-hidden <input> as its tab stop and moves focus from it to
 # its labelled button at once (focus never rests there: checked by the keyboard test below);
 # axe sees a focusable hidden element. It is Dash's component, not fixable from outside
 # without losing the dropdown's keyboard access, so it is left out of the scan.
 AXE_EXCLUDE = [[".dash-dropdown-focus-target"]]
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a",
-                                                      "wcag21aa", "wcag22aa", "best-practice"]},
-               "resultTypes": ["violations"]}
+AXE_OPTIONS = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+    },
+    "resultTypes": ["violations"],
+}
 
 
 def open_page(page, base: str, path: str) -> None:
@@ -55,9 +61,11 @@ def open_page(page, base: str, path: str) -> None:
 
 def serious_violations(page) -> list[str]:
     results = Axe().run(page, context={"exclude": AXE_EXCLUDE}, options=AXE_OPTIONS)
-    return [f"{v['impact']} {v['id']}: {v['help']} at "
-            f"{[node['target'] for node in v['nodes'][:3]]}"
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {[node['target'] for node in v['nodes'][:3]]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 # -- nothing leaves the organisation ----------------------------------------------------------
@@ -84,9 +92,11 @@ def test_no_control_sends_data_outside(page, sample_server, path):
         assert set(page.evaluate(TOOLBAR)) == ALLOWED_TOOLBAR
     offending = [text for text in page.evaluate(CONTROLS) if OUTSIDE_WORDS.search(text)]
     assert offending == []
-    outside = [url for url in page.watch.requests
-               if urlsplit(url).scheme in ("http", "https", "ws", "wss")
-               and urlsplit(url).netloc != host]
+    outside = [
+        url
+        for url in page.watch.requests
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != host
+    ]
     assert outside == []
 
 
@@ -96,11 +106,13 @@ def test_overview_toolbar_is_download_only(page, sample_server):
         page.hover(f"#{graph_id} .js-plotly-plot")
         page.wait_for_timeout(100)
         titles = page.locator(f"#{graph_id} .modebar-btn").evaluate_all(
-            "els => els.map(e => e.getAttribute('data-title'))")
+            "els => els.map(e => e.getAttribute('data-title'))"
+        )
         assert titles == ["Download plot as a PNG"], (graph_id, titles)
 
 
 # -- axe-core ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", PAGES)
 def test_axe_finds_no_serious_violation(page, sample_server, path):
@@ -120,8 +132,9 @@ def signed_in_server(tmp_path_factory, factory_settings, factory_store):
     folder = tmp_path_factory.mktemp("a11y-users")
     accounts = auth.UserFile(folder / "users.json")
     accounts.add("alice", "correct horse battery staple")
-    settings = factory_settings.with_values(auth="users", users_file=str(folder / "users.json"),
-                                            secret_key="k" * 48)
+    settings = factory_settings.with_values(
+        auth="users", users_file=str(folder / "users.json"), secret_key="k" * 48
+    )
     with serving(create_app(settings, loaded_store(settings)), threads=4) as url:
         yield url
 
@@ -148,6 +161,7 @@ def test_pages_declare_language_and_main_landmark(page, sample_server):
 
 # -- keyboard only ----------------------------------------------------------------------------
 
+
 def tab_to(page, predicate: str, limit: int = 400) -> None:
     """Press Tab until ``predicate(document.activeElement)`` holds."""
     for _ in range(limit):
@@ -166,8 +180,7 @@ def test_keyboard_reaches_a_device_from_every_chart(page, sample_server):
         page.keyboard.press("Enter")
         tab_to(page, f"e.tagName === 'A' && e.closest('#{graph_id}-table')")
         expected = page.evaluate("() => document.activeElement.getAttribute('href')")
-        count = int(page.evaluate("() => document.activeElement.textContent")
-                    .replace(",", ""))
+        count = int(page.evaluate("() => document.activeElement.textContent").replace(",", ""))
         page.keyboard.press("Enter")
         page.wait_for_url(lambda url: urlsplit(url).path == "/devices")
         assert urlsplit(page.url).path + "?" + urlsplit(page.url).query == expected
@@ -200,8 +213,12 @@ def test_definitions_open_from_the_keyboard(page, sample_server):
     page.keyboard.press("Enter")
     assert page.locator("#ovw-definitions-rules").is_visible()
     text = page.inner_text("#ovw-definitions")
-    for title in ("Enrollment failed", "ConfigMgr client inactive", "Client active",
-                  "Co-management policy received"):
+    for title in (
+        "Enrollment failed",
+        "ConfigMgr client inactive",
+        "Client active",
+        "Co-management policy received",
+    ):
         assert title in text
     assert "Why the prerequisite's inactive count differs from the rule's" in text
     assert "14 days" in text  # the configured threshold, not a setting's name
@@ -211,13 +228,16 @@ def test_focus_ring_on_the_dark_navbar(page, sample_server):
     open_page(page, sample_server, "/")
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     tab_to(page, "e.classList.contains('nav-link')")
-    outline = page.evaluate("() => { const s = getComputedStyle(document.activeElement); "
-                            "return [s.outlineStyle, s.outlineColor, s.outlineWidth]; }")
+    outline = page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement); "
+        "return [s.outlineStyle, s.outlineColor, s.outlineWidth]; }"
+    )
     assert outline[0] == "solid" and outline[1] == "rgb(255, 255, 255)", outline
     assert float(outline[2].rstrip("px")) >= 2
 
 
 # -- charts look clickable, and do not zoom ------------------------------------------------
+
 
 def test_charts_say_they_are_clickable_and_do_not_zoom(page, sample_server):
     open_page(page, sample_server, "/")
@@ -227,28 +247,35 @@ def test_charts_say_they_are_clickable_and_do_not_zoom(page, sample_server):
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector("#ovw-reasons .hoverlayer .hovertext")
     assert "Click to list the devices" in page.text_content("#ovw-reasons .hoverlayer")
-    page.wait_for_function("() => document.querySelector('#ovw-reasons .nsewdrag')"
-                           ".classList.contains('mark-hover')")
+    page.wait_for_function(
+        "() => document.querySelector('#ovw-reasons .nsewdrag').classList.contains('mark-hover')"
+    )
     cursor = "() => getComputedStyle(document.querySelector('#ovw-reasons .nsewdrag')).cursor"
     assert page.evaluate(cursor) == "pointer"
-    before = page.evaluate("() => document.querySelector('#ovw-reasons .js-plotly-plot')"
-                           "._fullLayout.xaxis.range.slice()")
+    before = page.evaluate(
+        "() => document.querySelector('#ovw-reasons .js-plotly-plot')"
+        "._fullLayout.xaxis.range.slice()"
+    )
     plot = page.locator("#ovw-reasons .nsewdrag").bounding_box()
     page.mouse.move(plot["x"] + plot["width"] - 3, plot["y"] + 3)  # empty space: no pointer
-    page.wait_for_function("() => !document.querySelector('#ovw-reasons .nsewdrag')"
-                           ".classList.contains('mark-hover')")
+    page.wait_for_function(
+        "() => !document.querySelector('#ovw-reasons .nsewdrag').classList.contains('mark-hover')"
+    )
     assert page.evaluate(cursor) == "default"
     page.mouse.down()  # a drag from empty space across the bars
     page.mouse.move(plot["x"] + plot["width"] / 3, plot["y"] + plot["height"] / 2, steps=8)
     page.mouse.up()
     page.wait_for_timeout(300)
-    after = page.evaluate("() => document.querySelector('#ovw-reasons .js-plotly-plot')"
-                          "._fullLayout.xaxis.range.slice()")
+    after = page.evaluate(
+        "() => document.querySelector('#ovw-reasons .js-plotly-plot')"
+        "._fullLayout.xaxis.range.slice()"
+    )
     assert after == before
     assert urlsplit(page.url).path == "/"  # a drag is not a click
 
 
 # -- the column chooser -------------------------------------------------------------------
+
 
 def test_column_chooser_is_remembered_by_the_browser(page, sample_server):
     open_page(page, sample_server, "/devices?site=PS1")
@@ -260,8 +287,10 @@ def test_column_chooser_is_remembered_by_the_browser(page, sample_server):
     page.wait_for_selector(header)
     cell = page.locator("#devices-grid .ag-row .ag-cell[col-id=policy_age_days]").first
     assert re.fullmatch(r"\d+", cell.inner_text().strip())
-    assert "All Systems" in page.locator(
-        "#devices-grid .ag-row .ag-cell[col-id=collections]").first.inner_text()
+    assert (
+        "All Systems"
+        in page.locator("#devices-grid .ag-row .ag-cell[col-id=collections]").first.inner_text()
+    )
 
     page.reload()
     wait_for_dash(page)
@@ -284,7 +313,8 @@ def test_table_links_match_the_chart_clicks(page, sample_server):
     open_page(page, sample_server, "/?site=PS2")
     page.wait_for_selector("#ovw-reasons-table a[href*='site=PS2']", state="attached")
     hrefs = page.locator("#ovw-reasons-table a").evaluate_all(
-        "els => els.map(e => e.getAttribute('href'))")
+        "els => els.map(e => e.getAttribute('href'))"
+    )
     assert hrefs and all(parse_qs(urlsplit(h).query).get("site") == ["PS2"] for h in hrefs)
     bar = page.locator("#ovw-reasons .bars .point").first
     bar.scroll_into_view_if_needed()

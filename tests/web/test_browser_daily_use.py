@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import subprocess
 import sys
@@ -64,11 +65,14 @@ def loaded_rows(page, first: int, last: int, timeout: float = 30) -> list[dict]:
 
 def wait_for_first_row(page, name: str) -> None:
     page.wait_for_function(
-        "name => [...document.querySelectorAll('#devices-grid .ag-row[row-index=\"0\"] "
-        ".device-link')].some(a => a.textContent === name)", arg=name)
+        'name => [...document.querySelectorAll(\'#devices-grid .ag-row[row-index="0"] '
+        ".device-link')].some(a => a.textContent === name)",
+        arg=name,
+    )
 
 
 # -- 1 and 4: every sortable column sorts both ways ---------------------------------------------
+
 
 def _order(column: str, wording: str):
     """The order a user expects for a column, as a key over the shown text: enumerations in
@@ -79,8 +83,11 @@ def _order(column: str, wording: str):
         "severity": ["low", "medium", "high"],
         "state": [statuses[s] for s in ENROLLMENT_STATUSES] + ["Not targeted"],
         "reason": [REASON_LABELS[r] for r in REASONS],
-        "join_type": [join_type_label("hybrid", wording), join_type_label("aad", wording),
-                      "Not joined"],
+        "join_type": [
+            join_type_label("hybrid", wording),
+            join_type_label("aad", wording),
+            "Not joined",
+        ],
         "client_active": ["no", "yes"],
     }
     if column in enumerations:
@@ -93,8 +100,9 @@ SORTED_COLUMNS = [c["field"] for c in devices.COLUMNS if c.get("sortable", True)
 
 
 @pytest.mark.parametrize("column", SORTED_COLUMNS)
-def test_ux01_every_column_sorts_both_ways_with_every_row(page, sample_server, sample_store,
-                                                         sample_settings, column):
+def test_ux01_every_column_sorts_both_ways_with_every_row(
+    page, sample_server, sample_store, sample_settings, column
+):
     query = "q=-00101"  # about 80 devices of both sites, every kind of value among them
     page.goto(f"{sample_server}/devices?{query}")
     count = shown_count(page)
@@ -104,9 +112,12 @@ def test_ux01_every_column_sorts_both_ways_with_every_row(page, sample_server, s
     for direction in ("ascending", "descending"):
         sort_by(page, column, direction)
         sort = [{"colId": column, "sort": {"ascending": "asc", "descending": "desc"}[direction]}]
-        expected = [row["name"] for row in devices.get_rows(
-            sample_store, {"startRow": 0, "endRow": 100, "sortModel": sort},
-            [("q", "-00101")])["rowData"]]
+        expected = [
+            row["name"]
+            for row in devices.get_rows(
+                sample_store, {"startRow": 0, "endRow": 100, "sortModel": sort}, [("q", "-00101")]
+            )["rowData"]
+        ]
         wait_for_first_row(page, expected[0])
         rows = loaded_rows(page, 0, count - 1)
         assert len(rows) == count, f"{column} {direction}: rows missing"
@@ -122,8 +133,9 @@ def test_ux01_every_column_sorts_both_ways_with_every_row(page, sample_server, s
 
 def sort_by(page, column: str, direction: str) -> None:
     """Click a column's header (scrolled into view) until it sorts that way."""
-    page.evaluate("async c => (await dash_ag_grid.getApiAsync('devices-grid'))"
-                  ".ensureColumnVisible(c)", column)
+    page.evaluate(
+        "async c => (await dash_ag_grid.getApiAsync('devices-grid')).ensureColumnVisible(c)", column
+    )
     header = f"#devices-grid .ag-header-cell[col-id={column}]"
     for _ in range(3):  # unsorted -> ascending -> descending -> unsorted
         if page.get_attribute(header, "aria-sort") == direction:
@@ -136,15 +148,18 @@ def sort_by(page, column: str, direction: str) -> None:
 def out_of_order(rows: list[dict], column: str, key, descending: bool) -> list:
     """Neighbouring rows in the wrong order: blanks last either way, ties by name."""
     wrong = []
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in itertools.pairwise(rows):
         a, b = before[column], after[column]
         if a == "" and b != "":
             wrong.append((a, b))
         elif a != "" and b != "" and key(a) != key(b):
             if (key(a) > key(b)) != descending:
                 wrong.append((a, b))
-        elif (a == "") == (b == "") and before["name"].lower() > after["name"].lower() \
-                and (a == "" or column != "last_policy_request"):  # shown to the minute only
+        elif (
+            (a == "") == (b == "")
+            and before["name"].lower() > after["name"].lower()
+            and (a == "" or column != "last_policy_request")
+        ):  # shown to the minute only
             wrong.append((a, before["name"], b, after["name"]))
     return wrong
 
@@ -157,8 +172,10 @@ def test_ux01_state_sort_on_the_whole_list_then_other_sorts(page, sample_server)
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=state][aria-sort=ascending]")
     rows = loaded_rows(page, 0, 99)
     assert len(rows) == 100 and all(row["name"] for row in rows)
-    page.wait_for_function(f"() => document.querySelector('{PAGING.format('lbRecordCount')}')"
-                           f".textContent === '{count:,}'")
+    page.wait_for_function(
+        f"() => document.querySelector('{PAGING.format('lbRecordCount')}')"
+        f".textContent === '{count:,}'"
+    )
     page.click("#devices-grid .ag-header-cell[col-id=site] .ag-header-cell-label")
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=site][aria-sort=ascending]")
     page.wait_for_timeout(300)
@@ -169,6 +186,7 @@ def test_ux01_state_sort_on_the_whole_list_then_other_sorts(page, sample_server)
 
 # -- 3: scope and list state travel with every link and with Back -------------------------------
 
+
 def nav_href(page, label: str) -> str:
     return page.locator("nav .nav-link", has_text=label).get_attribute("href")
 
@@ -178,7 +196,8 @@ def test_ux03_navbar_links_keep_site_and_collection(page, sample_server):
     scope = "site=PS2&collection=CAS00104"
     page.wait_for_function(
         "() => [...document.querySelectorAll('nav .nav-link')].some(a => "
-        "a.getAttribute('href') === '/trends?site=PS2&collection=CAS00104')")
+        "a.getAttribute('href') === '/trends?site=PS2&collection=CAS00104')"
+    )
     assert nav_href(page, "Trends") == f"/trends?{scope}"
     assert nav_href(page, "Devices") == f"/devices?{scope}"
     assert nav_href(page, "Overview") == f"/?{scope}"
@@ -188,7 +207,9 @@ def test_ux03_navbar_links_keep_site_and_collection(page, sample_server):
     chips = page.locator("#devices-chips [data-filter]")
     page.wait_for_selector("#devices-chips [data-filter='site=PS2']")
     assert sorted(chips.evaluate_all("cs => cs.map(c => c.dataset.filter)")) == [
-        "collection=CAS00104", "site=PS2"]
+        "collection=CAS00104",
+        "site=PS2",
+    ]
     assert nav_href(page, "Trends") == f"/trends?{scope}"
 
     page.locator("nav .nav-link", has_text="Trends").click()
@@ -201,12 +222,14 @@ def test_ux03_navbar_links_keep_site_and_collection(page, sample_server):
     choose(page, "ovw-site", "PS1")
     page.wait_for_function(
         "() => [...document.querySelectorAll('nav .nav-link')].some(a => "
-        "a.getAttribute('href') === '/devices?site=PS1')")
+        "a.getAttribute('href') === '/devices?site=PS1')"
+    )
     assert page.watch.errors == []
 
 
-def test_ux03_sort_and_page_live_in_the_url_and_back_returns_to_them(page, sample_server,
-                                                                     sample_store):
+def test_ux03_sort_and_page_live_in_the_url_and_back_returns_to_them(
+    page, sample_server, sample_store
+):
     query = "enrollment_status=failure_hybrid"
     page.goto(f"{sample_server}/devices?{query}")
     assert shown_count(page) > 300
@@ -216,17 +239,26 @@ def test_ux03_sort_and_page_live_in_the_url_and_back_returns_to_them(page, sampl
     page.wait_for_function("() => new URLSearchParams(location.search).get('sort') === 'name'")
     for _ in range(2):
         page.click(".ag-paging-button[data-ref=btNext]")
-    page.wait_for_function(f"() => document.querySelector("
-                           f"'{PAGING.format('lbFirstRowOnPage')}').textContent === '201'")
+    page.wait_for_function(
+        f"() => document.querySelector('{PAGING.format('lbFirstRowOnPage')}').textContent === '201'"
+    )
     page.wait_for_function("() => new URLSearchParams(location.search).get('page') === '3'")
     sort = [{"colId": "name", "sort": "asc"}]
-    expected = [r["name"] for r in devices.get_rows(
-        sample_store, {"startRow": 200, "endRow": 300, "sortModel": sort},
-        [("enrollment_status", "failure_hybrid")])["rowData"]]
+    expected = [
+        r["name"]
+        for r in devices.get_rows(
+            sample_store,
+            {"startRow": 200, "endRow": 300, "sortModel": sort},
+            [("enrollment_status", "failure_hybrid")],
+        )["rowData"]
+    ]
     assert [row["name"] for row in loaded_rows(page, 200, 299)] == expected
     list_url = path_and_query(page.url)
     assert parse_qs(urlsplit(list_url).query) == {
-        "enrollment_status": ["failure_hybrid"], "sort": ["name"], "page": ["3"]}
+        "enrollment_status": ["failure_hybrid"],
+        "sort": ["name"],
+        "page": ["3"],
+    }
 
     link = page.locator("#devices-grid .ag-row[row-index='200'] .device-link")
     name = link.inner_text()
@@ -235,36 +267,49 @@ def test_ux03_sort_and_page_live_in_the_url_and_back_returns_to_them(page, sampl
     assert page.inner_text("#device-name") == name
     back_link = page.locator("#device-back")
     assert parse_qs(urlsplit(back_link.get_attribute("href")).query) == parse_qs(
-        urlsplit(list_url).query)
+        urlsplit(list_url).query
+    )
 
     page.go_back()  # the browser's Back: the same list, sorted, on page 3
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=ascending]")
-    page.wait_for_function(f"() => document.querySelector("
-                           f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'")
+    page.wait_for_function(
+        f"() => document.querySelector("
+        f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'"
+    )
     assert page.inner_text(".ag-paging-number[data-ref=lbCurrent]") == "3"
     assert [row["name"] for row in loaded_rows(page, 200, 299)] == expected
 
     page.goto(sample_server + list_url.replace("sort=name", "sort=-name"))  # a shared URL
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=descending]")
-    page.wait_for_function(f"() => document.querySelector("
-                           f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'")
+    page.wait_for_function(
+        f"() => document.querySelector("
+        f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'"
+    )
     sort = [{"colId": "name", "sort": "desc"}]
-    expected = [r["name"] for r in devices.get_rows(
-        sample_store, {"startRow": 200, "endRow": 300, "sortModel": sort},
-        [("enrollment_status", "failure_hybrid")])["rowData"]]
+    expected = [
+        r["name"]
+        for r in devices.get_rows(
+            sample_store,
+            {"startRow": 200, "endRow": 300, "sortModel": sort},
+            [("enrollment_status", "failure_hybrid")],
+        )["rowData"]
+    ]
     assert [row["name"] for row in loaded_rows(page, 200, 299)] == expected
 
     page.locator("#devices-grid .ag-row[row-index='200'] .device-link").click()
     page.wait_for_selector("#device-page")
     page.click("#device-back")  # the page's own link back to the list
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=descending]")
-    page.wait_for_function(f"() => document.querySelector("
-                           f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'")
+    page.wait_for_function(
+        f"() => document.querySelector("
+        f"'{PAGING.format('lbFirstRowOnPage')}')?.textContent === '201'"
+    )
     assert "enrollment_status=failure_hybrid" in page.url
     assert page.watch.errors == []
 
 
 # -- 5: the search trims what was pasted -------------------------------------------------------
+
 
 def test_ux05_search_trims_pasted_spaces(page, sample_server):
     page.goto(f"{sample_server}/devices")
@@ -273,17 +318,18 @@ def test_ux05_search_trims_pasted_spaces(page, sample_server):
     page.press("#devices-search", "Enter")
     page.wait_for_url("**q=**")
     assert shown_count(page) == 1
-    assert page.get_attribute("#devices-chips [data-filter^='q=']", "data-filter") == \
-        "q=LON-LT-001019"
+    assert (
+        page.get_attribute("#devices-chips [data-filter^='q=']", "data-filter") == "q=LON-LT-001019"
+    )
     page.wait_for_selector("#devices-grid .ag-row .device-link")
-    assert page.inner_text("#devices-grid .ag-row[row-index='0'] .device-link") == \
-        "LON-LT-001019"
+    assert page.inner_text("#devices-grid .ag-row[row-index='0'] .device-link") == "LON-LT-001019"
     response = page.request.get(sample_server + "/export/devices.csv?q=%20%20LON-LT-001019%20")
     rows = list(csv.DictReader(io.StringIO(response.text().lstrip("\ufeff"))))
     assert [row["Name"] for row in rows] == ["LON-LT-001019"]
 
 
 # -- 6: the state history agrees with itself ---------------------------------------------------
+
 
 def test_ux06_time_in_state_agrees_with_the_timeline(page, sample_server, sample_store):
     page.goto(sample_server + device_path(sample_store, "NYC-LT-001004"))
@@ -302,6 +348,7 @@ def test_ux06_time_in_state_agrees_with_the_timeline(page, sample_server, sample
 
 # -- 7: the advice follows the reason ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["LON-LNX-0011", "LON-MAC-0016"])
 def test_ux07_unknown_os_gets_advice_about_its_os(page, sample_server, sample_store, name):
     assert device_row(sample_store, name)["reason"] == "os-unknown"
@@ -317,6 +364,7 @@ def test_ux07_unknown_os_gets_advice_about_its_os(page, sample_server, sample_st
 
 
 # -- 8: an empty list and a list of one read correctly -----------------------------------------
+
 
 def test_ux08_empty_and_single_results(page, sample_server):
     page.goto(f"{sample_server}/devices?q=NO-SUCH-DEVICE")
@@ -338,8 +386,10 @@ def test_ux08_empty_and_single_results(page, sample_server):
 
 # -- 9: words, not internal names ------------------------------------------------------------
 
-def test_ux09_no_internal_names_on_the_pages_and_in_the_csv(page, sample_server, sample_store,
-                                                            sample_settings):
+
+def test_ux09_no_internal_names_on_the_pages_and_in_the_csv(
+    page, sample_server, sample_store, sample_settings
+):
     page.goto(f"{sample_server}/trends")
     wait_for_dash(page)
     assert "stuck_days" not in page.inner_text("#page")
@@ -376,6 +426,7 @@ def test_ux09_no_internal_names_on_the_pages_and_in_the_csv(page, sample_server,
 
 # -- 10: files say their scope ----------------------------------------------------------------
 
+
 def test_ux10_csv_file_is_named_after_its_scope(page, sample_server):
     page.goto(f"{sample_server}/devices?site=PS1&collection=CAS00101")
     page.wait_for_selector("#devices-export")
@@ -388,32 +439,54 @@ def test_ux10_csv_file_is_named_after_its_scope(page, sample_server):
     page.wait_for_selector("#devices-export")
     with page.expect_download() as info:
         page.click("#devices-export")
-    assert re.fullmatch(r"devices-PS2-failure_hybrid-\d{8}-\d{4}\.csv",
-                        info.value.suggested_filename), info.value.suggested_filename
+    assert re.fullmatch(
+        r"devices-PS2-failure_hybrid-\d{8}-\d{4}\.csv", info.value.suggested_filename
+    ), info.value.suggested_filename
 
     hostile = quote('x";\r\nX-Evil: 1; filename="evil.exe')
     response = page.request.get(f"{sample_server}/export/devices.csv?q={hostile}")
     assert response.status == 200
     disposition = response.headers["content-disposition"]
     assert "x-evil" not in {key.lower() for key in response.headers}
-    assert re.fullmatch(r'attachment; filename="devices-[A-Za-z0-9_.-]+-\d{8}-\d{4}\.csv"',
-                        disposition), disposition
+    assert re.fullmatch(
+        r'attachment; filename="devices-[A-Za-z0-9_.-]+-\d{8}-\d{4}\.csv"', disposition
+    ), disposition
 
 
 def test_ux10_report_files_are_named_after_their_scope(tmp_path, sample_config):
     done = subprocess.run(
-        [sys.executable, "-m", "dashboard", "report", "--config", str(sample_config),
-         "--format", "png,html", "--site", "PS1", "--collection", "CAS00101",
-         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "dashboard",
+            "report",
+            "--config",
+            str(sample_config),
+            "--format",
+            "png,html",
+            "--site",
+            "PS1",
+            "--collection",
+            "CAS00101",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     names = sorted(path.name for path in tmp_path.iterdir())
     assert len(names) == 2
-    assert all(re.fullmatch(r"co-management-\d{4}-W\d{2}-PS1-CAS00101\.(png|html)", n)
-               for n in names), names
+    assert all(
+        re.fullmatch(r"co-management-\d{4}-W\d{2}-PS1-CAS00101\.(png|html)", n) for n in names
+    ), names
 
 
 # -- 11: the collection dropdown offers what the site has ---------------------------------------
+
 
 def dropdown_options(page, dropdown_id: str) -> list[str]:
     page.click(f"#{dropdown_id} .dash-dropdown-trigger")
@@ -444,12 +517,16 @@ def test_ux11_collections_of_the_chosen_site_only(page, sample_server):
 
 # -- 12: site codes ignore case; a repeated site is refused everywhere --------------------------
 
-def test_ux12_site_codes_ignore_case_and_a_repeated_site_is_refused(page, sample_server,
-                                                                   cli_summary, sample_config):
+
+def test_ux12_site_codes_ignore_case_and_a_repeated_site_is_refused(
+    page, sample_server, cli_summary, sample_config
+):
     ps1 = cli_summary(sample_config, site="PS1")["devices"]
     open_overview(page, sample_server, "?site=ps1")
-    page.wait_for_function("n => document.getElementById('ovw-scope').textContent"
-                           ".startsWith(n)", arg=f"{ps1:,} devices · site PS1")
+    page.wait_for_function(
+        "n => document.getElementById('ovw-scope').textContent.startsWith(n)",
+        arg=f"{ps1:,} devices · site PS1",
+    )
     assert page.locator("#ovw-filter-alert").count() == 0
 
     page.goto(f"{sample_server}/devices?site=ps1")
@@ -483,7 +560,6 @@ def test_ux03_a_page_past_the_end_and_a_bad_sort_fall_back(page, sample_server):
     page.wait_for_function("() => !new URLSearchParams(location.search).has('page')")
     assert parse_qs(urlsplit(page.url).query) == {"q": ["-00101"], "sort": ["-name"]}
     page.goto(f"{sample_server}/devices?q=-00101&sort=bogus&page=x")
-    page.wait_for_selector("#devices-grid .ag-header-cell[col-id=severity]"
-                           "[aria-sort=descending]")
+    page.wait_for_selector("#devices-grid .ag-header-cell[col-id=severity][aria-sort=descending]")
     assert page.locator("#devices-rejected").count() == 0
     assert page.watch.errors == []

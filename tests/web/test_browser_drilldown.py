@@ -12,6 +12,7 @@ import csv
 import io
 import re
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -88,14 +89,16 @@ def download_csv(page) -> tuple[list[dict], str]:
     href = page.get_attribute("#devices-export", "href")
     with page.expect_download() as info:
         page.click("#devices-export")
-    text = open(info.value.path(), encoding="utf-8-sig").read()
+    text = Path(info.value.path()).read_text(encoding="utf-8-sig")
     return list(csv.DictReader(io.StringIO(text))), urlsplit(href).query
 
 
 # -- from a chart to the list -------------------------------------------------------------------
 
+
 def test_dd001_chart_slices_and_bars_open_lists_with_the_charts_numbers(
-        page, cli_summary, sample_server, sample_config, sample_settings):
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     summary = cli_summary(sample_config)
     labels = enrollment_status_labels(sample_settings.status_labels)
     open_overview(page, sample_server)
@@ -113,7 +116,8 @@ def test_dd001_chart_slices_and_bars_open_lists_with_the_charts_numbers(
     assert page.inner_text("#devices-count") == f"{drawn_number:,} devices match"
     page.wait_for_function(  # the grid's own total, once its first block came back
         f"() => /^[0-9,]+$/.test(document.querySelector('{PAGING.format('lbRecordCount')}')"
-        "?.textContent || '')")
+        "?.textContent || '')"
+    )
     assert int(page.inner_text(PAGING.format("lbRecordCount")).replace(",", "")) == drawn_number
 
     page.go_back()
@@ -126,8 +130,9 @@ def test_dd001_chart_slices_and_bars_open_lists_with_the_charts_numbers(
     index = trace["y"].index(WORKLOAD_LABELS[workload])
     drawn_number = trace["x"][index]
     assert drawn_number == summary["workloads"][workload]["pilot_intune"] > 0
-    click_shape(page, "#ovw-workloads .trace.bars:nth-of-type(2) .point path", index,
-                hit_test=False)
+    click_shape(
+        page, "#ovw-workloads .trace.bars:nth-of-type(2) .point path", index, hit_test=False
+    )
     page.wait_for_url("**/devices?**")
     assert path_and_query(page.url) == f"/devices?workload={workload}&authority=pilot_intune"
     assert device_count(page) == drawn_number
@@ -135,6 +140,7 @@ def test_dd001_chart_slices_and_bars_open_lists_with_the_charts_numbers(
 
 
 # -- the grid: paging, sorting, export ----------------------------------------------------------
+
 
 def test_dd002_next_page_shows_rows_101_to_200(page, sample_server, sample_store):
     query = "enrollment_status=failure_hybrid"
@@ -146,8 +152,9 @@ def test_dd002_next_page_shows_rows_101_to_200(page, sample_server, sample_store
     assert [row[1] for row in first] == server_rows(sample_store, query, 0, 100)
 
     page.click(".ag-paging-button[data-ref=btNext]")
-    page.wait_for_function(f"() => document.querySelector("
-                           f"'{PAGING.format('lbFirstRowOnPage')}').textContent === '101'")
+    page.wait_for_function(
+        f"() => document.querySelector('{PAGING.format('lbFirstRowOnPage')}').textContent === '101'"
+    )
     assert page.inner_text(PAGING.format("lbLastRowOnPage")) == "200"
     assert page.inner_text(".ag-paging-number[data-ref=lbCurrent]") == "2"
     second = grid_rows(page, 100, 199)
@@ -165,8 +172,10 @@ def test_dd003_clicking_the_name_header_sorts_by_name(page, sample_server, sampl
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=ascending]")
     expected = server_rows(sample_store, query, 0, 100, [{"colId": "name", "sort": "asc"}])
     page.wait_for_function(  # the first block came back from the server, sorted
-        "name => [...document.querySelectorAll('#devices-grid .ag-row[row-index=\"0\"] "
-        ".device-link')].some(a => a.textContent === name)", arg=expected[0])
+        'name => [...document.querySelectorAll(\'#devices-grid .ag-row[row-index="0"] '
+        ".device-link')].some(a => a.textContent === name)",
+        arg=expected[0],
+    )
     names = [row[1] for row in grid_rows(page, 0, 99)]
     assert names == expected
     assert names[:20] == sorted(names[:20], key=str.lower)
@@ -176,8 +185,10 @@ def test_dd003_clicking_the_name_header_sorts_by_name(page, sample_server, sampl
     page.wait_for_selector("#devices-grid .ag-header-cell[col-id=name][aria-sort=descending]")
     expected = server_rows(sample_store, query, 0, 100, [{"colId": "name", "sort": "desc"}])
     page.wait_for_function(
-        "name => [...document.querySelectorAll('#devices-grid .ag-row[row-index=\"0\"] "
-        ".device-link')].some(a => a.textContent === name)", arg=expected[0])
+        'name => [...document.querySelectorAll(\'#devices-grid .ag-row[row-index="0"] '
+        ".device-link')].some(a => a.textContent === name)",
+        arg=expected[0],
+    )
     names = [row[1] for row in grid_rows(page, 0, 99)]
     assert names == expected == sorted(names, key=str.lower, reverse=True)
     assert page.watch.errors == []
@@ -200,13 +211,13 @@ def test_dd004_csv_export_has_the_lists_rows(page, sample_server, sample_setting
     response = page.request.get(sample_server + "/export/devices.csv?readiness=joined")
     assert response.status == 200
     text = response.text().lstrip("\ufeff")
-    assert len(list(csv.DictReader(io.StringIO(text)))) == int(
-        response.headers["x-device-count"])
+    assert len(list(csv.DictReader(io.StringIO(text)))) == int(response.headers["x-device-count"])
     assert page.request.get(sample_server + "/export/devices.csv?readiness=bogus").status == 400
     assert page.watch.errors == []
 
 
 # -- one device ---------------------------------------------------------------------------------
+
 
 def test_dd005_a_failed_device_shows_its_checklist_and_fix(page, sample_server, sample_store):
     code = "0x8018002A"
@@ -229,8 +240,10 @@ def test_dd005_a_failed_device_shows_its_checklist_and_fix(page, sample_server, 
     assert len(results) == 6 and set(results) <= {"pass", "fail", "skipped"}
     failed_step = row["readiness"]
     if isinstance(failed_step, str):
-        assert page.get_attribute(f"#device-checklist li[data-step={failed_step}]",
-                                  "data-result") == "fail"
+        assert (
+            page.get_attribute(f"#device-checklist li[data-step={failed_step}]", "data-result")
+            == "fail"
+        )
     else:
         assert results == ["pass"] * 6
     assert page.locator("#device-attention li[data-rule=enrollment-failed]").count() == 1
@@ -250,8 +263,10 @@ def test_dd006_unknown_devices_get_a_friendly_page(page, sample_server, path):
 
 # -- the overview's panels ----------------------------------------------------------------------
 
+
 def test_dd007_panels_equal_the_summary_and_every_link_lists_its_number(
-        page, cli_summary, sample_server, sample_config, sample_settings):
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     everything = cli_summary(sample_config)
     open_overview(page, sample_server)
     wait_for_devices(page, everything["devices"])
@@ -260,9 +275,12 @@ def test_dd007_panels_equal_the_summary_and_every_link_lists_its_number(
     assert all(row["shown"] == f"{row['count']:,}" and row["title"] for row in attention)
     readiness = page.evaluate(PANEL_ROWS, "ovw-readiness-table")
     assert [(row["key"], row["count"]) for row in readiness] == [
-        (step["step"], step["failed"]) for step in everything["readiness"]]
-    assert int(page.get_attribute("#ovw-attention-total", "data-count")) == \
-        everything["attention_devices"]
+        (step["step"], step["failed"]) for step in everything["readiness"]
+    ]
+    assert (
+        int(page.get_attribute("#ovw-attention-total", "data-count"))
+        == everything["attention_devices"]
+    )
     assert page.inner_text("#kpi-attention") == f"{everything['attention_devices']:,}"
 
     collection = filter_collection(sample_settings)  # a filter change re-renders both panels
@@ -273,16 +291,21 @@ def test_dd007_panels_equal_the_summary_and_every_link_lists_its_number(
     assert {row["key"]: row["count"] for row in attention} == summary["attention"]
     readiness = page.evaluate(PANEL_ROWS, "ovw-readiness-table")
     assert [(row["key"], row["count"]) for row in readiness] == [
-        (step["step"], step["failed"]) for step in summary["readiness"]]
-    assert int(page.get_attribute("#ovw-readiness-ready", "data-count")) == \
-        summary["readiness"][-1]["passed"]
+        (step["step"], step["failed"]) for step in summary["readiness"]
+    ]
+    assert (
+        int(page.get_attribute("#ovw-readiness-ready", "data-count"))
+        == summary["readiness"][-1]["passed"]
+    )
     for rows, key in ((attention, "attention"), (readiness, "readiness")):
         for row in rows:  # a link in the page's scope for every non-zero count, none for zero
-            assert row["href"] == (f"/devices?{key}={row['key']}&collection={collection}"
-                                   if row["count"] else None)
+            assert row["href"] == (
+                f"/devices?{key}={row['key']}&collection={collection}" if row["count"] else None
+            )
     links = [(row["href"], row["count"]) for row in attention + readiness if row["href"]]
-    links.append((page.get_attribute("#ovw-attention-total a", "href"),
-                  summary["attention_devices"]))
+    links.append(
+        (page.get_attribute("#ovw-attention-total a", "href"), summary["attention_devices"])
+    )
 
     # a real click on a row, beside the number: the whole row is the link
     rule = max(attention, key=lambda row: row["count"])["key"]
@@ -299,13 +322,16 @@ def test_dd007_panels_equal_the_summary_and_every_link_lists_its_number(
         page.evaluate(PUSH_STATE, href)
         page.wait_for_function(  # the list for exactly this link's filters
             "want => [...document.querySelectorAll('#devices-chips [data-filter]')]"
-            ".map(c => c.dataset.filter).join('&') === want", arg=href.split("?", 1)[1])
+            ".map(c => c.dataset.filter).join('&') === want",
+            arg=href.split("?", 1)[1],
+        )
         assert device_count(page) == number, href
     assert page.watch.errors == []
 
 
-def test_dd008_a_duplicate_record_links_its_keeper(page, cli_summary, sample_server,
-                                                   sample_config, sample_store):
+def test_dd008_a_duplicate_record_links_its_keeper(
+    page, cli_summary, sample_server, sample_config, sample_store
+):
     """From the rule's device list to a duplicate record, on to the record to keep, and back
     through the keeper's list of duplicates."""
     summary = cli_summary(sample_config)

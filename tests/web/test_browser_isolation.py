@@ -46,14 +46,25 @@ def shows(page, store, site: str | None, collection: str | None) -> None:
     assert number(page.inner_text("#kpi-comanaged")) == summary["comanaged"]
 
 
-def test_two_users_with_different_filters_do_not_mix(two_pages, factory_server,
-                                                     factory_store):
+def test_two_users_with_different_filters_do_not_mix(two_pages, factory_server, factory_store):
     alice, bob = two_pages
-    counts = {(s, c): factory_store.summary(s, c)["devices"]
-              for s in (None, "PS1", "PS2") for c in (None, "CAS00101", "SMS00001")}
+    counts = {
+        (s, c): factory_store.summary(s, c)["devices"]
+        for s in (None, "PS1", "PS2")
+        for c in (None, "CAS00101", "SMS00001")
+    }
     # The filters differ in their numbers, so a mix-up cannot go unnoticed.
-    assert len({counts[("PS1", None)], counts[(None, "CAS00101")], counts[("PS2", None)],
-                counts[(None, "SMS00001")]}) == 4
+    assert (
+        len(
+            {
+                counts[("PS1", None)],
+                counts[(None, "CAS00101")],
+                counts[("PS2", None)],
+                counts[(None, "SMS00001")],
+            }
+        )
+        == 4
+    )
 
     # Both open at once, each with its own filter.
     alice.goto(factory_server + "/?site=PS1")

@@ -93,7 +93,8 @@ def signed_in_server(tmp_path_factory, factory_config):
     users = tmp_path_factory.mktemp("narrow-users") / "users.json"
     auth.UserFile(users).add("alice", "correct horse battery staple")
     settings = load_settings(factory_config).with_values(
-        auth="users", users_file=str(users), secret_key="n" * 48)
+        auth="users", users_file=str(users), secret_key="n" * 48
+    )
     with serving(create_app(settings, loaded_store(settings)), threads=4) as url:
         yield url
 
@@ -113,8 +114,10 @@ def test_the_overview_fits_a_phone(phone, sample_server):
 def test_trends_fit_a_phone(phone, sample_server):
     phone.goto(sample_server + "/trends")
     wait_for_dash(phone, graphs=TREND_GRAPHS)
-    phone.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                            ".filter(p => p.data && p.data.length).length >= 5")
+    phone.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.data && p.data.length).length >= 5"
+    )
     assert_fits(phone, "/trends")
     assert_charts_fit_their_cards(phone, TREND_GRAPHS)
 
@@ -137,9 +140,11 @@ def test_a_device_page_fits_a_phone(phone, sample_server, sample_store):
     phone.wait_for_selector("#device-timeline tbody tr")  # the bundled sample has history
     assert_fits(phone, "/device")
     # The workloads table is wider than the screen: it scrolls inside its card.
-    scroller = phone.evaluate("() => { const c = document.getElementById('device-workloads')"
-                              ".closest('.card-body'); return [c.scrollWidth, c.clientWidth,"
-                              " getComputedStyle(c).overflowX]; }")
+    scroller = phone.evaluate(
+        "() => { const c = document.getElementById('device-workloads')"
+        ".closest('.card-body'); return [c.scrollWidth, c.clientWidth,"
+        " getComputedStyle(c).overflowX]; }"
+    )
     assert scroller[2] == "auto" and scroller[0] >= scroller[1], scroller
 
 

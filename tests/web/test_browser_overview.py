@@ -53,8 +53,9 @@ def open_overview(page, base: str, search: str = "") -> None:
 def wait_for_devices(page, count: int) -> None:
     """Until the page shows the filter with ``count`` devices and nothing is loading."""
     page.wait_for_function(
-        "n => (document.getElementById('ovw-scope') || {}).textContent"
-        "?.startsWith(n + ' devices')", arg=f"{count:,}")
+        "n => (document.getElementById('ovw-scope') || {}).textContent?.startsWith(n + ' devices')",
+        arg=f"{count:,}",
+    )
     page.wait_for_function("() => !document.querySelector('[data-dash-is-loading=\"true\"]')")
     page.wait_for_function(  # and every graph has drawn the new figure: the OS donut's
         # client devices and the records it leaves out add up to the devices
@@ -66,7 +67,9 @@ def wait_for_devices(page, count: int) -> None:
           if (!note) return false;
           const without = Number(note.dataset.count);
           return Array.from(values).reduce((a, b) => a + b, 0) + without === n;
-        }""", arg=count)
+        }""",
+        arg=count,
+    )
 
 
 def number(text: str) -> int:
@@ -83,16 +86,31 @@ def drawn(page) -> dict:
             out.update(zip(trace[keys[0]], trace[keys[1]], strict=True))
         return out
 
-    tiles = {tile: number(page.inner_text(f"#{tile}")) for tile in
-             ("kpi-devices", "kpi-comanaged", "kpi-eligible", "kpi-failures", "kpi-attention")}
+    tiles = {
+        tile: number(page.inner_text(f"#{tile}"))
+        for tile in (
+            "kpi-devices",
+            "kpi-comanaged",
+            "kpi-eligible",
+            "kpi-failures",
+            "kpi-attention",
+        )
+    }
     rows = page.locator("#ovw-errors-table tbody tr")
-    errors = [(number(rows.nth(i).locator("td").nth(0).inner_text()),
-               rows.nth(i).locator("td").nth(2).inner_text().strip())
-              for i in range(rows.count())]
+    errors = [
+        (
+            number(rows.nth(i).locator("td").nth(0).inner_text()),
+            rows.nth(i).locator("td").nth(2).inner_text().strip(),
+        )
+        for i in range(rows.count())
+    ]
     legend = page.locator("#ovw-os-group-table tr")
-    legend_rows = {legend.nth(i).locator("td").nth(0).inner_text().strip():
-                   number(legend.nth(i).locator("td").nth(1).inner_text())
-                   for i in range(legend.count())}
+    legend_rows = {
+        legend.nth(i).locator("td").nth(0).inner_text().strip(): number(
+            legend.nth(i).locator("td").nth(1).inner_text()
+        )
+        for i in range(legend.count())
+    }
     note = page.locator("#ovw-without-client")
     without = note.inner_text().strip() if note.count() else ""
     return {
@@ -104,12 +122,15 @@ def drawn(page) -> dict:
         "funnel": pairs("ovw-funnel", ("y", "x")),
         "status": pairs("ovw-status"),
         "status_center": graphs["ovw-status"]["annotations"],
-        "workloads": {t["name"]: dict(zip(t["y"], t["x"], strict=True))
-                      for t in graphs["ovw-workloads"]["traces"]},
+        "workloads": {
+            t["name"]: dict(zip(t["y"], t["x"], strict=True))
+            for t in graphs["ovw-workloads"]["traces"]
+        },
         "reasons": pairs("ovw-reasons", ("y", "x")),
         "reason_texts": page.evaluate(  # the numbers drawn in the SVG itself
             "[...document.querySelectorAll('#ovw-reasons .bars .point text')]"
-            ".map(t => t.textContent)"),
+            ".map(t => t.textContent)"
+        ),
         "tiles": tiles,
         "errors": errors,
     }
@@ -129,9 +150,10 @@ def expected(summary: dict, settings) -> dict:
         "funnel": {FUNNEL_LABELS[k]: v for k, v in summary["funnel"].items()},
         "status": {labels[k]: v for k, v in status.items() if v},
         "status_center": [f"<b>{sum(status.values()):,}</b><br>targeted"],
-        "workloads": {label: {WORKLOAD_LABELS[k]: counts[a]
-                              for k, counts in summary["workloads"].items()}
-                      for a, label in AUTHORITY_LABELS.items()},
+        "workloads": {
+            label: {WORKLOAD_LABELS[k]: counts[a] for k, counts in summary["workloads"].items()}
+            for a, label in AUTHORITY_LABELS.items()
+        },
         "reasons": {REASON_LABELS[k]: v for k, v in reasons.items()},
         "reason_texts": [f"{v:,}" for v in reasons.values()],
         "tiles": {
@@ -189,21 +211,26 @@ def path_and_query(url: str) -> str:
 
 # -- tests -------------------------------------------------------------------------------------
 
+
 def test_ovw001_loads_without_console_errors_or_outside_requests(page, sample_server):
     open_overview(page, sample_server)
     page.wait_for_timeout(300)
     assert page.title() == "Co-management"
     assert page.watch.errors == []
-    outside = [url for url in page.watch.requests
-               if not url.startswith(sample_server) and not url.startswith("data:")]
+    outside = [
+        url
+        for url in page.watch.requests
+        if not url.startswith(sample_server) and not url.startswith("data:")
+    ]
     assert outside == []
     assert page.locator("nav .nav-link").all_inner_texts() == ["Overview", "Trends", "Devices"]
     assert page.inner_text("#data-as-of")
 
 
 @pytest.mark.parametrize("filtered", [False, True], ids=["all", "collection"])
-def test_ovw002_every_number_equals_the_cli(page, cli_summary, sample_server, sample_config,
-                                            sample_settings, filtered):
+def test_ovw002_every_number_equals_the_cli(
+    page, cli_summary, sample_server, sample_config, sample_settings, filtered
+):
     collection = filter_collection(sample_settings) if filtered else None
     summary = cli_summary(sample_config, collection=collection)
     open_overview(page, sample_server, f"?collection={collection}" if collection else "")
@@ -212,8 +239,9 @@ def test_ovw002_every_number_equals_the_cli(page, cli_summary, sample_server, sa
     assert page.watch.errors == []
 
 
-def test_ovw003_filter_change_updates_every_chart_and_the_url(page, cli_summary, sample_server,
-                                                              sample_config, sample_settings):
+def test_ovw003_filter_change_updates_every_chart_and_the_url(
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     collection = filter_collection(sample_settings)
     everything = cli_summary(sample_config)
     filtered = cli_summary(sample_config, collection=collection)
@@ -238,8 +266,9 @@ def test_ovw003_filter_change_updates_every_chart_and_the_url(page, cli_summary,
     assert page.watch.errors == []
 
 
-def test_ovw004_loading_the_url_restores_the_filter(page, cli_summary, sample_server, sample_config,
-                                                    sample_settings):
+def test_ovw004_loading_the_url_restores_the_filter(
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     collection = filter_collection(sample_settings)
     site = sample_settings.sources[0].site
     summary = cli_summary(sample_config, collection=collection, site=site)
@@ -250,8 +279,9 @@ def test_ovw004_loading_the_url_restores_the_filter(page, cli_summary, sample_se
     assert drawn(page) == expected(summary, sample_settings)
 
 
-def test_ovw005_chart_clicks_open_the_device_list(page, cli_summary, sample_server, sample_config,
-                                                  sample_settings):
+def test_ovw005_chart_clicks_open_the_device_list(
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     collection = filter_collection(sample_settings)
     summary = cli_summary(sample_config, collection=collection)
     open_overview(page, sample_server, f"?collection={collection}")
@@ -262,12 +292,15 @@ def test_ovw005_chart_clicks_open_the_device_list(page, cli_summary, sample_serv
     click_shape(page, "#ovw-os-groups .slice path.surface", 0)
     page.wait_for_url("**/devices?**")
     group = labels[0].replace(" ", "%20").replace("&", "%26")
-    assert path_and_query(page.url) == (f"/devices?os_group={group}&client=1"
-                                        f"&collection={collection}")
+    assert path_and_query(page.url) == (
+        f"/devices?os_group={group}&client=1&collection={collection}"
+    )
     # exactly the devices the slice counts: client devices of that group
     page.wait_for_selector("#devices-count")
-    assert number(page.get_attribute("#devices-count", "data-count")) == \
-        summary["os_groups"][labels[0]]
+    assert (
+        number(page.get_attribute("#devices-count", "data-count"))
+        == summary["os_groups"][labels[0]]
+    )
 
     page.go_back()  # back on the overview, with its filter
     page.wait_for_url(re.compile(rf"/\?collection={collection}$"))
@@ -276,17 +309,20 @@ def test_ovw005_chart_clicks_open_the_device_list(page, cli_summary, sample_serv
     # a stacked bar: plotly takes clicks on its drag layer, so click at the bar's centre
     trace = page.evaluate(READ_GRAPH, "ovw-workloads")["traces"][2]  # Intune
     index = next(i for i, x in enumerate(trace["x"]) if x)
-    click_shape(page, "#ovw-workloads .trace.bars:nth-of-type(3) .point path", index,
-                hit_test=False)
+    click_shape(
+        page, "#ovw-workloads .trace.bars:nth-of-type(3) .point path", index, hit_test=False
+    )
     page.wait_for_url("**/devices?**")
     workload = next(k for k, label in WORKLOAD_LABELS.items() if label == trace["y"][index])
-    assert path_and_query(page.url) == (f"/devices?workload={workload}&authority=intune"
-                                        f"&collection={collection}")
+    assert path_and_query(page.url) == (
+        f"/devices?workload={workload}&authority=intune&collection={collection}"
+    )
     assert page.watch.errors == []
 
 
-def test_ovw006_tiles_and_error_rows_are_links(page, cli_summary, sample_server, sample_config,
-                                               sample_settings):
+def test_ovw006_tiles_and_error_rows_are_links(
+    page, cli_summary, sample_server, sample_config, sample_settings
+):
     summary = cli_summary(sample_config)
     open_overview(page, sample_server)
     wait_for_devices(page, summary["devices"])
@@ -304,8 +340,9 @@ def test_ovw006_tiles_and_error_rows_are_links(page, cli_summary, sample_server,
     assert page.watch.errors == []
 
 
-def test_ovw007_unknown_filters_are_ignored_with_a_note(page, cli_summary, sample_server,
-                                                        sample_config):
+def test_ovw007_unknown_filters_are_ignored_with_a_note(
+    page, cli_summary, sample_server, sample_config
+):
     summary = cli_summary(sample_config)
     open_overview(page, sample_server, "?site=NOPE&collection=%3Cb%3EX%3C%2Fb%3E")
     wait_for_devices(page, summary["devices"])
@@ -315,8 +352,9 @@ def test_ovw007_unknown_filters_are_ignored_with_a_note(page, cli_summary, sampl
     assert page.inner_text("#ovw-site").strip() == "All sites"
 
 
-def test_ovw008_device_text_stays_text_and_header_warns(page, cli_summary, factory_server,
-                                                        factory_config):
+def test_ovw008_device_text_stays_text_and_header_warns(
+    page, cli_summary, factory_server, factory_config
+):
     """The factory estate: a dropped row and an error detail that looks like HTML."""
     summary = cli_summary(factory_config)
     open_overview(page, factory_server)
@@ -338,8 +376,9 @@ def test_ovw009_unknown_path_is_a_proper_page(page, sample_server):
     assert path_and_query(page.url) == "/"
 
 
-def test_ovw010_no_devices_message(page, cli_summary, factory_server, factory_settings,
-                                   factory_store):
+def test_ovw010_no_devices_message(
+    page, cli_summary, factory_server, factory_settings, factory_store
+):
     """A site and collection that exist but share no device: messages, not empty axes."""
     site, collection = None, None
     for candidate_site in [s.site for s in factory_settings.sources]:
@@ -349,15 +388,17 @@ def test_ovw010_no_devices_message(page, cli_summary, factory_server, factory_se
     if site is None:  # the factory has none: use an empty selection through the API instead
         pytest.fail("the factory estate should have an empty site/collection pair")
     open_overview(page, factory_server, f"?site={site}&collection={collection}")
-    page.wait_for_function("() => document.getElementById('ovw-scope').textContent"
-                           ".startsWith('0 devices')")
+    page.wait_for_function(
+        "() => document.getElementById('ovw-scope').textContent.startsWith('0 devices')"
+    )
     for graph_id in GRAPHS:
         assert page.evaluate(READ_GRAPH, graph_id)["empty"] == "No devices match this filter"
     assert page.inner_text("#ovw-errors").strip() == "No devices match this filter"
 
 
 def test_ovw011_refresh_now_brings_new_data_and_a_failure_shows_stale(
-        page, factory_settings, factory_store, sample_store):
+    page, factory_settings, factory_store, sample_store
+):
     """Refresh off the request path: the old data stays until the new is in; then stale."""
     first, second = factory_store.estate, sample_store.estate
     loads = iter([first, second])
@@ -391,7 +432,8 @@ def test_ovw011_refresh_now_brings_new_data_and_a_failure_shows_stale(
 
 
 def test_ovw012_os_chart_names_and_links_the_records_it_leaves_out(
-        page, cli_summary, sample_server, sample_config):
+    page, cli_summary, sample_server, sample_config
+):
     """The OS figures count client devices (the console's tile does); the note under the
     donut says how many records are left out and opens exactly those."""
     summary = cli_summary(sample_config)
@@ -399,23 +441,25 @@ def test_ovw012_os_chart_names_and_links_the_records_it_leaves_out(
     open_overview(page, sample_server)
     wait_for_devices(page, summary["devices"])
     note = page.locator("#ovw-without-client a")
-    assert note.inner_text() == (f"{summary['without_client']:,} records without the "
-                                 "ConfigMgr client are not counted")
+    assert note.inner_text() == (
+        f"{summary['without_client']:,} records without the ConfigMgr client are not counted"
+    )
     releases = page.evaluate(READ_GRAPH, "ovw-os-releases")["traces"]
-    assert all(fragment.endswith("&client=1") for trace in releases
-               for fragment in trace["customdata"])
+    assert all(
+        fragment.endswith("&client=1") for trace in releases for fragment in trace["customdata"]
+    )
     note.click()
     page.wait_for_url("**/devices?client=0")
     page.wait_for_selector("#devices-count")
-    assert number(page.get_attribute("#devices-count", "data-count")) == \
-        summary["without_client"]
+    assert number(page.get_attribute("#devices-count", "data-count")) == summary["without_client"]
     assert "ConfigMgr client: not installed" in page.inner_text("#devices-chips")
     assert page.watch.errors == []
 
 
 @pytest.mark.browser
-def test_ovw013_freshness_and_a_throttled_refresh_now(page, factory_settings, factory_store,
-                                                      tmp_path):
+def test_ovw013_freshness_and_a_throttled_refresh_now(
+    page, factory_settings, factory_store, tmp_path
+):
     """The header says when the data was loaded and when the next refresh is due; "Refresh
     now" shows its progress and result, then stays disabled until the next is possible; data
     loaded longer ago than stale_after_hours is flagged."""
@@ -438,22 +482,27 @@ def test_ovw013_freshness_and_a_throttled_refresh_now(page, factory_settings, fa
             open_overview(page, base)
             loaded = page.inner_text("#data-loaded")
             assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", loaded)
-            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
-                                page.inner_text("#next-refresh"))
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page.inner_text("#next-refresh"))
             assert page.locator("#old-data-warning").count() == 0
             assert page.is_enabled("#refresh-button")
             page.click("#refresh-button")
-            page.wait_for_function("() => /Refresh(ing| requested)/.test("
-                                   "document.getElementById('refresh-note').textContent)")
+            page.wait_for_function(
+                "() => /Refresh(ing| requested)/.test("
+                "document.getElementById('refresh-note').textContent)"
+            )
             assert page.is_disabled("#refresh-button")
-            page.wait_for_function("() => document.getElementById('refresh-note')"
-                                   ".textContent.startsWith('Refreshed at')", timeout=20_000)
+            page.wait_for_function(
+                "() => document.getElementById('refresh-note')"
+                ".textContent.startsWith('Refreshed at')",
+                timeout=20_000,
+            )
             note = page.inner_text("#refresh-note")
             assert f"{len(factory_store.estate.devices):,} devices" in note
             assert "Next manual refresh possible at" in note
             assert page.is_disabled("#refresh-button")
             assert page.get_attribute("#refresh-button", "title").startswith(
-                "Next manual refresh possible at")
+                "Next manual refresh possible at"
+            )
             page.screenshot(path=str(tmp_path / "freshness.png"))
             # another page of the same server (another user) is throttled too
             other = page.context.new_page()
@@ -466,7 +515,8 @@ def test_ovw013_freshness_and_a_throttled_refresh_now(page, factory_settings, fa
             store._version += 1  # the next poll redraws the header
             page.wait_for_selector("#old-data-warning", timeout=20_000)
             assert "longer ago than the 24 hours set in stale_after_hours" in page.inner_text(
-                "#old-data-warning")
+                "#old-data-warning"
+            )
     finally:
         store.stop()
     assert page.watch.errors == []

@@ -38,7 +38,8 @@ def secured(tmp_path_factory):
     accounts.add("alice", PASSWORD)
     accounts.add("carol", PASSWORD)
     settings = load_settings(write_hostile_estate(folder / "estate")).with_values(
-        auth="users", users_file=str(users_file), secret_key="k" * 48)
+        auth="users", users_file=str(users_file), secret_key="k" * 48
+    )
     store = loaded_store(settings)
     with serving(create_app(settings, store), threads=8) as url:
         yield url, users_file
@@ -58,8 +59,7 @@ class Watch:
         page.on("dialog", self._dialog)
 
     def _console(self, message):
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in \
-                message.text:
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
             self.csp.append(message.text)
         elif message.type == "error" and "401" not in message.text:
             self.errors.append(message.text)
@@ -92,8 +92,9 @@ def page(context):
     return page
 
 
-def sign_in(page, base: str, user: str = "alice", password: str = PASSWORD,
-            path: str = "/") -> None:
+def sign_in(
+    page, base: str, user: str = "alice", password: str = PASSWORD, path: str = "/"
+) -> None:
     page.goto(base + path)
     assert urlsplit(page.url).path == "/login"
     page.fill("#username", user)
@@ -102,6 +103,7 @@ def sign_in(page, base: str, user: str = "alice", password: str = PASSWORD,
 
 
 # -- sign-in -------------------------------------------------------------------------------
+
 
 def test_sign_in_and_out_end_to_end(page, secured):
     base, _ = secured
@@ -147,6 +149,7 @@ def test_an_ended_session_sends_the_page_to_sign_in(page, secured):
 
 # -- the pages under the CSP -----------------------------------------------------------------
 
+
 def test_every_page_works_under_the_policy(page, secured):
     base, _ = secured
     sign_in(page, base)
@@ -158,11 +161,14 @@ def test_every_page_works_under_the_policy(page, secured):
     wait_for_dash(page)
     page.wait_for_selector("#devices-grid .ag-row")
     # AG Grid string expressions (cellClassRules, getRowId) are evaluated without eval()
-    page.wait_for_function("() => document.querySelectorAll("
-                           "'#devices-grid .ag-cell.sev-high, #devices-grid .ag-cell.sev-medium,"
-                           " #devices-grid .ag-cell.sev-low').length > 0")
-    row_id = page.locator("#devices-grid .ag-center-cols-container .ag-row").first \
-        .get_attribute("row-id")
+    page.wait_for_function(
+        "() => document.querySelectorAll("
+        "'#devices-grid .ag-cell.sev-high, #devices-grid .ag-cell.sev-medium,"
+        " #devices-grid .ag-cell.sev-low').length > 0"
+    )
+    row_id = page.locator("#devices-grid .ag-center-cols-container .ag-row").first.get_attribute(
+        "row-id"
+    )
     assert row_id.startswith("PS1:")
     page.click("#devices-grid .ag-header-cell[col-id=name]")  # sorting: a callback round trip
     wait_for_dash(page)
@@ -200,8 +206,9 @@ def test_hostile_text_is_text_in_the_device_grid(page, secured):
     page.wait_for_url(lambda url: "/devices" in url)
     wait_for_dash(page)
     page.wait_for_selector("#devices-grid .ag-row")
-    page.wait_for_function("() => document.querySelectorAll('#devices-grid a.device-link')"
-                           ".length >= 2")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#devices-grid a.device-link').length >= 2"
+    )
     names = page.locator("#devices-grid a.device-link").all_inner_texts()
     assert XSS_NAME in names and QUOTE_NAME in names
     errors = page.locator("#devices-grid .ag-cell[col-id=error]").all_inner_texts()
@@ -232,8 +239,11 @@ def test_the_watch_sees_a_violation(page):
 
     @probe.route("/")
     def index():
-        return ("<!DOCTYPE html><title>probe</title><script>alert(1)</script>", 200,
-                {"Content-Security-Policy": "script-src 'self'"})
+        return (
+            "<!DOCTYPE html><title>probe</title><script>alert(1)</script>",
+            200,
+            {"Content-Security-Policy": "script-src 'self'"},
+        )
 
     class App:  # serving() wants a Dash-like object
         server = probe

@@ -37,7 +37,9 @@ def open_trends(page, base: str, search: str = "") -> None:
     wait_for_dash(page, graphs=len(TREND_GRAPHS))
     page.wait_for_function(
         "ids => ids.every(id => { const d = document.querySelector('#' + id + "
-        "' .js-plotly-plot'); return d && d.data && d.data.length; })", arg=TREND_GRAPHS)
+        "' .js-plotly-plot'); return d && d.data && d.data.length; })",
+        arg=TREND_GRAPHS,
+    )
 
 
 def test_trd001_trends_draws_its_charts_without_console_errors(page, sample_server, history):
@@ -53,8 +55,7 @@ def test_trd001_trends_draws_its_charts_without_console_errors(page, sample_serv
     assert page.locator("#trd-funnel .scatterlayer .trace").count() == 4
     frame = history.trend()
     share = page.evaluate(READ_TRACES, "trd-share")["traces"][0]["y"]
-    assert share[-1] == pytest.approx(100 * frame["comanaged"].iloc[-1]
-                                      / frame["devices"].iloc[-1])
+    assert share[-1] == pytest.approx(100 * frame["comanaged"].iloc[-1] / frame["devices"].iloc[-1])
     assert page.inner_text("#trd-scope").startswith(f"{len(days)} snapshots from")
     assert page.locator("nav .nav-link.active").inner_text() == "Trends"
     outside = [u for u in page.watch.requests if not u.startswith(sample_server)]
@@ -63,23 +64,25 @@ def test_trd001_trends_draws_its_charts_without_console_errors(page, sample_serv
 
 
 def test_trd002_filters_and_dates_come_from_the_url(page, sample_server, history):
-    open_trends(page, sample_server,
-                "?site=PS1&collection=CAS00102&from=2026-09-01&to=2026-10-01")
+    open_trends(page, sample_server, "?site=PS1&collection=CAS00102&from=2026-09-01&to=2026-10-01")
     page.wait_for_function(
         "() => { const d = document.querySelector('#trd-share .js-plotly-plot'); "
-        "return d && d.data && d.data[0].x.length === 4; }")
+        "return d && d.data && d.data[0].x.length === 4; }"
+    )
     drawn = page.evaluate(READ_TRACES, "trd-share")["traces"][0]
     assert drawn["x"] == ["2026-09-07", "2026-09-14", "2026-09-21", "2026-09-28"]
     frame = history.trend("PS1", "CAS00102")
-    assert drawn["y"][0] == pytest.approx(100 * frame.loc[date(2026, 9, 7), "comanaged"]
-                                          / frame.loc[date(2026, 9, 7), "devices"])
+    assert drawn["y"][0] == pytest.approx(
+        100 * frame.loc[date(2026, 9, 7), "comanaged"] / frame.loc[date(2026, 9, 7), "devices"]
+    )
     assert page.input_value("#trd-from") == "2026-09-01"
     assert "site PS1" in page.inner_text("#trd-scope")
     assert page.watch.errors == []
 
 
-def test_trd003_week_over_week_figures_match_the_history(page, sample_server, sample_store,
-                                                          history):
+def test_trd003_week_over_week_figures_match_the_history(
+    page, sample_server, sample_store, history
+):
     page.goto(sample_server + "/")
     wait_for_dash(page, graphs=len(GRAPHS))
     page.wait_for_selector("#kpi-comanaged-change")
@@ -106,12 +109,13 @@ def test_trd003_week_over_week_figures_match_the_history(page, sample_server, sa
 def test_trd004_a_change_opens_exactly_those_devices(page, sample_server, sample_store, kind):
     page.goto(sample_server + "/?site=PS1")
     wait_for_dash(page, graphs=len(GRAPHS))
-    page.wait_for_function("() => (document.getElementById('chg-since') || {}).textContent"
-                           "?.includes('16 Nov 2026')")
-    page.wait_for_function("() => (document.getElementById('ovw-scope') || {}).textContent"
-                           "?.includes('site PS1')")
     page.wait_for_function(
-        "() => !document.querySelector('[data-dash-is-loading=\"true\"]')")
+        "() => (document.getElementById('chg-since') || {}).textContent?.includes('16 Nov 2026')"
+    )
+    page.wait_for_function(
+        "() => (document.getElementById('ovw-scope') || {}).textContent?.includes('site PS1')"
+    )
+    page.wait_for_function("() => !document.querySelector('[data-dash-is-loading=\"true\"]')")
     shown = int(page.get_attribute(f"#chg-{kind}", "data-count"))
     page.click(f"#chg-{kind}-link")
     page.wait_for_selector("#devices-count")
@@ -119,7 +123,11 @@ def test_trd004_a_change_opens_exactly_those_devices(page, sample_server, sample
     assert query == {"changed": [kind], "since": ["2026-11-16"], "site": ["PS1"]}
     assert int(page.get_attribute("#devices-count", "data-count")) == shown
     assert page.locator(f"#devices-chips [data-filter='changed={kind}']").count() == 1
-    expected = int((sample_store.changes(WEEK_AGO)[kind]
-                    & (sample_store.estate.devices["site"] == "PS1").to_numpy()).sum())
+    expected = int(
+        (
+            sample_store.changes(WEEK_AGO)[kind]
+            & (sample_store.estate.devices["site"] == "PS1").to_numpy()
+        ).sum()
+    )
     assert shown == expected
     assert page.watch.errors == []

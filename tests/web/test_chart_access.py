@@ -61,15 +61,19 @@ def test_table_links_are_the_chart_click_targets(sample_store, sample_settings):
     for graph_id in overview.GRAPHS:
         fig = out[graph_id]
         table = chart_tables.chart_table(fig, "t", "t", "PS1", None)
-        links = [cell.children.href for row in table.children[1].children.children[2].children
-                 for cell in row.children[1:] if cell is not None
-                 and hasattr(cell.children, "href")]
+        links = [
+            cell.children.href
+            for row in table.children[1].children.children[2].children
+            for cell in row.children[1:]
+            if cell is not None and hasattr(cell.children, "href")
+        ]
         expected = []
         for point in chart_tables.points(fig):
             if point.value:
                 click = {"points": [{"customdata": point.fragment}]}
-                expected.append(overview.navigate(click, "PS1", None, sample_store,
-                                                  sample_settings))
+                expected.append(
+                    overview.navigate(click, "PS1", None, sample_store, sample_settings)
+                )
         assert sorted(links) == sorted(expected), graph_id
         assert links, graph_id
 
@@ -78,8 +82,12 @@ def test_stacked_bars_become_a_grid(sample_summary):
     fig = figures.workloads_figure(sample_summary)
     table = chart_tables.chart_table(fig, "Workloads", "w", category_header="Workload")
     head = table.children[1].children.children[1].children.children
-    assert [th.children for th in head] == ["Workload", "Configuration Manager",
-                                            "Pilot Intune", "Intune"]
+    assert [th.children for th in head] == [
+        "Workload",
+        "Configuration Manager",
+        "Pilot Intune",
+        "Intune",
+    ]
 
 
 def test_summary_names_points_and_empty_charts():
@@ -99,28 +107,36 @@ def test_definitions_explain_the_inactive_difference(sample_settings):
 
 
 def test_optional_columns():
-    frame = pd.DataFrame({
-        "LastPolicyRequest": pd.to_datetime(["2026-11-20 10:00", None, "2026-11-10 13:00"]),
-        "LastActiveTime": pd.to_datetime(["2026-11-21 08:30", None, None]),
-        "Domain": ["CONTOSO", None, "LAB"],
-        "os_group": ["Server", "Other", "Server"],
-    })
-    rows = optional_columns(frame, np.array([2, 0, 1]), "2026-11-20T12:00:00+00:00",
-                            {"All Systems": np.array([True, True, True]),
-                             "Pilot": np.array([False, False, True])})
+    frame = pd.DataFrame(
+        {
+            "LastPolicyRequest": pd.to_datetime(["2026-11-20 10:00", None, "2026-11-10 13:00"]),
+            "LastActiveTime": pd.to_datetime(["2026-11-21 08:30", None, None]),
+            "Domain": ["CONTOSO", None, "LAB"],
+            "os_group": ["Server", "Other", "Server"],
+        }
+    )
+    rows = optional_columns(
+        frame,
+        np.array([2, 0, 1]),
+        "2026-11-20T12:00:00+00:00",
+        {"All Systems": np.array([True, True, True]), "Pilot": np.array([False, False, True])},
+    )
     assert [r["policy_age_days"] for r in rows] == [9, 0, None]
-    assert [r["collections"] for r in rows] == ["All Systems, Pilot", "All Systems",
-                                                "All Systems"]
+    assert [r["collections"] for r in rows] == ["All Systems, Pilot", "All Systems", "All Systems"]
     assert rows[0]["domain"] == "LAB" and rows[2]["domain"] == ""
     assert rows[1]["last_active"] == "2026-11-21 08:30" and rows[0]["last_active"] == ""
     assert set(rows[0]) == set(OPTIONAL_COLUMNS)
 
 
 def test_column_choice_is_stored_and_restored():
-    assert devices.remember_columns("devices-column-choice", ["domain", "bogus"], None) \
-        == (["domain"], devices.no_update)
-    assert devices.remember_columns(None, [], ["collections", 3, "x"]) \
-        == (devices.no_update, ["collections"])
+    assert devices.remember_columns("devices-column-choice", ["domain", "bogus"], None) == (
+        ["domain"],
+        devices.no_update,
+    )
+    assert devices.remember_columns(None, [], ["collections", 3, "x"]) == (
+        devices.no_update,
+        ["collections"],
+    )
     assert devices.remember_columns(None, [], "not a list") == (devices.no_update, [])
     fields = [c["field"] for c in devices.column_defs(["policy_age_days", "collections"])]
     assert fields[:4] == ["name", "site", "collections", "policy_age_days"]

@@ -24,9 +24,9 @@ from dashboard.web.pages import device, devices
 from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_overview_callbacks import by_id, text_of, walk  # noqa: E402
+from test_overview_callbacks import by_id, text_of, walk
 
-FORMULA_NAMES = ("=HYPERLINK(\"http://x\",\"y\")", "+SUM(1,2)", "-2+3", "@cmd")
+FORMULA_NAMES = ('=HYPERLINK("http://x","y")', "+SUM(1,2)", "-2+3", "@cmd")
 
 
 def request(start=0, end=100, sort=None):
@@ -58,6 +58,7 @@ def count(store, query: dict) -> int:
 
 # -- get_rows ----------------------------------------------------------------------------------
 
+
 def test_get_rows_pages_through_every_match_once(factory_store):
     pairs = [("site", "PS1")]
     first = devices.get_rows(factory_store, request(0, 100), pairs)
@@ -80,18 +81,22 @@ def test_get_rows_default_order_is_most_severe_first(factory_store):
     ranks = [order[row["severity"]] for row in rows]
     assert ranks == sorted(ranks)
     row = next(r for r in rows if r["attention"])
-    assert row["attention"] == [{"id": rule, "title": RULES_BY_ID[rule].title,
-                                 "severity": RULES_BY_ID[rule].severity}
-                                for rule in [a["id"] for a in row["attention"]]]
+    assert row["attention"] == [
+        {"id": rule, "title": RULES_BY_ID[rule].title, "severity": RULES_BY_ID[rule].severity}
+        for rule in [a["id"] for a in row["attention"]]
+    ]
     assert row["key"] == f"{row['site']}:{row['resource_id']}"
 
 
-@pytest.mark.parametrize(("start", "end", "expected"), [
-    (0, 10_000, devices.MAX_BLOCK),  # a greedy request is capped
-    (50, 40, 0),  # an end before the start is an empty block
-    (-20, 5, 5),  # a negative start is the first row
-    (0, None, devices.PAGE_SIZE),  # no end: one page
-])
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0, 10_000, devices.MAX_BLOCK),  # a greedy request is capped
+        (50, 40, 0),  # an end before the start is an empty block
+        (-20, 5, 5),  # a negative start is the first row
+        (0, None, devices.PAGE_SIZE),  # no end: one page
+    ],
+)
 def test_get_rows_caps_the_window(factory_store, start, end, expected):
     block = devices.get_rows(factory_store, {"startRow": start, "endRow": end}, [])
     assert len(block["rowData"]) == expected
@@ -108,8 +113,9 @@ def test_get_rows_sorts_by_name_case_insensitively(factory_store, direction):
 
 @pytest.mark.parametrize("column", ["bogus", "attention", "error", "__proto__"])
 def test_unknown_or_unsortable_column_falls_back_to_severity(factory_store, column):
-    asked = devices.get_rows(factory_store, request(0, 300, [{"colId": column,
-                                                              "sort": "desc"}]), [])
+    asked = devices.get_rows(
+        factory_store, request(0, 300, [{"colId": column, "sort": "desc"}]), []
+    )
     default = devices.get_rows(factory_store, request(0, 300), [])
     assert [r["key"] for r in asked["rowData"]] == [r["key"] for r in default["rowData"]]
 
@@ -119,8 +125,9 @@ def test_get_rows_ignores_rejected_filters_like_the_page(factory_store, factory_
     block = devices.get_rows(factory_store, request(0, 500), pairs)
     assert block["rowCount"] == count(factory_store, {"site": ["PS2"]})
     assert {row["site"] for row in block["rowData"]} == {"PS2"}
-    page = devices.layout(factory_store, factory_settings, "/devices",
-                          {name: [value] for name, value in pairs})
+    page = devices.layout(
+        factory_store, factory_settings, "/devices", {name: [value] for name, value in pairs}
+    )
     shown = by_id(page, "devices-count")
     assert getattr(shown, "data-count") == str(block["rowCount"])
     rejected = text_of(by_id(page, "devices-rejected"))
@@ -130,7 +137,9 @@ def test_get_rows_ignores_rejected_filters_like_the_page(factory_store, factory_
 def test_get_rows_without_a_request_or_data(factory_store, factory_settings):
     assert devices.get_rows(factory_store, None, []) == {"rowData": [], "rowCount": 0}
     assert devices.get_rows(EstateStore(factory_settings), request(), []) == {
-        "rowData": [], "rowCount": 0}
+        "rowData": [],
+        "rowCount": 0,
+    }
 
 
 def test_readiness_and_attention_filters_match_the_summary(factory_store):
@@ -147,21 +156,32 @@ def test_readiness_and_attention_filters_match_the_summary(factory_store):
 
 # -- chips -------------------------------------------------------------------------------------
 
+
 def test_each_chip_links_to_the_list_without_its_value(factory_store, factory_settings):
-    flt = factory_store.device_filter({
-        "enrollment_status": ["failure_hybrid", "failure_aad"], "site": ["PS1"],
-        "readiness": ["joined"], "attention": ["not-joined"]})
+    flt = factory_store.device_filter(
+        {
+            "enrollment_status": ["failure_hybrid", "failure_aad"],
+            "site": ["PS1"],
+            "readiness": ["joined"],
+            "attention": ["not-joined"],
+        }
+    )
     chips = devices.chips(flt, factory_settings, factory_store.estate)
     by_filter = {getattr(chip, "data-filter"): chip for chip in chips}
-    assert list(by_filter) == ["enrollment_status=failure_hybrid",
-                               "enrollment_status=failure_aad", "site=PS1",
-                               "readiness=joined", "attention=not-joined"]
+    assert list(by_filter) == [
+        "enrollment_status=failure_hybrid",
+        "enrollment_status=failure_aad",
+        "site=PS1",
+        "readiness=joined",
+        "attention=not-joined",
+    ]
     assert by_filter["enrollment_status=failure_aad"].href == (
-        "/devices?enrollment_status=failure_hybrid&site=PS1&readiness=joined"
-        "&attention=not-joined")
+        "/devices?enrollment_status=failure_hybrid&site=PS1&readiness=joined&attention=not-joined"
+    )
     assert by_filter["site=PS1"].href == (
         "/devices?enrollment_status=failure_hybrid&enrollment_status=failure_aad"
-        "&readiness=joined&attention=not-joined")
+        "&readiness=joined&attention=not-joined"
+    )
     assert "Fails prerequisite: Joined to Entra ID" in words(by_filter["readiness=joined"])
     assert "Needs attention: Not joined to Entra ID" in words(by_filter["attention=not-joined"])
     assert "Failure, Microsoft Entra joined" in words(by_filter["enrollment_status=failure_aad"])
@@ -182,13 +202,23 @@ def test_device_list_without_filters_says_so(factory_store, factory_settings):
 
 # -- the device page ---------------------------------------------------------------------------
 
+
 def device_page(store, settings, path, query=None):
     return device.layout(store, settings, path, query or {})
 
 
-@pytest.mark.parametrize("path", ["/device/abc", "/device/-1", "/device/1.5", "/device/",
-                                  "/device/12345678901234567890", "/device/1e5",
-                                  "/device/%3Cscript%3E"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/device/abc",
+        "/device/-1",
+        "/device/1.5",
+        "/device/",
+        "/device/12345678901234567890",
+        "/device/1e5",
+        "/device/%3Cscript%3E",
+    ],
+)
 def test_malformed_device_id_is_not_found(factory_store, factory_settings, path):
     page = device_page(factory_store, factory_settings, path)
     assert page.id == "device-not-found"
@@ -222,8 +252,12 @@ def test_failed_device_shows_the_fix_and_its_checklist(factory_store, factory_se
     frame = factory_store.estate.devices
     failed = frame[frame["failed"] & (frame["error_code"] == "0x8018002A")]
     row = failed.iloc[0]
-    page = device_page(factory_store, factory_settings, f"/device/{int(row['ResourceID'])}",
-                       {"site": [str(row["site"])]})
+    page = device_page(
+        factory_store,
+        factory_settings,
+        f"/device/{int(row['ResourceID'])}",
+        {"site": [str(row["site"])]},
+    )
     error = text_of(by_id(page, "device-error"))
     assert "0x8018002A" in error
     assert describe("0x8018002A").fix in error
@@ -245,16 +279,23 @@ def test_failed_device_shows_the_fix_and_its_checklist(factory_store, factory_se
 def test_device_page_for_a_device_that_fails_a_prerequisite(factory_store, factory_settings):
     frame = factory_store.estate.devices
     row = frame[frame["readiness"] == "joined"].iloc[0]
-    page = device_page(factory_store, factory_settings, f"/device/{int(row['ResourceID'])}",
-                       {"site": [str(row["site"])]})
-    items = {getattr(i, "data-step"): getattr(i, "data-result")
-             for i in by_id(page, "device-checklist").children}
+    page = device_page(
+        factory_store,
+        factory_settings,
+        f"/device/{int(row['ResourceID'])}",
+        {"site": [str(row["site"])]},
+    )
+    items = {
+        getattr(i, "data-step"): getattr(i, "data-result")
+        for i in by_id(page, "device-checklist").children
+    }
     assert items["joined"] == "fail" and items["workstation"] == "pass"
     assert items["policy"] == "skipped"
     assert "What to do" in text_of(by_id(page, "device-checklist"))
 
 
 # -- the CSV export ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def export_client(tmp_path_factory, factory_config):
@@ -283,13 +324,16 @@ def read_csv(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text[1:])))
 
 
-@pytest.mark.parametrize("query", [
-    "enrollment_status=failure_hybrid&enrollment_status=failure_aad",
-    "readiness=joined&site=PS1",
-    "attention=any",
-    "workload=compliance_policies&authority=pilot_intune",
-    "",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "enrollment_status=failure_hybrid&enrollment_status=failure_aad",
+        "readiness=joined&site=PS1",
+        "attention=any",
+        "workload=compliance_policies&authority=pilot_intune",
+        "",
+    ],
+)
 def test_export_rows_equal_the_header_count_and_the_filter(export_client, query):
     client, store = export_client
     response = client.get("/export/devices.csv" + (f"?{query}" if query else ""))
@@ -299,18 +343,21 @@ def test_export_rows_equal_the_header_count_and_the_filter(export_client, query)
     rows = read_csv(response)
     from dashboard.web.links import parse_query
 
-    assert len(rows) == int(response.headers["X-Device-Count"]) == count(store,
-                                                                         parse_query(query))
+    assert len(rows) == int(response.headers["X-Device-Count"]) == count(store, parse_query(query))
     assert len({(r["Site"], r["ResourceID"]) for r in rows}) == len(rows)
 
 
 def test_export_count_equals_the_summary(export_client):
     client, store = export_client
     summary = store.summary()
-    failures = summary["enrollment_status"]["failure_hybrid"] + \
-        summary["enrollment_status"]["failure_aad"]
-    rows = read_csv(client.get("/export/devices.csv?enrollment_status=failure_hybrid"
-                               "&enrollment_status=failure_aad"))
+    failures = (
+        summary["enrollment_status"]["failure_hybrid"] + summary["enrollment_status"]["failure_aad"]
+    )
+    rows = read_csv(
+        client.get(
+            "/export/devices.csv?enrollment_status=failure_hybrid&enrollment_status=failure_aad"
+        )
+    )
     assert len(rows) == failures
     assert {row["State"].split(",")[0] for row in rows} == {"Failure"}
     for step in summary["readiness"]:
@@ -318,8 +365,10 @@ def test_export_count_equals_the_summary(export_client):
         assert len(read_csv(response)) == step["failed"]
 
 
-@pytest.mark.parametrize("query", ["attention=bogus", "colour=blue", "error=nope",
-                                   "authority=intune", "readiness=everything"])
+@pytest.mark.parametrize(
+    "query",
+    ["attention=bogus", "colour=blue", "error=nope", "authority=intune", "readiness=everything"],
+)
 def test_export_rejects_bad_filters(export_client, query):
     client, _store = export_client
     response = client.get(f"/export/devices.csv?{query}")
@@ -340,12 +389,12 @@ def test_export_neutralises_formulas_in_device_text(export_client):
 
 # -- the OS figures' filters (client devices) ----------------------------------------------------
 
+
 def test_client_filter_lists_what_the_os_figures_count(factory_store, factory_settings):
     summary = factory_store.summary()
     assert summary["without_client"] > 0
     assert count(factory_store, {"client": ["0"]}) == summary["without_client"]
-    assert count(factory_store, {"client": ["1"]}) == \
-        summary["devices"] - summary["without_client"]
+    assert count(factory_store, {"client": ["1"]}) == summary["devices"] - summary["without_client"]
     for group, number in summary["os_groups"].items():
         assert count(factory_store, {"os_group": [group], "client": ["1"]}) == number
     for release, number in summary["os_releases"].items():
@@ -363,12 +412,12 @@ def test_export_honours_the_client_filter(export_client):
     rows = read_csv(response)
     assert len(rows) == store.summary("PS1")["without_client"] > 0
     assert {row["Site"] for row in rows} == {"PS1"}
-    assert len(read_csv(client.get("/export/devices.csv?client=0"))) == \
-        summary["without_client"]
+    assert len(read_csv(client.get("/export/devices.csv?client=0"))) == summary["without_client"]
     assert client.get("/export/devices.csv?client=yes").status_code == 400
 
 
 # -- duplicate records ------------------------------------------------------------------------
+
 
 def _flagged_duplicates(store):
     frame = store.estate.devices
@@ -380,8 +429,11 @@ def test_device_page_of_a_duplicate_links_its_keeper(sample_store, sample_settin
     assert len(flagged) >= 2  # the bundled sample has some
     frame = sample_store.estate.devices
     for _index, record in flagged.iterrows():
-        site, rid, keeper = str(record["site"]), int(record["ResourceID"]), \
-            int(record["duplicate_of"])
+        site, rid, keeper = (
+            str(record["site"]),
+            int(record["ResourceID"]),
+            int(record["duplicate_of"]),
+        )
         page = device.layout(sample_store, sample_settings, f"/device/{rid}", {"site": [site]})
         link = by_id(page, "device-keeper")
         keeper_row = frame[(frame["site"] == site) & (frame["ResourceID"] == keeper)].iloc[0]
@@ -391,10 +443,10 @@ def test_device_page_of_a_duplicate_links_its_keeper(sample_store, sample_settin
         rules = by_id(page, "device-attention")
         assert RULES_BY_ID["duplicate-record"].title in words(rules)
         # the keeper's page lists this record among its duplicates
-        kept = device.layout(sample_store, sample_settings, f"/device/{keeper}",
-                             {"site": [site]})
-        listed = [c.href for c in walk(by_id(kept, "device-duplicate-list"))
-                  if getattr(c, "href", None)]
+        kept = device.layout(sample_store, sample_settings, f"/device/{keeper}", {"site": [site]})
+        listed = [
+            c.href for c in walk(by_id(kept, "device-duplicate-list")) if getattr(c, "href", None)
+        ]
         assert f"/device/{rid}?site={site}" in listed
         assert not [c for c in walk(kept) if getattr(c, "id", None) == "device-keeper"]
 

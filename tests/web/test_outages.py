@@ -50,9 +50,10 @@ def replicas(tmp_path):
 
 @pytest.fixture
 def sql_settings(replicas, tmp_path):
-    raw = {"as_of": "2026-11-20T12:00:00Z",
-           "sources": [{"site": site, "url": f"sqlite:///{path}"}
-                       for site, path in replicas.items()]}
+    raw = {
+        "as_of": "2026-11-20T12:00:00Z",
+        "sources": [{"site": site, "url": f"sqlite:///{path}"} for site, path in replicas.items()],
+    }
     return settings_from_dict(raw, tmp_path / "comanage.toml")
 
 
@@ -130,8 +131,7 @@ def test_a_broken_csv_keeps_the_old_data(factory_config, tmp_path):
 
 def test_a_sql_password_never_reaches_banner_or_log(factory_settings, caplog):
     url_source = {"site": "PS9", "url": SQL_URL}
-    raw = {"sources": [{"site": "PS1", "csv": str(factory_settings.sources[0].csv)},
-                       url_source]}
+    raw = {"sources": [{"site": "PS1", "csv": str(factory_settings.sources[0].csv)}, url_source]}
     settings = settings_from_dict(raw, factory_settings.config_path)
     store = EstateStore(settings)
     with caplog.at_level(logging.DEBUG):
@@ -144,11 +144,19 @@ def test_a_sql_password_never_reaches_banner_or_log(factory_settings, caplog):
     assert "No data could be loaded" in page
 
 
-def test_a_password_from_the_environment_never_reaches_banner_or_log(factory_settings,
-                                                                      monkeypatch, caplog):
+def test_a_password_from_the_environment_never_reaches_banner_or_log(
+    factory_settings, monkeypatch, caplog
+):
     monkeypatch.setenv("COMANAGE_TEST_SQL_PASSWORD", PASSWORD)
-    raw = {"sources": [{"site": "PS9", "url": "mssql+pyodbc://user@host/db",
-                        "password_env": "COMANAGE_TEST_SQL_PASSWORD"}]}
+    raw = {
+        "sources": [
+            {
+                "site": "PS9",
+                "url": "mssql+pyodbc://user@host/db",
+                "password_env": "COMANAGE_TEST_SQL_PASSWORD",
+            }
+        ]
+    }
     settings = settings_from_dict(raw, factory_settings.config_path)
     store = EstateStore(settings)
     with caplog.at_level(logging.DEBUG):
@@ -157,13 +165,15 @@ def test_a_password_from_the_environment_never_reaches_banner_or_log(factory_set
     no_secret(caplog.text)
 
 
-def test_an_unexpected_error_quoting_the_url_is_redacted(factory_settings, factory_store,
-                                                          monkeypatch, caplog):
+def test_an_unexpected_error_quoting_the_url_is_redacted(
+    factory_settings, factory_store, monkeypatch, caplog
+):
     """Whatever raises (a bug, a driver quoting its connection string), the banner and the
     log hide the password: the store redacts every failure message itself."""
     monkeypatch.setenv("COMANAGE_TEST_SQL_PASSWORD", "Env-Pa55word")
-    raw = {"sources": [{"site": "PS9", "url": SQL_URL,
-                        "password_env": "COMANAGE_TEST_SQL_PASSWORD"}]}
+    raw = {
+        "sources": [{"site": "PS9", "url": SQL_URL, "password_env": "COMANAGE_TEST_SQL_PASSWORD"}]
+    }
     settings = settings_from_dict(raw, factory_settings.config_path)
     calls = []
 
@@ -171,8 +181,10 @@ def test_an_unexpected_error_quoting_the_url_is_redacted(factory_settings, facto
         calls.append(1)
         if len(calls) == 1:
             return factory_store.estate
-        raise RuntimeError(f"driver said: cannot open {SQL_URL}; DRIVER={{x}};"
-                           f"PWD={PASSWORD};UID=user; env Env-Pa55word")
+        raise RuntimeError(
+            f"driver said: cannot open {SQL_URL}; DRIVER={{x}};"
+            f"PWD={PASSWORD};UID=user; env Env-Pa55word"
+        )
 
     store = EstateStore(settings, loader=loader)
     assert store.refresh()
@@ -194,9 +206,14 @@ def test_cli_exits_2_with_one_line_and_no_secret(factory_settings, tmp_path, bre
         (tmp_path / "PS1").mkdir()
         (tmp_path / "PS1" / "devices.csv").write_bytes(b"ResourceID,Name\n1,PC\n")
         config.write_text('[[sources]]\nsite = "PS1"\ncsv = "PS1"\n', encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "dashboard", "summary", "--config",
-                           str(config), "--quiet"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard", "summary", "--config", str(config), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
     assert "Traceback" not in done.stderr
@@ -205,8 +222,10 @@ def test_cli_exits_2_with_one_line_and_no_secret(factory_settings, tmp_path, bre
 
 # -- the servers the deployment shares: Redis and PostgreSQL stop mid-run and come back ------
 
-def test_redis_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_redis, caplog,
-                                                          monkeypatch):
+
+def test_redis_stopping_mid_run_keeps_serving_and_recovers(
+    sql_settings, own_redis, caplog, monkeypatch
+):
     import redis
 
     from dashboard.data import shared_cache
@@ -241,8 +260,7 @@ def test_redis_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_red
     assert client.keys("*"), "the results did not reach Redis again"
 
 
-def test_postgresql_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_postgres,
-                                                               caplog):
+def test_postgresql_stopping_mid_run_keeps_serving_and_recovers(sql_settings, own_postgres, caplog):
     from dashboard.data.history import HistoryStore
     from dashboard.web import trend_figures
     from dashboard.web.pages import trends

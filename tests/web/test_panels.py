@@ -13,12 +13,15 @@ from dashboard.web import figures, panels
 from dashboard.web.pages import overview
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_overview_callbacks import by_id, text_of, walk  # noqa: E402
+from test_overview_callbacks import by_id, text_of, walk
 
 
 def rows_with(tree, attribute: str) -> dict:
-    return {getattr(c, attribute): c for c in walk(tree) if hasattr(c, attribute)
-            and getattr(c, "className", "").startswith("dd-row")}
+    return {
+        getattr(c, attribute): c
+        for c in walk(tree)
+        if hasattr(c, attribute) and getattr(c, "className", "").startswith("dd-row")
+    }
 
 
 def links(tree) -> list:
@@ -30,8 +33,9 @@ def test_attention_panel_shows_every_rule_with_its_link(factory_store, site, col
     summary = factory_store.summary(site, collection)
     panel = panels.attention_panel(summary, site, collection)
     rows = rows_with(panel, "data-rule")
-    assert list(rows) == [rule.id for rule in sorted(
-        RULES, key=lambda r: ("high", "medium", "low").index(r.severity))]
+    assert list(rows) == [
+        rule.id for rule in sorted(RULES, key=lambda r: ("high", "medium", "low").index(r.severity))
+    ]
     scope = "".join(f"&{k}={v}" for k, v in (("site", site), ("collection", collection)) if v)
     for rule in RULES:
         row, number = rows[rule.id], summary["attention"][rule.id]
@@ -45,8 +49,11 @@ def test_attention_panel_shows_every_rule_with_its_link(factory_store, site, col
     total = by_id(panel, "ovw-attention-total")
     assert getattr(total, "data-count") == str(summary["attention_devices"])
     assert [c.href for c in links(total)] == [f"/devices?attention=any{scope}"]
-    groups = [getattr(c, "data-severity") for c in walk(panel)
-              if getattr(c, "className", "") == "dd-group"]
+    groups = [
+        getattr(c, "data-severity")
+        for c in walk(panel)
+        if getattr(c, "className", "") == "dd-group"
+    ]
     assert groups == ["high", "medium", "low"]
 
 
@@ -66,8 +73,7 @@ def test_readiness_panel_is_the_summary_in_order(factory_store, site, collection
         cell = next(c for c in walk(row) if hasattr(c, "data-count"))
         assert getattr(cell, "data-count") == str(step["failed"])
         hrefs = [c.href for c in links(row)]
-        assert hrefs == ([f"/devices?readiness={step['step']}{scope}"] if step["failed"]
-                         else [])
+        assert hrefs == ([f"/devices?readiness={step['step']}{scope}"] if step["failed"] else [])
         assert "If it fails:" in row.title
     ready = by_id(panel, "ovw-readiness-ready")
     assert getattr(ready, "data-count") == str(summary["readiness"][-1]["passed"])
@@ -87,10 +93,15 @@ def test_readiness_bars_are_a_waterfall(factory_store):
 
 
 def test_zero_counts_are_not_links():
-    summary = {"devices": 10, "attention": {rule.id: 0 for rule in RULES},
-               "attention_devices": 0,
-               "readiness": [{"step": step, "label": label, "checked": 10, "passed": 10,
-                              "failed": 0} for step, label, _fix in READINESS_STEPS]}
+    summary = {
+        "devices": 10,
+        "attention": {rule.id: 0 for rule in RULES},
+        "attention_devices": 0,
+        "readiness": [
+            {"step": step, "label": label, "checked": 10, "passed": 10, "failed": 0}
+            for step, label, _fix in READINESS_STEPS
+        ],
+    }
     assert links(panels.attention_panel(summary, None, None)) == []
     assert links(panels.readiness_panel(summary, None, None)) == []
     ready = by_id(panels.readiness_panel(summary, None, None), "ovw-readiness-ready")
@@ -118,10 +129,14 @@ def test_overview_renders_the_panels_with_the_filter(factory_store, factory_sett
 
 
 def test_panel_colours_follow_the_dashboard(factory_store):
-    assert panels.SEVERITY_COLORS == {"high": "#D55E00", "medium": "#E69F00",
-                                      "low": "#56B4E9"}  # = assets/50-devices.css
+    assert panels.SEVERITY_COLORS == {
+        "high": "#D55E00",
+        "medium": "#E69F00",
+        "low": "#56B4E9",
+    }  # = assets/50-devices.css
     css = (Path(overview.__file__).parents[1] / "assets" / "50-devices.css").read_text()
     for severity, color in panels.SEVERITY_COLORS.items():
-        assert f".badge.sev-{severity}, .ag-cell.sev-{severity} {{ background-color: " \
-               f"{color};" in css
+        assert (
+            f".badge.sev-{severity}, .ag-cell.sev-{severity} {{ background-color: {color};" in css
+        )
     assert set(panels.READINESS_FAIL_COLORS.values()) <= set(figures.COLORS.values())

@@ -87,10 +87,13 @@ def no_raw_html(tree) -> None:
 
 # -- headers -----------------------------------------------------------------------------------
 
-CALLBACK = {"output": "page.children", "outputs": {"id": "page", "property": "children"},
-            "inputs": [{"id": "url", "property": "pathname", "value": "/devices"}],
-            "changedPropIds": ["url.pathname"],
-            "state": [{"id": "url", "property": "search", "value": ""}]}
+CALLBACK = {
+    "output": "page.children",
+    "outputs": {"id": "page", "property": "children"},
+    "inputs": [{"id": "url", "property": "pathname", "value": "/devices"}],
+    "changedPropIds": ["url.pathname"],
+    "state": [{"id": "url", "property": "search", "value": ""}],
+}
 
 
 def every_kind_of_response(client):
@@ -131,8 +134,9 @@ def test_csp_allows_no_foreign_script(client):
     for name in ("default-src", "connect-src", "base-uri", "form-action"):
         assert policy[name] == ["'self'"], name
     assert policy["img-src"] == ["'self'", "data:"]
-    assert not any("http" in value or value == "*" for values in policy.values()
-                   for value in values)
+    assert not any(
+        "http" in value or value == "*" for values in policy.values() for value in values
+    )
 
 
 def inline_scripts(html: str) -> list[str]:
@@ -143,8 +147,7 @@ def inline_scripts(html: str) -> list[str]:
         if "src=" in attributes:
             continue
         kind = re.search(r'type="([^"]+)"', attributes)
-        if kind and kind.group(1) not in ("application/javascript", "text/javascript",
-                                          "module"):
+        if kind and kind.group(1) not in ("application/javascript", "text/javascript", "module"):
             continue  # data blocks (Dash's JSON config) never run
         scripts.append(body)
     return scripts
@@ -174,22 +177,28 @@ def test_health_endpoint_says_ok_and_nothing_else(client):
 
 
 def test_cross_site_posts_are_refused(client):
-    refused = client.post("/_dash-update-component", json=CALLBACK,
-                          headers={"Sec-Fetch-Site": "cross-site"})
+    refused = client.post(
+        "/_dash-update-component", json=CALLBACK, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert refused.status_code == 403
-    accepted = client.post("/_dash-update-component", json=CALLBACK,
-                           headers={"Sec-Fetch-Site": "same-origin"})
+    accepted = client.post(
+        "/_dash-update-component", json=CALLBACK, headers={"Sec-Fetch-Site": "same-origin"}
+    )
     assert accepted.status_code == 200
 
 
 def test_callbacks_accept_json_only(client):
     """A cross-site HTML form can only send form or text bodies: Dash refuses them."""
-    response = client.post("/_dash-update-component", data="output=page.children",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/_dash-update-component",
+        data="output=page.children",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code in (400, 415)
 
 
 # -- hostile text from the site database ------------------------------------------------------
+
 
 def test_no_component_ever_renders_raw_html():
     sources = [p for p in (ROOT / "dashboard").rglob("*.py")]
@@ -199,8 +208,15 @@ def test_no_component_ever_renders_raw_html():
         assert "srcDoc" not in text, path
     for path in (ROOT / "dashboard" / "web" / "assets").glob("*.js"):
         text = path.read_text(encoding="utf-8")
-        for sink in ("innerHTML", "outerHTML", "dangerouslySetInnerHTML", "insertAdjacentHTML",
-                     "document.write", "eval(", "new Function"):
+        for sink in (
+            "innerHTML",
+            "outerHTML",
+            "dangerouslySetInnerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
             assert sink not in text, (path, sink)
 
 
@@ -221,9 +237,11 @@ def test_hostile_name_and_detail_are_text_on_the_device_page(hostile_store, host
 
 
 def test_hostile_name_is_plain_data_for_the_grid(hostile_store):
-    rows = devices.get_rows(hostile_store, {"startRow": 0, "endRow": 500,
-                                            "sortModel": [{"colId": "name", "sort": "asc"}]},
-                            [("q", "<")])["rowData"]
+    rows = devices.get_rows(
+        hostile_store,
+        {"startRow": 0, "endRow": 500, "sortModel": [{"colId": "name", "sort": "asc"}]},
+        [("q", "<")],
+    )["rowData"]
     names = {row["name"] for row in rows}
     assert {XSS_NAME, QUOTE_NAME} <= names
     assert all(row["error"] == XSS_DETAIL for row in rows if row["name"] == XSS_NAME)
@@ -246,9 +264,11 @@ def test_hostile_text_stays_inert_in_the_export(client):
 
 
 def test_device_callback_response_is_json_not_markup(client):
-    body = dict(CALLBACK, inputs=[{"id": "url", "property": "pathname",
-                                   "value": f"/device/{XSS_ID}"}],
-                state=[{"id": "url", "property": "search", "value": "?site=PS1"}])
+    body = dict(
+        CALLBACK,
+        inputs=[{"id": "url", "property": "pathname", "value": f"/device/{XSS_ID}"}],
+        state=[{"id": "url", "property": "search", "value": "?site=PS1"}],
+    )
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.json  # parsed as data; the name is a string value inside it
@@ -257,18 +277,26 @@ def test_device_callback_response_is_json_not_markup(client):
 
 # -- hostile URL parameters --------------------------------------------------------------------
 
+
 def test_sql_like_collection_is_ignored_on_the_overview(hostile_store, hostile_settings):
     site, collection, notes = overview.filters_from_search(
-        hostile_store, hostile_settings, "?collection=" + INJECTION.replace(" ", "%20"))
+        hostile_store, hostile_settings, "?collection=" + INJECTION.replace(" ", "%20")
+    )
     assert (site, collection) == (None, None)
     assert notes and "ignored" in notes[0]
 
 
-@pytest.mark.parametrize("query", [
-    {"collection": [INJECTION]}, {"site": ["PS1' --"]}, {"error": ["0x1' OR '1'='1"]},
-    {"funnel": ["enrolled; DROP TABLE v_R_System"]}, {"release": ["<script>"]},
-    {"nope": ["1"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"collection": [INJECTION]},
+        {"site": ["PS1' --"]},
+        {"error": ["0x1' OR '1'='1"]},
+        {"funnel": ["enrolled; DROP TABLE v_R_System"]},
+        {"release": ["<script>"]},
+        {"nope": ["1"]},
+    ],
+)
 def test_sql_like_device_filters_are_rejected(hostile_store, query):
     flt = hostile_store.device_filter(query)
     assert flt.rejected and not flt.values
@@ -283,8 +311,9 @@ def test_sql_like_filters_are_rejected_by_the_export(client):
 def test_search_text_is_a_literal(hostile_store):
     everything = int(hostile_store.matching(hostile_store.device_filter({})).sum())
     for text in (INJECTION, ".*", "%", "[a-z]", "\\"):
-        flt = hostile_store.device_filter(parse_query("q=" + text.replace("%", "%25")
-                                                      .replace(" ", "%20")))
+        flt = hostile_store.device_filter(
+            parse_query("q=" + text.replace("%", "%25").replace(" ", "%20"))
+        )
         assert flt.values.get("q") == (text,)
         assert int(hostile_store.matching(flt).sum()) < everything, text
 
@@ -296,12 +325,14 @@ def test_collection_ids_reach_sql_as_bound_parameters(tmp_path):
     from dashboard.data.sample import generate_estate, write_sqlite
     from dashboard.settings import settings_from_dict
 
-    replicas = write_sqlite(generate_estate(300, seed=5, as_of=datetime(2026, 11, 20,
-                                                                        tzinfo=UTC)),
-                            tmp_path / "replica.sqlite")
-    raw = {"sources": [{"site": site, "url": f"sqlite:///{path}"}
-                       for site, path in replicas.items()],
-           "collections": {"filter": ["SMS00001", INJECTION]}}
+    replicas = write_sqlite(
+        generate_estate(300, seed=5, as_of=datetime(2026, 11, 20, tzinfo=UTC)),
+        tmp_path / "replica.sqlite",
+    )
+    raw = {
+        "sources": [{"site": site, "url": f"sqlite:///{path}"} for site, path in replicas.items()],
+        "collections": {"filter": ["SMS00001", INJECTION]},
+    }
     settings = settings_from_dict(raw, tmp_path / "c.toml")
     store = loaded_store(settings)
     estate = store.estate
@@ -311,17 +342,51 @@ def test_collection_ids_reach_sql_as_bound_parameters(tmp_path):
 
 # -- output paths ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["report.html", "co-management 2026-11-20.pdf", "a.b.c",
-                                  "devices-20261120-1200.csv", "Résumé.html"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "report.html",
+        "co-management 2026-11-20.pdf",
+        "a.b.c",
+        "devices-20261120-1200.csv",
+        "Résumé.html",
+    ],
+)
 def test_plain_names_stay_in_their_folder(tmp_path, name):
     assert safe_output_path(tmp_path, name) == tmp_path.resolve() / name
 
 
-@pytest.mark.parametrize("name", [
-    "", ".", "..", "../x.html", "..\\x.html", "a/b.html", "/etc/passwd", "C:\\x.html",
-    "C:x.html", "x\x00.html", "x\n.html", "CON", "nul.txt", "com1.csv", "LPT9", "name.",
-    "name ", " name", "a" * 151, "x|y", "x?y", "x*y", 'x"y', "x<y", "x>y",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        "../x.html",
+        "..\\x.html",
+        "a/b.html",
+        "/etc/passwd",
+        "C:\\x.html",
+        "C:x.html",
+        "x\x00.html",
+        "x\n.html",
+        "CON",
+        "nul.txt",
+        "com1.csv",
+        "LPT9",
+        "name.",
+        "name ",
+        " name",
+        "a" * 151,
+        "x|y",
+        "x?y",
+        "x*y",
+        'x"y',
+        "x<y",
+        "x>y",
+    ],
+)
 def test_unsafe_names_are_refused(tmp_path, name):
     with pytest.raises(UnsafePathError):
         safe_output_path(tmp_path, name)
@@ -338,11 +403,18 @@ def test_a_link_out_of_the_folder_is_refused(tmp_path):
         safe_output_path(folder, "report.html")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Contoso Ltd / Paris", "Contoso-Ltd-Paris"), ("../../etc/passwd", "etc-passwd"),
-    ("CON", "report"), ("", "report"), ("Société Générale", "Societe-Generale"),
-    ("a..b", "a.b"), ("<script>", "script"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Contoso Ltd / Paris", "Contoso-Ltd-Paris"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("CON", "report"),
+        ("", "report"),
+        ("Société Générale", "Societe-Generale"),
+        ("a..b", "a.b"),
+        ("<script>", "script"),
+    ],
+)
 def test_safe_filename_makes_names_that_pass(tmp_path, text, expected):
     name = safe_filename(text)
     assert name == expected

@@ -50,6 +50,7 @@ MAX_PAGE = 1_000_000
 
 def list_state(query: dict) -> tuple[tuple[str, bool], int]:
     """((column, descending), page) from a URL query; anything unreadable is the default."""
+
     def last(key: str):
         values = query.get(key) or []
         values = [values] if isinstance(values, str) else values
@@ -76,8 +77,11 @@ def state_pairs(sort: tuple[str, bool], page: int) -> list[tuple[str, str]]:
 def list_query(query: dict) -> str:
     """A device-list query string cut down to the list's own parameters (its filters, sort
     and page), each value bounded: what a device page's link back to its list carries."""
-    pairs = [(name, str(value)[:200]) for name in (*FILTER_NAMES, *STATE_KEYS)
-             for value in (query.get(name) or [])[:20]]
+    pairs = [
+        (name, str(value)[:200])
+        for name in (*FILTER_NAMES, *STATE_KEYS)
+        for value in (query.get(name) or [])[:20]
+    ]
     return urlencode(pairs, quote_via=quote)
 
 
@@ -126,35 +130,60 @@ def chips(flt, settings, estate) -> list:
     """One removable chip per filter value: a link to the same list without it."""
     return [
         html.A(
-            [html.Span(f"{FILTER_LABELS.get(name, name)}: ", className="fw-normal"),
-             _value_label(name, value, settings, estate),
-             html.Span(" ×", **{"aria-hidden": "true"})],
+            [
+                html.Span(f"{FILTER_LABELS.get(name, name)}: ", className="fw-normal"),
+                _value_label(name, value, settings, estate),
+                html.Span(" ×", **{"aria-hidden": "true"}),
+            ],
             href=devices_href(_without(flt, name, value)),
             className="badge rounded-pill text-bg-light border me-1 mb-1 "
-                      "text-decoration-none filter-chip",
-            title="Remove this filter", **{"data-filter": f"{name}={value}"},
+            "text-decoration-none filter-chip",
+            title="Remove this filter",
+            **{"data-filter": f"{name}={value}"},
         )
         for name, value in flt.pairs()
     ]
 
 
 COLUMNS = [
-    {"field": "name", "headerName": "Name", "cellRenderer": "DeviceLink", "minWidth": 170,
-     "pinned": "left"},
+    {
+        "field": "name",
+        "headerName": "Name",
+        "cellRenderer": "DeviceLink",
+        "minWidth": 170,
+        "pinned": "left",
+    },
     {"field": "site", "headerName": "Site", "maxWidth": 90},
-    {"field": "severity", "headerName": "Severity", "sort": "desc", "maxWidth": 120,
-     "cellClassRules": {"sev-high": "params.value == 'high'",
-                        "sev-medium": "params.value == 'medium'",
-                        "sev-low": "params.value == 'low'"}},
-    {"field": "attention", "headerName": "Needs attention", "cellRenderer": "AttentionBadges",
-     "sortable": False, "minWidth": 220},
+    {
+        "field": "severity",
+        "headerName": "Severity",
+        "sort": "desc",
+        "maxWidth": 120,
+        "cellClassRules": {
+            "sev-high": "params.value == 'high'",
+            "sev-medium": "params.value == 'medium'",
+            "sev-low": "params.value == 'low'",
+        },
+    },
+    {
+        "field": "attention",
+        "headerName": "Needs attention",
+        "cellRenderer": "AttentionBadges",
+        "sortable": False,
+        "minWidth": 220,
+    },
     {"field": "release", "headerName": "OS release", "minWidth": 150},
     {"field": "join_type", "headerName": "Join type", "minWidth": 170},
     {"field": "state", "headerName": "State", "minWidth": 230},
     {"field": "reason", "headerName": "Why not co-managed", "minWidth": 190},
     {"field": "error_code", "headerName": "Error code", "minWidth": 120},
-    {"field": "error", "headerName": "Error", "sortable": False, "minWidth": 240,
-     "tooltipField": "error"},
+    {
+        "field": "error",
+        "headerName": "Error",
+        "sortable": False,
+        "minWidth": 240,
+        "tooltipField": "error",
+    },
     {"field": "client_active", "headerName": "Client active", "maxWidth": 130},
     {"field": "last_policy_request", "headerName": "Last policy request", "minWidth": 160},
 ]
@@ -185,35 +214,57 @@ def column_defs(chosen: list[str] | None, current: list[dict] | None = None) -> 
     choice, are ignored)."""
     chosen = set(chosen or ())
     base = [c for c in (current or COLUMNS) if c.get("field") not in OPTIONAL_COLUMNS]
-    optional = [{"field": field, "headerName": header, "sortable": False,
-                 **OPTIONAL_DEFS.get(field, {})}
-                for field, header in OPTIONAL_COLUMNS.items() if field in chosen]
+    optional = [
+        {"field": field, "headerName": header, "sortable": False, **OPTIONAL_DEFS.get(field, {})}
+        for field, header in OPTIONAL_COLUMNS.items()
+        if field in chosen
+    ]
     # right after name and site, where they are seen without scrolling sideways
     return base[:2] + optional + base[2:]
 
 
 def column_chooser():
-    """"Columns": a disclosure of labelled checkboxes, remembered per browser."""
-    return html.Details([
-        html.Summary("Columns", className="btn btn-sm btn-outline-secondary"),
-        html.Div([
-            dbc.Checklist(id="devices-column-choice", value=[],
-                          options=[{"label": header, "value": field}
-                                   for field, header in OPTIONAL_COLUMNS.items()],
-                          className="small"),
-            html.Div("Primary user and hardware scan time are not in the ConfigMgr export.",
-                     className="small text-secondary mt-1"),
-        ], className="card card-body shadow-sm p-2 column-chooser-menu"),
-    ], className="column-chooser", id="devices-columns-chooser")
+    """ "Columns": a disclosure of labelled checkboxes, remembered per browser."""
+    return html.Details(
+        [
+            html.Summary("Columns", className="btn btn-sm btn-outline-secondary"),
+            html.Div(
+                [
+                    dbc.Checklist(
+                        id="devices-column-choice",
+                        value=[],
+                        options=[
+                            {"label": header, "value": field}
+                            for field, header in OPTIONAL_COLUMNS.items()
+                        ],
+                        className="small",
+                    ),
+                    html.Div(
+                        "Primary user and hardware scan time are not in the ConfigMgr export.",
+                        className="small text-secondary mt-1",
+                    ),
+                ],
+                className="card card-body shadow-sm p-2 column-chooser-menu",
+            ),
+        ],
+        className="column-chooser",
+        id="devices-columns-chooser",
+    )
 
 
 def _grid(count: int, sort: tuple[str, bool], page: int):
     if count == 0:  # an empty infinite grid shows "1 to ? of more": say it instead
-        return html.Div([
-            html.P("No device matches these filters.", className="mb-1 fw-semibold"),
-            html.P("Remove a filter above (its ×) or change the search.",
-                   className="mb-0 small text-secondary"),
-        ], id="devices-empty", className="border rounded p-4 text-center bg-light")
+        return html.Div(
+            [
+                html.P("No device matches these filters.", className="mb-1 fw-semibold"),
+                html.P(
+                    "Remove a filter above (its ×) or change the search.",
+                    className="mb-0 small text-secondary",
+                ),
+            ],
+            id="devices-empty",
+            className="border rounded p-4 text-center bg-light",
+        )
     last_page = max(1, -(-count // PAGE_SIZE))
     return dag.AgGrid(
         id="devices-grid",
@@ -221,13 +272,16 @@ def _grid(count: int, sort: tuple[str, bool], page: int):
         defaultColDef={"sortable": True, "resizable": True, "filter": False},
         rowModelType="infinite",
         dashGridOptions={
-            "pagination": True, "paginationPageSize": PAGE_SIZE,
+            "pagination": True,
+            "paginationPageSize": PAGE_SIZE,
             "paginationPageSizeSelector": False,
-            "cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 5,
+            "cacheBlockSize": PAGE_SIZE,
+            "maxBlocksInCache": 5,
             # the whole count is known: every page exists from the start (a page from the
             # URL can be opened before the first block arrives)
             "infiniteInitialRowCount": count,
-            "rowBuffer": 0, "tooltipShowDelay": 300,
+            "rowBuffer": 0,
+            "tooltipShowDelay": 300,
             # one block at a time: dash-ag-grid answers only the latest request, so a
             # second concurrent request would leave a block empty
             "maxConcurrentDatasourceRequests": 1,
@@ -254,46 +308,87 @@ def layout(store, settings, pathname: str, query: dict):
     export_query = urlencode(flt.pairs(), quote_via=quote)
     notice = []
     if flt.rejected:
-        notice = [dbc.Alert(["Ignored filters: ", "; ".join(flt.rejected)], color="warning",
-                            className="py-2", id="devices-rejected")]
+        notice = [
+            dbc.Alert(
+                ["Ignored filters: ", "; ".join(flt.rejected)],
+                color="warning",
+                className="py-2",
+                id="devices-rejected",
+            )
+        ]
     # A plain GET form: the search lands in the URL like every other filter.
     search = html.Form(
-        [*[dcc.Input(type="hidden", name=name, value=value)
-           for name, value in flt.pairs() + state_pairs(sort, 1) if name != "q"],
-         dbc.InputGroup([
-             dbc.Input(name="q", value=flt.first("q") or "", placeholder="Search device name",
-                       type="search", maxLength=100, id="devices-search"),
-             dbc.Button("Search", type="submit", color="secondary", outline=True),
-         ], size="sm")],
-        method="get", action=PATH,
+        [
+            *[
+                dcc.Input(type="hidden", name=name, value=value)
+                for name, value in flt.pairs() + state_pairs(sort, 1)
+                if name != "q"
+            ],
+            dbc.InputGroup(
+                [
+                    dbc.Input(
+                        name="q",
+                        value=flt.first("q") or "",
+                        placeholder="Search device name",
+                        type="search",
+                        maxLength=100,
+                        id="devices-search",
+                    ),
+                    dbc.Button("Search", type="submit", color="secondary", outline=True),
+                ],
+                size="sm",
+            ),
+        ],
+        method="get",
+        action=PATH,
     )
-    return html.Div([
-        html.Div([
-            html.H1("Devices", className="h4 mb-0 me-3"),
-            html.Span(count_text(count), id="devices-count",
-                      className="fs-5 fw-semibold me-auto", **{"data-count": str(count)}),
-            html.Div(search, style={"minWidth": "320px"}),
-            column_chooser() if count else None,  # no grid, no columns to choose
-            html.A("Export CSV", id="devices-export",
-                   href="/export/devices.csv" + (f"?{export_query}" if export_query else ""),
-                   className="btn btn-sm btn-outline-primary"),
-        ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
-        *notice,
-        html.Div(chips(flt, settings, estate) or
-                 [html.Span("All devices (no filter)", className="text-muted small")],
-                 id="devices-chips", className="mb-2"),
-        dcc.Store(id="devices-query", data=flt.pairs()),
-        dcc.Store(id="devices-state"),
-        dcc.Store(id="devices-columns", storage_type="local") if count else None,
-        _grid(count, sort, page),
-    ])
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.H1("Devices", className="h4 mb-0 me-3"),
+                    html.Span(
+                        count_text(count),
+                        id="devices-count",
+                        className="fs-5 fw-semibold me-auto",
+                        **{"data-count": str(count)},
+                    ),
+                    html.Div(search, style={"minWidth": "320px"}),
+                    column_chooser() if count else None,  # no grid, no columns to choose
+                    html.A(
+                        "Export CSV",
+                        id="devices-export",
+                        href="/export/devices.csv" + (f"?{export_query}" if export_query else ""),
+                        className="btn btn-sm btn-outline-primary",
+                    ),
+                ],
+                className="d-flex align-items-center flex-wrap gap-2 mb-2",
+            ),
+            *notice,
+            html.Div(
+                chips(flt, settings, estate)
+                or [html.Span("All devices (no filter)", className="text-muted small")],
+                id="devices-chips",
+                className="mb-2",
+            ),
+            dcc.Store(id="devices-query", data=flt.pairs()),
+            dcc.Store(id="devices-state"),
+            dcc.Store(id="devices-columns", storage_type="local") if count else None,
+            _grid(count, sort, page),
+        ]
+    )
 
 
 def _whole(value, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value \
-            or abs(value) > 2**53 or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value
+        or abs(value) > 2**53
+        or int(value) != value
+    ):
         raise BadInput(f"{name} must be a whole number")
     return int(value)
 
@@ -307,7 +402,8 @@ def grid_request(request) -> tuple[dict, int, int | None]:
     if not isinstance(model, list) or not all(isinstance(item, dict) for item in model):
         raise BadInput("sortModel must be a list of {colId, sort} objects")
     if not isinstance(model[0].get("colId", ""), str) or not isinstance(
-            model[0].get("sort", ""), str | None):
+        model[0].get("sort", ""), str | None
+    ):
         raise BadInput("sortModel: colId and sort must be text")
     start = max(0, _whole(request.get("startRow"), "startRow") or 0)
     return model[0], start, _whole(request.get("endRow"), "endRow")
@@ -318,11 +414,16 @@ def _pairs(pairs) -> list[tuple[str, str]]:
         return []
     if isinstance(pairs, list) and len(pairs) > MAX_FILTER_VALUES * len(FILTER_NAMES):
         # more than every filter at its cap: refused before looking at each pair
-        raise FilterTooLarge(f"too many values in the device query: {len(pairs):,} (at most "
-                             f"{MAX_FILTER_VALUES} per filter)")
+        raise FilterTooLarge(
+            f"too many values in the device query: {len(pairs):,} (at most "
+            f"{MAX_FILTER_VALUES} per filter)"
+        )
     if not isinstance(pairs, list) or not all(
-            isinstance(pair, list | tuple) and len(pair) == 2
-            and all(isinstance(part, str) for part in pair) for pair in pairs):
+        isinstance(pair, list | tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) for part in pair)
+        for pair in pairs
+    ):
         raise BadInput("the device query must be a list of [name, value] pairs")
     return [tuple(pair) for pair in pairs]
 
@@ -339,55 +440,72 @@ def get_rows(store, request: dict | None, pairs: list) -> dict:
     flt = store.device_filter(query)
     mask = store.matching(flt)
     column = sort.get("colId") if sort.get("colId") in SORTABLE else "severity"
-    end = min(start + MAX_BLOCK, max(start, end_row if end_row is not None
-                                     else start + PAGE_SIZE))
-    positions = page_rows(estate.sort_order(column, sort.get("sort") == "desc"), mask,
-                          start, end)
+    end = min(start + MAX_BLOCK, max(start, end_row if end_row is not None else start + PAGE_SIZE))
+    positions = page_rows(estate.sort_order(column, sort.get("sort") == "desc"), mask, start, end)
     rows = rows_for(estate.devices, positions, store.settings.status_labels)
-    memberships = {estate.collection_names.get(cid) or cid: estate.collection_mask(cid)
-                   for cid in store.settings.collections}
-    for row, extra in zip(rows, optional_columns(estate.devices, positions, estate.data_as_of,
-                                                 memberships), strict=True):
+    memberships = {
+        estate.collection_names.get(cid) or cid: estate.collection_mask(cid)
+        for cid in store.settings.collections
+    }
+    for row, extra in zip(
+        rows,
+        optional_columns(estate.devices, positions, estate.data_as_of, memberships),
+        strict=True,
+    ):
         row.update(extra)
     for row in rows:
         row["key"] = f"{row['site']}:{row['resource_id']}"
-        row["attention"] = [{"id": rule, "title": RULES_BY_ID[rule].title,
-                             "severity": RULES_BY_ID[rule].severity}
-                            for rule in row["attention"].split(", ") if rule]
+        row["attention"] = [
+            {"id": rule, "title": RULES_BY_ID[rule].title, "severity": RULES_BY_ID[rule].severity}
+            for rule in row["attention"].split(", ")
+            if rule
+        ]
     return {"rowData": rows, "rowCount": int(mask.sum())}
 
 
 def register_callbacks(app, store, settings) -> dict:
-    @app.callback(Output("devices-grid", "getRowsResponse"),
-                  Input("devices-grid", "getRowsRequest"),
-                  State("devices-query", "data"))
+    @app.callback(
+        Output("devices-grid", "getRowsResponse"),
+        Input("devices-grid", "getRowsRequest"),
+        State("devices-query", "data"),
+    )
     def devices_rows(request, pairs):
         if request is None:
             return no_update
         return get_rows(store, request, pairs)
 
     # sort and page into the URL (replaceState: paging does not add history entries)
-    app.clientside_callback(ClientsideFunction("devices", "keepState"),
-                            Output("devices-state", "data"),
-                            Input("devices-grid", "paginationInfo"),
-                            Input("devices-grid", "getRowsRequest"))
+    app.clientside_callback(
+        ClientsideFunction("devices", "keepState"),
+        Output("devices-state", "data"),
+        Input("devices-grid", "paginationInfo"),
+        Input("devices-grid", "getRowsRequest"),
+    )
 
-    @app.callback(Output("devices-columns", "data"),
-                  Output("devices-column-choice", "value"),
-                  Input("devices-column-choice", "value"),
-                  Input("devices-columns", "modified_timestamp"),
-                  State("devices-columns", "data"))
+    @app.callback(
+        Output("devices-columns", "data"),
+        Output("devices-column-choice", "value"),
+        Input("devices-column-choice", "value"),
+        Input("devices-columns", "modified_timestamp"),
+        State("devices-columns", "data"),
+    )
     def devices_columns(chosen, _stored_at, stored):
         return remember_columns(ctx.triggered_id, chosen, stored)
 
-    @app.callback(Output("devices-grid", "columnDefs"),
-                  Input("devices-column-choice", "value"), State("devices-grid", "columnDefs"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("devices-grid", "columnDefs"),
+        Input("devices-column-choice", "value"),
+        State("devices-grid", "columnDefs"),
+        prevent_initial_call=True,
+    )
     def devices_column_defs(chosen, current):
         return column_defs(chosen, current)
 
-    return {"devices_rows": devices_rows, "devices_columns": devices_columns,
-            "devices_column_defs": devices_column_defs}
+    return {
+        "devices_rows": devices_rows,
+        "devices_columns": devices_columns,
+        "devices_column_defs": devices_column_defs,
+    }
 
 
 def remember_columns(trigger: str | None, chosen, stored):
@@ -396,6 +514,9 @@ def remember_columns(trigger: str | None, chosen, stored):
     if trigger == "devices-column-choice":
         valid = [field for field in (chosen or []) if field in OPTIONAL_COLUMNS]
         return valid, no_update
-    valid = [field for field in (stored or []) if field in OPTIONAL_COLUMNS] \
-        if isinstance(stored, list) else []
+    valid = (
+        [field for field in (stored or []) if field in OPTIONAL_COLUMNS]
+        if isinstance(stored, list)
+        else []
+    )
     return no_update, valid

@@ -8,11 +8,15 @@ PATH = None  # never matched: app.route falls back to it
 
 
 def layout(store, settings, pathname, query):
-    return html.Div([
-        html.H1("Page not found", className="h3"),
-        html.P(["There is no page at ", html.Code(pathname), "."]),
-        dcc.Link("Go to the overview", href="/", className="btn btn-primary btn-sm"),
-    ], className="py-5 text-center", id="not-found")
+    return html.Div(
+        [
+            html.H1("Page not found", className="h3"),
+            html.P(["There is no page at ", html.Code(pathname), "."]),
+            dcc.Link("Go to the overview", href="/", className="btn btn-primary btn-sm"),
+        ],
+        className="py-5 text-center",
+        id="not-found",
+    )
 
 
 def register_callbacks(app, store, settings) -> dict:

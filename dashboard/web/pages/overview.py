@@ -36,8 +36,7 @@ GRAPHS = {  # component id -> figure builder (summary, settings) -> go.Figure
     "ovw-os-groups": lambda s, _settings: figures.os_groups_figure(s, show_legend=False),
     "ovw-os-releases": lambda s, _settings: figures.os_releases_figure(s),
     "ovw-funnel": lambda s, _settings: figures.funnel_figure(s),
-    "ovw-status": lambda s, settings: figures.enrollment_status_figure(
-        s, settings.status_labels),
+    "ovw-status": lambda s, settings: figures.enrollment_status_figure(s, settings.status_labels),
     "ovw-workloads": lambda s, _settings: figures.workloads_figure(s),
     "ovw-reasons": lambda s, _settings: figures.reasons_figure(s),
 }
@@ -50,9 +49,14 @@ GRAPH_TITLES = {
     "ovw-workloads": figures.HEADINGS["workloads"][0],
     "ovw-reasons": figures.HEADINGS["reasons"][0],
 }
-GRAPH_CATEGORY = {"ovw-os-groups": "OS group", "ovw-os-releases": "OS release",
-                  "ovw-funnel": "Stage", "ovw-status": "Enrollment status",
-                  "ovw-workloads": "Workload", "ovw-reasons": "Reason"}
+GRAPH_CATEGORY = {
+    "ovw-os-groups": "OS group",
+    "ovw-os-releases": "OS release",
+    "ovw-funnel": "Stage",
+    "ovw-status": "Enrollment status",
+    "ovw-workloads": "Workload",
+    "ovw-reasons": "Reason",
+}
 ALT_OUTPUTS = tuple(f"{graph_id}-alt" for graph_id in GRAPHS)
 GRAPH_HEIGHT = 330
 MAX_SHOWN_VALUE = 60  # characters of an unknown URL value repeated in the note
@@ -60,11 +64,13 @@ MAX_SHOWN_VALUE = 60  # characters of an unknown URL value repeated in the note
 
 # -- filters ---------------------------------------------------------------------------------
 
+
 def sites(store: EstateStore, settings) -> list[str]:
     """The configured sites, then any site code the data itself added (``SiteCode``)."""
     configured = [source.site for source in settings.sources]
-    extra = [s for s in (store.estate.sites if store.estate is not None else [])
-             if s not in configured]
+    extra = [
+        s for s in (store.estate.sites if store.estate is not None else []) if s not in configured
+    ]
     return configured + sorted(extra)
 
 
@@ -85,8 +91,9 @@ def site_has(store: EstateStore, site: str | None, collection_id: str) -> bool:
     return collection_id in store.estate.site_collections.get(site, set())
 
 
-def collection_options(store: EstateStore, settings, site: str | None = None,
-                       selected: str | None = None) -> list[dict]:
+def collection_options(
+    store: EstateStore, settings, site: str | None = None, selected: str | None = None
+) -> list[dict]:
     """The configured collections with members in the chosen site (all without one); a
     chosen collection the site lacks stays listed, saying so."""
     options = []
@@ -94,8 +101,9 @@ def collection_options(store: EstateStore, settings, site: str | None = None,
         if site_has(store, site, cid):
             options.append({"label": collection_label(store, cid), "value": cid})
         elif cid == selected:
-            options.append({"label": f"{collection_label(store, cid)}: no devices in {site}",
-                            "value": cid})
+            options.append(
+                {"label": f"{collection_label(store, cid)}: no devices in {site}", "value": cid}
+            )
     return options
 
 
@@ -108,29 +116,35 @@ def collection_placeholder(store: EstateStore, settings, site: str | None) -> st
 def options_for(store: EstateStore, settings, site, collection) -> tuple:
     """(site options, collection options, collection placeholder) for the chosen site."""
     site, _collection, _notes = checked_filters(store, settings, site, None)
-    return (site_options(store, settings),
-            collection_options(store, settings, site, collection),
-            collection_placeholder(store, settings, site))
+    return (
+        site_options(store, settings),
+        collection_options(store, settings, site, collection),
+        collection_placeholder(store, settings, site),
+    )
 
 
-def checked_filters(store: EstateStore, settings, site, collection
-                    ) -> tuple[str | None, str | None, list[str]]:
+def checked_filters(
+    store: EstateStore, settings, site, collection
+) -> tuple[str | None, str | None, list[str]]:
     """(site, collection, notes): unknown or malformed values replaced by None and noted."""
     notes = []
     if isinstance(site, str):  # ConfigMgr site codes are case-insensitive: ps1 is PS1
         site = {known.casefold(): known for known in sites(store, settings)}.get(
-            site.strip().casefold(), site)
+            site.strip().casefold(), site
+        )
     if site is not None and (not isinstance(site, str) or site not in sites(store, settings)):
-        notes.append(f"Unknown site \"{_shown(site)}\" ignored: showing all sites.")
+        notes.append(f'Unknown site "{_shown(site)}" ignored: showing all sites.')
         site = None
-    if collection is not None and (not isinstance(collection, str)
-                                   or collection not in settings.collections):
-        notes.append(f"Unknown collection \"{_shown(collection)}\" ignored: showing all "
-                     "collections.")
+    if collection is not None and (
+        not isinstance(collection, str) or collection not in settings.collections
+    ):
+        notes.append(f'Unknown collection "{_shown(collection)}" ignored: showing all collections.')
         collection = None
     if site and collection and not site_has(store, site, collection):
-        notes.append(f"Collection {collection_label(store, collection)} has no devices in "
-                     f"site {site}: its members are in other sites.")
+        notes.append(
+            f"Collection {collection_label(store, collection)} has no devices in "
+            f"site {site}: its members are in other sites."
+        )
     return site or None, collection or None, notes
 
 
@@ -164,12 +178,24 @@ def filter_note(notes: list[str], prefix: str = "ovw"):
     """The ignored URL values, said (``<prefix>-filter-alert``); None when there are none."""
     if not notes:
         return None
-    return dbc.Alert([html.Div(note) for note in notes], color="info", dismissable=True,
-                     className="py-2 mb-3", id=f"{prefix}-filter-alert")
+    return dbc.Alert(
+        [html.Div(note) for note in notes],
+        color="info",
+        dismissable=True,
+        className="py-2 mb-3",
+        id=f"{prefix}-filter-alert",
+    )
 
 
-def sync_filters(store: EstateStore, settings, trigger: str | None, search: str | None,
-                 site, collection, pathname: str | None = "/"):
+def sync_filters(
+    store: EstateStore,
+    settings,
+    trigger: str | None,
+    search: str | None,
+    site,
+    collection,
+    pathname: str | None = "/",
+):
     """(URL search, site value, collection value, note) for whichever side changed.
 
     A dropdown change writes the URL; anything else (first render, back/forward) reads it
@@ -180,54 +206,95 @@ def sync_filters(store: EstateStore, settings, trigger: str | None, search: str 
     if trigger in ("ovw-site", "ovw-collection"):
         site, collection, notes = checked_filters(store, settings, site, collection)
         new_search = overview_search(site, collection)
-        return (new_search if new_search != (search or "") else no_update, no_update,
-                no_update, filter_note(notes))
+        return (
+            new_search if new_search != (search or "") else no_update,
+            no_update,
+            no_update,
+            filter_note(notes),
+        )
     url_site, url_collection, notes = filters_from_search(store, settings, search)
-    return (no_update,
-            url_site if url_site != site else no_update,
-            url_collection if url_collection != collection else no_update,
-            filter_note(notes))
+    return (
+        no_update,
+        url_site if url_site != site else no_update,
+        url_collection if url_collection != collection else no_update,
+        filter_note(notes),
+    )
 
 
 # -- the page ----------------------------------------------------------------------------------
 
+
 def _card(title: str, subtitle: str, body, class_name: str = ""):
-    return dbc.Card([
-        dbc.CardHeader([html.H2(title, className="h6 mb-0 fw-semibold"),
-                        html.Div(subtitle, className="small text-secondary")],
-                       className="bg-white border-bottom-0 pb-0"),
-        dbc.CardBody(body, className="pt-2"),
-    ], className=f"h-100 shadow-sm {class_name}")
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.H2(title, className="h6 mb-0 fw-semibold"),
+                    html.Div(subtitle, className="small text-secondary"),
+                ],
+                className="bg-white border-bottom-0 pb-0",
+            ),
+            dbc.CardBody(body, className="pt-2"),
+        ],
+        className=f"h-100 shadow-sm {class_name}",
+    )
 
 
 def _graph(graph_id: str, height: int = GRAPH_HEIGHT):
     """A clickable chart inside a figure landmark, with its text alternative and its
     "View as table" (``<graph_id>-alt``, rendered with the chart)."""
-    return html.Div([
-        dcc.Graph(id=graph_id, config=figures.GRAPH_CONFIG, responsive=True,
-                  style={"height": f"{height}px"}, className="ovw-graph clickable-graph",
-                  figure=figures.empty_figure("Loading ...")),
-        html.Div(id=f"{graph_id}-alt"),
-    ], role="figure", **{"aria-label": GRAPH_TITLES[graph_id]})
+    return html.Div(
+        [
+            dcc.Graph(
+                id=graph_id,
+                config=figures.GRAPH_CONFIG,
+                responsive=True,
+                style={"height": f"{height}px"},
+                className="ovw-graph clickable-graph",
+                figure=figures.empty_figure("Loading ..."),
+            ),
+            html.Div(id=f"{graph_id}-alt"),
+        ],
+        role="figure",
+        **{"aria-label": GRAPH_TITLES[graph_id]},
+    )
 
 
 def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection) -> list:
     """The site and collection dropdowns (ids ``<prefix>-site``, ``<prefix>-collection``),
     shared by the pages filtered like the overview."""
     return [
-        html.Div([
-            dbc.Label("Site", html_for=f"{prefix}-site", className="small text-secondary mb-0"),
-            dcc.Dropdown(id=f"{prefix}-site", options=site_options(store, settings), value=site,
-                         placeholder="All sites", clearable=True, searchable=False),
-        ], className="filter-site"),
-        html.Div([
-            dbc.Label("Collection", html_for=f"{prefix}-collection",
-                      className="small text-secondary mb-0"),
-            dcc.Dropdown(id=f"{prefix}-collection",
-                         options=collection_options(store, settings, site, collection),
-                         value=collection, clearable=True,
-                         placeholder=collection_placeholder(store, settings, site)),
-        ], className="filter-collection"),
+        html.Div(
+            [
+                dbc.Label("Site", html_for=f"{prefix}-site", className="small text-secondary mb-0"),
+                dcc.Dropdown(
+                    id=f"{prefix}-site",
+                    options=site_options(store, settings),
+                    value=site,
+                    placeholder="All sites",
+                    clearable=True,
+                    searchable=False,
+                ),
+            ],
+            className="filter-site",
+        ),
+        html.Div(
+            [
+                dbc.Label(
+                    "Collection",
+                    html_for=f"{prefix}-collection",
+                    className="small text-secondary mb-0",
+                ),
+                dcc.Dropdown(
+                    id=f"{prefix}-collection",
+                    options=collection_options(store, settings, site, collection),
+                    value=collection,
+                    clearable=True,
+                    placeholder=collection_placeholder(store, settings, site),
+                ),
+            ],
+            className="filter-collection",
+        ),
     ]
 
 
@@ -235,60 +302,112 @@ def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
     """Title with its scope line (``<prefix>-scope``), the filter controls beside it, and the
     note about ignored URL values (``<prefix>-filter-note``) below."""
     return [
-        html.Div([
-            html.Div([html.H1(title, className="h4 mb-0"),
-                      html.Div(id=f"{prefix}-scope", className="small text-secondary")]),
-            controls,
-        ], className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3"),
+        html.Div(
+            [
+                html.Div(
+                    [
+                        html.H1(title, className="h4 mb-0"),
+                        html.Div(id=f"{prefix}-scope", className="small text-secondary"),
+                    ]
+                ),
+                controls,
+            ],
+            className="d-flex flex-wrap justify-content-between align-items-end gap-3 mb-3",
+        ),
         html.Div(filter_note(notes, prefix), id=f"{prefix}-filter-note"),
     ]
 
 
 def layout(store: EstateStore, settings, pathname: str, query: dict):
     site, collection, notes = scope_from_query(store, settings, query)
-    filters = html.Div(scope_dropdowns("ovw", store, settings, site, collection),
-                       className="d-flex flex-wrap gap-3 align-items-end")
-    return html.Div([
-        dcc.Location(id="ovw-url", refresh="callback-nav"),
-        dcc.Location(id="ovw-nav", refresh="callback-nav"),
-        *page_heading("ovw", "Overview", filters, notes),
-        html.Div(id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 "
-                                          "mb-3"),
-        html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
-        dbc.Row([
-            dbc.Col(_card("Needs attention",
-                          "Devices each rule flags, by severity (what each rule means: "
-                          "below)",
-                          html.Div(id="ovw-attention")), lg=6),
-            dbc.Col(_card("Co-management prerequisites",
-                          "Each check in order, on the devices that passed the one before",
-                          html.Div(id="ovw-readiness")), lg=6),
-        ], className="g-3 mb-3"),
-        html.Div(panels.definitions_panel(settings), className="mb-3"),
-        dbc.Row([
-            dbc.Col(_card(*figures.HEADINGS["os"],
-                          dbc.Row([
-                              dbc.Col([_graph("ovw-os-groups", height=250),
-                                       html.Div(id="ovw-os-table", className="mt-2")],
-                                      lg=4),
-                              dbc.Col(_graph("ovw-os-releases"), lg=8),
-                          ], className="g-3")), width=12),
-        ], className="g-3 mb-3"),
-        dbc.Row([
-            dbc.Col(_card(*figures.HEADINGS["funnel"], _graph("ovw-funnel")), lg=6),
-            dbc.Col(_card(*figures.HEADINGS["status"], _graph("ovw-status")), lg=6),
-        ], className="g-3 mb-3"),
-        dbc.Row([
-            dbc.Col(_card(*figures.HEADINGS["workloads"], _graph("ovw-workloads")), lg=7),
-            dbc.Col(_card(*figures.HEADINGS["reasons"], _graph("ovw-reasons")), lg=5),
-        ], className="g-3 mb-3"),
-        dbc.Row([
-            dbc.Col(_card(*figures.HEADINGS["errors"], html.Div(id="ovw-errors")), width=12),
-        ], className="g-3 mb-3"),
-    ], id="overview")
+    filters = html.Div(
+        scope_dropdowns("ovw", store, settings, site, collection),
+        className="d-flex flex-wrap gap-3 align-items-end",
+    )
+    return html.Div(
+        [
+            dcc.Location(id="ovw-url", refresh="callback-nav"),
+            dcc.Location(id="ovw-nav", refresh="callback-nav"),
+            *page_heading("ovw", "Overview", filters, notes),
+            html.Div(
+                id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 mb-3"
+            ),
+            html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
+            dbc.Row(
+                [
+                    dbc.Col(
+                        _card(
+                            "Needs attention",
+                            "Devices each rule flags, by severity (what each rule means: below)",
+                            html.Div(id="ovw-attention"),
+                        ),
+                        lg=6,
+                    ),
+                    dbc.Col(
+                        _card(
+                            "Co-management prerequisites",
+                            "Each check in order, on the devices that passed the one before",
+                            html.Div(id="ovw-readiness"),
+                        ),
+                        lg=6,
+                    ),
+                ],
+                className="g-3 mb-3",
+            ),
+            html.Div(panels.definitions_panel(settings), className="mb-3"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        _card(
+                            *figures.HEADINGS["os"],
+                            dbc.Row(
+                                [
+                                    dbc.Col(
+                                        [
+                                            _graph("ovw-os-groups", height=250),
+                                            html.Div(id="ovw-os-table", className="mt-2"),
+                                        ],
+                                        lg=4,
+                                    ),
+                                    dbc.Col(_graph("ovw-os-releases"), lg=8),
+                                ],
+                                className="g-3",
+                            ),
+                        ),
+                        width=12,
+                    ),
+                ],
+                className="g-3 mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(_card(*figures.HEADINGS["funnel"], _graph("ovw-funnel")), lg=6),
+                    dbc.Col(_card(*figures.HEADINGS["status"], _graph("ovw-status")), lg=6),
+                ],
+                className="g-3 mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(_card(*figures.HEADINGS["workloads"], _graph("ovw-workloads")), lg=7),
+                    dbc.Col(_card(*figures.HEADINGS["reasons"], _graph("ovw-reasons")), lg=5),
+                ],
+                className="g-3 mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        _card(*figures.HEADINGS["errors"], html.Div(id="ovw-errors")), width=12
+                    ),
+                ],
+                className="g-3 mb-3",
+            ),
+        ],
+        id="overview",
+    )
 
 
 # -- rendering ---------------------------------------------------------------------------------
+
 
 def attention_devices(summary: dict) -> int:
     """The attention rules' count when the summary has it, else failures + pending sign-in."""
@@ -317,40 +436,68 @@ def kpi_values(summary: dict) -> dict[str, tuple[int, str]]:
 
 KPI_TILES = {  # id -> (title, explanation, device-list filter)
     "kpi-devices": ("Devices", "Every device record in this view", {}),
-    "kpi-comanaged": ("Co-managed", "MDM enrolled with co-management policy",
-                      {"comanaged": "1"}),
-    "kpi-eligible": ("Eligible, not yet co-managed",
-                     "Eligible devices minus enrolled devices (co-management status)",
-                     {"funnel": "eligible", "comanaged": "0"}),
-    "kpi-failures": ("Enrollment failures", "Both Failure slices of the enrollment status",
-                     {"enrollment_status": ["failure_hybrid", "failure_aad"]}),
-    "kpi-attention": ("Need attention", "Devices at least one attention rule flags",
-                      {"attention": "any"}),
+    "kpi-comanaged": ("Co-managed", "MDM enrolled with co-management policy", {"comanaged": "1"}),
+    "kpi-eligible": (
+        "Eligible, not yet co-managed",
+        "Eligible devices minus enrolled devices (co-management status)",
+        {"funnel": "eligible", "comanaged": "0"},
+    ),
+    "kpi-failures": (
+        "Enrollment failures",
+        "Both Failure slices of the enrollment status",
+        {"enrollment_status": ["failure_hybrid", "failure_aad"]},
+    ),
+    "kpi-attention": (
+        "Need attention",
+        "Devices at least one attention rule flags",
+        {"attention": "any"},
+    ),
 }
-KPI_ACCENT = {"kpi-devices": "ink", "kpi-comanaged": "success", "kpi-eligible": "pilot",
-              "kpi-failures": "failure", "kpi-attention": "pending"}
+KPI_ACCENT = {
+    "kpi-devices": "ink",
+    "kpi-comanaged": "success",
+    "kpi-eligible": "pilot",
+    "kpi-failures": "failure",
+    "kpi-attention": "pending",
+}
 
 
-def kpi_tiles(summary: dict | None, site: str | None, collection: str | None,
-              changes: dict | None = None) -> list:
+def kpi_tiles(
+    summary: dict | None, site: str | None, collection: str | None, changes: dict | None = None
+) -> list:
     """``changes``: tile id -> the change since the week-ago snapshot (``week_changes``)."""
     values = kpi_values(summary) if summary is not None else {}
     changes = changes or {}
     tiles = []
     for tile_id, (title, explanation, filters) in KPI_TILES.items():
         number, note = values.get(tile_id, (None, ""))
-        card = dbc.Card(dbc.CardBody([
-            html.Div(title, className="small text-secondary kpi-title"),
-            html.Div("-" if number is None else f"{number:,}", id=tile_id,
-                     className="kpi-value fw-semibold"),
-            html.Div(note, className="small text-secondary"),
-            week_changes.change_line(tile_id, changes.get(tile_id)),
-        ]), className="h-100 shadow-sm kpi-card",
-            style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"})
-        tiles.append(html.Div(dcc.Link(card, href=devices_url(filters, site, collection),
-                                       className="text-reset text-decoration-none kpi-link",
-                                       title=f"{explanation}: open the device list"),
-                              className="col"))
+        card = dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(title, className="small text-secondary kpi-title"),
+                    html.Div(
+                        "-" if number is None else f"{number:,}",
+                        id=tile_id,
+                        className="kpi-value fw-semibold",
+                    ),
+                    html.Div(note, className="small text-secondary"),
+                    week_changes.change_line(tile_id, changes.get(tile_id)),
+                ]
+            ),
+            className="h-100 shadow-sm kpi-card",
+            style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"},
+        )
+        tiles.append(
+            html.Div(
+                dcc.Link(
+                    card,
+                    href=devices_url(filters, site, collection),
+                    className="text-reset text-decoration-none kpi-link",
+                    title=f"{explanation}: open the device list",
+                ),
+                className="col",
+            )
+        )
     return tiles
 
 
@@ -358,35 +505,67 @@ def errors_table(summary: dict | None, site: str | None, collection: str | None)
     if summary is None:
         return html.Div("-", className="text-secondary")
     if not summary["devices"]:
-        return html.Div(figures.NO_DEVICES, className="text-secondary py-4 text-center "
-                                                      "empty-note")
+        return html.Div(figures.NO_DEVICES, className="text-secondary py-4 text-center empty-note")
     errors = summary["enrollment_errors"]
     if not errors:
-        return html.Div("No enrollment errors", className="text-secondary py-4 text-center "
-                                                          "empty-note")
+        return html.Div(
+            "No enrollment errors", className="text-secondary py-4 text-center empty-note"
+        )
     failures = sum(error["count"] for error in errors)
     rows = []
     for error in errors:
         info = describe(error["code"], error["description"])
         href = devices_url({"error": error["code"]}, site, collection)
-        rows.append(html.Tr([
-            html.Td(f"{error['count']:,}", className="text-end"),
-            html.Td(figures.pct(error["count"], failures), className="text-end text-nowrap"),
-            html.Td(dcc.Link(error["code"], href=href,
-                             className="font-monospace stretched-link error-link")),
-            html.Td(error["description"]),
-            html.Td(info.fix),
-            html.Td(dbc.Badge("yes" if info.transient else "no",
-                              color="info" if info.transient else "light",
-                              text_color="dark", className="border")),
-        ], className="error-row"))
-    head = html.Thead(html.Tr([html.Th("Devices", className="text-end"),
-                               html.Th("% of failures", className="text-end"),
-                               html.Th("Code"), html.Th("Description"), html.Th("Fix"),
-                               html.Th("Transient", title="The client retries by itself")]))
-    return html.Div(dbc.Table([head, html.Tbody(rows)], hover=True, size="sm",
-                              className="mb-0 align-middle errors-table", id="ovw-errors-table"),
-                    className="table-responsive errors-scroll")
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(f"{error['count']:,}", className="text-end"),
+                    html.Td(
+                        figures.pct(error["count"], failures), className="text-end text-nowrap"
+                    ),
+                    html.Td(
+                        dcc.Link(
+                            error["code"],
+                            href=href,
+                            className="font-monospace stretched-link error-link",
+                        )
+                    ),
+                    html.Td(error["description"]),
+                    html.Td(info.fix),
+                    html.Td(
+                        dbc.Badge(
+                            "yes" if info.transient else "no",
+                            color="info" if info.transient else "light",
+                            text_color="dark",
+                            className="border",
+                        )
+                    ),
+                ],
+                className="error-row",
+            )
+        )
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Devices", className="text-end"),
+                html.Th("% of failures", className="text-end"),
+                html.Th("Code"),
+                html.Th("Description"),
+                html.Th("Fix"),
+                html.Th("Transient", title="The client retries by itself"),
+            ]
+        )
+    )
+    return html.Div(
+        dbc.Table(
+            [head, html.Tbody(rows)],
+            hover=True,
+            size="sm",
+            className="mb-0 align-middle errors-table",
+            id="ovw-errors-table",
+        ),
+        className="table-responsive errors-scroll",
+    )
 
 
 def os_group_table(summary: dict | None, site: str | None, collection: str | None):
@@ -397,76 +576,121 @@ def os_group_table(summary: dict | None, site: str | None, collection: str | Non
     clients = figures.client_devices(summary)
     rows = []
     for group, count in summary["os_groups"].items():
-        swatch = html.Span(className="legend-swatch",
-                           style={"backgroundColor": figures.OS_GROUP_COLORS[group]})
+        swatch = html.Span(
+            className="legend-swatch", style={"backgroundColor": figures.OS_GROUP_COLORS[group]}
+        )
         href = devices_url({"os_group": group, **figures.CLIENT_FILTER}, site, collection)
-        rows.append(html.Tr([
-            html.Td([swatch, dcc.Link(group, href=href,
-                                      className="stretched-link text-reset")]),
-            html.Td(f"{count:,}", className="text-end"),
-            html.Td(figures.pct(count, clients), className="text-end text-secondary"),
-        ], className="os-group-row"))
-    return [dbc.Table(html.Tbody(rows), size="sm", borderless=True, hover=True,
-                      className="mb-0 os-group-table", id="ovw-os-group-table"),
-            without_client_note(summary, site, collection)]
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [swatch, dcc.Link(group, href=href, className="stretched-link text-reset")]
+                    ),
+                    html.Td(f"{count:,}", className="text-end"),
+                    html.Td(figures.pct(count, clients), className="text-end text-secondary"),
+                ],
+                className="os-group-row",
+            )
+        )
+    return [
+        dbc.Table(
+            html.Tbody(rows),
+            size="sm",
+            borderless=True,
+            hover=True,
+            className="mb-0 os-group-table",
+            id="ovw-os-group-table",
+        ),
+        without_client_note(summary, site, collection),
+    ]
 
 
 def without_client_note(summary: dict, site: str | None, collection: str | None):
     """How many records the OS figures leave out (no ConfigMgr client), linked to them."""
     without = int(summary.get("without_client") or 0)
     if not without:
-        return html.Div("Every record in this view has the ConfigMgr client.",
-                        className="small text-secondary mt-2", id="ovw-without-client",
-                        **{"data-count": "0"})
-    words = (f"{without:,} record{'s' if without != 1 else ''} without the ConfigMgr client "
-             f"{'are' if without != 1 else 'is'} not counted")
-    return html.Div(dcc.Link(words, href=devices_url({"client": "0"}, site, collection),
-                             className="link-secondary"),
-                    className="small mt-2", id="ovw-without-client",
-                    title="The console's OS tile counts client devices only",
-                    **{"data-count": str(without)})
+        return html.Div(
+            "Every record in this view has the ConfigMgr client.",
+            className="small text-secondary mt-2",
+            id="ovw-without-client",
+            **{"data-count": "0"},
+        )
+    words = (
+        f"{without:,} record{'s' if without != 1 else ''} without the ConfigMgr client "
+        f"{'are' if without != 1 else 'is'} not counted"
+    )
+    return html.Div(
+        dcc.Link(
+            words, href=devices_url({"client": "0"}, site, collection), className="link-secondary"
+        ),
+        className="small mt-2",
+        id="ovw-without-client",
+        title="The console's OS tile counts client devices only",
+        **{"data-count": str(without)},
+    )
 
 
 def scope_text(store: EstateStore, summary: dict | None, site, collection) -> str:
     if summary is None:
         return ""
-    parts = [f"{summary['devices']:,} devices", f"site {site}" if site else "all sites",
-             f"collection {collection_label(store, collection)}" if collection
-             else "all collections"]
+    parts = [
+        f"{summary['devices']:,} devices",
+        f"site {site}" if site else "all sites",
+        f"collection {collection_label(store, collection)}" if collection else "all collections",
+    ]
     return " · ".join(parts)
 
 
-RENDER_OUTPUTS = ("ovw-kpis", *GRAPHS, "ovw-os-releases-style", "ovw-os-table", "ovw-errors",
-                  "ovw-scope", "ovw-attention", "ovw-readiness", *ALT_OUTPUTS)
+RENDER_OUTPUTS = (
+    "ovw-kpis",
+    *GRAPHS,
+    "ovw-os-releases-style",
+    "ovw-os-table",
+    "ovw-errors",
+    "ovw-scope",
+    "ovw-attention",
+    "ovw-readiness",
+    *ALT_OUTPUTS,
+)
 
 
 def render(store: EstateStore, settings, site, collection) -> dict:
     """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
     summary = store.summary(site, collection)
-    out: dict = {"ovw-kpis": kpi_tiles(summary, site, collection, week_changes.tile_changes(
-                     store, summary, site, collection)),
-                 "ovw-os-table": os_group_table(summary, site, collection),
-                 "ovw-errors": errors_table(summary, site, collection),
-                 "ovw-scope": scope_text(store, summary, site, collection),
-                 "ovw-attention": panels.attention_panel(summary, site, collection),
-                 "ovw-readiness": panels.readiness_panel(summary, site, collection)}
+    out: dict = {
+        "ovw-kpis": kpi_tiles(
+            summary, site, collection, week_changes.tile_changes(store, summary, site, collection)
+        ),
+        "ovw-os-table": os_group_table(summary, site, collection),
+        "ovw-errors": errors_table(summary, site, collection),
+        "ovw-scope": scope_text(store, summary, site, collection),
+        "ovw-attention": panels.attention_panel(summary, site, collection),
+        "ovw-readiness": panels.readiness_panel(summary, site, collection),
+    }
     if summary is None:
         message = "No data loaded" if store.status().error else "Loading data ..."
         for graph_id in GRAPHS:
             out[graph_id] = figures.empty_figure(message)
             out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
-                out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table")
+                out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table"
+            )
         out["ovw-os-releases-style"] = {"height": f"{GRAPH_HEIGHT}px"}
         return out
     for graph_id, build in GRAPHS.items():
         out[graph_id] = build(summary, settings)
     for graph_id in GRAPHS:
         out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
-            out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table", site, collection,
-            category_header=GRAPH_CATEGORY[graph_id])
-    height = max(GRAPH_HEIGHT, figures.release_height(summary)) if summary["devices"] \
-        else GRAPH_HEIGHT
+            out[graph_id],
+            GRAPH_TITLES[graph_id],
+            f"{graph_id}-table",
+            site,
+            collection,
+            category_header=GRAPH_CATEGORY[graph_id],
+        )
+    height = (
+        max(GRAPH_HEIGHT, figures.release_height(summary)) if summary["devices"] else GRAPH_HEIGHT
+    )
     out["ovw-os-releases-style"] = {"height": f"{height}px"}
     return out
 
@@ -485,42 +709,66 @@ def navigate(click_data, site, collection, store: EstateStore, settings):
 
 
 def register_callbacks(app, store: EstateStore, settings) -> dict:
-    @app.callback(Output("ovw-url", "search"), Output("ovw-site", "value"),
-                  Output("ovw-collection", "value"), Output("ovw-filter-note", "children"),
-                  Input("ovw-url", "search"), Input("ovw-site", "value"),
-                  Input("ovw-collection", "value"), State("ovw-url", "pathname"))
+    @app.callback(
+        Output("ovw-url", "search"),
+        Output("ovw-site", "value"),
+        Output("ovw-collection", "value"),
+        Output("ovw-filter-note", "children"),
+        Input("ovw-url", "search"),
+        Input("ovw-site", "value"),
+        Input("ovw-collection", "value"),
+        State("ovw-url", "pathname"),
+    )
     def _sync(search, site, collection, pathname):
-        return sync_filters(store, settings, ctx.triggered_id, search, site, collection,
-                            pathname)
+        return sync_filters(store, settings, ctx.triggered_id, search, site, collection, pathname)
 
     graph_ids = list(GRAPHS)
 
-    @app.callback(Output("ovw-kpis", "children"),
-                  *[Output(graph_id, "figure") for graph_id in graph_ids],
-                  Output("ovw-os-releases", "style"), Output("ovw-os-table", "children"),
-                  Output("ovw-errors", "children"), Output("ovw-scope", "children"),
-                  Output("ovw-attention", "children"), Output("ovw-readiness", "children"),
-                  *[Output(alt_id, "children") for alt_id in ALT_OUTPUTS],
-                  Input("ovw-site", "value"), Input("ovw-collection", "value"),
-                  Input("data-version", "data"))
+    @app.callback(
+        Output("ovw-kpis", "children"),
+        *[Output(graph_id, "figure") for graph_id in graph_ids],
+        Output("ovw-os-releases", "style"),
+        Output("ovw-os-table", "children"),
+        Output("ovw-errors", "children"),
+        Output("ovw-scope", "children"),
+        Output("ovw-attention", "children"),
+        Output("ovw-readiness", "children"),
+        *[Output(alt_id, "children") for alt_id in ALT_OUTPUTS],
+        Input("ovw-site", "value"),
+        Input("ovw-collection", "value"),
+        Input("data-version", "data"),
+    )
     def _render(site, collection, _version):
         out = render(store, settings, site, collection)
         return tuple(out[key] for key in RENDER_OUTPUTS)
 
-    @app.callback(Output("ovw-nav", "href"),
-                  *[Input(graph_id, "clickData") for graph_id in graph_ids],
-                  State("ovw-site", "value"), State("ovw-collection", "value"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("ovw-nav", "href"),
+        *[Input(graph_id, "clickData") for graph_id in graph_ids],
+        State("ovw-site", "value"),
+        State("ovw-collection", "value"),
+        prevent_initial_call=True,
+    )
     def _navigate(*args):
         clicks, (site, collection) = dict(zip(graph_ids, args[:-2], strict=True)), args[-2:]
         return navigate(clicks.get(ctx.triggered_id), site, collection, store, settings)
 
-    @app.callback(Output("ovw-site", "options"), Output("ovw-collection", "options"),
-                  Output("ovw-collection", "placeholder"),
-                  Input("data-version", "data"), Input("ovw-site", "value"),
-                  State("ovw-collection", "value"), prevent_initial_call=True)
+    @app.callback(
+        Output("ovw-site", "options"),
+        Output("ovw-collection", "options"),
+        Output("ovw-collection", "placeholder"),
+        Input("data-version", "data"),
+        Input("ovw-site", "value"),
+        State("ovw-collection", "value"),
+        prevent_initial_call=True,
+    )
     def _options(_version, site, collection):
         return options_for(store, settings, site, collection)
 
-    return {"sync": _sync, "render": _render, "navigate": _navigate, "options": _options,
-            **week_changes.register(app, store, settings)}
+    return {
+        "sync": _sync,
+        "render": _render,
+        "navigate": _navigate,
+        "options": _options,
+        **week_changes.register(app, store, settings),
+    }
