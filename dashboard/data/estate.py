@@ -7,10 +7,12 @@ never see half a load. It keeps its provenance (sources, rows read, rows dropped
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ from .contract import (
     whole_numbers,
 )
 from .csv_source import fetch_csv
+from .intune_source import IntuneRecords
 
 
 class LoadError(Exception):
@@ -62,6 +65,10 @@ class Estate:
     # cache, so that a second worker does not sort a million names again.
     name_ranks: np.ndarray | None = field(default=None, repr=False)
     _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # Intune's records (None without [intune]); after a failed Intune read, the error and the
+    # last good records (or None): the ConfigMgr side serves either way.
+    intune: IntuneRecords | None = field(default=None, repr=False)
+    intune_error: str | None = None
 
     @cached_property
     def sites(self) -> list[str]:
@@ -254,11 +261,51 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
-def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
+def read_intune(
+    settings: Settings, now: datetime | None, previous: IntuneRecords | None = None
+) -> tuple[IntuneRecords | None, str | None]:
+    """(records, error) of the configured Intune source. A read that fails gives its one-line
+    error and ``previous`` (the last good records): it never fails the ConfigMgr load."""
+    if settings.intune is None:
+        return None, None
+    from .intune_source import IntuneError, load_intune
+
+    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
+    try:
+        records = load_intune(settings.intune, base, now)
+    except IntuneError as error:
+        message = str(error)
+    except Exception as error:  # a bug must not take the ConfigMgr side down with it
+        logging.getLogger(__name__).exception("intune: unexpected error")
+        message = f"Intune: unexpected error ({type(error).__name__})"
+    else:
+        logging.getLogger(__name__).info(
+            "intune: %s records from %s, %s Windows, %s dropped",
+            records.records,
+            records.source,
+            records.windows,
+            records.dropped,
+        )
+        return records, None
+    secret_env = settings.intune.client_secret_env
+    secret = os.environ.get(secret_env, "") if secret_env else ""
+    if secret.strip():
+        message = message.replace(secret, "***")
+    logging.getLogger(__name__).warning("intune: %s", message)
+    return previous, message
+
+
+def load_estate(
+    settings: Settings,
+    now: datetime | None = None,
+    history=None,
+    previous_intune: IntuneRecords | None = None,
+) -> Estate:
     """Read every source, then classify the combined estate once.
 
     ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
     device's current state, before attention is evaluated (the ``stuck`` rule reads it).
+    ``previous_intune``: the last good Intune records, kept when the Intune read fails.
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -272,6 +319,7 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         reports.append(report)
     devices = _combined(typed_parts)
     memberships = _combined(member_parts)
+    intune, intune_error = read_intune(settings, now, previous_intune)
 
     # Map each membership row to its device's row: membership belongs to its source's site,
     # and a ResourceID is unique within a site, so one integer index per site does it.
@@ -321,6 +369,8 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         sources=reports,
         data_as_of=data_as_of,
         collection_names=names,
+        intune=intune,
+        intune_error=intune_error,
     )
 
 
@@ -334,8 +384,6 @@ def snapshot_day(data_as_of: str) -> date:
 
 def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
     """``state_since`` from history; a history that cannot be read is logged, not fatal."""
-    import logging
-
     try:
         since = history.state_since(classified, snapshot_day(data_as_of))
     except Exception as error:
@@ -348,4 +396,11 @@ def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None
     classified["state_since"] = pd.to_datetime(since).as_unit("s")
 
 
-__all__ = ["MEMBERSHIP_COLUMNS", "Estate", "LoadError", "SourceReport", "load_estate"]
+__all__ = [
+    "MEMBERSHIP_COLUMNS",
+    "Estate",
+    "LoadError",
+    "SourceReport",
+    "load_estate",
+    "read_intune",
+]

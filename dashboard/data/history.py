@@ -1107,9 +1107,9 @@ def recording_loader(
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
 
-    def load(settings: Settings):
+    def load(settings: Settings, **options):
         if loader is load_estate:
-            estate = load_estate(settings, history=history)
+            estate = load_estate(settings, history=history, **options)
         else:
             estate = loader(settings)
         if not history.read_only:
