@@ -13,6 +13,7 @@ import pytest
 
 from dashboard.data import cache
 from dashboard.data.estate import load_estate
+from dashboard.data.history import open_history
 from dashboard.settings import load_settings
 from dashboard.store import EstateStore
 from tests.data.test_intune_source import HEADER, ROWS, csv_text
@@ -52,8 +53,11 @@ def test_a_failed_intune_read_keeps_the_configmgr_side(intune_settings, tmp_path
     assert estate.intune_error.endswith("intune.csv: missing required column complianceState")
 
 
-def test_the_store_keeps_the_last_good_records(intune_settings, tmp_path):
-    store = EstateStore(intune_settings)
+@pytest.mark.parametrize("with_history", [False, True])
+def test_the_store_keeps_the_last_good_records(intune_settings, tmp_path, with_history):
+    """Also through the history-recording loader ``serve`` uses."""
+    history = open_history(intune_settings) if with_history else None
+    store = EstateStore(intune_settings, history=history)
     assert store.refresh()
     good = store.estate.intune
     assert store.estate.intune_error is None
