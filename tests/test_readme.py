@@ -301,3 +301,17 @@ def test_every_relative_link_resolves():
 
 def test_the_docs_cite_nothing_outside_the_repository():
     assert "domain.md" not in MANUAL
+
+
+def test_the_definitions_keep_their_section_numbers():
+    # Code and tests cite "docs/definitions.md §N": the numbers are part of the interface.
+    text = (ROOT / "docs" / "definitions.md").read_text()
+    numbers = [int(n) for n in re.findall(r"^## (\d+)\. ", text, re.MULTILINE)]
+    assert numbers == list(range(1, 9))
+    cited = {
+        (path.relative_to(ROOT).as_posix(), int(number))
+        for folder in ("dashboard", "tests", "benchmarks", "scripts")
+        for path in (ROOT / folder).rglob("*.py")
+        for number in re.findall(r"definitions\.md §(\d+)", path.read_text())
+    }
+    assert not [(path, n) for path, n in cited if n not in numbers], sorted(cited)
