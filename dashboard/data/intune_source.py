@@ -1,5 +1,5 @@
-"""Intune's managed-device records: read, validated and normalised (the Intune side of the
-definitions, README "Intune").
+"""Intune's managed-device records: read, validated and normalised (docs/definitions.md §8;
+setting up the source: docs/intune.md).
 
 Records come from an export (CSV as ``Get-MgDeviceManagementManagedDevice -All | Export-Csv``
 writes it, or JSON: a list of records or Graph's ``{"value": [...]}``) or from Microsoft Graph
