@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import run
+    from .report.command import run
 
     return run(_settings(args), args)
 

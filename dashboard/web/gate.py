@@ -30,9 +30,9 @@ from flask import Response, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..model.device_query import FilterTooLarge
+from ..report.figures import REPORT_PATH, ReportError, parse_week
 from ..settings import Settings
 from .security import HEALTH_PATH
-from .weekly import REPORT_PATH, ReportError, parse_week
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.history import open_history
+from dashboard.report.capture import chromium, serving
+from dashboard.report.figures import ReportError
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 from dashboard.web.app import create_app
-from dashboard.web.browser import BrowserMissing, chromium, serving
 from tests.factories import loaded_store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -140,7 +141,7 @@ def browser():
         try:
             with chromium(playwright) as launched:
                 yield launched
-        except BrowserMissing as error:
+        except ReportError as error:
             pytest.fail(f"browser tests need Chromium: {error}", pytrace=False)
 
 

@@ -24,12 +24,12 @@ from hostile_estate import (
     write_hostile_estate,
 )
 
+from dashboard.report.files import UnsafePathError, safe_filename, safe_output_path
 from dashboard.settings import load_settings
 from dashboard.web import security
 from dashboard.web.app import create_app, route
 from dashboard.web.links import parse_query
 from dashboard.web.pages import devices, overview
-from dashboard.web.security import UnsafePathError, safe_filename, safe_output_path
 from tests.factories import loaded_store
 
 ROOT = Path(__file__).resolve().parents[2]
