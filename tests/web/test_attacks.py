@@ -258,7 +258,7 @@ def test_failures_from_one_address_grow_the_delay(
 ):
     app, client = users_client(factory_settings, factory_store, users_file)
     clock = [1_000_000.0]
-    monkeypatch.setattr(auth.time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
     for _ in range(auth.PER_USER_AND_ADDRESS.free):
         assert sign_in(client, "wrong password").status_code == 401
     refused = sign_in(client)  # even the right password waits now ...
