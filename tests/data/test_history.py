@@ -27,7 +27,7 @@ from dashboard.data.history import (
     open_history,
     recording_loader,
 )
-from dashboard.data.sample import main_sample
+from dashboard.data.sample_command import main_sample
 from dashboard.model.attention import RULE_BITS
 from dashboard.model.summary import summarize
 from dashboard.model.trends import metrics_from_summary

@@ -57,7 +57,7 @@ def sample_config(tmp_path_factory) -> Path:
         return Path(os.environ["COMANAGE_TEST_CONFIG"]).resolve()
     if SAMPLE_CONFIG.exists():
         return SAMPLE_CONFIG
-    from dashboard.data.sample import main_sample
+    from dashboard.data.sample_command import main_sample
 
     return main_sample(
         devices=3000,
