@@ -7,13 +7,8 @@ how to install one. The SMTP server is aiosmtpd on loopback, started by the test
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
-import socket
-import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 from html.parser import HTMLParser
@@ -30,29 +25,11 @@ from dashboard.report.figures import ReportError, parse_week, week_of, weekly_fi
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
 from dashboard.store import EstateStore
 from tests.factories import loaded_store
-
-sys.path.insert(0, str(Path(__file__).parent / "web"))
-from estate_factory import HTML_DETAIL, write_estate
+from tests.helpers import free_port, run_cli
+from tests.web.estate_factory import HTML_DETAIL, write_estate
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Pass-for-test"  # the SMTP and dashboard test password
-
-
-def run_cli(*args: str, env: dict | None = None, drop: tuple[str, ...] = (), timeout: int = 300):
-    environment = {k: v for k, v in os.environ.items() if k not in drop}
-    environment.update(env or {})
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-        env=environment,
-    )
-    done.seconds = time.perf_counter() - started
-    return done
 
 
 def assert_one_line_error(done, code: int) -> str:
@@ -111,12 +88,6 @@ def cli_summary(config: Path, *extra: str) -> dict:
 
 def sample_week() -> str:
     return week_of(snapshot_day(load_settings(SAMPLE_CONFIG).as_of))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the report on the bundled sample ------------------------------------------------------

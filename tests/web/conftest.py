@@ -23,9 +23,7 @@ from dashboard.report.figures import ReportError
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 from dashboard.web.app import create_app
 from tests.factories import loaded_store
-
-sys.path.insert(0, str(Path(__file__).parent))
-from estate_factory import write_estate
+from tests.web.estate_factory import write_estate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,6 +23,7 @@ from dashboard.settings import SettingsError, load_settings
 from dashboard.web import auth
 from dashboard.web.app import create_app
 from dashboard.web.auth import state as auth_state
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -143,23 +144,10 @@ def test_users_file_defaults_beside_the_config(factory_settings, tmp_path):
 # -- the `user` command ------------------------------------------------------------------------
 
 
-def run_cli(args, stdin="", env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_user_command_add_list_remove(factory_config, tmp_path):
     env = {"COMANAGE_USERS_FILE": str(tmp_path / "users.json")}
     done = run_cli(
-        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        *("user", "add", "alice", "--password-stdin", "--config", str(factory_config)),
         stdin=PASSWORD + "\n",
         env=env,
     )
@@ -167,14 +155,14 @@ def test_user_command_add_list_remove(factory_config, tmp_path):
     assert PASSWORD not in done.stdout + done.stderr
     assert "added alice" in done.stderr
     again = run_cli(
-        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        *("user", "add", "alice", "--password-stdin", "--config", str(factory_config)),
         stdin=PASSWORD + "\n",
         env=env,
     )
     assert again.returncode == 2 and "already exists" in again.stderr
-    listed = run_cli(["user", "list", "--config", str(factory_config)], env=env)
+    listed = run_cli("user", "list", "--config", str(factory_config), env=env)
     assert listed.returncode == 0 and listed.stdout.startswith("alice\t")
-    removed = run_cli(["user", "remove", "alice", "--config", str(factory_config)], env=env)
+    removed = run_cli("user", "remove", "alice", "--config", str(factory_config), env=env)
     assert removed.returncode == 0, removed.stderr
     assert auth.UserFile(tmp_path / "users.json").users() == {}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hostile_estate import QUOTE_NAME, XSS_DETAIL, XSS_ID, XSS_NAME, write_hostile_estate
 
 from dashboard.report.capture import serving, wait_for_dash
 from dashboard.settings import load_settings
@@ -18,6 +17,7 @@ from dashboard.web import auth
 from dashboard.web.app import create_app
 from dashboard.web.pages.overview import GRAPHS
 from tests.factories import loaded_store
+from tests.web.hostile_estate import QUOTE_NAME, XSS_DETAIL, XSS_ID, XSS_NAME, write_hostile_estate
 
 pytestmark = pytest.mark.browser
 

@@ -14,15 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-from hostile_estate import (
-    FORMULA_NAME,
-    QUOTE_ID,
-    QUOTE_NAME,
-    XSS_DETAIL,
-    XSS_ID,
-    XSS_NAME,
-    write_hostile_estate,
-)
 
 from dashboard.report.files import UnsafePathError, safe_filename, safe_output_path
 from dashboard.settings import load_settings
@@ -31,6 +22,15 @@ from dashboard.web.app import create_app, route
 from dashboard.web.links import parse_query
 from dashboard.web.pages import devices, overview
 from tests.factories import loaded_store
+from tests.web.hostile_estate import (
+    FORMULA_NAME,
+    QUOTE_ID,
+    QUOTE_NAME,
+    XSS_DETAIL,
+    XSS_ID,
+    XSS_NAME,
+    write_hostile_estate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "' OR 1=1 --"
