@@ -63,14 +63,14 @@ from .guard import (
     LOGOUT_PATH,
     SESSION_COOKIE,
     Auth,
-    _guard,
+    check_request,
     client_address,
     csrf_token,
     current_user,
     safe_next,
     user_nav,
 )
-from .login import _register_routes
+from .login import register_routes
 from .preflight import (
     check_settings,
     config_mode_warning,
@@ -129,8 +129,8 @@ def install(app, settings: Settings, environ=None) -> Auth | None:
         )
     else:
         auth.networks = tuple(trusted_networks(settings))
-    _register_routes(server, auth)
-    server.before_request(lambda: _guard(auth))
+    register_routes(server, auth)
+    server.before_request(lambda: check_request(auth))
     app.auth = auth
     return auth
 

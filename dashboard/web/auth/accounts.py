@@ -23,7 +23,7 @@ from ...settings import Settings, SettingsError
 USERS_FILE = "users.json"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@\\-]{0,63}$")
 # Password hashing: scrypt at OWASP's recommended cost (N = 2^17, r = 8, p = 1: 128 MiB and
 # about half a second each); older hashes are upgraded at the owner's next sign-in. At most
 # HASHING_AT_ONCE hashes run at a time, so a burst of sign-ins cannot exhaust memory.
@@ -67,7 +67,7 @@ def _check(stored_hash: str, password: str) -> bool:
 
 
 def check_user_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise AuthError(
             f"user name {name!r} is not allowed: 1-64 letters, digits and . _ - @ \\,"
             " starting with a letter or digit"

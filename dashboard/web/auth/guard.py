@@ -80,7 +80,7 @@ def csrf_token() -> str:
     return token
 
 
-def _token_ok(sent: str | None) -> bool:
+def token_ok(sent: str | None) -> bool:
     expected = flask_session.get("csrf")
     return bool(expected) and isinstance(sent, str) and hmac.compare_digest(sent, expected)
 
@@ -128,7 +128,7 @@ def _denied(auth: Auth) -> Response:
     return response
 
 
-def _session_user(auth: Auth) -> str | None:
+def session_user(auth: Auth) -> str | None:
     data = flask_session.get("auth")
     if not isinstance(data, dict):
         return None
@@ -203,11 +203,13 @@ def _proxy_user(auth: Auth) -> str | bool | None:
     return value
 
 
-def _guard(auth: Auth):
+def check_request(auth: Auth):
+    """The ``before_request`` hook: None lets the request through; else the refusal (the
+    sign-in page for a page request, 401 or 403 for anything else)."""
     if request.path in OPEN_PATHS:
         return None
     if auth.mode == "users":
-        user = _session_user(auth)
+        user = session_user(auth)
     else:
         user = _proxy_user(auth)
         if user is False:

@@ -12,17 +12,17 @@ from urllib.parse import quote
 from flask import Response, redirect, render_template_string, request
 from flask import session as flask_session
 
-from .accounts import _NAME_RE, MAX_PASSWORD, AuthError
+from .accounts import MAX_PASSWORD, NAME_RE, AuthError
 from .guard import (
     LOGIN_CSS_PATH,
     LOGIN_PATH,
     LOGOUT_PATH,
     Auth,
-    _session_user,
-    _token_ok,
     client_address,
     csrf_token,
     safe_next,
+    session_user,
+    token_ok,
 )
 from .state import PER_ADDRESS, PER_USER_AND_ADDRESS
 
@@ -116,7 +116,7 @@ def wait_text(seconds: float) -> str:
     return f"{int(seconds // 60) + (1 if seconds % 60 else 0)} minutes"
 
 
-def _register_routes(server, auth: Auth) -> None:
+def register_routes(server, auth: Auth) -> None:
     @server.route(LOGIN_CSS_PATH)
     def login_css():
         return Response(LOGIN_CSS, mimetype="text/css")
@@ -128,11 +128,11 @@ def _register_routes(server, auth: Auth) -> None:
     def login():
         next_path = safe_next(request.args.get("next"))
         if request.method in ("GET", "HEAD"):  # Flask routes HEAD here too: never a sign-in
-            if _session_user(auth):
+            if session_user(auth):
                 return redirect(next_path, code=302)
             notice = "You have signed out." if request.args.get("signed_out") else ""
             return _login_form(next_path, message=notice, kind="info")
-        if not _token_ok(request.form.get("csrf")):
+        if not token_ok(request.form.get("csrf")):
             flask_session.pop("csrf", None)
             return _login_form(
                 next_path, status=400, message="The sign-in form expired. Please try again."
@@ -153,10 +153,10 @@ def _register_routes(server, auth: Auth) -> None:
                 message=f"Too many failed sign-ins. Try again in {wait_text(wait)}.",
             )
         stamp = None
-        if 0 < len(password) <= MAX_PASSWORD and _NAME_RE.match(name):
+        if 0 < len(password) <= MAX_PASSWORD and NAME_RE.match(name):
             stamp = auth.users.verify(name, password)
         if stamp is None:  # the reservation stays: it is the failure
-            known = _NAME_RE.match(name) and auth.users.stamp(name) is not None
+            known = NAME_RE.match(name) and auth.users.stamp(name) is not None
             log.warning(
                 "failed sign-in %s from %s",
                 f"for user {name!r}" if known else "for an unknown user name",
@@ -185,12 +185,12 @@ def _register_routes(server, auth: Auth) -> None:
 
     @server.route(LOGOUT_PATH, methods=["GET", "POST"])
     def logout():
-        user = _session_user(auth)
+        user = session_user(auth)
         if request.method in ("GET", "HEAD"):
             if not user:
                 return redirect(LOGIN_PATH, code=302)
             return _page("Sign out", "logout", action=LOGOUT_PATH, csrf=csrf_token(), user=user)
-        if not _token_ok(request.form.get("csrf")):
+        if not token_ok(request.form.get("csrf")):
             return Response(
                 "The sign-out form expired: reload the page.\n", status=400, mimetype="text/plain"
             )
