@@ -20,8 +20,9 @@ import pytest
 from dashboard import cli
 from dashboard.data.history import open_history, snapshot_day
 from dashboard.model.trends import metrics_from_summary
+from dashboard.report import ReportError
 from dashboard.report import capture as browser_module
-from dashboard.report.figures import ReportError, parse_week, week_of, weekly_figures
+from dashboard.report.figures import parse_week, week_of, weekly_figures
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
 from dashboard.store import EstateStore
 from tests.factories import loaded_store

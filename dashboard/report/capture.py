@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import waitress.server
 
 from ..text import one_line
-from .figures import ReportError
+from . import ReportError
 
 CHROMIUM_ARGS = (
     "--no-sandbox",

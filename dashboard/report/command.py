@@ -60,8 +60,9 @@ from ..settings import Settings, SettingsError
 from ..store import EstateStore
 from ..text import one_line
 from ..web.app import create_app
+from . import ReportError
 from .capture import PASSWORD_ENV, TOKEN_HEADER, capture, chromium_path, serving
-from .figures import ReportError, parse_week, plain_text, week_of, weekly_figures
+from .figures import parse_week, plain_text, week_of, weekly_figures
 from .files import file_name, output_folder, write_report_file
 from .mail import mail_message, send_mail, summary_html
 

@@ -34,6 +34,7 @@ from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
 from ..text import pct
 from ..web.pages.overview import kpi_values
 from ..web.week_changes import change_counts
+from . import ReportError
 
 TITLE = "Co-management weekly report"
 WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -57,16 +58,6 @@ KPI_METRICS = {
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
-
-
-class ReportError(Exception):
-    """A report that cannot be made or sent, in one line. ``exit_code`` 2: something to fix
-    (unknown week, no data, no browser, bad options); 1: making or sending it failed (the
-    browser, the mail server)."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 # -- ISO weeks ---------------------------------------------------------------------------------

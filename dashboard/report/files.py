@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..private import private_folder, write_private
 from ..settings import Settings
-from .figures import ReportError
+from . import ReportError
 
 
 def output_folder(settings: Settings, out: str | None) -> Path:

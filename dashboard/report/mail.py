@@ -33,7 +33,8 @@ from ..labels import (
 from ..model.trends import OS_METRIC
 from ..settings import MailSettings
 from ..text import one_line, pct
-from .figures import TOP_RULES, ReportError, day_text, time_text
+from . import ReportError
+from .figures import TOP_RULES, day_text, time_text
 
 SMTP_TIMEOUT_SECONDS = 60
 

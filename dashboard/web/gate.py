@@ -30,7 +30,8 @@ from flask import Response, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..model.device_query import FilterTooLarge
-from ..report.figures import REPORT_PATH, ReportError, parse_week
+from ..report import ReportError
+from ..report.figures import REPORT_PATH, parse_week
 from ..settings import Settings
 from .security import HEALTH_PATH
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.history import open_history
+from dashboard.report import ReportError
 from dashboard.report.capture import chromium, serving
-from dashboard.report.figures import ReportError
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 from dashboard.web.app import create_app
 from tests.factories import loaded_store
