@@ -30,9 +30,10 @@ from flask import Response, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..model.device_query import FilterTooLarge
+from ..report import ReportError
+from ..report.figures import REPORT_PATH, parse_week
 from ..settings import Settings
 from .security import HEALTH_PATH
-from .weekly import REPORT_PATH, ReportError, parse_week
 
 log = logging.getLogger(__name__)
 
