@@ -209,6 +209,7 @@ class EstateStore:
             list(self.settings.named_collections),
             releases,
             snapshot_days=[d.isoformat() for d in self.snapshot_days()],
+            intune=estate is not None and "intune_state" in estate.devices.columns,
         )
 
     def matching(self, flt) -> np.ndarray:

@@ -42,7 +42,23 @@ FILTER_NAMES = (
     "q",
     "changed",
     "since",
+    "intune",
+    "compliance",
 )
+# The Intune filters' values (the reconciliation states and the compliance counts of the
+# definitions); they are accepted only when the estate has an Intune source.
+INTUNE_STATES = ("agree", "missing", "stale", "not-comanaged-in-intune", "intune-ahead")
+COMPLIANCE_STATES = (
+    "compliant",
+    "noncompliant",
+    "inGracePeriod",
+    "conflict",
+    "error",
+    "unknown",
+    "configManager",
+    "no_record",
+)
+INTUNE_FILTERS = {"intune": "intune_state", "compliance": "intune_compliance"}
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
 ONE_SITE = "site given more than once (one site at a time)"
@@ -74,6 +90,8 @@ FILTER_LABELS = {
     "q": "Name contains",
     "changed": "Changed",
     "since": "Since",
+    "intune": "Intune",
+    "compliance": "Intune compliance",
 }
 
 
@@ -98,13 +116,20 @@ class DeviceFilter:
 
 
 def parse_filter(
-    query: dict, sites: list[str], collections: list[str], releases: list[str], snapshot_days=()
+    query: dict,
+    sites: list[str],
+    collections: list[str],
+    releases: list[str],
+    snapshot_days=(),
+    intune: bool = False,
 ) -> DeviceFilter:
     """Keep only known parameters with allowed values; say what was rejected and why.
 
     ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
     means any of its values, different names must all hold. ``changed`` (a change kind)
     needs ``since``, one of ``snapshot_days`` (``YYYY-MM-DD`` days with device states).
+    ``intune``: the estate has an Intune source (else ``intune`` and ``compliance`` are
+    refused, saying why).
     """
     allowed: dict[str, object] = {
         "site": sites,
@@ -123,6 +148,8 @@ def parse_filter(
         "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS,
         "since": tuple(snapshot_days),
+        "intune": INTUNE_STATES,
+        "compliance": COMPLIANCE_STATES,
     }
     site_codes = {str(site).casefold(): site for site in sites}
     allowed = {name: frozenset(values) for name, values in allowed.items()}
@@ -161,6 +188,9 @@ def parse_filter(
                 value = code
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
+                continue
+            elif name in INTUNE_FILTERS and not intune:
+                result.rejected.append(f"{name}={value}: no Intune source is configured")
                 continue
             accepted.setdefault(name, {})[value] = None
     result.values = {name: tuple(values) for name, values in accepted.items()}
@@ -249,6 +279,12 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) 
     if "q" in v:
         names = devices["Name"].astype("str").str.contains(v["q"][0], case=False, regex=False)
         mask &= names.fillna(False).to_numpy(dtype=bool)
+    for name, column in INTUNE_FILTERS.items():
+        if name in v:  # without the column (no Intune source) nothing matches
+            if column in devices.columns:
+                any_of(column, v[name])
+            else:
+                mask &= False
     if "changed" in v:
         found = changes(v["since"][0]) if changes is not None else None
         hit = np.zeros(len(devices), dtype=bool)
