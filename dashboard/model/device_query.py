@@ -20,6 +20,7 @@ from ..labels import AUTHORITY_LABELS, REASON_LABELS, enrollment_status_labels, 
 from ..settings import WORKLOADS
 from .attention import READINESS_IDS, RULE_BITS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
 from .errors import describe
+from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES
 from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 from .trends import CHANGE_KINDS
 
@@ -45,19 +46,8 @@ FILTER_NAMES = (
     "intune",
     "compliance",
 )
-# The Intune filters' values (the reconciliation states and the compliance counts of the
-# definitions); they are accepted only when the estate has an Intune source.
-INTUNE_STATES = ("agree", "missing", "stale", "not-comanaged-in-intune", "intune-ahead")
-COMPLIANCE_STATES = (
-    "compliant",
-    "noncompliant",
-    "inGracePeriod",
-    "conflict",
-    "error",
-    "unknown",
-    "configManager",
-    "no_record",
-)
+# The Intune filters (accepted only when the estate has an Intune source) and their columns.
+INTUNE_STATES = RECONCILIATION_STATES
 INTUNE_FILTERS = {"intune": "intune_state", "compliance": "intune_compliance"}
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100

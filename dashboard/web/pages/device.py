@@ -317,14 +317,8 @@ def _intune(estate, device: pd.Series):
         ("Name", _text(record["deviceName"])),
         ("Intune device ID", _text(record["id"])),
         ("Agent", AGENT_LABELS.get(agent, agent)),
-        (
-            "Last sync",
-            "never" if pd.isna(record["lastSyncDateTime"]) else _date(record["lastSyncDateTime"]),
-        ),
-        (
-            "Compliance state",
-            COMPLIANCE_LABELS.get(str(record["complianceState"]), _text(record["complianceState"])),
-        ),
+        ("Last sync", "never" if pd.isna(synced) else _date(synced)),
+        ("Compliance state", COMPLIANCE_LABELS.get(evaluated, evaluated)),
         ("Primary user", _text(record["userPrincipalName"])),
         ("Enrolled", _date(record["enrolledDateTime"])),
     ]
