@@ -147,6 +147,7 @@ class EstateStore:
                 [s.as_dict() for s in estate.sources],
                 estate.data_as_of,
                 estate.mask(site, collection),
+                intune=estate.intune_figures(),
             ),
             shared=True,
         )

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from pandas.api.types import union_categoricals
 
 from ..model.attention import Thresholds, evaluate, readiness_failure
 from ..model.device_query import sort_key, text_rank
+from ..model.intune import intune_only_rows, reconcile
 from ..model.states import classify
 from ..settings import Settings, Source
 from .contract import (
@@ -58,6 +60,9 @@ class Estate:
     sources: list[SourceReport]
     data_as_of: str
     collection_names: dict[str, str] = field(default_factory=dict)
+    # The Intune source's records (``data.intune_source.IntuneRecords``), None without one.
+    intune: Any = None
+    intune_error: str | None = None
     # Each device's place in name order: every sort's tie-break. Kept in the warm-start
     # cache, so that a second worker does not sort a million names again.
     name_ranks: np.ndarray | None = field(default=None, repr=False)
@@ -76,6 +81,25 @@ class Estate:
         for site, collection in pairs.itertuples(index=False):
             out.setdefault(site, set()).add(collection)
         return out
+
+    @cached_property
+    def intune_only(self) -> np.ndarray:
+        """Rows of the Intune records that are co-managed and match no ConfigMgr record
+        (empty without an Intune source); the whole source, whatever the filter."""
+        if self.intune is None:
+            return np.zeros(0, dtype=np.int64)
+        return intune_only_rows(self.devices, self.intune.frame)
+
+    def intune_figures(self) -> dict | None:
+        """The Intune source's own figures for ``summarize`` (None without a source)."""
+        if self.intune is None or "intune_state" not in self.devices.columns:
+            return None
+        return {
+            "records": self.intune.records,
+            "windows": self.intune.windows,
+            "dropped": self.intune.dropped,
+            "intune_only": len(self.intune_only),
+        }
 
     def warm(self) -> None:
         """Build what the first requests need, before the estate is served: the device
@@ -254,11 +278,15 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
-def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
+def load_estate(
+    settings: Settings, now: datetime | None = None, history=None, intune=None
+) -> Estate:
     """Read every source, then classify the combined estate once.
 
     ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
     device's current state, before attention is evaluated (the ``stuck`` rule reads it).
+    ``intune`` (``data.intune_source.IntuneRecords``) adds the reconciliation columns, also
+    before attention (the Intune rules read them).
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -312,6 +340,10 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     classified["readiness"] = readiness_failure(classified)
     if history is not None:
         _add_state_since(classified, history, data_as_of)
+    if intune is not None:
+        stale_days = getattr(getattr(settings, "intune", None), "stale_days", 7)
+        reconciled = reconcile(classified, intune.frame, as_of, stale_days)
+        classified = classified.assign(**dict(reconciled.items()))
     classified = evaluate(
         classified, Thresholds(settings.client_inactive_days, settings.stuck_days), as_of
     )
@@ -321,6 +353,7 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         sources=reports,
         data_as_of=data_as_of,
         collection_names=names,
+        intune=intune,
     )
 
 
