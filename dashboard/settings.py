@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from .data.intune_settings import IntuneSettings, IntuneSettingsError, intune_settings
 from .odbc_string import odbc_pairs, odbc_value
 
 
@@ -412,6 +413,7 @@ class Settings:
     config_path: Path | None = None
     values: dict[str, object] = field(default_factory=dict)
     report: ReportSettings = field(default_factory=lambda: ReportSettings())
+    intune: IntuneSettings | None = None
 
     def __getattr__(self, name: str):
         if name in _BY_NAME:
@@ -501,7 +503,7 @@ def settings_from_dict(
     environ = {} if environ is None else environ
     where = str(path) if path else "config"
     base = path.parent if path else Path.cwd()
-    known = set(_BY_NAME) | {"sources", "workloads", "collections", "report"}
+    known = set(_BY_NAME) | {"sources", "workloads", "collections", "report", "intune"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SettingsError(f"{where}: unknown setting {unknown[0]!r}")
@@ -580,8 +582,13 @@ def settings_from_dict(
     collections = _as_tuple(
         (raw.get("collections") or {}).get("filter"), f"{where}: collections.filter"
     )
+    try:
+        intune = intune_settings(raw.get("intune"), where, base)
+    except IntuneSettingsError as error:
+        raise SettingsError(str(error)) from None
     return Settings(
         sources=tuple(sources),
+        intune=intune,
         workloads=workloads,
         collections=collections,
         config_path=path,

@@ -7,11 +7,12 @@ never see half a load. It keeps its provenance (sources, rows read, rows dropped
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from .contract import (
     whole_numbers,
 )
 from .csv_source import fetch_csv
+from .intune_source import IntuneRecords
 
 
 class LoadError(Exception):
@@ -60,13 +62,14 @@ class Estate:
     sources: list[SourceReport]
     data_as_of: str
     collection_names: dict[str, str] = field(default_factory=dict)
-    # The Intune source's records (``data.intune_source.IntuneRecords``), None without one.
-    intune: Any = None
-    intune_error: str | None = None
     # Each device's place in name order: every sort's tie-break. Kept in the warm-start
     # cache, so that a second worker does not sort a million names again.
     name_ranks: np.ndarray | None = field(default=None, repr=False)
     _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # Intune's records (None without [intune]); after a failed Intune read, the error and the
+    # last good records (or None): the ConfigMgr side serves either way.
+    intune: IntuneRecords | None = field(default=None, repr=False)
+    intune_error: str | None = None
 
     @cached_property
     def sites(self) -> list[str]:
@@ -278,15 +281,53 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def read_intune(
+    settings: Settings, now: datetime | None, previous: IntuneRecords | None = None
+) -> tuple[IntuneRecords | None, str | None]:
+    """(records, error) of the configured Intune source. A read that fails gives its one-line
+    error and ``previous`` (the last good records): it never fails the ConfigMgr load."""
+    if settings.intune is None:
+        return None, None
+    from .intune_source import IntuneError, load_intune
+
+    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
+    try:
+        records = load_intune(settings.intune, base, now)
+    except IntuneError as error:
+        message = str(error)
+    except Exception as error:  # a bug must not take the ConfigMgr side down with it
+        logging.getLogger(__name__).exception("intune: unexpected error")
+        message = f"Intune: unexpected error ({type(error).__name__})"
+    else:
+        logging.getLogger(__name__).info(
+            "intune: %s records from %s, %s Windows, %s dropped",
+            records.records,
+            records.source,
+            records.windows,
+            records.dropped,
+        )
+        return records, None
+    secret_env = settings.intune.client_secret_env
+    secret = os.environ.get(secret_env, "") if secret_env else ""
+    if secret.strip():
+        message = message.replace(secret, "***")
+    logging.getLogger(__name__).warning("intune: %s", message)
+    return previous, message
+
+
 def load_estate(
-    settings: Settings, now: datetime | None = None, history=None, intune=None
+    settings: Settings,
+    now: datetime | None = None,
+    history=None,
+    previous_intune: IntuneRecords | None = None,
 ) -> Estate:
     """Read every source, then classify the combined estate once.
 
     ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
     device's current state, before attention is evaluated (the ``stuck`` rule reads it).
-    ``intune`` (``data.intune_source.IntuneRecords``) adds the reconciliation columns, also
-    before attention (the Intune rules read them).
+    ``previous_intune``: the last good Intune records, kept when the Intune read fails.
+    Intune's records add the reconciliation columns, also before attention (the Intune
+    rules read them).
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -300,6 +341,7 @@ def load_estate(
         reports.append(report)
     devices = _combined(typed_parts)
     memberships = _combined(member_parts)
+    intune, intune_error = read_intune(settings, now, previous_intune)
 
     # Map each membership row to its device's row: membership belongs to its source's site,
     # and a ResourceID is unique within a site, so one integer index per site does it.
@@ -341,7 +383,7 @@ def load_estate(
     if history is not None:
         _add_state_since(classified, history, data_as_of)
     if intune is not None:
-        stale_days = getattr(getattr(settings, "intune", None), "stale_days", 7)
+        stale_days = settings.intune.stale_days if settings.intune is not None else 7
         reconciled = reconcile(classified, intune.frame, as_of, stale_days)
         classified = classified.assign(**dict(reconciled.items()))
     classified = evaluate(
@@ -354,6 +396,7 @@ def load_estate(
         data_as_of=data_as_of,
         collection_names=names,
         intune=intune,
+        intune_error=intune_error,
     )
 
 
@@ -367,8 +410,6 @@ def snapshot_day(data_as_of: str) -> date:
 
 def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
     """``state_since`` from history; a history that cannot be read is logged, not fatal."""
-    import logging
-
     try:
         since = history.state_since(classified, snapshot_day(data_as_of))
     except Exception as error:
@@ -381,4 +422,11 @@ def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None
     classified["state_since"] = pd.to_datetime(since).as_unit("s")
 
 
-__all__ = ["MEMBERSHIP_COLUMNS", "Estate", "LoadError", "SourceReport", "load_estate"]
+__all__ = [
+    "MEMBERSHIP_COLUMNS",
+    "Estate",
+    "LoadError",
+    "SourceReport",
+    "load_estate",
+    "read_intune",
+]

@@ -540,7 +540,7 @@ class HistoryStore:
     def _site_part(estate, site: str, collections: list[str]) -> dict:
         devices = estate.devices
         mask = estate.mask(site)
-        intune = estate.intune_figures() if hasattr(estate, "intune_figures") else None
+        intune = estate.intune_figures()
         if intune is not None and site != estate.sites[0]:
             # Intune-only records belong to no site, and days sum their sites: file them once.
             intune = {**intune, "intune_only": 0}
@@ -1113,9 +1113,9 @@ def recording_loader(
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
 
-    def load(settings: Settings):
+    def load(settings: Settings, **options):
         if loader is load_estate:
-            estate = load_estate(settings, history=history)
+            estate = load_estate(settings, history=history, **options)
         else:
             estate = loader(settings)
         if not history.read_only:

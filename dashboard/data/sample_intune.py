@@ -16,7 +16,8 @@ byte-identical. Dates are ISO 8601 UTC, enums their names (a few as Graph's numb
 from __future__ import annotations
 
 import csv
-from datetime import UTC
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -229,8 +230,8 @@ def _estate_devices(estate: SampleEstate) -> pd.DataFrame:
     return pd.concat([export_devices(estate, site) for site in estate.sites], ignore_index=True)
 
 
-def _as_of_us(estate: SampleEstate) -> int:
-    stamp = pd.Timestamp(estate.as_of.astimezone(UTC)).tz_localize(None)
+def _as_of_us(as_of: datetime) -> int:
+    stamp = pd.Timestamp(as_of.astimezone(UTC)).tz_localize(None)
     return int(stamp.to_datetime64().astype("datetime64[us]").astype(np.int64))
 
 
@@ -241,7 +242,28 @@ def _iso(values: pd.Series) -> pd.Series:
 
 def write_intune(estate: SampleEstate, config: Path) -> Path:
     """``intune.csv`` beside ``config`` and ``[intune] file = "intune.csv"`` appended to it."""
-    records = intune_records(_estate_devices(estate), _as_of_us(estate), estate.seed)
+    records = intune_records(_estate_devices(estate), _as_of_us(estate.as_of), estate.seed)
+    path = Path(config).parent / FILE
+    _write_csv(records, path)
+    with Path(config).open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[intune]\nfile = "{FILE}"\n')
+    return path
+
+
+def week_intune(settings, devices: list[pd.DataFrame], as_of: datetime, seed: int, folder: Path):
+    """A past week's Intune export, made from that week's ConfigMgr records (so the history's
+    Intune counts follow co-management's growth), and the ``[intune]`` settings reading it;
+    ``settings`` unchanged when the sample has no Intune file."""
+    if settings is None or settings.file is None:
+        return settings
+    path = Path(folder) / FILE
+    records = intune_records(pd.concat(devices, ignore_index=True), _as_of_us(as_of), seed)
+    _write_csv(records, path)
+    return replace(settings, file=path.resolve())
+
+
+def _write_csv(records: pd.DataFrame, path: Path) -> None:
+    """Records as Export-Csv writes them: every field quoted, ISO 8601 dates."""
     agents = records["managementAgent"].astype(object)
     # A few agents as Graph's numbers, as some exports write them.
     numbered = np.arange(len(records)) % 97 == 0
@@ -261,8 +283,4 @@ def write_intune(estate: SampleEstate, config: Path) -> Path:
         },
         columns=list(COLUMNS),
     )
-    path = Path(config).parent / FILE
     table.to_csv(path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    with Path(config).open("a", encoding="utf-8") as handle:
-        handle.write(f'\n[intune]\nfile = "{FILE}"\n')
-    return path
