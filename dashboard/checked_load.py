@@ -40,6 +40,17 @@ def load_checked(settings: Settings, args: argparse.Namespace, history=None):
             )
             for line in report.problems:
                 print(f"warning:   {line}", file=sys.stderr)
+    intune = estate.intune
+    if estate.intune_error:
+        # The ConfigMgr figures still load and print; the command's exit code says this.
+        print(f"error: Intune: {estate.intune_error}", file=sys.stderr)
+    elif intune is not None and intune.dropped:
+        print(
+            f"warning: Intune ({intune.source}): dropped {intune.dropped} of {intune.records} rows",
+            file=sys.stderr,
+        )
+        for line in intune.problems:
+            print(f"warning:   {line}", file=sys.stderr)
     progress(
         args, f"loaded {len(estate.devices):,} devices in {time.perf_counter() - started:.1f} s"
     )

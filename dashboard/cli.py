@@ -1,7 +1,8 @@
 """The ``comanage-dashboard`` command: wires settings to the rest and holds no logic.
 
 Exit codes: 0 success (warnings about dropped rows included), 2 a problem the user must fix
-(bad config, unreadable source, unknown filter), 1 anything unexpected.
+(bad config, unreadable source, unknown filter; for an Intune source that cannot be read,
+``summary`` prints the ConfigMgr figures first), 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
         [s.as_dict() for s in estate.sources],
         estate.data_as_of,
         estate.mask(args.site, args.collection),
+        intune=estate.intune_figures(),
     )
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         print(format_table(summary, settings))
-    return 0
+    # An Intune source that cannot be read is a source the user must fix (exit 2, its error
+    # on stderr), though the ConfigMgr figures above are complete and printed.
+    return 2 if estate.intune_error else 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -61,6 +61,8 @@ class EstateStore:
         read-only store only reads), and the history the pages show."""
         self.settings = settings
         self.history = history
+        # The real loader keeps the last good Intune records when an Intune read fails.
+        self._passes_intune = loader is load_estate
         if history is not None:
             from .data.history import recording_loader
 
@@ -147,6 +149,7 @@ class EstateStore:
                 [s.as_dict() for s in estate.sources],
                 estate.data_as_of,
                 estate.mask(site, collection),
+                intune=estate.intune_figures(),
             ),
             shared=True,
         )
@@ -324,7 +327,7 @@ class EstateStore:
         the shared cache when another process (or our previous run) loaded one recently
         enough, else from the sources; None when nothing is due."""
         if self._cache_folder is None:
-            return self._loader(self.settings), None
+            return self._load(), None
         from .data import cache
 
         interval = max(1, self.settings.refresh_minutes) * 60
@@ -341,7 +344,7 @@ class EstateStore:
         while True:
             with cache.refresh_lock(self._cache_folder) as mine:
                 if mine:
-                    estate = self._loader(self.settings)
+                    estate = self._load()
                     try:
                         target = cache.write_cache(estate, self._cache_folder, self._cache_key)
                         self._cache_written = time.time()
@@ -363,6 +366,14 @@ class EstateStore:
                 if found is not None:
                     self._cache_written = time.time() - age
                     return found
+
+    def _load(self) -> Estate:
+        """An estate from the sources; the current estate's Intune records go along, kept
+        if the Intune read fails."""
+        previous = self._estate.intune if self._estate is not None else None
+        if self._passes_intune and previous is not None:
+            return self._loader(self.settings, previous_intune=previous)
+        return self._loader(self.settings)
 
     def adopt_cache(self) -> bool:
         """At start: serve the cached estate at once, whatever its age (then refresh)."""

@@ -30,6 +30,7 @@ from ..model.attention import RULES
 from ..private import open_private, private_folder, write_private
 from ..settings import Settings
 from .estate import Estate, SourceReport
+from .intune_source import IntuneRecords
 
 POINTER = "current.json"
 LOCK = "refresh.lock"
@@ -66,6 +67,12 @@ def fingerprint(settings: Settings) -> str:
         # A frame cached before a rule existed has neither its bit nor its columns.
         "rules": [rule.id for rule in RULES],
     }
+    if settings.intune is not None:  # the Intune source and what it is reconciled with
+        intune = settings.intune
+        shape["intune"] = (
+            str(intune.file) if intune.file else f"{intune.tenant_id} {intune.client_id}",
+            intune.stale_days,
+        )
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,7 +88,15 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
         estate.memberships.to_parquet(handle, index=False)
     with open_private(target / "name_ranks.npy") as handle:
         np.save(handle, estate.ranked_names())
+    intune = estate.intune
+    if intune is not None:
+        with open_private(target / "intune.parquet") as handle:
+            intune.frame.to_parquet(handle, index=False)
     meta = {
+        "intune": None
+        if intune is None
+        else {k: v for k, v in asdict(intune).items() if k != "frame"},
+        "intune_error": estate.intune_error,
         "fingerprint": key,
         "generation": generation,
         "written": time.time(),
@@ -133,7 +148,12 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         memberships = pd.read_parquet(target / "memberships.parquet")
         ranks = target / "name_ranks.npy"
         name_ranks = np.load(ranks) if ranks.exists() else None
-    except (OSError, ValueError, KeyError):
+        intune = None
+        if meta.get("intune") is not None:
+            intune = IntuneRecords(
+                frame=pd.read_parquet(target / "intune.parquet"), **meta["intune"]
+            )
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     estate = Estate(
         devices=devices,
@@ -142,6 +162,8 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         sources=[SourceReport(**report) for report in meta["sources"]],
         data_as_of=meta["data_as_of"],
         collection_names=meta["collection_names"],
+        intune=intune,
+        intune_error=meta.get("intune_error"),
     )
     return estate, target.name
 

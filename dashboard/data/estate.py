@@ -7,10 +7,12 @@ never see half a load. It keeps its provenance (sources, rows read, rows dropped
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from pandas.api.types import union_categoricals
 
 from ..model.attention import Thresholds, evaluate, readiness_failure
 from ..model.device_query import sort_key, text_rank
+from ..model.intune import intune_only_rows, reconcile
 from ..model.states import classify
 from ..settings import Settings, Source
 from .contract import (
@@ -31,6 +34,7 @@ from .contract import (
     whole_numbers,
 )
 from .csv_source import fetch_csv
+from .intune_source import IntuneRecords
 
 
 class LoadError(Exception):
@@ -62,6 +66,10 @@ class Estate:
     # cache, so that a second worker does not sort a million names again.
     name_ranks: np.ndarray | None = field(default=None, repr=False)
     _orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # Intune's records (None without [intune]); after a failed Intune read, the error and the
+    # last good records (or None): the ConfigMgr side serves either way.
+    intune: IntuneRecords | None = field(default=None, repr=False)
+    intune_error: str | None = None
 
     @cached_property
     def sites(self) -> list[str]:
@@ -76,6 +84,25 @@ class Estate:
         for site, collection in pairs.itertuples(index=False):
             out.setdefault(site, set()).add(collection)
         return out
+
+    @cached_property
+    def intune_only(self) -> np.ndarray:
+        """Rows of the Intune records that are co-managed and match no ConfigMgr record
+        (empty without an Intune source); the whole source, whatever the filter."""
+        if self.intune is None:
+            return np.zeros(0, dtype=np.int64)
+        return intune_only_rows(self.devices, self.intune.frame)
+
+    def intune_figures(self) -> dict | None:
+        """The Intune source's own figures for ``summarize`` (None without a source)."""
+        if self.intune is None or "intune_state" not in self.devices.columns:
+            return None
+        return {
+            "records": self.intune.records,
+            "windows": self.intune.windows,
+            "dropped": self.intune.dropped,
+            "intune_only": len(self.intune_only),
+        }
 
     def warm(self) -> None:
         """Build what the first requests need, before the estate is served: the device
@@ -254,11 +281,53 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
-def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
+def read_intune(
+    settings: Settings, now: datetime | None, previous: IntuneRecords | None = None
+) -> tuple[IntuneRecords | None, str | None]:
+    """(records, error) of the configured Intune source. A read that fails gives its one-line
+    error and ``previous`` (the last good records): it never fails the ConfigMgr load."""
+    if settings.intune is None:
+        return None, None
+    from .intune_source import IntuneError, load_intune
+
+    base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
+    try:
+        records = load_intune(settings.intune, base, now)
+    except IntuneError as error:
+        message = str(error)
+    except Exception as error:  # a bug must not take the ConfigMgr side down with it
+        logging.getLogger(__name__).exception("intune: unexpected error")
+        message = f"Intune: unexpected error ({type(error).__name__})"
+    else:
+        logging.getLogger(__name__).info(
+            "intune: %s records from %s, %s Windows, %s dropped",
+            records.records,
+            records.source,
+            records.windows,
+            records.dropped,
+        )
+        return records, None
+    secret_env = settings.intune.client_secret_env
+    secret = os.environ.get(secret_env, "") if secret_env else ""
+    if secret.strip():
+        message = message.replace(secret, "***")
+    logging.getLogger(__name__).warning("intune: %s", message)
+    return previous, message
+
+
+def load_estate(
+    settings: Settings,
+    now: datetime | None = None,
+    history=None,
+    previous_intune: IntuneRecords | None = None,
+) -> Estate:
     """Read every source, then classify the combined estate once.
 
     ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
     device's current state, before attention is evaluated (the ``stuck`` rule reads it).
+    ``previous_intune``: the last good Intune records, kept when the Intune read fails.
+    Intune's records add the reconciliation columns, also before attention (the Intune
+    rules read them).
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -272,6 +341,7 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         reports.append(report)
     devices = _combined(typed_parts)
     memberships = _combined(member_parts)
+    intune, intune_error = read_intune(settings, now, previous_intune)
 
     # Map each membership row to its device's row: membership belongs to its source's site,
     # and a ResourceID is unique within a site, so one integer index per site does it.
@@ -312,6 +382,10 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     classified["readiness"] = readiness_failure(classified)
     if history is not None:
         _add_state_since(classified, history, data_as_of)
+    if intune is not None:
+        stale_days = settings.intune.stale_days if settings.intune is not None else 7
+        reconciled = reconcile(classified, intune.frame, as_of, stale_days)
+        classified = classified.assign(**dict(reconciled.items()))
     classified = evaluate(
         classified, Thresholds(settings.client_inactive_days, settings.stuck_days), as_of
     )
@@ -321,6 +395,8 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
         sources=reports,
         data_as_of=data_as_of,
         collection_names=names,
+        intune=intune,
+        intune_error=intune_error,
     )
 
 
@@ -334,8 +410,6 @@ def snapshot_day(data_as_of: str) -> date:
 
 def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
     """``state_since`` from history; a history that cannot be read is logged, not fatal."""
-    import logging
-
     try:
         since = history.state_since(classified, snapshot_day(data_as_of))
     except Exception as error:
@@ -348,4 +422,11 @@ def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None
     classified["state_since"] = pd.to_datetime(since).as_unit("s")
 
 
-__all__ = ["MEMBERSHIP_COLUMNS", "Estate", "LoadError", "SourceReport", "load_estate"]
+__all__ = [
+    "MEMBERSHIP_COLUMNS",
+    "Estate",
+    "LoadError",
+    "SourceReport",
+    "load_estate",
+    "read_intune",
+]

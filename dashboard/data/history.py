@@ -540,11 +540,17 @@ class HistoryStore:
     def _site_part(estate, site: str, collections: list[str]) -> dict:
         devices = estate.devices
         mask = estate.mask(site)
-        summary = summarize(devices, [], estate.data_as_of, mask)
+        intune = estate.intune_figures()
+        if intune is not None and site != estate.sites[0]:
+            # Intune-only records belong to no site, and days sum their sites: file them once.
+            intune = {**intune, "intune_only": 0}
+        summary = summarize(devices, [], estate.data_as_of, mask, intune=intune)
         scopes = {"": metrics_from_summary(summary, errors=True)}
         for collection in collections:
             scopes[collection] = metrics_from_summary(
-                summarize(devices, [], estate.data_as_of, estate.mask(site, collection)),
+                summarize(
+                    devices, [], estate.data_as_of, estate.mask(site, collection), intune=intune
+                ),
                 errors=False,
             )
         columns = [
@@ -1107,9 +1113,9 @@ def recording_loader(
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
 
-    def load(settings: Settings):
+    def load(settings: Settings, **options):
         if loader is load_estate:
-            estate = load_estate(settings, history=history)
+            estate = load_estate(settings, history=history, **options)
         else:
             estate = loader(settings)
         if not history.read_only:

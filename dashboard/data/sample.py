@@ -1545,6 +1545,8 @@ def main_sample(
         if not quiet:
             print(message, file=sys.stderr, flush=True)
 
+    from .sample_intune import write_intune
+
     if as_of is None:
         as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     started = time.perf_counter()
@@ -1572,6 +1574,7 @@ def main_sample(
         )
     config = write_config(estate, out)
     say(f"wrote {config}")
+    say(f"wrote {write_intune(estate, config)} (Intune's records, [intune] in {config.name})")
     if files is not None:
         say(f"wrote {write_config(estate, out, files, filename='comanage-sqlite.toml')}")
     if history_weeks > 0:

@@ -1,0 +1,132 @@
+"""Intune's records in the estate: read with the ConfigMgr sources at every load, kept through
+a failed Intune read (the ConfigMgr side serving regardless), carried by the warm-start cache
+to a second worker, and reported by the ``summary`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dashboard.data import cache
+from dashboard.data.estate import load_estate
+from dashboard.settings import load_settings
+from dashboard.store import EstateStore
+from tests.data.test_intune_source import HEADER, ROWS, csv_text
+
+BROKEN = HEADER.replace('"ComplianceState",', "") + "\n"  # a required column missing
+
+
+@pytest.fixture
+def intune_settings(settings, tmp_path):
+    """The shared two-device estate, with ``[intune] file = "intune.csv"`` beside it."""
+    (tmp_path / "intune.csv").write_text(csv_text())
+    config = settings.config_path
+    config.write_text(config.read_text() + '[intune]\nfile = "intune.csv"\n')
+    return load_settings(config)
+
+
+def test_without_intune_nothing_changes(settings):
+    estate = load_estate(settings)
+    assert estate.intune is None
+    assert estate.intune_error is None
+
+
+def test_intune_records_load_with_the_sources(settings, intune_settings):
+    estate = load_estate(intune_settings)
+    assert estate.intune_error is None
+    assert (estate.intune.records, estate.intune.dropped, estate.intune.windows) == (6, 1, 4)
+    assert estate.intune.source == "intune.csv"
+    # The ConfigMgr side is the same with or without Intune.
+    pd.testing.assert_frame_equal(estate.devices, load_estate(settings).devices)
+
+
+def test_a_failed_intune_read_keeps_the_configmgr_side(intune_settings, tmp_path):
+    (tmp_path / "intune.csv").write_text(BROKEN)
+    estate = load_estate(intune_settings)
+    assert len(estate.devices) == 2
+    assert estate.intune is None  # never a good read: nothing to keep
+    assert estate.intune_error.endswith("intune.csv: missing required column complianceState")
+
+
+def test_the_store_keeps_the_last_good_records(intune_settings, tmp_path):
+    store = EstateStore(intune_settings)
+    assert store.refresh()
+    good = store.estate.intune
+    assert store.estate.intune_error is None
+    (tmp_path / "intune.csv").unlink()
+    assert store.refresh()  # the ConfigMgr side refreshed: new data swapped in
+    assert store.status().error is None  # nothing wrong with the ConfigMgr side
+    assert store.estate.intune_error.endswith("intune.csv: file not found")
+    assert store.estate.intune is good  # the last good records, with their read time
+    (tmp_path / "intune.csv").write_text(csv_text(ROWS[:1]))
+    assert store.refresh()
+    assert store.estate.intune_error is None
+    assert store.estate.intune.records == 1
+
+
+def test_the_warm_start_cache_carries_the_intune_records(intune_settings, tmp_path):
+    estate = load_estate(intune_settings)
+    folder = cache.cache_folder(intune_settings)
+    key = cache.fingerprint(intune_settings)
+    cache.write_cache(estate, folder, key)
+    again = cache.read_cache(folder, key)
+    pd.testing.assert_frame_equal(again.intune.frame, estate.intune.frame)
+    for name in ("records", "dropped", "windows", "source", "loaded_at", "problems"):
+        assert getattr(again.intune, name) == getattr(estate.intune, name)
+    assert again.intune_error is None
+    # A failed read is shared too: a second worker shows the same banner.
+    (tmp_path / "intune.csv").write_text(BROKEN)
+    failed = load_estate(intune_settings, previous_intune=estate.intune)
+    cache.write_cache(failed, folder, key)
+    again = cache.read_cache(folder, key)
+    assert again.intune_error == failed.intune_error
+    assert again.intune.records == estate.intune.records
+
+
+def test_a_second_worker_serves_the_intune_records_from_the_cache(intune_settings):
+    first = EstateStore(intune_settings, use_cache=True)
+    assert first.refresh()
+    second = EstateStore(intune_settings, use_cache=True)
+    assert second.adopt_cache()
+    pd.testing.assert_frame_equal(second.estate.intune.frame, first.estate.intune.frame)
+
+
+def test_fingerprint_follows_the_intune_source(settings, intune_settings):
+    assert cache.fingerprint(settings) != cache.fingerprint(intune_settings)
+    config = intune_settings.config_path
+    config.write_text(config.read_text() + "stale_days = 3\n")
+    assert cache.fingerprint(load_settings(config)) != cache.fingerprint(intune_settings)
+
+
+def summary(config) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", "summary", "--config", str(config), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_summary_command_with_a_failing_intune_source(intune_settings, tmp_path):
+    """The ConfigMgr figures print; the Intune error is one line on stderr; exit 2."""
+    (tmp_path / "intune.csv").write_text(BROKEN)
+    done = summary(intune_settings.config_path)
+    assert done.returncode == 2
+    figures = json.loads(done.stdout)
+    assert figures["devices"] == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: Intune: {tmp_path / 'intune.csv'}: missing required column complianceState"
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_summary_command_warns_of_dropped_intune_rows(intune_settings):
+    done = summary(intune_settings.config_path)
+    assert done.returncode == 0, done.stderr
+    assert "warning: Intune (intune.csv): dropped 1 of 6 rows" in done.stderr
+    assert 'warning:   intune.csv line 4: lastSyncDateTime "yesterday"' in done.stderr
