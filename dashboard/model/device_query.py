@@ -18,7 +18,15 @@ import pyarrow.compute as pc
 
 from ..labels import AUTHORITY_LABELS, REASON_LABELS, enrollment_status_labels, join_type_label
 from ..settings import WORKLOADS
-from .attention import READINESS_IDS, RULE_BITS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
+from .attention import (
+    INTUNE_RULE_IDS,
+    READINESS_IDS,
+    RULE_BITS,
+    RULES,
+    RULES_BY_ID,
+    SEVERITIES,
+    rule_ids,
+)
 from .errors import describe
 from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES
 from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
@@ -118,8 +126,8 @@ def parse_filter(
     ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
     means any of its values, different names must all hold. ``changed`` (a change kind)
     needs ``since``, one of ``snapshot_days`` (``YYYY-MM-DD`` days with device states).
-    ``intune``: the estate has an Intune source (else ``intune`` and ``compliance`` are
-    refused, saying why).
+    ``intune``: the estate has an Intune source (else ``intune``, ``compliance`` and the
+    Intune attention rules are refused, saying why).
     """
     allowed: dict[str, object] = {
         "site": sites,
@@ -179,7 +187,9 @@ def parse_filter(
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
                 continue
-            elif name in INTUNE_FILTERS and not intune:
+            elif not intune and (
+                name in INTUNE_FILTERS or (name == "attention" and value in INTUNE_RULE_IDS)
+            ):
                 result.rejected.append(f"{name}={value}: no Intune source is configured")
                 continue
             accepted.setdefault(name, {})[value] = None

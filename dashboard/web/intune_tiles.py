@@ -57,13 +57,13 @@ HELP_TEXT = (
 def has_intune(store) -> bool:
     """Whether the loaded estate has Intune records to show."""
     estate = store.estate
-    return estate is not None and getattr(estate, "intune", None) is not None
+    return estate is not None and estate.intune is not None
 
 
 def stale_banner(estate):
     """ "Intune data stale: <error>" when the last Intune read failed (the ConfigMgr side
     still serves); None otherwise."""
-    error = None if estate is None else getattr(estate, "intune_error", None)
+    error = None if estate is None else estate.intune_error
     if not error:
         return None
     shown = "the last good Intune records" if estate.intune is not None else "no Intune records"

@@ -66,11 +66,19 @@ def test_intune_filters_accepted_with_a_source():
 
 
 def test_intune_filters_refused_without_a_source_saying_why():
-    flt = parse({"intune": ["missing"], "compliance": ["compliant"]}, intune=False)
-    assert flt.values == {}
+    flt = parse(
+        {
+            "intune": ["missing"],
+            "compliance": ["compliant"],
+            "attention": ["intune-stale", "enrollment-failed"],
+        },
+        intune=False,
+    )
+    assert flt.values == {"attention": ("enrollment-failed",)}
     assert flt.rejected == [
         "intune=missing: no Intune source is configured",
         "compliance=compliant: no Intune source is configured",
+        "attention=intune-stale: no Intune source is configured",
     ]
 
 

@@ -289,7 +289,7 @@ def _attention(device: pd.Series) -> list:
 def _intune(estate, device: pd.Series):
     """Intune's record of this device beside the ConfigMgr facts (the most recently synced
     of its matching records); None when the estate has no Intune source."""
-    records = getattr(estate, "intune", None)
+    records = estate.intune
     if records is None or "intune_state" not in device.index:
         return None
     state = device["intune_state"]

@@ -35,7 +35,7 @@ COLUMNS = [
 
 
 class _Cache:
-    """The Intune-only rows and their sort orders for the current estate (one estate kept:
+    """The Intune-only rows' sort orders for the current estate (one estate kept:
     a refresh replaces the estate object, and the next request recomputes)."""
 
     def __init__(self):
@@ -61,15 +61,9 @@ _CACHE = _Cache()
 
 def intune_only_rows(estate) -> np.ndarray | None:
     """Rows of the Intune frame that are Intune-only; None without an Intune source."""
-    if estate is None or getattr(estate, "intune", None) is None:
+    if estate is None or estate.intune is None:
         return None
-
-    def compute() -> np.ndarray:
-        from ...model.intune import intune_only_rows as rows_of
-
-        return np.asarray(rows_of(estate.devices, estate.intune.frame), dtype=np.int64)
-
-    return _CACHE.get(estate, ("rows",), compute)
+    return np.asarray(estate.intune_only, dtype=np.int64)
 
 
 def ordered_rows(estate, column: str, descending: bool) -> np.ndarray | None:
