@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from urllib.parse import urlsplit
 
 import pytest
@@ -90,26 +91,31 @@ def _cli(config, site):
 
 def test_each_tile_count_opens_its_list(page, sample_server, sample_config):
     expected = _cli(sample_config, None)["intune"]
-    for state, count in expected["reconciliation"].items():
-        if not count:
-            continue
-        open_overview(page, sample_server)
-        page.click(f"a.intune-link:has(#intune-count-{state})")
-        page.wait_for_url(lambda url, s=state: urlsplit(url).query == f"intune={s}")
-        settle(page)
-        assert count_of(page, "#devices-count") == count, state
-        assert page.locator(f"#devices-chips [data-filter='intune={state}']").count() == 1
-        # the export honours the filter: its count header and its rows
-        href = page.get_attribute("#devices-export", "href")
-        assert href == f"/export/devices.csv?intune={state}"
-        response = page.request.get(sample_server + href)
-        assert response.headers["x-device-count"] == str(count)
-        assert len(list(csv.reader(io.StringIO(response.text())))) == count + 1
+    # one overview (a slow page on a loaded machine): the links, then each list they open
     open_overview(page, sample_server)
+    hrefs = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('a.intune-link')]
+          .map(a => [a.querySelector('[id^=intune-count-]').id, a.getAttribute('href')]))"""
+    )
+    assert hrefs["intune-count-intune-only"] == "/intune-only"
+    # a click on a tile navigates in the page
     page.click("a.intune-link:has(#intune-count-intune-only)")
     page.wait_for_url(lambda url: urlsplit(url).path == "/intune-only")
     settle(page)
     assert count_of(page, "#intune-only-count") == expected["intune_only"]
+    for state, count in expected["reconciliation"].items():
+        href = hrefs[f"intune-count-{state}"]
+        assert href == f"/devices?intune={state}"
+        page.goto(sample_server + href)
+        settle(page)
+        assert count_of(page, "#devices-count") == count, state
+        assert page.locator(f"#devices-chips [data-filter='intune={state}']").count() == 1
+        # the export honours the filter: its count header and its rows
+        export = page.get_attribute("#devices-export", "href")
+        assert export == f"/export/devices.csv?intune={state}"
+        response = page.request.get(sample_server + export)
+        assert response.headers["x-device-count"] == str(count)
+        assert len(list(csv.reader(io.StringIO(response.text())))) == count + 1
 
 
 def test_each_donut_segment_opens_its_list(page, sample_server, sample_config):
@@ -117,6 +123,25 @@ def test_each_donut_segment_opens_its_list(page, sample_server, sample_config):
     open_overview(page, sample_server)
     table = donut_table(page)
     assert len(table) == sum(1 for count in expected.values() if count)
+    # a click on the drawn slice opens its list: the middle of the first slice (drawn
+    # clockwise from 12 o'clock), between the hole (55 % of the radius) and the rim
+    first_key = next(key for key, count in expected.items() if count)
+    share = expected[first_key] / sum(expected.values())
+    pie = page.locator("#ovw-intune-compliance .pielayer .trace")
+    pie.scroll_into_view_if_needed()
+    box = pie.bounding_box()
+    radius = min(box["width"], box["height"]) / 2
+    angle = math.pi * share
+    x = box["x"] + box["width"] / 2 + 0.78 * radius * math.sin(angle)
+    y = box["y"] + box["height"] / 2 - 0.78 * radius * math.cos(angle)
+    page.mouse.move(x, y)
+    page.wait_for_selector("#ovw-intune-compliance .hoverlayer .hovertext")
+    page.mouse.click(x, y)
+    page.wait_for_url(lambda url: urlsplit(url).path == "/devices")
+    settle(page)
+    assert urlsplit(page.url).query == f"compliance={first_key}"
+    assert count_of(page, "#devices-count") == expected[first_key]
+    # every segment's table link opens a list of that many devices
     for key, count in expected.items():
         if not count:
             continue
@@ -125,28 +150,6 @@ def test_each_donut_segment_opens_its_list(page, sample_server, sample_config):
         page.goto(sample_server + href)
         settle(page)
         assert count_of(page, "#devices-count") == count, key
-    # and a click on the drawn slice itself opens the same list
-    open_overview(page, sample_server)
-    slice_ = page.locator("#ovw-intune-compliance .slice path.surface").first
-    slice_.scroll_into_view_if_needed()
-    # a point inside the ring (a donut's box centre is its hole): halfway along the slice's
-    # outline, moved a little toward the centre
-    x, y = page.evaluate(
-        """() => {
-          const path = document.querySelector('#ovw-intune-compliance .slice path.surface');
-          const box = path.closest('svg').getBoundingClientRect();
-          const ctm = path.getScreenCTM();
-          const p = path.getPointAtLength(path.getTotalLength() * 0.25);
-          const c = new DOMPoint(0, 0).matrixTransform(ctm);
-          const s = new DOMPoint(p.x, p.y).matrixTransform(ctm);
-          return [s.x + (c.x - s.x) * 0.15, s.y + (c.y - s.y) * 0.15];
-        }"""
-    )
-    page.mouse.click(x, y)
-    page.wait_for_url(lambda url: urlsplit(url).path == "/devices")
-    settle(page)
-    key = urlsplit(page.url).query.removeprefix("compliance=")
-    assert count_of(page, "#devices-count") == expected[key]
 
 
 def test_keyboard_route_from_the_donut(page, sample_server):
@@ -196,8 +199,8 @@ def test_intune_only_pages_sorts_and_exports(page, sample_server, sample_config)
     )
     page.wait_for_function(
         f"""() => {{
-          const rows = [...document.querySelectorAll(
-            '#intune-only-grid .ag-pinned-left-cols-container .ag-row[row-index="0"] [col-id=name]')];
+          const rows = [...document.querySelectorAll('#intune-only-grid '
+            + '.ag-pinned-left-cols-container .ag-row[row-index="0"] [col-id=name]')];
           return rows.length && rows[0].textContent === {names[0]!r} ? false : rows.length > 0;
         }}"""
     )
