@@ -55,7 +55,7 @@ METRICS = (
     "intune.matched",
 )
 
-_ZERO_OR_EMPTY = r"^[0-]*$"  # the all-zero GUID (hyphens or not) and the empty string
+NO_IDS = ("", "00000000-0000-0000-0000-000000000000", "0" * 32)  # none, the all-zero GUID
 
 
 def normalise_guids(values: pd.Series) -> pa.Array:
@@ -64,9 +64,63 @@ def normalise_guids(values: pd.Series) -> pa.Array:
     array = pa.array(values.astype("str"), type=pa.string(), from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    text = pc.utf8_lower(pc.utf8_trim_whitespace(array))
-    text = pc.replace_substring_regex(text, pattern=r"^\{|\}$", replacement="")
-    return pc.if_else(pc.match_substring_regex(text, _ZERO_OR_EMPTY), None, text)
+    # Trimming and equality, not regular expressions: ten times faster on a million IDs.
+    text = pc.utf8_lower(pc.utf8_trim(array, characters="{} \t\r\n"))
+    return pc.if_else(pc.is_in(text, value_set=pa.array(NO_IDS)), None, text)
+
+
+_HYPHENS = np.array([8, 13, 18, 23])
+_DIGIT_RUNS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))  # 8-4-4-4-12 hex digits
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _guid_words(array: pa.Array) -> np.ndarray | None:
+    """Normalised GUIDs as rows of two uint64 (zeros for nulls), or None when some value is
+    not a well-formed 36-character GUID."""
+    n = len(array)
+    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    lengths = pc.fill_null(pc.binary_length(array), 36).to_numpy(zero_copy_only=False)
+    if n == 0 or (lengths != 36).any():
+        return None if n else np.zeros((0, 2), dtype=np.uint64)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
+    rows = np.flatnonzero(valid)
+    if (np.diff(offsets) == np.where(valid, 36, 0)).all():
+        # Null slots hold no bytes (as Arrow writes them): the IDs are one (k, 36) block.
+        chars = data[offsets[0] : offsets[-1]].reshape(len(rows), 36)
+    else:
+        chars = data[offsets[rows][:, None] + np.arange(36)]
+    if len(rows) and (chars[:, _HYPHENS] != ord("-")).any():
+        return None
+    digits = np.concatenate([chars[:, a:b] for a, b in _DIGIT_RUNS], axis=1)
+    # Arithmetic, not a lookup table: indexing with 32 million bytes would widen each to 8.
+    hexadecimal = ((digits >= 48) & (digits <= 57)) | ((digits >= 97) & (digits <= 102))
+    if not hexadecimal.all():
+        return None
+    nibbles = (digits & 0x0F) + 9 * (digits >> 6)
+    words = np.zeros((n, 2), dtype=np.uint64)
+    words[rows] = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).view(np.uint64)
+    return words
+
+
+def _id_codes(left: pa.Array, right: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """``_codes`` for normalised GUIDs: well-formed ones are read as 128-bit numbers and
+    hashed to 64 bits (a million IDs in tens of milliseconds, where hashing the text takes
+    about a second); any other text, or a hash collision, takes the text path."""
+    words = [_guid_words(left), _guid_words(right)]
+    if words[0] is None or words[1] is None:
+        return _codes(left, right)
+    both = np.concatenate(words)
+    valid = np.concatenate([a.is_valid().to_numpy(zero_copy_only=False) for a in (left, right)])
+    with np.errstate(over="ignore"):
+        hashed = both[:, 0] ^ (both[:, 1] * _MIX)
+    codes, uniques = pd.factorize(np.where(valid, hashed.view(np.int64), -1))
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    if not (both[first[codes]] == both).all():  # two IDs with one hash: exact path
+        return _codes(left, right)
+    codes = np.where(valid, codes, -1).astype(np.int64)
+    return codes[: len(left)], codes[len(left) :], len(uniques)
 
 
 def _lowered(values: pd.Series) -> pa.Array:
@@ -111,7 +165,7 @@ def _match(
     matched = np.zeros(m, dtype=bool)
     if n == 0 or m == 0:
         return row, by_name, matched
-    cm_id, in_id, ids = _codes(
+    cm_id, in_id, ids = _id_codes(
         normalise_guids(devices["AADDeviceID"]), normalise_guids(intune["azureADDeviceId"])
     )
 
@@ -138,24 +192,30 @@ def _match(
     matched = claimed[np.where(in_id >= 0, in_id, ids)]
 
     # By name: a ConfigMgr record without an ID whose name is unique in its site, and the one
-    # Intune record of that name, unless an ID match already took it.
-    cm_name, in_name, names = _codes(_lowered(devices["Name"]), _lowered(intune["deviceName"]))
-    named = cm_name >= 0
+    # Intune record of that name, unless an ID match already took it. Only the records whose
+    # names some candidate has take part (a set lookup first), so the hashing and grouping
+    # cover those, not both sides whole.
+    cm_lower, in_lower = _lowered(devices["Name"]), _lowered(intune["deviceName"])
+    wanted = pc.unique(cm_lower.filter(pa.array(cm_id < 0)).drop_null())
+    if not len(wanted):
+        return row, by_name, matched
+    cm_rows = np.flatnonzero(pc.is_in(cm_lower, value_set=wanted).to_numpy(zero_copy_only=False))
+    in_rows = np.flatnonzero(pc.is_in(in_lower, value_set=wanted).to_numpy(zero_copy_only=False))
+    cm_name, in_name, names = _codes(cm_lower.take(cm_rows), in_lower.take(in_rows))
     sites = (
-        pd.factorize(devices["site"])[0].astype(np.int64)
+        pd.factorize(devices["site"])[0].astype(np.int64)[cm_rows]
         if "site" in devices.columns
-        else np.zeros(n, dtype=np.int64)
+        else np.zeros(len(cm_rows), dtype=np.int64)
     )
-    key = sites[named] * (names + 1) + cm_name[named]
-    _keys, inverse, per_key = np.unique(key, return_inverse=True, return_counts=True)
-    site_unique = np.zeros(n, dtype=bool)
-    site_unique[named] = per_key[inverse] == 1
-    intune_named = in_name >= 0
-    per_name = np.bincount(in_name[intune_named], minlength=names + 1)
-    only_row = np.full(names + 1, -1, dtype=np.int64)
-    only_row[in_name[intune_named]] = np.flatnonzero(intune_named)
-    candidate = np.flatnonzero((cm_id < 0) & site_unique)
-    codes = cm_name[candidate]
+    _keys, inverse, per_key = np.unique(
+        sites * (names + 1) + cm_name, return_inverse=True, return_counts=True
+    )
+    site_unique = per_key[inverse] == 1
+    per_name = np.bincount(in_name, minlength=names)
+    only_row = np.full(names, -1, dtype=np.int64)
+    only_row[in_name] = in_rows
+    pick = (cm_id[cm_rows] < 0) & site_unique
+    candidate, codes = cm_rows[pick], cm_name[pick]
     target = np.where(per_name[codes] == 1, only_row[codes], -1)
     ok = target >= 0
     ok[ok] = ~matched[target[ok]]

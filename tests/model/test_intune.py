@@ -432,3 +432,23 @@ def _same_up_to_ties(source: pd.DataFrame) -> bool:
     """Two records of one ID synced at the same time: the row order breaks the tie."""
     ids = source["azureADDeviceId"].str.lower()
     return bool(source.assign(id_=ids).duplicated(["id_", "lastSyncDateTime"]).any())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([GUID, OTHER, ZERO, "", "{" + GUID + "}"]), max_size=12),
+    st.lists(
+        st.sampled_from([GUID.upper(), "{" + OTHER + "}", ZERO, "", "not-a-guid"]), max_size=12
+    ),
+)
+def test_the_fast_id_path_groups_as_the_text_path(left, right):
+    from dashboard.model.intune import _codes, _id_codes, normalise_guids
+
+    a = normalise_guids(pd.Series(left, dtype="str"))
+    b = normalise_guids(pd.Series(right, dtype="str"))
+    fast_left, fast_right, _ = _id_codes(a, b)
+    text_left, text_right, _ = _codes(a, b)
+    fast, text = np.r_[fast_left, fast_right], np.r_[text_left, text_right]
+    assert ((fast < 0) == (text < 0)).all()
+    pairs = set(zip(fast[fast >= 0].tolist(), text[text >= 0].tolist(), strict=True))
+    assert len(pairs) == len({f for f, _ in pairs}) == len({t for _, t in pairs})
