@@ -361,3 +361,25 @@ def test_intune_only_export_and_gate(sample_settings, sample_store):
     assert len(rows) - 1 == len(sample_store.estate.intune_only)
     assert response.headers["X-Device-Count"] == str(len(rows) - 1)
     assert "attachment" in response.headers["Content-Disposition"]
+
+
+def test_trend_charts_on_the_sample_history(sample_store, sample_settings):
+    figs = intune_trends.render(sample_store, sample_settings, None, None, None, None)
+    reconciliation, compliance = figs[0], figs[1]
+    agree = next(trace for trace in reconciliation.data if trace.name == "Agree")
+    assert len(agree.x) > 1 and max(agree.y) > 0
+    latest = sample_store.summary()["intune"]["compliance"]["compliant"]
+    compliant = next(trace for trace in compliance.data if trace.name == "Compliant")
+    assert compliant.y[-1] == latest  # the newest snapshot is the loaded data's day
+
+
+def test_without_intune_the_pages_add_nothing(factory_store, factory_settings):
+    from dashboard.web.pages import intune_only, overview, trends
+
+    assert intune_tiles.section(factory_store) is None
+    assert "ovw-intune" not in str(overview.layout(factory_store, factory_settings, "/", {}))
+    assert "trd-intune" not in str(trends.layout(factory_store, factory_settings, "/trends", {}))
+    assert "intune-only-none" in str(
+        intune_only.layout(factory_store, factory_settings, "/intune-only", {})
+    )
+    assert "intune" not in factory_store.summary()
