@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..intune_labels import AGENT_LABELS, COMPLIANCE_LABELS
-from .device_query import neutralise, text_rank
+from .device_query import _mapped, neutralise, text_rank
 
 # Grid column -> frame column it sorts on (text case-insensitively, dates in time order).
 SORTABLE = {
@@ -63,6 +63,11 @@ def _text(values: pd.Series) -> np.ndarray:
     return values.astype("object").where(values.notna(), "").astype(str).to_numpy()
 
 
+def _label(labels: dict, value) -> str:
+    """A value in words (an unknown one as written; none is blank)."""
+    return "" if value is None else labels.get(value, str(value))
+
+
 def _when(values: pd.Series, never: str) -> np.ndarray:
     return values.dt.strftime("%Y-%m-%d %H:%M").fillna(never).to_numpy()
 
@@ -70,17 +75,13 @@ def _when(values: pd.Series, never: str) -> np.ndarray:
 def display_frame(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     """The list's columns as plain text for some rows of the Intune frame."""
     part = frame.iloc[positions]
-    agent = part["managementAgent"].astype("object")
-    compliance = part["complianceState"].astype("object")
     return pd.DataFrame(
         {
             "name": _text(part["deviceName"]),
             "intune_id": _text(part["id"]),
             "entra_id": _text(part["azureADDeviceId"]),
-            "agent": [AGENT_LABELS.get(a, "" if a is None else str(a)) for a in agent],
-            "compliance": [
-                COMPLIANCE_LABELS.get(c, "" if c is None else str(c)) for c in compliance
-            ],
+            "agent": _mapped(part["managementAgent"], lambda a: _label(AGENT_LABELS, a)),
+            "compliance": _mapped(part["complianceState"], lambda c: _label(COMPLIANCE_LABELS, c)),
             "last_sync": _when(part["lastSyncDateTime"], "never"),
             "enrolled": _when(part["enrolledDateTime"], ""),
             "os_version": _text(part["osVersion"]),
