@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.estate import load_estate
-from dashboard.data.history import HistoryStore, open_history
+from dashboard.data.history import HistoryStore, open_history, site_intune_figures
 from dashboard.data.sample import main_sample
 from dashboard.model.summary import summarize
 from dashboard.model.trends import metrics_from_summary, trend_series
@@ -54,8 +54,7 @@ def test_the_last_snapshot_is_what_snapshot_would_record(generated, tmp_path):
     estate = load_estate(settings, history=open_history(settings, read_only=True))
     history = HistoryStore(f"sqlite:///{path}", read_only=True)
     for site in ("PS1", "PS2"):
-        # Intune-only records belong to no site: history files them with the first site.
-        figures = estate.intune_figures() | ({} if site == "PS1" else {"intune_only": 0})
+        figures = site_intune_figures(estate, site)
         for collection in (None, "CAS00103"):
             summary = summarize(
                 estate.devices, [], estate.data_as_of, estate.mask(site, collection), figures

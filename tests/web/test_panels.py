@@ -33,7 +33,8 @@ def test_attention_panel_shows_every_rule_with_its_link(factory_store, site, col
     summary = factory_store.summary(site, collection)
     panel = panels.attention_panel(summary, site, collection)
     rows = rows_with(panel, "data-rule")
-    shown = shown_rules(False)  # the factory estate has no Intune source: no Intune rule
+    # The factory estate has no Intune source: the Intune rules are left out.
+    shown = shown_rules(False)
     assert list(rows) == [
         rule.id for rule in sorted(shown, key=lambda r: ("high", "medium", "low").index(r.severity))
     ]
