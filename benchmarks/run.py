@@ -245,6 +245,8 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
 
     if with_sqlite:
         sql_paths(folder, settings, repeat, record)
+    if not sources_only:
+        reconciliation(estate, repeat, record)
     if sources_only:
         sources_memory(folder, with_sqlite, figures)
         return {"devices": len(estate.devices), "figures": figures}
@@ -362,6 +364,56 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     figures["serving process peak RSS (MB)"] = {"value": peak["peak_rss_mb"], "target": 1500}
     figures["cold start: load + first page (s)"] = {"value": peak["cold_start_s"]}
     return {"devices": len(estate.devices), "figures": figures}
+
+
+def intune_side(devices, as_of: str, total: int):
+    """An Intune source's frame of ``total`` records for the estate's devices: the sample's
+    records (``data.sample_intune``), topped up with older records of the same devices (the
+    re-enrollment case, several records per ID) when there are fewer."""
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.data.sample_intune import COMANAGED, COMANAGED_EAS, intune_records
+
+    stamp = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None)
+    as_of_us = int(stamp.to_datetime64().astype("datetime64[us]").astype(np.int64))
+    frame = intune_records(devices, as_of_us, seed=7)
+    frame = frame.loc[frame["operatingSystem"] == "Windows"].reset_index(drop=True)
+    rng = np.random.default_rng(7)
+    if len(frame) < total:
+        extra = frame.iloc[rng.integers(0, len(frame), total - len(frame))].copy()
+        extra["lastSyncDateTime"] = extra["lastSyncDateTime"] - pd.Timedelta(days=30)
+        frame = pd.concat([frame, extra], ignore_index=True)
+    frame = frame.iloc[:total].copy()
+    for column in ("id", "deviceName", "azureADDeviceId", "managementAgent", "complianceState"):
+        frame[column] = frame[column].astype("str")
+    frame["comanaged"] = frame["managementAgent"].isin([COMANAGED, COMANAGED_EAS])
+    return frame
+
+
+def reconciliation(estate, repeat: int, record) -> None:
+    """Reconciling every ConfigMgr record with as many Intune records (issue 15's target: a
+    million against a million in a few seconds)."""
+    import pandas as pd
+
+    from dashboard.model.intune import intune_only_rows, intune_summary, reconcile
+
+    devices = estate.devices
+    source = intune_side(devices, estate.data_as_of, len(devices))
+    as_of = pd.Timestamp(estate.data_as_of)
+    seconds, columns = median_time(lambda: reconcile(devices, source, as_of, 7), repeat)
+    record(f"reconcile with {len(source):,} Intune records", seconds, None, 3.0)
+    seconds, only = median_time(lambda: intune_only_rows(devices, source), repeat)
+    record("Intune-only records (whole source)", seconds, None, 3.0)
+    both = devices.drop(columns=[c for c in columns.columns if c in devices.columns])
+    both = both.assign(**dict(columns.items()))
+    seconds, _ = median_time(
+        lambda: intune_summary(
+            both, records=len(source), windows=len(source), dropped=0, intune_only=len(only)
+        ),
+        repeat,
+    )
+    record("summary's intune object", seconds)
 
 
 def sql_paths(folder: Path, settings, repeat: int, record) -> None:

@@ -40,6 +40,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         [s.as_dict() for s in estate.sources],
         estate.data_as_of,
         estate.mask(args.site, args.collection),
+        intune=estate.intune_figures(),
     )
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -150,6 +150,7 @@ class EstateStore:
                 [s.as_dict() for s in estate.sources],
                 estate.data_as_of,
                 estate.mask(site, collection),
+                intune=estate.intune_figures(),
             ),
             shared=True,
         )
@@ -212,6 +213,7 @@ class EstateStore:
             list(self.settings.named_collections),
             releases,
             snapshot_days=[d.isoformat() for d in self.snapshot_days()],
+            intune=estate is not None and "intune_state" in estate.devices.columns,
         )
 
     def matching(self, flt) -> np.ndarray:

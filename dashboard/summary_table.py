@@ -9,7 +9,7 @@ from .labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
-from .model.attention import RULES
+from .model.attention import rules_counted
 from .settings import Settings
 
 
@@ -102,8 +102,59 @@ def format_table(summary: dict, settings: Settings) -> str:
     lines += _section(
         "Devices that need attention (% of devices)",
         [("Any rule", summary["attention_devices"])]
-        + [(f"{rule.title} ({rule.severity})", summary["attention"][rule.id]) for rule in RULES],
+        + [
+            (f"{rule.title} ({rule.severity})", summary["attention"][rule.id])
+            for rule in rules_counted(summary["attention"])
+        ],
         devices,
         width=56,
     )
+    if "intune" in summary:
+        lines += _intune_sections(summary["intune"], comanaged)
     return "\n".join(lines).rstrip() + "\n"
+
+
+RECONCILIATION_LABELS = {
+    "agree": "Agree (co-managed on both sides)",
+    "missing": "Missing in Intune",
+    "stale": "Intune record stale",
+    "not-comanaged-in-intune": "Not co-managed in Intune",
+    "intune-ahead": "Intune ahead of ConfigMgr",
+}
+COMPLIANCE_TABLE_LABELS = {
+    "compliant": "Compliant",
+    "noncompliant": "Not compliant",
+    "inGracePeriod": "In grace period",
+    "conflict": "Conflict",
+    "error": "Error",
+    "unknown": "Unknown",
+    "configManager": "See ConfigMgr",
+    "no_record": "No current Intune record",
+}
+
+
+def _intune_sections(intune: dict, comanaged: int) -> list[str]:
+    """The ``intune`` object: the source, the reconciliation and the compliance counts."""
+    matched = intune["matched"]
+    lines = [
+        "Intune records",
+        f"  {intune['records']:,} rows read, {intune['dropped']:,} dropped, "
+        f"{intune['windows']:,} Windows records; {matched:,} ConfigMgr records matched "
+        f"({intune['matched_by_name']:,} by name)",
+        "",
+    ]
+    reconciliation = intune["reconciliation"]
+    claimed = sum(reconciliation.values()) - reconciliation["intune-ahead"]
+    lines += _section(
+        "ConfigMgr and Intune (% of records claiming enrollment)",
+        [(RECONCILIATION_LABELS[k], v) for k, v in reconciliation.items()]
+        + [("Intune only (no ConfigMgr record)", intune["intune_only"])],
+        claimed,
+    )
+    lines += _section(
+        "Intune compliance (% of co-managed)",
+        [(COMPLIANCE_TABLE_LABELS[k], v) for k, v in intune["compliance"].items()]
+        + [("Compliance authority mismatch", intune["authority_mismatch"])],
+        comanaged,
+    )
+    return lines

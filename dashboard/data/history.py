@@ -420,6 +420,15 @@ def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
     return engine
 
 
+def site_intune_figures(estate, site: str) -> dict | None:
+    """The Intune figures a site's snapshot files: Intune-only records belong to no site and
+    a day sums its sites, so only the first site files them."""
+    figures = estate.intune_figures()
+    if figures is None or site == estate.sites[0]:
+        return figures
+    return {**figures, "intune_only": 0}
+
+
 class HistoryStore:
     """Snapshots over time in one database (see the module docstring for the API)."""
 
@@ -541,11 +550,14 @@ class HistoryStore:
     def _site_part(estate, site: str, collections: list[str]) -> dict:
         devices = estate.devices
         mask = estate.mask(site)
-        summary = summarize(devices, [], estate.data_as_of, mask)
+        intune = site_intune_figures(estate, site)
+        summary = summarize(devices, [], estate.data_as_of, mask, intune=intune)
         scopes = {"": metrics_from_summary(summary, errors=True)}
         for collection in collections:
             scopes[collection] = metrics_from_summary(
-                summarize(devices, [], estate.data_as_of, estate.mask(site, collection)),
+                summarize(
+                    devices, [], estate.data_as_of, estate.mask(site, collection), intune=intune
+                ),
                 errors=False,
             )
         columns = [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .sample import generate_estate, write_config, write_csv, write_sqlite
 from .sample_history import write_history
+from .sample_intune import write_intune
 
 
 def main_sample(
@@ -63,6 +64,7 @@ def main_sample(
         )
     config = write_config(estate, out)
     say(f"wrote {config}")
+    say(f"wrote {write_intune(estate, config)} (Intune's records, [intune] in {config.name})")
     if files is not None:
         say(f"wrote {write_config(estate, out, files, filename='comanage-sqlite.toml')}")
     if history_weeks > 0:

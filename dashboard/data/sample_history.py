@@ -32,6 +32,7 @@ from ..settings import Settings, Source, load_settings
 from .estate import load_estate
 from .history import HistoryStore
 from .sample import SampleEstate, export_devices, export_memberships
+from .sample_intune import week_intune
 
 NEVER = 10_000  # "weeks ago" of an event before any history
 BAD_WEEK = 9  # weeks back: the wave's failures
@@ -244,15 +245,21 @@ def _site_plan(frame: pd.DataFrame, added, seed: list[int]) -> dict:
     return plan
 
 
-def _write_week(folder: Path, exports: dict, plans: dict, memberships: dict, w: int) -> None:
+def _write_week(
+    folder: Path, exports: dict, plans: dict, memberships: dict, w: int
+) -> list[pd.DataFrame]:
+    weeks = []
     for site, frame in exports.items():
         target = folder / site
         target.mkdir(parents=True, exist_ok=True)
         week = week_export(frame, plans[site], w)
+        weeks.append(week)
+        week = week.copy()
         for column in ("LastPolicyRequest", "LastActiveTime"):
             week[column] = week[column].dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-3]
         week.to_csv(target / "devices.csv", index=False)
         memberships[site].to_csv(target / "collections.csv", index=False)
+    return weeks
 
 
 def write_history(
@@ -286,11 +293,12 @@ def write_history(
         with tempfile.TemporaryDirectory(prefix="comanage-history-") as scratch:
             for w in range(weeks - 1, -1, -1):
                 folder = Path(scratch) / f"week-{w}"
-                _write_week(folder, exports, plans, memberships, w)
+                weeks_devices = _write_week(folder, exports, plans, memberships, w)
                 as_of = estate.as_of - timedelta(days=7 * w)
                 week_settings = replace(
                     settings,
                     sources=tuple(Source(site=s, csv=folder / s) for s in estate.sites),
+                    intune=week_intune(settings.intune, weeks_devices, as_of, estate.seed, folder),
                 ).with_values(as_of=as_of.strftime("%Y-%m-%dT%H:%M:%SZ"))
                 loaded = load_estate(week_settings, history=history)
                 history.record(loaded, settings.collections, recorded_at=as_of)

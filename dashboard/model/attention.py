@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..settings import WORKLOADS
+from .intune import NOT_COMPLIANT
 from .states import W7_8, W10_CURRENT, W10_OLD
 
 SEVERITIES = ("high", "medium", "low")
@@ -152,6 +153,12 @@ def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _state_is(devices: pd.DataFrame, state: str) -> np.ndarray:
+    if "intune_state" not in devices.columns:
+        return np.zeros(len(devices), dtype=bool)
+    return (devices["intune_state"] == state).to_numpy(dtype=bool)
+
+
 def _duplicate(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
     keepers = (
         devices["duplicate_of"].to_numpy()
@@ -269,9 +276,96 @@ RULES: tuple[Rule, ...] = (
         "time.",
         _duplicate,
     ),
+    # The Intune rules (appended last; they read the columns ``model.intune.reconcile`` adds,
+    # and are left out of every count and list when no Intune source is configured).
+    Rule(
+        "intune-missing",
+        "high",
+        "Missing in Intune",
+        "ConfigMgr says the device is enrolled in Intune (MDMEnrolled), but Intune has no "
+        "record for its Entra device ID (nor, without an ID, for its name): the record was "
+        "deleted or retired in Intune, or the device enrolled into another tenant.",
+        "Search for the device in the Intune admin center (Devices > Windows) by name and "
+        "Entra device ID. If it is gone, re-trigger enrollment (the co-management policy "
+        "retries; check CoManagementHandler.log) after removing any stale MDM enrollment on "
+        "the device (Settings > Accounts > Access work or school); check dsregcmd /status "
+        "shows the expected tenant.",
+        lambda d, t, a: _state_is(d, "missing"),
+    ),
+    Rule(
+        "intune-stale",
+        "medium",
+        "Intune record stale",
+        "The device's Intune record has not synced for longer than the set number of days "
+        "(7 unless configured otherwise), or never synced: Intune's view of it is old.",
+        "Check the device is on and online; sync it (Settings > Accounts > Access work or "
+        "school > Info > Sync, or Sync from the Intune admin center) and check the "
+        "DeviceManagement-Enterprise-Diagnostics-Provider event log; a device that was "
+        "re-imaged may have a newer record under another Entra device ID.",
+        lambda d, t, a: _state_is(d, "stale"),
+    ),
+    Rule(
+        "intune-noncompliant",
+        "medium",
+        "Not compliant in Intune",
+        "A co-managed device whose current Intune record says non-compliant, in grace "
+        "period, conflict or error.",
+        "Open the device in the Intune admin center (Device compliance) to see which policy "
+        "setting fails, fix that setting on the device, then sync it; conflict means two "
+        "policies set one setting differently.",
+        lambda d, t, a: (
+            d["intune_compliance"].isin(NOT_COMPLIANT).to_numpy(dtype=bool)
+            if "intune_compliance" in d.columns
+            else np.zeros(len(d), dtype=bool)
+        ),
+    ),
+    Rule(
+        "authority-mismatch",
+        "low",
+        "Compliance authority mismatch",
+        "Who evaluates compliance disagrees between the two sides. Inferred from the "
+        "documented values, not read from a setting: the compliance workload's bit (2) of "
+        'MDMWorkloads is set but Intune says "See ConfigMgr" (configManager), or the bit is '
+        "clear but Intune gives its own verdict.",
+        "Check the compliance policies workload slider and its pilot collection; trigger a "
+        "machine policy retrieval on the device and check CoManagementHandler.log for the "
+        "new workload flags, then sync the device with Intune.",
+        lambda d, t, a: (
+            d["authority_mismatch"].to_numpy(dtype=bool)
+            if "authority_mismatch" in d.columns
+            else np.zeros(len(d), dtype=bool)
+        ),
+    ),
+    Rule(
+        "intune-ahead",
+        "low",
+        "Co-managed in Intune only",
+        "Intune's current record says the device is co-managed, but ConfigMgr does not "
+        "report it as enrolled: ConfigMgr's view is behind.",
+        "Run a hardware inventory cycle and a machine policy retrieval on the device so "
+        "ConfigMgr learns the enrollment; if it stays, check CoManagementHandler.log.",
+        lambda d, t, a: _state_is(d, "intune-ahead"),
+    ),
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 RULE_BITS = {rule.id: 1 << index for index, rule in enumerate(RULES)}
+INTUNE_RULE_IDS = (
+    "intune-missing",
+    "intune-stale",
+    "intune-noncompliant",
+    "authority-mismatch",
+    "intune-ahead",
+)
+
+
+def shown_rules(intune: bool) -> tuple[Rule, ...]:
+    """The rules shown for an estate: the Intune rules only when it has an Intune source."""
+    return RULES if intune else tuple(r for r in RULES if r.id not in INTUNE_RULE_IDS)
+
+
+def rules_counted(counts: dict) -> tuple[Rule, ...]:
+    """The rules a summary's ``attention`` counts cover, in table order."""
+    return tuple(rule for rule in RULES if rule.id in counts)
 
 
 def evaluate(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -303,10 +397,13 @@ def rule_ids(mask: int) -> list[str]:
     return [rule.id for rule in sorted(hits, key=lambda r: -SEVERITY_RANK[r.severity])]
 
 
-def attention_counts(attention: np.ndarray) -> dict[str, int]:
-    """Devices per rule, from each device's ``attention`` bits."""
+def attention_counts(attention: np.ndarray, intune: bool = False) -> dict[str, int]:
+    """Devices per rule, from each device's ``attention`` bits (the Intune rules only for an
+    estate with an Intune source)."""
     mask = np.asarray(attention)
-    return {rule.id: int(np.count_nonzero(mask & RULE_BITS[rule.id])) for rule in RULES}
+    return {
+        rule.id: int(np.count_nonzero(mask & RULE_BITS[rule.id])) for rule in shown_rules(intune)
+    }
 
 
 # The co-management prerequisites in order (readiness panel and device checklist).

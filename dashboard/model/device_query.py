@@ -18,8 +18,17 @@ import pyarrow.compute as pc
 
 from ..labels import AUTHORITY_LABELS, REASON_LABELS, enrollment_status_labels, join_type_label
 from ..settings import WORKLOADS
-from .attention import READINESS_IDS, RULE_BITS, RULES, RULES_BY_ID, SEVERITIES, rule_ids
+from .attention import (
+    INTUNE_RULE_IDS,
+    READINESS_IDS,
+    RULE_BITS,
+    RULES,
+    RULES_BY_ID,
+    SEVERITIES,
+    rule_ids,
+)
 from .errors import describe
+from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES
 from .states import ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 from .trends import CHANGE_KINDS
 
@@ -42,7 +51,12 @@ FILTER_NAMES = (
     "q",
     "changed",
     "since",
+    "intune",
+    "compliance",
 )
+# The Intune filters (accepted only when the estate has an Intune source) and their columns.
+INTUNE_STATES = RECONCILIATION_STATES
+INTUNE_FILTERS = {"intune": "intune_state", "compliance": "intune_compliance"}
 _CODE_RE = re.compile(r"^0x[0-9A-F]{8}$")
 MAX_QUERY_LENGTH = 100
 ONE_SITE = "site given more than once (one site at a time)"
@@ -74,6 +88,8 @@ FILTER_LABELS = {
     "q": "Name contains",
     "changed": "Changed",
     "since": "Since",
+    "intune": "Intune",
+    "compliance": "Intune compliance",
 }
 
 
@@ -98,13 +114,20 @@ class DeviceFilter:
 
 
 def parse_filter(
-    query: dict, sites: list[str], collections: list[str], releases: list[str], snapshot_days=()
+    query: dict,
+    sites: list[str],
+    collections: list[str],
+    releases: list[str],
+    snapshot_days=(),
+    intune: bool = False,
 ) -> DeviceFilter:
     """Keep only known parameters with allowed values; say what was rejected and why.
 
     ``query`` maps a name to a value or a list of values (``parse_qs``); a repeated name
     means any of its values, different names must all hold. ``changed`` (a change kind)
     needs ``since``, one of ``snapshot_days`` (``YYYY-MM-DD`` days with device states).
+    ``intune``: the estate has an Intune source (else ``intune``, ``compliance`` and the
+    Intune attention rules are refused, saying why).
     """
     allowed: dict[str, object] = {
         "site": sites,
@@ -123,6 +146,8 @@ def parse_filter(
         "readiness": READINESS_IDS,
         "changed": CHANGE_KINDS,
         "since": tuple(snapshot_days),
+        "intune": INTUNE_STATES,
+        "compliance": COMPLIANCE_STATES,
     }
     site_codes = {str(site).casefold(): site for site in sites}
     allowed = {name: frozenset(values) for name, values in allowed.items()}
@@ -161,6 +186,11 @@ def parse_filter(
                 value = code
             elif value not in allowed[name]:
                 result.rejected.append(f"{name}={value}: not a known value")
+                continue
+            elif not intune and (
+                name in INTUNE_FILTERS or (name == "attention" and value in INTUNE_RULE_IDS)
+            ):
+                result.rejected.append(f"{name}={value}: no Intune source is configured")
                 continue
             accepted.setdefault(name, {})[value] = None
     result.values = {name: tuple(values) for name, values in accepted.items()}
@@ -249,6 +279,12 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) 
     if "q" in v:
         names = devices["Name"].astype("str").str.contains(v["q"][0], case=False, regex=False)
         mask &= names.fillna(False).to_numpy(dtype=bool)
+    for name, column in INTUNE_FILTERS.items():
+        if name in v:  # without the column (no Intune source) nothing matches
+            if column in devices.columns:
+                any_of(column, v[name])
+            else:
+                mask &= False
     if "changed" in v:
         found = changes(v["since"][0]) if changes is not None else None
         hit = np.zeros(len(devices), dtype=bool)

@@ -12,6 +12,7 @@ import pandas as pd
 from ..settings import WORKLOADS
 from .attention import attention_counts, readiness_counts
 from .errors import error_table
+from .intune import intune_summary
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, OS_GROUPS, REASONS
 
 
@@ -49,11 +50,20 @@ class _Rows:
 
 
 def summarize(
-    devices: pd.DataFrame, sources: list[dict], data_as_of: str, mask: np.ndarray | None = None
+    devices: pd.DataFrame,
+    sources: list[dict],
+    data_as_of: str,
+    mask: np.ndarray | None = None,
+    intune: dict | None = None,
 ) -> dict:
     """The summary of classified devices, or of the rows ``mask`` keeps (a site or
-    collection filter)."""
+    collection filter).
+
+    ``intune``: the Intune source's own figures (``records``, ``windows``, ``dropped``,
+    ``intune_only``; ``Estate.intune_figures``) when the estate has one; the summary then
+    carries the ``intune`` object and the Intune attention rules."""
     rows = _Rows(devices, mask)
+    with_intune = intune is not None and "intune_state" in devices.columns
     comanaged = rows.count("comanaged")
     # The console's OS tile counts client devices: the OS figures count the records with
     # the ConfigMgr client, ``without_client`` the others; everything else counts them all.
@@ -88,7 +98,7 @@ def summarize(
             )
         ],
         "not_comanaged_reasons": rows.counts("reason", REASONS),
-        "attention": attention_counts(rows.values("attention")),
+        "attention": attention_counts(rows.values("attention"), intune=with_intune),
         "attention_devices": rows.count("attention"),
         "readiness": readiness_counts(rows.counts("readiness"), rows.size),
         "data_as_of": data_as_of,
@@ -101,4 +111,4 @@ def summarize(
             }
             for s in sources
         ],
-    }
+    } | ({"intune": intune_summary(devices, mask=mask, **intune)} if with_intune else {})

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..settings import WORKLOADS
-from .attention import IN_PROGRESS_REASONS, READINESS_IDS, RULES
+from .attention import IN_PROGRESS_REASONS, READINESS_IDS, shown_rules
+from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES, intune_metrics
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
 
 SEP = "/"
@@ -116,6 +117,10 @@ def carry_since(
 # -- metrics <-> summary -----------------------------------------------------------------------
 
 
+KEPT = ("devices", "comanaged")
+INTUNE_MARK = "intune.matched"
+
+
 def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     """A summary as ``{metric: count}``, zeros left out (``devices`` and ``comanaged`` always
     kept, so every stored scope has a row per day)."""
@@ -143,7 +148,11 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     if errors:
         for row in summary.get("enrollment_errors", []):
             out[f"errors{SEP}{row['code']}"] = int(row["count"])
-    return {key: value for key, value in out.items() if value or key in ("devices", "comanaged")}
+    if "intune" in summary:
+        out |= intune_metrics(summary["intune"])
+    # ``intune.matched`` is kept at zero too: it marks a day that had an Intune source.
+    kept = ("devices", "comanaged", INTUNE_MARK) if "intune" in summary else KEPT
+    return {key: value for key, value in out.items() if value or key in kept}
 
 
 def summary_from_metrics(metrics: dict[str, int]) -> dict:
@@ -175,7 +184,7 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
         "enrollment_status": group("enrollment_status", ENROLLMENT_STATUSES),
         "workloads": {key: group(f"workloads{SEP}{key}", AUTHORITIES) for key in WORKLOADS},
         "not_comanaged_reasons": group("reasons", REASONS),
-        "attention": group("attention", [rule.id for rule in RULES]),
+        "attention": group("attention", [rule.id for rule in shown_rules(INTUNE_MARK in metrics)]),
         "attention_devices": int(metrics.get("attention_devices", 0)),
         "readiness": group("readiness", READINESS_IDS),
         "enrollment_errors": {
@@ -183,6 +192,22 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
             for key, value in metrics.items()
             if key.startswith(prefix)
         },
+    } | ({"intune": _intune_from_metrics(metrics)} if INTUNE_MARK in metrics else {})
+
+
+def _intune_from_metrics(metrics: dict[str, int]) -> dict:
+    """The stored part of a day's ``intune`` object (the source's own ``records``,
+    ``windows`` and ``dropped`` are not stored)."""
+
+    def count(name: str) -> int:
+        return int(metrics.get(name, 0))
+
+    return {
+        "matched": count("intune.matched"),
+        "reconciliation": {s: count(f"intune.reconciliation.{s}") for s in RECONCILIATION_STATES},
+        "intune_only": count("intune.intune_only"),
+        "compliance": {s: count(f"intune.compliance.{s}") for s in COMPLIANCE_STATES},
+        "authority_mismatch": count("intune.authority_mismatch"),
     }
 
 
@@ -205,7 +230,9 @@ def trend_series(frame: pd.DataFrame) -> pd.DataFrame:
     Columns: ``devices``, ``comanaged``, ``comanaged_share`` (0-1), ``funnel_<stage>``,
     ``intune_share_<workload>`` ((Intune + Pilot Intune) / co-managed, 0-1, NaN with no
     co-managed device), ``failures`` (both Failure slices), ``attention_devices`` and
-    ``attention_<rule id>``.
+    ``attention_<rule id>`` (the Intune rules only with Intune figures); with Intune figures
+    (any day), also ``reconciliation_<state>``, ``compliance_<state>``, ``intune_only``,
+    ``authority_mismatch`` and ``intune_matched``.
     """
     out = pd.DataFrame(index=frame.index)
     out["devices"] = _column(frame, "devices")
@@ -223,8 +250,17 @@ def trend_series(frame: pd.DataFrame) -> pd.DataFrame:
         frame, f"enrollment_status{SEP}failure_aad"
     )
     out["attention_devices"] = _column(frame, "attention_devices")
-    for rule in RULES:
+    intune = INTUNE_MARK in frame.columns
+    for rule in shown_rules(intune):
         out[f"attention_{rule.id}"] = _column(frame, f"attention{SEP}{rule.id}")
+    if intune:
+        for state in RECONCILIATION_STATES:
+            out[f"reconciliation_{state}"] = _column(frame, f"intune.reconciliation.{state}")
+        for state in COMPLIANCE_STATES:
+            out[f"compliance_{state}"] = _column(frame, f"intune.compliance.{state}")
+        out["intune_only"] = _column(frame, "intune.intune_only")
+        out["authority_mismatch"] = _column(frame, "intune.authority_mismatch")
+        out["intune_matched"] = _column(frame, INTUNE_MARK)
     return out
 
 

@@ -22,9 +22,9 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from ..settings import Settings
 from ..store import EstateStore
-from . import auth, export, gate, security
+from . import auth, export, gate, intune_tiles, security
 from .links import parse_query
-from .pages import device, devices, not_found, overview, trends
+from .pages import device, devices, intune_only, not_found, overview, trends
 from .pages import report as report_page
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -34,7 +34,8 @@ POLL_BUSY_MS = 2_000  # while a refresh runs (or was just requested)
 PENDING_SECONDS = 120  # after "Refresh now", poll fast until the store reacts, at most this
 
 # The router's registry, in navbar order. The lead adds pages here.
-PAGES = [overview, trends, devices, device, report_page]  # report: not in the navbar
+# report and intune_only: not in the navbar (the overview's Intune tile links to the latter)
+PAGES = [overview, trends, devices, device, report_page, intune_only]
 
 
 def find_page(pathname: str | None):
@@ -162,6 +163,9 @@ def data_alerts(store: EstateStore) -> list:
                 f"{format_time(status.last_success)}."
             )
         alerts.append(dbc.Alert(text, color="danger", id="stale-banner", className="py-2 mb-2"))
+    intune_banner = intune_tiles.stale_banner(estate)
+    if intune_banner is not None:
+        alerts.append(intune_banner)
     old = old_data_warning(store)
     if old:
         alerts.append(dbc.Alert(old, color="warning", id="old-data-warning", className="py-2 mb-2"))

@@ -20,19 +20,28 @@ from ..model.device_query import EXPORT_COLUMNS, export_chunks
 from ..report.files import safe_filename
 
 ROUTE = "/export/devices.csv"
+INTUNE_ONLY_ROUTE = "/export/intune-only.csv"
 
 
-def stream_csv(estate, positions, wording: str):
-    """The CSV as UTF-8 text chunks (with a BOM so Excel reads UTF-8); pyarrow writes the
-    rows, quoting every text value."""
+def stream_tables(header, tables):
+    """A CSV as UTF-8 text chunks (with a BOM so Excel reads UTF-8) from its header and
+    Arrow tables already neutralised; pyarrow writes the rows, quoting every text value."""
     buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(EXPORT_COLUMNS.values())
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(header)
     yield "\ufeff" + buffer.getvalue()
     options = pacsv.WriteOptions(include_header=False)
-    for table in export_chunks(estate.devices, positions, wording):  # neutralised
+    for table in tables:
         out = io.BytesIO()
         pacsv.write_csv(table, out, options)
         yield out.getvalue().decode("utf-8")
+
+
+def stream_csv(estate, positions, wording: str):
+    """The device export as UTF-8 text chunks."""
+    # export_chunks neutralises every text column
+    yield from stream_tables(
+        EXPORT_COLUMNS.values(), export_chunks(estate.devices, positions, wording)
+    )
 
 
 MAX_SCOPE_NAME = 80  # characters of the name given to the scope and filters
@@ -50,6 +59,33 @@ def export_name(flt, stamp: str) -> str:
 
 
 def register(server, store) -> None:
+    @server.route(INTUNE_ONLY_ROUTE)
+    def export_intune_only():
+        """The Intune-only records as CSV, in the list's default order (device name)."""
+        from ..model import intune_list
+        from .pages.intune_only import ordered_rows
+
+        estate = store.estate
+        if estate is None:
+            return Response("No data loaded yet.\n", status=503, mimetype="text/plain")
+        order = ordered_rows(estate, *intune_list.DEFAULT_SORT)
+        if order is None:
+            return Response("No Intune source is configured.\n", status=404, mimetype="text/plain")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        return Response(
+            stream_with_context(
+                stream_tables(
+                    intune_list.EXPORT_COLUMNS.values(),
+                    intune_list.export_chunks(estate.intune.frame, order),  # neutralised
+                )
+            ),
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="intune-only-{stamp}.csv"',
+                "X-Device-Count": str(len(order)),
+            },
+        )
+
     @server.route(ROUTE)
     def export_devices():
         estate = store.estate

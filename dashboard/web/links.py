@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs, quote, urlencode
 
 from ..model.attention import READINESS_IDS, RULES_BY_ID, SEVERITIES
+from ..model.device_query import COMPLIANCE_STATES, INTUNE_STATES
 from ..model.trends import CHANGE_KINDS
 
 DEVICES_PATH = "/devices"
@@ -58,6 +59,8 @@ FILTER_KEYS = (
     "q",
     "changed",
     "since",
+    "intune",
+    "compliance",
 )
 KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
 ATTENTION_VALUES = ("any", *RULES_BY_ID)
@@ -67,6 +70,8 @@ CLOSED_VALUES = {  # keys whose values come from a fixed list
     "readiness": READINESS_IDS,
     "changed": CHANGE_KINDS,
     "client": ("1", "0"),
+    "intune": INTUNE_STATES,
+    "compliance": COMPLIANCE_STATES,
 }
 
 Query = dict[str, list[str]]

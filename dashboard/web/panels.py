@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from ..model.attention import READINESS_STEPS, RULES, SEVERITIES
+from ..model.attention import READINESS_STEPS, RULES, SEVERITIES, shown_rules
 from . import figures
 from .links import attention_url, readiness_url
 
@@ -79,7 +79,8 @@ def attention_panel(summary: dict | None, site: str | None, collection: str | No
     largest = max(counts.values(), default=0) or 1
     body = []
     for severity in SEVERITIES:
-        rules = [rule for rule in RULES if rule.severity == severity]
+        # The rules the summary counts: the Intune rules only with an Intune source.
+        rules = [rule for rule in RULES if rule.severity == severity and rule.id in counts]
         if not rules:
             continue
         body.append(
@@ -355,7 +356,7 @@ def definitions_panel(settings) -> object:
     rules = html.Dl(
         [
             item
-            for rule in RULES
+            for rule in shown_rules(getattr(settings, "intune", None) is not None)
             for item in (
                 html.Dt(
                     [

@@ -225,6 +225,8 @@ def attention_figure(series: pd.DataFrame) -> go.Figure:
         enumerate(RULES), key=lambda item: ("high", "medium", "low").index(item[1].severity)
     )
     for index, rule in ranked:
+        if f"attention_{rule.id}" not in series.columns:  # an Intune rule, without Intune
+            continue
         dash, symbol = RULE_STYLE[index % len(RULE_STYLE)]
         values = series[f"attention_{rule.id}"]
         traces.append(

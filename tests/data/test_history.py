@@ -26,6 +26,7 @@ from dashboard.data.history import (
     history_url,
     open_history,
     recording_loader,
+    site_intune_figures,
 )
 from dashboard.data.sample_command import main_sample
 from dashboard.model.attention import RULE_BITS
@@ -156,7 +157,11 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
         for collection in (None, "CAS00102"):
             expected = metrics_from_summary(
                 summarize(
-                    devices, [], sample_estate.data_as_of, sample_estate.mask(site, collection)
+                    devices,
+                    [],
+                    sample_estate.data_as_of,
+                    sample_estate.mask(site, collection),
+                    site_intune_figures(sample_estate, site),
                 ),
                 errors=collection is None,
             )

@@ -423,10 +423,12 @@ def test_main_sample(tmp_path, capsys):
         "PS2",
         "comanage.toml",
         "comanage-sqlite.toml",
+        "intune.csv",
         "r-PS1.sqlite",
         "r-PS2.sqlite",
     }
     assert 'csv = "PS1"' in config.read_text()
+    assert '[intune]\nfile = "intune.csv"' in config.read_text()
     assert 'url = "sqlite:///r-PS1.sqlite"' in (config.parent / "comanage-sqlite.toml").read_text()
     main_sample(300, 5, tmp_path / "csv", as_of="2026-11-23T07:00:00Z")
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.estate import load_estate
-from dashboard.data.history import HistoryStore, open_history
+from dashboard.data.history import HistoryStore, open_history, site_intune_figures
 from dashboard.data.sample_command import main_sample
 from dashboard.model.summary import summarize
 from dashboard.model.trends import metrics_from_summary, trend_series
@@ -54,9 +54,10 @@ def test_the_last_snapshot_is_what_snapshot_would_record(generated, tmp_path):
     estate = load_estate(settings, history=open_history(settings, read_only=True))
     history = HistoryStore(f"sqlite:///{path}", read_only=True)
     for site in ("PS1", "PS2"):
+        figures = site_intune_figures(estate, site)
         for collection in (None, "CAS00103"):
             summary = summarize(
-                estate.devices, [], estate.data_as_of, estate.mask(site, collection)
+                estate.devices, [], estate.data_as_of, estate.mask(site, collection), figures
             )
             assert history.aggregates(AS_OF, site, collection) == metrics_from_summary(
                 summary, errors=collection is None
@@ -125,7 +126,7 @@ def test_the_bundled_history_is_small_and_current(tmp_path):
     assert all(b - a == timedelta(days=7) for a, b in itertools.pairwise(days))
     estate = load_estate(settings, history=history)
     assert history.aggregates(AS_OF) == metrics_from_summary(
-        summarize(estate.devices, [], estate.data_as_of)
+        summarize(estate.devices, [], estate.data_as_of, intune=estate.intune_figures())
     )
     # Recording the bundled data again changes nothing (served or `snapshot`).
     copy = tmp_path / "sample"

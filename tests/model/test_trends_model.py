@@ -66,7 +66,7 @@ def test_the_stuck_rule_is_medium_and_appears_in_the_summary():
     rule = next(r for r in RULES if r.id == "stuck")
     assert rule.severity == "medium"
     # Rules are appended: the bits stored in history keep their meaning.
-    assert [r.id for r in RULES][8:] == ["stuck", "duplicate-record"]
+    assert [r.id for r in RULES][8:10] == ["stuck", "duplicate-record"]
     frame = classified([ENROLLING, ENROLLING])
     frame["state_since"] = [AS_OF.normalize() - pd.Timedelta(days=20)] * 2
     summary = summarize(evaluate(frame, Thresholds(), AS_OF), [], "x")

@@ -320,6 +320,7 @@ def test_pages_redirect_to_sign_in(client, path):
     [
         *DASH_ROUTES,
         "/export/devices.csv",
+        "/export/intune-only.csv",
         "/assets/02-dashboard.css",
         "/_reload-hash",
         "/_dash-component-suites/dash/dcc/dash_core_components.js",

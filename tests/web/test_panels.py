@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.model.attention import READINESS_STEPS, RULES
+from dashboard.model.attention import INTUNE_RULE_IDS, READINESS_STEPS, RULES, shown_rules
 from dashboard.model.summary import summarize
 from dashboard.web import figures, panels
 from dashboard.web.pages import overview
@@ -30,11 +30,13 @@ def test_attention_panel_shows_every_rule_with_its_link(factory_store, site, col
     summary = factory_store.summary(site, collection)
     panel = panels.attention_panel(summary, site, collection)
     rows = rows_with(panel, "data-rule")
+    # The factory estate has no Intune source: the Intune rules are left out.
+    shown = shown_rules(False)
     assert list(rows) == [
-        rule.id for rule in sorted(RULES, key=lambda r: ("high", "medium", "low").index(r.severity))
+        rule.id for rule in sorted(shown, key=lambda r: ("high", "medium", "low").index(r.severity))
     ]
     scope = "".join(f"&{k}={v}" for k, v in (("site", site), ("collection", collection)) if v)
-    for rule in RULES:
+    for rule in shown:
         row, number = rows[rule.id], summary["attention"][rule.id]
         assert getattr(row, "data-severity") == rule.severity
         assert row.title == f"{rule.title}: {rule.explanation}"
@@ -137,3 +139,10 @@ def test_panel_colours_follow_the_dashboard(factory_store):
             f".badge.sev-{severity}, .ag-cell.sev-{severity} {{ background-color: {color};" in css
         )
     assert set(panels.READINESS_FAIL_COLORS.values()) <= set(figures.COLORS.values())
+
+
+def test_attention_panel_shows_the_intune_rules_with_an_intune_source(sample_store):
+    summary = sample_store.summary()
+    rows = rows_with(panels.attention_panel(summary, None, None), "data-rule")
+    assert set(INTUNE_RULE_IDS) <= set(rows)
+    assert len(rows) == len(RULES)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dash import html
 
+from ...intune_labels import AGENT_LABELS, COMPLIANCE_LABELS, INTUNE_STATE_LABELS, MATCH_LABELS
 from ...labels import (
     AUTHORITY_LABELS,
     FUNNEL_LABELS,
@@ -65,7 +66,7 @@ def _date(value) -> str:
     return "unknown" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
-def _facts(title: str, rows: list[tuple[str, str]]):
+def _facts(title: str, rows: list[tuple[str, str]], card_id: str | None = None):
     return dbc.Card(
         [
             dbc.CardHeader(title, className="fw-semibold"),
@@ -84,6 +85,7 @@ def _facts(title: str, rows: list[tuple[str, str]]):
             ),
         ],
         className="h-100",
+        **({"id": card_id} if card_id else {}),
     )
 
 
@@ -284,6 +286,45 @@ def _attention(device: pd.Series) -> list:
     return items
 
 
+def _intune(estate, device: pd.Series):
+    """Intune's record of this device beside the ConfigMgr facts (the most recently synced
+    of its matching records); None when the estate has no Intune source."""
+    records = estate.intune
+    if records is None or "intune_state" not in device.index:
+        return None
+    state = device["intune_state"]
+    compliance = device.get("intune_compliance")
+    rows = [
+        (
+            "Reconciliation",
+            "No state (not enrolled in ConfigMgr's view, and no co-managed Intune record)"
+            if pd.isna(state)
+            else INTUNE_STATE_LABELS[str(state)],
+        ),
+    ]
+    if not pd.isna(compliance):
+        rows.append(("Compliance (co-managed)", COMPLIANCE_LABELS.get(str(compliance), "")))
+    row = int(device["intune_row"]) if not pd.isna(device["intune_row"]) else -1
+    match = device["intune_match"]
+    if row < 0 or pd.isna(match):
+        rows.append(("Matched", "No matching Intune record"))
+        return _facts("Intune", rows, "device-intune")
+    record = records.frame.iloc[row]
+    agent = _text(record["managementAgent"])
+    synced, evaluated = record["lastSyncDateTime"], _text(record["complianceState"])
+    rows += [
+        ("Matched", MATCH_LABELS[str(match)]),
+        ("Name", _text(record["deviceName"])),
+        ("Intune device ID", _text(record["id"])),
+        ("Agent", AGENT_LABELS.get(agent, agent)),
+        ("Last sync", "never" if pd.isna(synced) else _date(synced)),
+        ("Compliance state", COMPLIANCE_LABELS.get(evaluated, evaluated)),
+        ("Primary user", _text(record["userPrincipalName"])),
+        ("Enrolled", _date(record["enrolledDateTime"])),
+    ]
+    return _facts("Intune", rows, "device-intune")
+
+
 def _record_link(devices: pd.DataFrame, position: int, link_id: str | None = None):
     name = _text(devices["Name"].iat[position])
     rid = int(devices["ResourceID"].iat[position])
@@ -456,6 +497,7 @@ def layout(store, settings, pathname: str, query: dict):
             ),
         ],
     )
+    intune = _intune(estate, device)
     return html.Div(
         [
             html.A("← Device list", href=back_to_list(query), className="small", id="device-back"),
@@ -466,6 +508,7 @@ def layout(store, settings, pathname: str, query: dict):
                     dbc.Col(system, md=6, lg=3, className="mb-3"),
                     dbc.Col(client, md=6, lg=3, className="mb-3"),
                     dbc.Col(comanagement, md=6, lg=3, className="mb-3"),
+                    dbc.Col(intune, md=6, lg=3, className="mb-3") if intune else None,
                 ]
             ),
             dbc.Row(

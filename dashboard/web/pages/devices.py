@@ -15,6 +15,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 
+from ...intune_labels import COMPLIANCE_LABELS, INTUNE_STATE_LABELS
 from ...labels import (
     AUTHORITY_LABELS,
     FUNNEL_LABELS,
@@ -107,6 +108,8 @@ def _value_label(name: str, value: str, settings, estate) -> str:
         "client": {"1": "installed", "0": "not installed"},
         "readiness": {step: label for step, label, _fix in READINESS_STEPS},
         "changed": CHANGE_LABELS,
+        "intune": INTUNE_STATE_LABELS,
+        "compliance": COMPLIANCE_LABELS,
     }.get(name, {})
     return words.get(value, value)
 

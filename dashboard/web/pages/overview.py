@@ -20,7 +20,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.device_query import ONE_SITE
 from ...model.errors import describe
 from ...store import EstateStore
-from .. import chart_tables, figures, panels, week_changes
+from .. import chart_tables, figures, intune_tiles, panels, week_changes
 from ..links import (
     devices_url,
     devices_url_from_fragment,
@@ -333,6 +333,7 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
                 id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 mb-3"
             ),
             html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
+            intune_tiles.section(store),  # None without an Intune source
             dbc.Row(
                 [
                     dbc.Col(
@@ -771,4 +772,5 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
         "navigate": _navigate,
         "options": _options,
         **week_changes.register(app, store, settings),
+        **intune_tiles.register(app, store, settings),
     }

@@ -17,7 +17,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...model.trends import trend_series
-from .. import chart_tables, figures, trend_figures
+from .. import chart_tables, figures, intune_trends, trend_figures
 from ..links import TRENDS_PATH, first, parse_query, trends_search
 from .overview import (
     _shown,
@@ -34,6 +34,7 @@ PATH = TRENDS_PATH
 NAV_LABEL = "Trends"
 GRAPH_HEIGHT = 340
 CARDS = {  # graph id -> (title, subtitle)
+    **intune_trends.CARDS,
     "trd-share": ("Co-managed share", "Co-managed devices as a share of all devices in view"),
     "trd-funnel": (
         "Co-management status over time",
@@ -242,6 +243,7 @@ def layout(store, settings, pathname: str, query: dict):
                 [dbc.Col(_card("trd-attention", settings, height=380), width=12)],
                 className="g-3 mb-3",
             ),
+            intune_trends.cards(store, _card),  # None without an Intune source
         ],
         id="trends",
     )
@@ -283,8 +285,9 @@ def scope_text(store, frame, site, collection, start, end) -> str:
     return " · ".join(parts)
 
 
-def render(store, settings, site, collection, start, end) -> dict:
-    """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
+def trend_frame(store, settings, site, collection, start, end):
+    """(history frame of the checked filter's days, or None; the message shown instead of
+    the charts, or None; site; collection; start; end)."""
     site, collection, start, end, _notes = checked(store, settings, site, collection, start, end)
     frame = store.trend(site, collection)
     message = None
@@ -299,6 +302,14 @@ def render(store, settings, site, collection, start, end) -> dict:
             frame = frame[[day <= end for day in frame.index]]
         if frame.empty:
             message = trend_figures.NO_DAYS
+    return (None if message else frame), message, site, collection, start, end
+
+
+def render(store, settings, site, collection, start, end) -> dict:
+    """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
+    frame, message, site, collection, start, end = trend_frame(
+        store, settings, site, collection, start, end
+    )
     out: dict = {
         "trd-scope": scope_text(store, None if message else frame, site, collection, start, end)
     }
@@ -358,4 +369,9 @@ def register_callbacks(app, store, settings) -> dict:
     def _options(_version, site, collection):
         return options_for(store, settings, site, collection)
 
-    return {"sync": _sync, "render": _render, "options": _options}
+    return {
+        "sync": _sync,
+        "render": _render,
+        "options": _options,
+        **intune_trends.register(app, store, settings),
+    }
