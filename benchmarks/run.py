@@ -350,7 +350,9 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
 
         def snapshot():
             day = pd.Timestamp(estate.data_as_of) - pd.Timedelta(days=next(days))
-            history.record(replace(estate, data_as_of=day.isoformat()), list(settings.collections))
+            history.record(
+                replace(estate, data_as_of=day.isoformat()).snapshot(list(settings.collections))
+            )
 
         seconds, _ = median_time(snapshot, max(1, repeat // 2 + 1))
         record("snapshot write (history, one day)", seconds)

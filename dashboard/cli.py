@@ -79,7 +79,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         )
     estate = load_checked(settings, args, history)
     started = time.perf_counter()
-    infos = history.record(estate, settings.collections)
+    infos = history.record(estate.snapshot(settings.collections))
     for info in infos:
         print(
             f"{info.site} {info.day}: {info.devices:,} devices "

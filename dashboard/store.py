@@ -22,6 +22,7 @@ import numpy as np
 
 from .data.estate import Estate, load_estate
 from .model.summary import summarize
+from .model.trends import changes as trend_changes
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,9 @@ class EstateStore:
 
             day = date.fromisoformat(since) if isinstance(since, str) else since
             return self._from_history(
-                version, ("changes", day), lambda: self.history.changes(estate.devices, day)
+                version,
+                ("changes", day),
+                lambda: trend_changes(estate.devices, self.history.states_on(day)),
             )
 
         return changes

@@ -1,4 +1,6 @@
-"""Loading an estate: every configured source read, validated, combined and classified.
+"""Loading an estate: every configured source read, validated and combined, then derived.
+
+Reading and validating is this module's; what the rows mean is ``model.pipeline.derive``'s.
 
 An ``Estate`` is immutable once built; a refresh builds a new one and swaps it in, so readers
 never see half a load. It keeps its provenance (sources, rows read, rows dropped and why,
@@ -7,18 +9,21 @@ never see half a load. It keeps its provenance (sources, rows read, rows dropped
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from ..model.attention import Thresholds, evaluate, readiness_failure
+from ..model.attention import Thresholds
 from ..model.device_query import sort_key, text_rank
-from ..model.states import classify
+from ..model.pipeline import Parameters, PreviousStates, derive, snapshot_day
+from ..model.snapshot import Snapshot, take_snapshot
 from ..settings import Settings, Source
 from .contract import (
     MEMBERSHIP_COLUMNS,
@@ -126,6 +131,16 @@ class Estate:
         if self.name_ranks is None or len(self.name_ranks) != len(self.devices):
             self.name_ranks = text_rank(self.devices["Name"])
         return self.name_ranks
+
+    def snapshot(self, collections: Iterable[str] = ()) -> Snapshot:
+        """The history snapshot of this estate: each site, and each site x each of
+        ``collections`` (the trend filter's)."""
+        collections = list(dict.fromkeys(collections))
+        scopes = {
+            site: {"": self.mask(site)} | {c: self.mask(site, c) for c in collections}
+            for site in self.sites
+        }
+        return take_snapshot(self.devices, self.data_as_of, scopes)
 
     def device_collections(self, row: int) -> pd.DataFrame:
         return self.memberships.loc[
@@ -255,10 +270,10 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
-    """Read every source, then classify the combined estate once.
+    """Read every source, then derive the combined estate once (``model.pipeline``).
 
-    ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
-    device's current state, before attention is evaluated (the ``stuck`` rule reads it).
+    ``history`` (a ``data.history.HistoryStore``) gives the previous device states, from
+    which the pipeline carries ``state_since`` (the ``stuck`` rule reads it).
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -308,13 +323,18 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     else:
         as_of = pd.Timestamp((now or datetime.now(UTC)).replace(microsecond=0))
     data_as_of = as_of.isoformat()
-    classified = classify(devices, pilot_members, stages)
-    classified["readiness"] = readiness_failure(classified)
-    if history is not None:
-        _add_state_since(classified, history, data_as_of)
-    classified = evaluate(
-        classified, Thresholds(settings.client_inactive_days, settings.stuck_days), as_of
+    parameters = Parameters(
+        as_of=as_of,
+        thresholds=Thresholds(settings.client_inactive_days, settings.stuck_days),
+        pilot_members=pilot_members,
+        stages=stages,
     )
+    previous = (
+        None
+        if history is None
+        else _previous_states(history, snapshot_day(data_as_of), devices["site"])
+    )
+    classified = derive(devices, parameters, previous)
     return Estate(
         devices=classified,
         memberships=memberships[["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
@@ -324,28 +344,25 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     )
 
 
-def snapshot_day(data_as_of: str) -> date:
-    """The UTC day of an estate's "data as of" (the day its history snapshot is filed under)."""
-    stamp = datetime.fromisoformat(data_as_of.replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC).date()
-
-
-def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
-    """``state_since`` from history; a history that cannot be read is logged, not fatal."""
-    import logging
-
+def _previous_states(history, day, sites: pd.Series) -> dict[str, PreviousStates] | None:
+    """The history's states before ``day``; a history that cannot be read is logged, not
+    fatal (the estate then has no time in state)."""
     try:
-        since = history.state_since(classified, snapshot_day(data_as_of))
+        return history.previous_states(day, pd.unique(sites.astype(str)).tolist())
     except Exception as error:
         logging.getLogger(__name__).warning(
             "history: cannot read time in state from %s: %s",
             getattr(history, "shown", history),
             error,
         )
-        return
-    classified["state_since"] = pd.to_datetime(since).as_unit("s")
+        return None
 
 
-__all__ = ["MEMBERSHIP_COLUMNS", "Estate", "LoadError", "SourceReport", "load_estate"]
+__all__ = [
+    "MEMBERSHIP_COLUMNS",
+    "Estate",
+    "LoadError",
+    "SourceReport",
+    "load_estate",
+    "snapshot_day",
+]

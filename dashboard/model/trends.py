@@ -23,6 +23,8 @@ lacks the new counts for some of its sites has no OS figures (``summary_from_met
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -76,6 +78,40 @@ def transitions(
         "newly_failed": failed & ~was_failed,
         "fell_back": known & was_comanaged & ~comanaged,
     }
+
+
+def changes(
+    devices: pd.DataFrame, earlier: Mapping[str, Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Which of ``devices`` (derived: site, ResourceID, comanaged, failed) changed since an
+    earlier day, per ``CHANGE_KINDS``. ``earlier``: per site, that day's stored
+    ``resource_id``, ``comanaged`` and ``failed`` arrays (``HistoryStore.states_on``). Only
+    the sites in ``earlier`` are compared; devices of the others match no change."""
+    n = len(devices)
+    out = {kind: np.zeros(n, dtype=bool) for kind in CHANGE_KINDS}
+    if not earlier or not n:
+        return out
+    site_of = devices["site"].astype(str).to_numpy()
+    rids = devices["ResourceID"].to_numpy(dtype=np.int64)
+    comanaged = devices["comanaged"].to_numpy(dtype=bool)
+    failed = devices["failed"].to_numpy(dtype=bool)
+    for site, stored in earlier.items():
+        rows = np.flatnonzero(site_of == site)
+        if not len(rows) or not len(stored["resource_id"]):
+            continue
+        index = pd.Index(stored["resource_id"]).get_indexer(rids[rows])
+        known = index >= 0
+        safe = np.where(known, index, 0)
+        found = transitions(
+            comanaged[rows],
+            failed[rows],
+            known,
+            stored["comanaged"][safe] == 1,
+            stored["failed"][safe] == 1,
+        )
+        for kind, mask in found.items():
+            out[kind][rows] = mask
+    return out
 
 
 # -- time in state -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Sunday, days in UTC like the history's snapshot days):
 Week over week compares the report's day with the newest snapshot at least 7 days older
 (``HistoryStore.reference_day``), as the overview's tiles do. "What changed this week" counts
 devices newly co-managed, newly failed and fallen back since that snapshot (the device list's
-own counts for the current week; ``HistoryStore.changes`` between the two stored days for an
+own counts for the current week; ``model.trends.changes`` between the two stored days for an
 earlier week, scoped to a collection by today's membership, which history does not keep).
 """
 
@@ -31,6 +31,7 @@ from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LA
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
+from ..model.trends import changes as trend_changes
 
 TITLE = "Co-management weekly report"
 WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -224,7 +225,7 @@ def _history_changes(
     states = history.device_states(day, site)
     if states.empty:
         return None
-    masks = history.changes(states, since)
+    masks = trend_changes(states, history.states_on(since))
     keep = np.ones(len(states), dtype=bool)
     if collection and store.estate is not None:  # today's membership (history keeps none)
         estate = store.estate

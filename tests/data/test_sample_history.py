@@ -15,6 +15,7 @@ from dashboard.data.estate import load_estate
 from dashboard.data.history import HistoryStore, open_history
 from dashboard.data.sample import main_sample
 from dashboard.model.summary import summarize
+from dashboard.model.trends import changes as changes_since
 from dashboard.model.trends import metrics_from_summary, trend_series
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 
@@ -84,7 +85,9 @@ def test_the_journey_is_plausible(generated):
     bad = failures.loc[AS_OF - timedelta(days=63)]
     assert bad == failures.max() and bad > 1.5 * failures.loc[AS_OF - timedelta(days=70)]
     # Each kind of change happened in the last week; some devices got stuck.
-    changes = history.changes(_estate_devices(generated), AS_OF - timedelta(days=7))
+    changes = changes_since(
+        _estate_devices(generated), history.states_on(AS_OF - timedelta(days=7))
+    )
     assert all(mask.sum() > 0 for mask in changes.values())
     assert series["attention_stuck"].iloc[-1] > 0
 
