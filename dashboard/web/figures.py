@@ -21,6 +21,7 @@ from ..labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from ..model.kpis import pct
 from ..model.states import MIN_BUILD, OS_GROUPS, WINDOWS10_RELEASES
 from .links import filter_fragment
 
@@ -182,10 +183,6 @@ def text_on(background: str) -> str:
     on them is 9.2:1 and 5.4:1)."""
     white, black = "#FFFFFF", "#000000"
     return white if contrast(white, background) >= contrast(black, background) else black
-
-
-def pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
 BASE_LAYOUT = {

@@ -30,6 +30,7 @@ import pandas as pd
 from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LABELS
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
+from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
 from ..model.trends import changes as trend_changes
 
@@ -38,20 +39,6 @@ WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 TOP_RULES = 6
 TOP_ERRORS = 8
 TREND_DAYS = 366  # the report's trend charts: up to a year before its day
-KPI_TITLES = {  # overview tile id -> the report's words
-    "kpi-devices": "Devices",
-    "kpi-comanaged": "Co-managed",
-    "kpi-eligible": "Eligible, not yet co-managed",
-    "kpi-failures": "Enrollment failures",
-    "kpi-attention": "Need attention",
-}
-KPI_METRICS = {
-    "kpi-devices": "devices",
-    "kpi-comanaged": "comanaged",
-    "kpi-eligible": "eligible_not_comanaged",
-    "kpi-failures": "failures",
-    "kpi-attention": "attention_devices",
-}
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
@@ -192,8 +179,6 @@ def _data_as_of(history, day: date, site: str | None) -> str:
 
 
 def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict]:
-    from .pages.overview import kpi_values
-
     now = kpi_values(summary)
     then = kpi_values(previous) if previous is not None else None
     rows = []
@@ -202,8 +187,8 @@ def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict
             note = "in this report's scope"
         row = {
             "id": tile,
-            "metric": KPI_METRICS[tile],
-            "title": KPI_TITLES[tile],
+            "metric": BY_ID[tile].metric,
+            "title": BY_ID[tile].label,
             "value": int(value),
             "note": note,
             "delta": None,

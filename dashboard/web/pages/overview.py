@@ -19,6 +19,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...model.device_query import ONE_SITE
 from ...model.errors import describe
+from ...model.kpis import KPIS, kpi_values
 from ...store import EstateStore
 from .. import chart_tables, figures, panels, week_changes
 from ..links import (
@@ -409,59 +410,6 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def attention_devices(summary: dict) -> int:
-    """The attention rules' count when the summary has it, else failures + pending sign-in."""
-    if "attention_devices" in summary:
-        return int(summary["attention_devices"])
-    status = summary["enrollment_status"]
-    return status["failure_hybrid"] + status["failure_aad"] + status["pending_user_sign_in"]
-
-
-def kpi_values(summary: dict) -> dict[str, tuple[int, str]]:
-    """Tile id -> (number, the percentage line under it)."""
-    devices, comanaged = summary["devices"], summary["comanaged"]
-    funnel, status = summary["funnel"], summary["enrollment_status"]
-    waiting = funnel["eligible"] - funnel["enrolled"]
-    failures = status["failure_hybrid"] + status["failure_aad"]
-    targeted = sum(status.values())
-    attention = attention_devices(summary)
-    return {
-        "kpi-devices": (devices, "in this view"),
-        "kpi-comanaged": (comanaged, f"{figures.pct(comanaged, devices)} of devices"),
-        "kpi-eligible": (waiting, f"{figures.pct(waiting, funnel['eligible'])} of eligible"),
-        "kpi-failures": (failures, f"{figures.pct(failures, targeted)} of targeted"),
-        "kpi-attention": (attention, f"{figures.pct(attention, devices)} of devices"),
-    }
-
-
-KPI_TILES = {  # id -> (title, explanation, device-list filter)
-    "kpi-devices": ("Devices", "Every device record in this view", {}),
-    "kpi-comanaged": ("Co-managed", "MDM enrolled with co-management policy", {"comanaged": "1"}),
-    "kpi-eligible": (
-        "Eligible, not yet co-managed",
-        "Eligible devices minus enrolled devices (co-management status)",
-        {"funnel": "eligible", "comanaged": "0"},
-    ),
-    "kpi-failures": (
-        "Enrollment failures",
-        "Both Failure slices of the enrollment status",
-        {"enrollment_status": ["failure_hybrid", "failure_aad"]},
-    ),
-    "kpi-attention": (
-        "Need attention",
-        "Devices at least one attention rule flags",
-        {"attention": "any"},
-    ),
-}
-KPI_ACCENT = {
-    "kpi-devices": "ink",
-    "kpi-comanaged": "success",
-    "kpi-eligible": "pilot",
-    "kpi-failures": "failure",
-    "kpi-attention": "pending",
-}
-
-
 def kpi_tiles(
     summary: dict | None, site: str | None, collection: str | None, changes: dict | None = None
 ) -> list:
@@ -469,12 +417,13 @@ def kpi_tiles(
     values = kpi_values(summary) if summary is not None else {}
     changes = changes or {}
     tiles = []
-    for tile_id, (title, explanation, filters) in KPI_TILES.items():
+    for kpi in KPIS:
+        tile_id = kpi.id
         number, note = values.get(tile_id, (None, ""))
         card = dbc.Card(
             dbc.CardBody(
                 [
-                    html.Div(title, className="small text-secondary kpi-title"),
+                    html.Div(kpi.label, className="small text-secondary kpi-title"),
                     html.Div(
                         "-" if number is None else f"{number:,}",
                         id=tile_id,
@@ -485,15 +434,15 @@ def kpi_tiles(
                 ]
             ),
             className="h-100 shadow-sm kpi-card",
-            style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"},
+            style={"borderLeft": f"4px solid {figures.COLORS[kpi.accent]}"},
         )
         tiles.append(
             html.Div(
                 dcc.Link(
                     card,
-                    href=devices_url(filters, site, collection),
+                    href=devices_url(dict(kpi.filters), site, collection),
                     className="text-reset text-decoration-none kpi-link",
-                    title=f"{explanation}: open the device list",
+                    title=f"{kpi.explanation}: open the device list",
                 ),
                 className="col",
             )

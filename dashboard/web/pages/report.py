@@ -23,13 +23,14 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from ... import __version__
+from ...model.kpis import BY_ID
 from ...model.trends import trend_series
 from .. import figures as charts
 from .. import trend_figures, weekly
 from ..links import attention_url, first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
-from .overview import KPI_ACCENT, checked_filters, one_site
+from .overview import checked_filters, one_site
 
 PATH = weekly.REPORT_PATH
 WIDTH = 1200  # CSS pixels: the PNG's width; the PDF is scaled to fit its paper
@@ -156,7 +157,7 @@ def _kpis(figures: dict):
                 "previous": row["previous"],
                 "day": date.fromisoformat(row["since"]),
             }
-        color = charts.COLORS[KPI_ACCENT[row["id"]]]
+        color = charts.COLORS[BY_ID[row["id"]].accent]
         tiles.append(
             html.Div(
                 [
