@@ -31,8 +31,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from dashboard.data.estate import load_estate  # noqa: E402
 from dashboard.model.summary import summarize  # noqa: E402
+from dashboard.service.store import EstateStore  # noqa: E402
 from dashboard.settings import load_settings  # noqa: E402
-from dashboard.store import EstateStore  # noqa: E402
 
 AS_OF = "2026-11-23T07:00:00Z"
 HISTORY_WEEKS = 8  # weekly snapshots generated with each estate
@@ -163,7 +163,7 @@ def child_peak(config: Path, devices: int) -> dict:
 import json, sys, time
 sys.path.insert(0, {str(HERE.parent)!r})
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web.app import create_app
 started = time.perf_counter()
 store = EstateStore(load_settings({str(config)!r}))

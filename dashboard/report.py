@@ -326,7 +326,7 @@ def private_app(settings: Settings, store, token: str):
 def _load_store(settings: Settings, args: argparse.Namespace):
     from .checked_load import load_checked
     from .data.history import open_history
-    from .store import EstateStore
+    from .service.store import EstateStore
 
     history = open_history(settings, read_only=True)
     estate = load_checked(settings, args, history)

@@ -8,6 +8,7 @@ import pandas as pd
 from dashboard.data.contract import DEVICE_COLUMNS, parse_devices
 from dashboard.model.attention import Thresholds
 from dashboard.model.pipeline import Parameters, PreviousStates, derive
+from dashboard.service.store import EstateStore
 
 # A healthy co-managed Windows 11 23H2 hybrid-joined workstation.
 DEFAULTS = {
@@ -88,7 +89,6 @@ def one(device: dict, **kwargs) -> pd.Series:
 
 def loaded_store(settings, **options):
     """An ``EstateStore`` with its data loaded (the test fails with the reason otherwise)."""
-    from dashboard.store import EstateStore
 
     store = EstateStore(settings, **options)
     assert store.refresh(), store.status().error

@@ -25,8 +25,8 @@ import pytest
 from dashboard import cli
 from dashboard.data.history import open_history, snapshot_day
 from dashboard.model.trends import metrics_from_summary
+from dashboard.service.store import EstateStore
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
-from dashboard.store import EstateStore
 from dashboard.web import browser as browser_module
 from dashboard.web.weekly import ReportError, parse_week, week_of, weekly_figures
 from tests.factories import loaded_store

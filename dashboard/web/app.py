@@ -20,8 +20,8 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, dcc, html, no_update
 
+from ..service.store import EstateStore
 from ..settings import Settings
-from ..store import EstateStore
 from . import auth, export, gate, security
 from .links import parse_query
 from .pages import device, devices, not_found, overview, trends

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from ..service.store import EstateStore
 from ..settings import Settings
-from ..store import EstateStore
 
 THREADS = 8
 

@@ -32,8 +32,8 @@ from dashboard.model.attention import RULE_BITS
 from dashboard.model.summary import summarize
 from dashboard.model.trends import changes as changes_since
 from dashboard.model.trends import metrics_from_summary
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings, settings_from_dict
-from dashboard.store import EstateStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from factories import classified

@@ -20,7 +20,7 @@ from dashboard.labels import (
     enrollment_status_labels,
 )
 from dashboard.model.kpis import attention_devices
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web.app import create_app
 from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS

@@ -15,8 +15,8 @@ from dash import no_update
 from dashboard import cli
 from dashboard.labels import FUNNEL_LABELS, enrollment_status_labels
 from dashboard.model.kpis import BY_ID, attention_devices
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from dashboard.web import app as web_app
 from dashboard.web import figures
 from dashboard.web.pages import overview

@@ -12,7 +12,7 @@ from dash import no_update
 from dashboard.data.history import HistoryStore
 from dashboard.model import kpis
 from dashboard.model.trends import CHANGE_KINDS, summary_from_metrics
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web import trend_figures, week_changes
 from dashboard.web.links import changes_url, trends_search
 from dashboard.web.pages import devices, overview, trends

@@ -20,7 +20,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.device_query import ONE_SITE
 from ...model.errors import describe
 from ...model.kpis import KPIS, kpi_values
-from ...store import EstateStore
+from ...service.store import EstateStore
 from .. import chart_tables, figures, panels, week_changes
 from ..links import (
     devices_url,

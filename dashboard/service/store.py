@@ -3,49 +3,39 @@
 Pages never read a source: they ask the store for its current estate. A refresh builds a new
 estate beside the old one and swaps a reference, so readers see the old data until the new
 is complete; a failed refresh keeps the last good estate and records why (the banner).
+
+The store holds the estate, starts warm from the shared Parquet cache, and fronts the
+history; when to refresh is ``service.scheduler``'s, and the results it remembers per estate
+are ``service.results_cache``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import date
 
 import numpy as np
+from sqlalchemy.engine import make_url
 
-from .data.estate import Estate, load_estate
-from .model.summary import summarize
-from .model.trends import changes as trend_changes
-from .settings import Settings
+from ..data import cache
+from ..data.estate import Estate, load_estate
+from ..data.history import recording_loader, snapshot_day
+from ..data.shared_cache import open_shared_cache
+from ..data.sql_source import odbc_password, redact
+from ..model.device_query import filter_mask, parse_filter
+from ..model.summary import summarize
+from ..model.trends import changes as trend_changes
+from ..model.trends import summary_from_metrics
+from ..settings import Settings
+from .results_cache import ResultsCache
+from .scheduler import RefreshStatus, Scheduler
 
 log = logging.getLogger(__name__)
-
-RETRY_FIRST_SECONDS = 30  # after a failed refresh, retry soon, then back off
-CACHE_POLL_SECONDS = 60  # how often a worker looks for a newer estate in the shared cache
-CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
-# "Refresh now" reloads every source and writes the cache and history: at most once in this
-# many seconds per deployment (every worker sharing the cache folder counts).
-MANUAL_REFRESH_SECONDS = 60
-MANUAL_STAMP = "manual-refresh.json"  # in the cache folder: when the last one was accepted
-MANUAL_CLAIM = "manual-refresh.lock"  # held for the instant of deciding
-
-
-@dataclass(frozen=True)
-class RefreshStatus:
-    refreshing: bool
-    last_success: datetime | None
-    last_failure: datetime | None
-    error: str | None  # why the last refresh failed (None once a refresh succeeds)
-    stale_since: datetime | None  # first failure since the last success
-    loaded_at: datetime | None = None  # when the data on screen was read from the sources
-    next_refresh: datetime | None = None  # when the next scheduled load is due
 
 
 class EstateStore:
@@ -63,47 +53,36 @@ class EstateStore:
         self.settings = settings
         self.history = history
         if history is not None:
-            from .data.history import recording_loader
-
             loader = recording_loader(loader, history)
         self._loader = loader
         self._cache_folder = None
         self._cache_key = ""
         self._cache_written: float | None = None
-        self._shared = None  # data.shared_cache.SharedCache: results every worker shares
+        shared = None  # data.shared_cache.SharedCache: results every worker shares
         if use_cache:
-            from .data.cache import cache_folder, fingerprint
-            from .data.shared_cache import open_shared_cache
-
-            self._cache_folder = cache_folder(settings)
-            self._cache_key = fingerprint(settings)
-            self._shared = open_shared_cache(settings, self._cache_folder)
-        self._history_id = (
+            self._cache_folder = cache.cache_folder(settings)
+            self._cache_key = cache.fingerprint(settings)
+            shared = open_shared_cache(settings, self._cache_folder)
+        history_id = (
             ""
             if history is None
             else hashlib.sha256(  # which store
                 str(getattr(history, "shown", "")).encode()
             ).hexdigest()[:12]
         )
+        self._cache = ResultsCache(shared, self._cache_key, history_id)
         self._estate: Estate | None = None
         self._version = 0
         self._generation: str | None = None  # the current estate's cache generation
         self._lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._cache: OrderedDict = OrderedDict()
-        self._refreshing = False
-        self._last_success: datetime | None = None
-        self._last_failure: datetime | None = None
-        self._error: str | None = None
-        self._stale_since: datetime | None = None
-        self._failures = 0
         self._loaded_at: float | None = None
-        self.manual_refresh_seconds = MANUAL_REFRESH_SECONDS
-        self._manual_at = 0.0  # the last accepted "Refresh now" (without a cache folder)
-        self._manual_lock = threading.Lock()
+        self.scheduler = Scheduler(
+            settings,
+            self,
+            self._cache_folder,
+            lambda error: _without_secrets(_one_line(error), settings),
+        )
+        self._wake = self.scheduler.wake  # "Refresh now" sets it (tests look)
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -114,26 +93,15 @@ class EstateStore:
     def version(self) -> int:
         return self._version
 
-    def status(self) -> RefreshStatus:
-        loaded = None if self._loaded_at is None else datetime.fromtimestamp(self._loaded_at, UTC)
-        return RefreshStatus(
-            self._refreshing,
-            self._last_success,
-            self._last_failure,
-            self._error,
-            self._stale_since,
-            loaded,
-            self._next_refresh(),
-        )
+    @property
+    def _shared(self):
+        return self._cache.shared
 
-    def _next_refresh(self) -> datetime | None:
-        """After a failure: the retry; else the loaded data's age reaching the interval."""
-        if self._failures and self._last_failure is not None:
-            return self._last_failure + timedelta(seconds=self.next_delay())
-        if self._loaded_at is None:
-            return None
-        interval = max(1, self.settings.refresh_minutes) * 60
-        return datetime.fromtimestamp(self._loaded_at + interval, UTC)
+    def is_loaded(self) -> bool:
+        return self._estate is not None
+
+    def status(self) -> RefreshStatus:
+        return self.scheduler.status(self._loaded_at)
 
     def summary(self, site: str | None = None, collection: str | None = None) -> dict | None:
         """The summary for a filter, computed once per loaded estate."""
@@ -159,49 +127,14 @@ class EstateStore:
     def _cached(
         self, version: int, key: tuple, compute: Callable[[], object], shared: bool = False
     ):
-        """Memoise per loaded estate (its version is part of the key), least recent out.
-
-        ``shared``: a small JSON-able result that is the same in every worker process: on a
-        miss here, look in the shared cache (another worker may have computed it for the
-        same cache generation) before computing, and store what was computed there.
-        Without the Parquet cache (tests, the CLI) or a generation, this process only.
-        """
-        local_key = (version, *key)
+        """Memoise per loaded estate (``ResultsCache``); ``shared`` results go through the
+        shared cache under the current estate's cache generation."""
         with self._lock:
-            if local_key in self._cache:
-                self._cache.move_to_end(local_key)
-                return self._cache[local_key]
             generation = self._generation if version == self._version else None
-        shared_key = None
-        if shared and self._shared is not None and generation is not None:
-            shared_key = self._shared_key(generation, key)
-        found, value = (False, None) if shared_key is None else self._shared.get(shared_key)
-        if not found:
-            value = compute()
-            if shared_key is not None:
-                self._shared.set(shared_key, value)
-        with self._lock:
-            self._cache[local_key] = value
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return value
-
-    def _shared_key(self, generation: str, key: tuple) -> str:
-        """The config's fingerprint and the estate's generation (the same in every process
-        that reads that generation, never this process's ``version``), the code and the
-        value format, the history store for results read from it, and the request."""
-        from .data.shared_cache import FORMAT, code_fingerprint
-
-        source = f"h{self._history_id}" if key[0] == "history" else "e"
-        return (
-            f"{self._cache_key}:{generation}:{FORMAT}.{code_fingerprint()}:{source}:"
-            + json.dumps(list(key), default=str, separators=(",", ":"))
-        )
+        return self._cache.get(version, key, compute, generation, shared=shared)
 
     def device_filter(self, query: dict):
         """Validate a device-list query against the current estate's allowed values."""
-        from .model.device_query import parse_filter
-
         estate = self._estate
         releases = [] if estate is None else estate.devices["os_release"].cat.categories.tolist()
         return parse_filter(
@@ -214,8 +147,6 @@ class EstateStore:
 
     def matching(self, flt) -> np.ndarray:
         """Rows of the current estate matching a device filter, cached per estate."""
-        from .model.device_query import filter_mask
-
         estate, version = self._current()
         return self._cached(
             version,
@@ -244,8 +175,6 @@ class EstateStore:
 
     def current_day(self):
         """The current data's snapshot day (its "data as of", UTC), or None."""
-        from .data.history import snapshot_day
-
         estate = self._estate
         return None if estate is None else snapshot_day(estate.data_as_of)
 
@@ -271,7 +200,6 @@ class EstateStore:
         self, day, site: str | None = None, collection: str | None = None
     ) -> dict | None:
         """A stored day's aggregates in the summary's shape (``model.trends``)."""
-        from .model.trends import summary_from_metrics
 
         def compute():
             metrics = self.history.aggregates(day, site or None, collection or None)
@@ -299,8 +227,6 @@ class EstateStore:
 
     def _changes_of(self, estate: Estate, version: int):
         def changes(since):
-            from datetime import date
-
             day = date.fromisoformat(since) if isinstance(since, str) else since
             return self._from_history(
                 version,
@@ -320,15 +246,13 @@ class EstateStore:
             log.warning("history: timeline: %s", _one_line(error))
             return None
 
-    # -- refreshing ----------------------------------------------------------------------
+    # -- loading and warm start ----------------------------------------------------------
     def _obtain(self, force: bool) -> tuple[Estate, str | None] | None:
         """A newer estate and its cache generation (None when it is not in the cache): from
         the shared cache when another process (or our previous run) loaded one recently
         enough, else from the sources; None when nothing is due."""
         if self._cache_folder is None:
             return self._loader(self.settings), None
-        from .data import cache
-
         interval = max(1, self.settings.refresh_minutes) * 60
         age = cache.cache_age(self._cache_folder, self._cache_key)
         written = None if age is None else time.time() - age
@@ -366,12 +290,18 @@ class EstateStore:
                     self._cache_written = time.time() - age
                     return found
 
+    def obtain_and_swap(self, force: bool) -> bool:
+        """One refresh (the scheduler's): True when newer data was swapped in."""
+        found = self._obtain(force)
+        if found is None:
+            return False
+        self._swap(*found)
+        return True
+
     def adopt_cache(self) -> bool:
         """At start: serve the cached estate at once, whatever its age (then refresh)."""
         if self._cache_folder is None or self._estate is not None:
             return False
-        from .data import cache
-
         age = cache.cache_age(self._cache_folder, self._cache_key)
         found = cache.read_generation(self._cache_folder, self._cache_key)
         if found is None:
@@ -392,144 +322,50 @@ class EstateStore:
             self._generation = generation
             self._loaded_at = loaded
             self._cache.clear()
-        self._last_success = datetime.now(UTC)
-        self._error = None
-        self._stale_since = None
-        self._failures = 0
+        self.scheduler.succeeded()
         log.info("refreshed: %s devices, data as of %s", len(estate.devices), estate.data_as_of)
 
     def cache_due(self) -> bool:
         """True when the shared cache is missing or older than the refresh interval."""
         if self._cache_folder is None:
             return True
-        from .data import cache
-
         age = cache.cache_age(self._cache_folder, self._cache_key)
         return age is None or age >= max(1, self.settings.refresh_minutes) * 60
 
+    # -- the schedule (``service.scheduler``) --------------------------------------------
     def refresh(self, force: bool = True) -> bool:
         """Load now (in the caller's thread); True when new data was swapped in.
 
         ``force`` reads the sources even when the shared cache is fresh ("Refresh now").
         """
-        with self._refresh_lock:
-            self._refreshing = True
-            try:
-                # After a failure, retries go to the sources whatever the cache says.
-                found = self._obtain(force or self._failures > 0)
-                if found is None:
-                    return False
-            except Exception as error:  # keep serving the last good data, say why
-                now = datetime.now(UTC)
-                self._error = _without_secrets(_one_line(error), self.settings)
-                self._last_failure = now
-                self._stale_since = self._stale_since or now
-                self._failures += 1
-                log.warning("refresh failed: %s", self._error)
-                return False
-            finally:
-                self._refreshing = False
-            self._swap(*found)
-            return True
+        return self.scheduler.refresh(force)
 
     def request_refresh(self, now: float | None = None) -> tuple[bool, float]:
-        """Ask the background thread to refresh now (the "Refresh now" button), at most once
-        per ``manual_refresh_seconds`` for the whole deployment: (accepted, when the next
-        request will be accepted, epoch seconds)."""
-        now = time.time() if now is None else now
-        with self._manual_lock:  # this process's threads; the claim file: other processes
-            last = self._claim_manual(now)
-        next_at = last + self.manual_refresh_seconds
-        if last != now:
-            return False, next_at
-        self._wake.set()
-        return True, next_at
+        """ "Refresh now", throttled for the whole deployment (``Scheduler``)."""
+        return self.scheduler.request_refresh(now)
 
     def next_manual_refresh(self) -> float:
-        """When "Refresh now" will next be accepted (epoch seconds; <= now: at once)."""
-        return self._last_manual() + self.manual_refresh_seconds
+        return self.scheduler.next_manual_refresh()
 
-    def _last_manual(self) -> float:
-        if self._cache_folder is None or not (self._cache_folder / MANUAL_STAMP).exists():
-            return self._manual_at
-        try:
-            return float(json.loads((self._cache_folder / MANUAL_STAMP).read_text())["at"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0.0
+    @property
+    def manual_refresh_seconds(self) -> float:
+        return self.scheduler.manual_refresh_seconds
 
-    def _claim_here(self, now: float) -> float:
-        if now - self._manual_at >= self.manual_refresh_seconds:
-            self._manual_at = now
-        return self._manual_at
-
-    def _claim_manual(self, now: float) -> float:
-        """The last accepted request's time after this one: ``now`` when this one is."""
-        if self._cache_folder is None:
-            return self._claim_here(now)
-        from .private import private_folder, write_private
-
-        folder = self._cache_folder
-        claim = folder / MANUAL_CLAIM
-        try:
-            private_folder(folder)
-            if claim.exists() and time.time() - claim.stat().st_mtime > 30:
-                claim.unlink(missing_ok=True)  # left by a process that died deciding
-            handle = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            return max(self._last_manual(), now - self.manual_refresh_seconds + 1)
-        except OSError as error:  # cannot share the decision: decide for this process
-            log.warning("cannot use %s: %s", claim, error.strerror)
-            return self._claim_here(now)
-        try:
-            os.close(handle)
-            last = self._last_manual()
-            if now - last < self.manual_refresh_seconds:
-                return last
-            temporary = folder / f".{MANUAL_STAMP}.{os.getpid()}.tmp"
-            write_private(temporary, json.dumps({"at": now}))
-            os.replace(temporary, folder / MANUAL_STAMP)
-            return now
-        finally:
-            claim.unlink(missing_ok=True)
+    @manual_refresh_seconds.setter
+    def manual_refresh_seconds(self, seconds: float) -> None:
+        self.scheduler.manual_refresh_seconds = seconds
 
     def next_delay(self) -> float:
-        interval = max(1, self.settings.refresh_minutes) * 60
-        if self._failures:
-            return min(interval, RETRY_FIRST_SECONDS * 2 ** (self._failures - 1))
-        return interval
+        return self.scheduler.next_delay()
 
     def start(self) -> None:
-        """Run refreshes in a daemon thread: at once if nothing is loaded, then on schedule."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="estate-refresh", daemon=True)
-        self._thread.start()
+        self.scheduler.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def _run(self) -> None:
-        if self._estate is None:
-            self.adopt_cache()  # a restart or a second worker serves at once ...
-        if self._estate is None or (self._cache_folder is not None and self.cache_due()):
-            self.refresh(force=False)  # ... and loads from the sources only when due
-        while not self._stop.is_set():
-            delay = self.next_delay()
-            if self._cache_folder is not None:  # look for another worker's newer load
-                delay = min(delay, CACHE_POLL_SECONDS)
-            forced = self._wake.wait(delay)
-            self._wake.clear()
-            if not self._stop.is_set():
-                self.refresh(force=forced)
+        self.scheduler.stop()
 
     def wait_until_loaded(self, timeout: float = 120) -> bool:
-        deadline = time.monotonic() + timeout
-        while self._estate is None and time.monotonic() < deadline:
-            if self._error and self._last_success is None and not self._refreshing:
-                return False
-            time.sleep(0.05)
-        return self._estate is not None
+        return self.scheduler.wait_until_loaded(timeout)
 
 
 def _one_line(error: BaseException) -> str:
@@ -541,23 +377,18 @@ def _without_secrets(text: str, settings: Settings) -> str:
     """Defence in depth for the banner and the log: whatever raised, hide every source's
     password (in its URL or the variable ``password_env`` names) and any connection-string
     password."""
-    import os
-
-    from .data.sql_source import redact
-
     secrets: list[str | None] = []
     for source in settings.sources:
         if source.url:
             try:
-                from sqlalchemy.engine import make_url
-
                 secrets.append(make_url(source.url).password)
             except Exception:  # not a URL: the patterns below still apply
                 pass
         if source.odbc:
-            from .data.sql_source import odbc_password
-
             secrets.append(odbc_password(source.odbc))
         if source.password_env:
             secrets.append(os.environ.get(source.password_env))
     return redact(text, secrets)
+
+
+__all__ = ["EstateStore", "RefreshStatus"]
