@@ -30,6 +30,7 @@ from ..model.attention import RULES
 from ..private import open_private, private_folder, write_private
 from ..settings import Settings
 from .estate import Estate, SourceReport
+from .sql_source import redact
 
 POINTER = "current.json"
 LOCK = "refresh.lock"
@@ -48,8 +49,6 @@ def cache_folder(settings: Settings) -> Path:
 
 def fingerprint(settings: Settings) -> str:
     """What the classified estate depends on; secrets (passwords) are not part of it."""
-    from .sql_source import redact
-
     shape = {
         "version": __version__,
         "sources": [

@@ -36,6 +36,7 @@ from .contract import (
     whole_numbers,
 )
 from .csv_source import fetch_csv
+from .sql_source import SourceError, fetch_odbc, fetch_sql, odbc_password, redact
 
 
 class LoadError(Exception):
@@ -165,8 +166,6 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
             lines()  # also numbers the rows pyarrow skipped
         invalid = [Problem(line, None, None, message) for line, message in table.invalid]
     else:
-        from .sql_source import SourceError, fetch_odbc, fetch_sql, odbc_password, redact
-
         password = os.environ.get(source.password_env) if source.password_env else None
         fetch = fetch_odbc if source.odbc is not None else fetch_sql
         where = source.odbc if source.odbc is not None else source.url

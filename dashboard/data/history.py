@@ -95,7 +95,7 @@ from ..model.pipeline import (
 )
 from ..model.snapshot import SiteSnapshot, Snapshot
 from ..private import create_private, private_folder
-from ..settings import WORKLOADS, Settings
+from ..settings import WORKLOADS, Settings, _resolve_sqlite
 from .estate import load_estate
 
 log = logging.getLogger(__name__)
@@ -947,8 +947,6 @@ def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -
 def history_url(settings: Settings) -> str | None:
     """The configured store's URL: ``history_url``, else ``history.sqlite`` beside the config
     file; None when history is off (or there is no config file to sit beside)."""
-    from ..settings import _resolve_sqlite
-
     value = str(settings.history_url or "").strip()
     if value.lower() in DISABLED:
         return None

@@ -20,6 +20,7 @@ from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_EXPLANATIONS, CHANGE_KINDS, CHANGE_LABELS
 from .figures import COLORS
 from .links import changes_url
+from .scope import checked_filters
 
 CHANGE_GOOD = {"newly_comanaged": True, "newly_failed": False, "fell_back": False}
 
@@ -103,8 +104,6 @@ def change_counts(store, day: date, site: str | None, collection: str | None) ->
 
 def changes_panel(store, settings, site, collection):
     """The "What changed" card for a (validated) scope."""
-    from .pages.overview import checked_filters
-
     site, collection, _notes = checked_filters(store, settings, site, collection)
     header = [html.H2("What changed", className="h6 mb-0 fw-semibold")]
     if store.estate is None:

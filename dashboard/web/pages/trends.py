@@ -19,8 +19,8 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.trends import trend_series
 from .. import chart_tables, figures, trend_figures
 from ..links import TRENDS_PATH, first, parse_query, trends_search
+from ..scope import shown_value as _shown
 from .overview import (
-    _shown,
     checked_filters,
     collection_label,
     filter_note,
