@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -154,10 +155,15 @@ def _problem_lines(file: str, result: ParseResult, extra: list[Problem]) -> list
     return [p.describe(file) for p in problems[:5]]
 
 
-def _load_source(source: Source, collection_ids: list[str], settings: Settings):
+def _load_source(
+    source: Source, collection_ids: list[str], settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame, SourceReport]:
     """(typed devices, memberships, report) for one source."""
     invalid: list[Problem] = []
+    lines: Callable[[], np.ndarray]
     if source.kind == "csv":
+        if source.csv is None:  # the settings never make one (a csv source names its folder)
+            raise LoadError(f"site {source.site}: no csv folder")
         table, memberships = fetch_csv(source.csv)
         raw, file = table.frame, table.path.name
         location = str(source.csv)
@@ -169,6 +175,8 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
         password = os.environ.get(source.password_env) if source.password_env else None
         fetch = fetch_odbc if source.odbc is not None else fetch_sql
         where = source.odbc if source.odbc is not None else source.url
+        if where is None:  # the settings never make one (a SQL source has a URL or odbc)
+            raise LoadError(f"site {source.site}: no url or odbc connection")
         try:
             raw, memberships = fetch(
                 where,
@@ -180,8 +188,10 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
             raise LoadError(f"site {source.site}: {error}") from None
         file, location = "devices.sql result", redact(where, [password, odbc_password(where)])
 
-        def lines() -> np.ndarray:
+        def row_numbers() -> np.ndarray:
             return np.arange(1, len(raw) + 1)
+
+        lines = row_numbers
 
     unit = "line" if source.kind == "csv" else "row"
     result = parse_devices(raw, line_numbers=lines, unit=unit)
@@ -268,7 +278,20 @@ def _combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
-def load_estate(settings: Settings, now: datetime | None = None, history=None) -> Estate:
+class StateHistory(Protocol):
+    """What a load reads from the history (``data.history.HistoryStore``)."""
+
+    @property
+    def shown(self) -> str: ...
+
+    def previous_states(
+        self, day: date, sites: Iterable[str] | None = None
+    ) -> dict[str, PreviousStates]: ...
+
+
+def load_estate(
+    settings: Settings, now: datetime | None = None, history: StateHistory | None = None
+) -> Estate:
     """Read every source, then derive the combined estate once (``model.pipeline``).
 
     ``history`` (a ``data.history.HistoryStore``) gives the previous device states, from
@@ -343,7 +366,9 @@ def load_estate(settings: Settings, now: datetime | None = None, history=None) -
     )
 
 
-def _previous_states(history, day, sites: pd.Series) -> dict[str, PreviousStates] | None:
+def _previous_states(
+    history: StateHistory, day: date, sites: pd.Series
+) -> dict[str, PreviousStates] | None:
     """The history's states before ``day``; a history that cannot be read is logged, not
     fatal (the estate then has no time in state)."""
     try:

@@ -96,7 +96,7 @@ from ..model.pipeline import (
 from ..model.snapshot import SiteSnapshot, Snapshot
 from ..private import create_private, private_folder
 from ..settings import WORKLOADS, Settings, _resolve_sqlite
-from .estate import load_estate
+from .estate import Estate, load_estate
 
 log = logging.getLogger(__name__)
 
@@ -995,13 +995,13 @@ def open_history(settings: Settings, read_only: bool = False) -> HistoryStore | 
 
 
 def recording_loader(
-    loader: Callable[[Settings], object], history: HistoryStore
-) -> Callable[[Settings], object]:
+    loader: Callable[[Settings], Estate], history: HistoryStore
+) -> Callable[[Settings], Estate]:
     """Wrap an estate loader: time in state from ``history`` before attention is evaluated
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
 
-    def load(settings: Settings):
+    def load(settings: Settings) -> Estate:
         if loader is load_estate:
             estate = load_estate(settings, history=history)
         else:

@@ -105,7 +105,8 @@ class Parameters:
     @property
     def day(self) -> date:
         stamp = pd.Timestamp(self.as_of)
-        return (stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp).date()
+        day: date = (stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp).date()
+        return day
 
 
 def carry_states(

@@ -23,7 +23,8 @@ lacks the new counts for some of its sites has no OS figures (``summary_from_met
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ import pandas as pd
 from ..settings import WORKLOADS
 from .attention import IN_PROGRESS_REASONS, READINESS_IDS, RULES
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
+from .summary_types import PastSummary, Summary
 
 SEP = "/"
 OS_METRIC = "client_os_groups"  # client devices per OS group (see the module's docstring)
@@ -152,7 +154,7 @@ def carry_since(
 # -- metrics <-> summary -----------------------------------------------------------------------
 
 
-def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
+def metrics_from_summary(summary: Summary, errors: bool = True) -> dict[str, int]:
     """A summary as ``{metric: count}``, zeros left out (``devices`` and ``comanaged`` always
     kept, so every stored scope has a row per day)."""
     out = {
@@ -161,9 +163,9 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
         "attention_devices": int(summary.get("attention_devices", 0)),
         "without_client": int(summary.get("without_client") or 0),
     }
-    groups = {
+    groups: dict[str, Mapping[str, int]] = {
         OS_METRIC: summary["os_groups"] or {},
-        "funnel": summary["funnel"],
+        "funnel": cast(Mapping[str, int], summary["funnel"]),
         "enrollment_status": summary["enrollment_status"],
         "reasons": summary["not_comanaged_reasons"],
         "attention": summary.get("attention", {}),
@@ -174,15 +176,15 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     for key, authorities in summary["workloads"].items():
         for authority, count in authorities.items():
             out[f"workloads{SEP}{key}{SEP}{authority}"] = int(count)
-    for row in summary.get("readiness", []):
-        out[f"readiness{SEP}{row['step']}"] = int(row["failed"])
+    for step in summary.get("readiness", []):
+        out[f"readiness{SEP}{step['step']}"] = int(step["failed"])
     if errors:
-        for row in summary.get("enrollment_errors", []):
-            out[f"errors{SEP}{row['code']}"] = int(row["count"])
+        for error in summary.get("enrollment_errors", []):
+            out[f"errors{SEP}{error['code']}"] = int(error["count"])
     return {key: value for key, value in out.items() if value or key in ("devices", "comanaged")}
 
 
-def summary_from_metrics(metrics: dict[str, int]) -> dict:
+def summary_from_metrics(metrics: dict[str, int]) -> PastSummary:
     """A stored day's metrics in the summary's shape, every known key present (zeros filled),
     so functions written for a summary (the overview's tiles) read a past day too.
 
@@ -193,14 +195,16 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
     OS groups and the records without the client add up to the devices on any other day).
     """
 
-    def group(name: str, keys) -> dict[str, int]:
+    def group(name: str, keys: Iterable[str]) -> dict[str, int]:
         return {key: int(metrics.get(f"{name}{SEP}{key}", 0)) for key in keys}
 
     prefix = f"errors{SEP}"
     devices = int(metrics.get("devices", 0))
-    os_groups: dict[str, int] | None = group(OS_METRIC, OS_GROUPS)
-    without_client: int | None = int(metrics.get("without_client", 0))
-    if sum(os_groups.values()) + without_client != devices:
+    client_groups = group(OS_METRIC, OS_GROUPS)
+    clients_missing = int(metrics.get("without_client", 0))
+    os_groups: dict[str, int] | None = client_groups
+    without_client: int | None = clients_missing
+    if sum(client_groups.values()) + clients_missing != devices:
         os_groups = without_client = None
     return {
         "devices": devices,

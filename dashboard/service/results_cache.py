@@ -11,12 +11,14 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..data import shared_cache
 from ..data.shared_cache import SharedCache
 
 CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
+
+T = TypeVar("T")
 
 
 class ResultsCache:
@@ -40,10 +42,10 @@ class ResultsCache:
         self,
         version: int,
         key: tuple[Hashable, ...],
-        compute: Callable[[], Any],
+        compute: Callable[[], T],
         generation: str | None = None,
         shared: bool = False,
-    ) -> Any:
+    ) -> T:
         """Memoise per loaded estate (its version is part of the key), least recent out.
 
         ``shared``: a small JSON-able result that is the same in every worker process: on a
@@ -55,7 +57,7 @@ class ResultsCache:
         with self._lock:
             if local_key in self._values:
                 self._values.move_to_end(local_key)
-                return self._values[local_key]
+                return cast(T, self._values[local_key])
         shared_key = None
         if shared and self.shared is not None and generation is not None:
             shared_key = self._shared_key(generation, key)
@@ -70,7 +72,7 @@ class ResultsCache:
             self._values[local_key] = value
             while len(self._values) > CACHE_SIZE:
                 self._values.popitem(last=False)
-        return value
+        return cast(T, value)
 
     def _shared_key(self, generation: str, key: tuple[Hashable, ...]) -> str:
         """The config's fingerprint and the estate's generation (the same in every process

@@ -103,12 +103,12 @@ class Scheduler:
         return datetime.fromtimestamp(loaded_at + self._interval(), UTC)
 
     def _interval(self) -> int:
-        return max(1, self.settings.refresh_minutes) * 60
+        return max(1, int(self.settings.refresh_minutes)) * 60
 
     def next_delay(self) -> float:
         if self.failures:
-            return min(self._interval(), RETRY_FIRST_SECONDS * 2 ** (self.failures - 1))
-        return self._interval()
+            return float(min(self._interval(), RETRY_FIRST_SECONDS * 2 ** (self.failures - 1)))
+        return float(self._interval())
 
     def succeeded(self) -> None:
         """New data was swapped in (a load or the shared cache)."""

@@ -18,17 +18,21 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.engine import make_url
 
 from ..data import cache
 from ..data.estate import Estate, load_estate
-from ..data.history import recording_loader, snapshot_day
-from ..data.shared_cache import open_shared_cache
+from ..data.history import HistoryStore, recording_loader, snapshot_day
+from ..data.shared_cache import SharedCache, open_shared_cache
 from ..data.sql_source import odbc_password, redact
-from ..model.device_query import filter_mask, parse_filter
+from ..model.device_query import DeviceFilter, filter_mask, parse_filter
 from ..model.summary import summarize
+from ..model.summary_types import PastSummary, Summary
 from ..model.trends import changes as trend_changes
 from ..model.trends import summary_from_metrics
 from ..settings import Settings
@@ -36,6 +40,8 @@ from .results_cache import ResultsCache
 from .scheduler import RefreshStatus, Scheduler
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 class EstateStore:
@@ -44,8 +50,8 @@ class EstateStore:
         settings: Settings,
         loader: Callable[[Settings], Estate] = load_estate,
         use_cache: bool = False,
-        history=None,
-    ):
+        history: HistoryStore | None = None,
+    ) -> None:
         """``use_cache``: share loads through the Parquet cache (``serve`` does; tests that
         count source reads do not). ``history`` (``data.history.HistoryStore``): time in
         state at each load, a snapshot recorded after each load from the sources (a
@@ -55,7 +61,7 @@ class EstateStore:
         if history is not None:
             loader = recording_loader(loader, history)
         self._loader = loader
-        self._cache_folder = None
+        self._cache_folder: Path | None = None
         self._cache_key = ""
         self._cache_written: float | None = None
         shared = None  # data.shared_cache.SharedCache: results every worker shares
@@ -94,7 +100,7 @@ class EstateStore:
         return self._version
 
     @property
-    def _shared(self):
+    def _shared(self) -> SharedCache | None:
         return self._cache.shared
 
     def is_loaded(self) -> bool:
@@ -103,7 +109,7 @@ class EstateStore:
     def status(self) -> RefreshStatus:
         return self.scheduler.status(self._loaded_at)
 
-    def summary(self, site: str | None = None, collection: str | None = None) -> dict | None:
+    def summary(self, site: str | None = None, collection: str | None = None) -> Summary | None:
         """The summary for a filter, computed once per loaded estate."""
         estate, version = self._current()
         if estate is None:
@@ -125,15 +131,15 @@ class EstateStore:
             return self._estate, self._version
 
     def _cached(
-        self, version: int, key: tuple, compute: Callable[[], object], shared: bool = False
-    ):
+        self, version: int, key: tuple, compute: Callable[[], T], shared: bool = False
+    ) -> T:
         """Memoise per loaded estate (``ResultsCache``); ``shared`` results go through the
         shared cache under the current estate's cache generation."""
         with self._lock:
             generation = self._generation if version == self._version else None
         return self._cache.get(version, key, compute, generation, shared=shared)
 
-    def device_filter(self, query: dict):
+    def device_filter(self, query: dict) -> DeviceFilter:
         """Validate a device-list query against the current estate's allowed values."""
         estate = self._estate
         releases = [] if estate is None else estate.devices["os_release"].cat.categories.tolist()
@@ -145,9 +151,11 @@ class EstateStore:
             snapshot_days=[d.isoformat() for d in self.snapshot_days()],
         )
 
-    def matching(self, flt) -> np.ndarray:
+    def matching(self, flt: DeviceFilter) -> np.ndarray:
         """Rows of the current estate matching a device filter, cached per estate."""
         estate, version = self._current()
+        if estate is None:
+            return np.zeros(0, dtype=bool)
         return self._cached(
             version,
             ("mask", *flt.pairs()),
@@ -161,10 +169,10 @@ class EstateStore:
         self,
         version: int,
         key: tuple,
-        compute: Callable[[], object],
-        default=None,
+        compute: Callable[[], T],
+        default: D,
         shared: bool = False,
-    ):
+    ) -> T | D:
         if self.history is None:
             return default
         try:
@@ -173,70 +181,90 @@ class EstateStore:
             log.warning("history: %s: %s", key[0], _one_line(error))
             return default
 
-    def current_day(self):
+    def current_day(self) -> date | None:
         """The current data's snapshot day (its "data as of", UTC), or None."""
         estate = self._estate
         return None if estate is None else snapshot_day(estate.data_as_of)
 
-    def snapshot_days(self) -> list:
+    def snapshot_days(self) -> list[date]:
         """Days with per-device states: what ``changed`` / ``since`` may name."""
-        version = self._version
+        history = self.history
+        if history is None:
+            return []
         return self._from_history(
-            version, ("days",), lambda: self.history.days(with_devices=True), []
+            self._version, ("days",), lambda: history.days(with_devices=True), []
         )
 
-    def week_ago(self, with_devices: bool = False):
+    def week_ago(self, with_devices: bool = False) -> date | None:
         """The newest snapshot day at least 7 days before the current data's day."""
-        day, version = self.current_day(), self._version
-        if day is None:
+        day, version, history = self.current_day(), self._version, self.history
+        if day is None or history is None:
             return None
         return self._from_history(
             version,
             ("week-ago", with_devices),
-            lambda: self.history.reference_day(day, 7, with_devices=with_devices),
+            lambda: history.reference_day(day, 7, with_devices=with_devices),
+            None,
         )
 
     def past_summary(
-        self, day, site: str | None = None, collection: str | None = None
-    ) -> dict | None:
+        self, day: date, site: str | None = None, collection: str | None = None
+    ) -> PastSummary | None:
         """A stored day's aggregates in the summary's shape (``model.trends``)."""
+        history = self.history
+        if history is None:
+            return None
 
-        def compute():
-            metrics = self.history.aggregates(day, site or None, collection or None)
+        def compute() -> PastSummary | None:
+            metrics = history.aggregates(day, site or None, collection or None)
             return None if metrics is None else summary_from_metrics(metrics)
 
         return self._from_history(
-            self._version, ("past", day, site or None, collection or None), compute, shared=True
-        )
-
-    def trend(self, site: str | None = None, collection: str | None = None):
-        """``HistoryStore.trend`` for a scope (every day), or None without history."""
-        return self._from_history(
             self._version,
-            ("trend", site or None, collection or None),
-            lambda: self.history.trend(site or None, collection or None),
+            ("past", day, site or None, collection or None),
+            compute,
+            None,
             shared=True,
         )
 
-    def changes(self, since) -> dict[str, np.ndarray] | None:
+    def trend(self, site: str | None = None, collection: str | None = None) -> pd.DataFrame | None:
+        """``HistoryStore.trend`` for a scope (every day), or None without history."""
+        history = self.history
+        if history is None:
+            return None
+        return self._from_history(
+            self._version,
+            ("trend", site or None, collection or None),
+            lambda: history.trend(site or None, collection or None),
+            None,
+            shared=True,
+        )
+
+    def changes(self, since: date | str) -> dict[str, np.ndarray] | None:
         """Per change kind, the current devices that changed since a snapshot day."""
         estate, version = self._current()
         if estate is None:
             return None
         return self._changes_of(estate, version)(since)
 
-    def _changes_of(self, estate: Estate, version: int):
-        def changes(since):
+    def _changes_of(
+        self, estate: Estate, version: int
+    ) -> Callable[[date | str], dict[str, np.ndarray] | None]:
+        def changes(since: date | str) -> dict[str, np.ndarray] | None:
             day = date.fromisoformat(since) if isinstance(since, str) else since
+            history = self.history
+            if history is None:
+                return None
             return self._from_history(
                 version,
                 ("changes", day),
-                lambda: trend_changes(estate.devices, self.history.states_on(day)),
+                lambda: trend_changes(estate.devices, history.states_on(day)),
+                None,
             )
 
         return changes
 
-    def timeline(self, site: str, resource_id: int):
+    def timeline(self, site: str, resource_id: int) -> pd.DataFrame | None:
         """One device's stored states (not cached: one indexed query)."""
         if self.history is None:
             return None
@@ -251,41 +279,42 @@ class EstateStore:
         """A newer estate and its cache generation (None when it is not in the cache): from
         the shared cache when another process (or our previous run) loaded one recently
         enough, else from the sources; None when nothing is due."""
-        if self._cache_folder is None:
+        folder = self._cache_folder
+        if folder is None:
             return self._loader(self.settings), None
         interval = max(1, self.settings.refresh_minutes) * 60
-        age = cache.cache_age(self._cache_folder, self._cache_key)
+        age = cache.cache_age(folder, self._cache_key)
         written = None if age is None else time.time() - age
         if not force and age is not None and age < interval:
-            if self._cache_written is not None and written <= self._cache_written + 1:
+            if (
+                self._cache_written is not None
+                and written is not None
+                and written <= self._cache_written + 1
+            ):
                 return None  # we already serve the newest cached estate
-            found = cache.read_generation(self._cache_folder, self._cache_key)
+            found = cache.read_generation(folder, self._cache_key)
             if found is not None:
                 self._cache_written = written
                 return found
         deadline = time.monotonic() + max(60, self.settings.query_timeout_seconds * 2)
         while True:
-            with cache.refresh_lock(self._cache_folder) as mine:
+            with cache.refresh_lock(folder) as mine:
                 if mine:
                     estate = self._loader(self.settings)
                     try:
-                        target = cache.write_cache(estate, self._cache_folder, self._cache_key)
+                        target = cache.write_cache(estate, folder, self._cache_key)
                         self._cache_written = time.time()
                     except OSError as error:  # serving matters more than the cache
-                        log.warning(
-                            "cannot write the cache in %s: %s", self._cache_folder, error.strerror
-                        )
+                        log.warning("cannot write the cache in %s: %s", folder, error.strerror)
                         return estate, None  # no generation: nothing shared about it
                     return estate, target.name
             # Another process is reading the sources: wait for its result, then use it.
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"another process holds the refresh lock in {self._cache_folder}"
-                )
+                raise TimeoutError(f"another process holds the refresh lock in {folder}")
             time.sleep(1)
-            age = cache.cache_age(self._cache_folder, self._cache_key)
+            age = cache.cache_age(folder, self._cache_key)
             if age is not None and age < interval:
-                found = cache.read_generation(self._cache_folder, self._cache_key)
+                found = cache.read_generation(folder, self._cache_key)
                 if found is not None:
                     self._cache_written = time.time() - age
                     return found
@@ -300,10 +329,11 @@ class EstateStore:
 
     def adopt_cache(self) -> bool:
         """At start: serve the cached estate at once, whatever its age (then refresh)."""
-        if self._cache_folder is None or self._estate is not None:
+        folder = self._cache_folder
+        if folder is None or self._estate is not None:
             return False
-        age = cache.cache_age(self._cache_folder, self._cache_key)
-        found = cache.read_generation(self._cache_folder, self._cache_key)
+        age = cache.cache_age(folder, self._cache_key)
+        found = cache.read_generation(folder, self._cache_key)
         if found is None:
             return False
         self._cache_written = time.time() - (age or 0)
@@ -327,9 +357,10 @@ class EstateStore:
 
     def cache_due(self) -> bool:
         """True when the shared cache is missing or older than the refresh interval."""
-        if self._cache_folder is None:
+        folder = self._cache_folder
+        if folder is None:
             return True
-        age = cache.cache_age(self._cache_folder, self._cache_key)
+        age = cache.cache_age(folder, self._cache_key)
         return age is None or age >= max(1, self.settings.refresh_minutes) * 60
 
     # -- the schedule (``service.scheduler``) --------------------------------------------
