@@ -269,7 +269,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     from dashboard.data.cache import fingerprint, write_cache
 
     with tempfile.TemporaryDirectory() as scratch:
-        cached = replace(settings, values={**settings.values, "cache_dir": scratch})
+        cached = replace(settings, cache_dir=scratch)
         seconds, _ = median_time(
             lambda: write_cache(estate, Path(scratch), fingerprint(cached)), repeat
         )
