@@ -31,8 +31,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from dashboard.data.estate import load_estate  # noqa: E402
 from dashboard.model.summary import summarize  # noqa: E402
+from dashboard.service.store import EstateStore  # noqa: E402
 from dashboard.settings import load_settings  # noqa: E402
-from dashboard.store import EstateStore  # noqa: E402
 
 AS_OF = "2026-11-23T07:00:00Z"
 HISTORY_WEEKS = 8  # weekly snapshots generated with each estate
@@ -164,7 +164,7 @@ def child_peak(config: Path, devices: int) -> dict:
 import json, sys, time
 sys.path.insert(0, {str(HERE.parent)!r})
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web.app import create_app
 started = time.perf_counter()
 store = EstateStore(load_settings({str(config)!r}))
@@ -272,7 +272,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
     from dashboard.data.cache import fingerprint, write_cache
 
     with tempfile.TemporaryDirectory() as scratch:
-        cached = replace(settings, values={**settings.values, "cache_dir": scratch})
+        cached = replace(settings, cache_dir=scratch)
         seconds, _ = median_time(
             lambda: write_cache(estate, Path(scratch), fingerprint(cached)), repeat
         )
@@ -353,7 +353,9 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
 
         def snapshot():
             day = pd.Timestamp(estate.data_as_of) - pd.Timedelta(days=next(days))
-            history.record(replace(estate, data_as_of=day.isoformat()), list(settings.collections))
+            history.record(
+                replace(estate, data_as_of=day.isoformat()).snapshot(list(settings.collections))
+            )
 
         seconds, _ = median_time(snapshot, max(1, repeat // 2 + 1))
         record("snapshot write (history, one day)", seconds)

@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 
+from .data.estate import load_estate
 from .settings import Settings
 
 
@@ -25,8 +26,6 @@ def load_checked(settings: Settings, args: argparse.Namespace, history=None):
     """Load the estate, print drop warnings to stderr, and validate --site/--collection.
 
     ``history``: time in state from it (the ``stuck`` rule), as ``serve`` does."""
-    from .data.estate import load_estate  # pandas only when data is loaded: `--help` stays fast
-
     started = time.perf_counter()
     progress(args, f"loading {len(settings.sources)} source(s) ...")
     estate = load_estate(settings, history=history)

@@ -15,7 +15,16 @@ from collections.abc import Sequence
 
 from . import __version__
 from .checked_load import UsageError, load_checked, progress
+from .data.contract import ContractError
+from .data.estate import LoadError
+from .data.history import HistoryError, open_history
+from .data.sample_command import main_sample
+from .model.summary import summarize
+from .report.command import run
 from .settings import SETTINGS, Settings, SettingsError, load_settings
+from .summary_table import format_table
+from .web.auth import user_command
+from .web.server import serve
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,10 +38,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .data.history import open_history
-    from .model.summary import summarize
-    from .summary_table import format_table
-
     settings = _settings(args)
     estate = load_checked(settings, args, open_history(settings, read_only=True))
     summary = summarize(
@@ -52,8 +57,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .data.sample_command import main_sample
-
     # A new user's sample shows duplicate records too, as real site databases hold them.
     main_sample(
         devices=args.devices,
@@ -69,8 +72,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from .data.history import open_history
-
     settings = _settings(args)
     history = open_history(settings)
     if history is None:
@@ -83,7 +84,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         )
     estate = load_checked(settings, args, history)
     started = time.perf_counter()
-    infos = history.record(estate, settings.collections)
+    infos = history.record(estate.snapshot(settings.collections))
     for info in infos:
         print(
             f"{info.site} {info.day}: {info.devices:,} devices "
@@ -94,8 +95,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .web.server import serve
-
     settings = _settings(args)
     try:
         serve(settings, debug=args.debug, quiet=args.quiet, allow_anonymous=args.allow_anonymous)
@@ -107,14 +106,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.command import run
-
     return run(_settings(args), args)
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from .web.auth import user_command
-
     return user_command(
         _settings(args),
         args.action,
@@ -282,10 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .data.contract import ContractError
-    from .data.estate import LoadError
-    from .data.history import HistoryError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

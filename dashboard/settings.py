@@ -12,9 +12,11 @@ import os
 import re
 import sys
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .data.intune_settings import IntuneSettings, IntuneSettingsError, intune_settings
 from .odbc_string import odbc_pairs, odbc_value
@@ -64,6 +66,9 @@ WORKLOADS: dict[str, tuple[int, str]] = {
 STAGES = ("configmgr", "pilot", "intune")
 
 
+T = TypeVar("T")
+
+
 class SettingsError(Exception):
     """A configuration a user must fix; the message names the file and the key."""
 
@@ -101,167 +106,10 @@ def string_list(value: object) -> tuple[str, ...]:
     raise TypeError(value)
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("organisation", "", str, "Organisation name shown in the header and the report."),
-    Setting(
-        "as_of",
-        "",
-        str,
-        "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
-        "sample pins it so that its ages (days since last policy request) never drift.",
-    ),
-    Setting("refresh_minutes", 60, int, "Minutes between background data refreshes."),
-    Setting(
-        "stale_after_hours",
-        24,
-        int,
-        "The header warns when the data on screen was loaded from the sources longer "
-        "ago than this many hours (refreshes failing, or a cache nobody refreshes); 0: "
-        "never.",
-    ),
-    Setting("host", "127.0.0.1", str, "Address `serve` binds (loopback by default)."),
-    Setting("port", 8050, int, "Port `serve` listens on."),
-    Setting(
-        "auth",
-        "none",
-        str,
-        "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
-        "allow_anonymous), 'users' (sign-in page, accounts "
-        "managed with `comanage-dashboard user`) or 'proxy' (a trusted reverse proxy, "
-        "e.g. IIS with Windows authentication, names the user in proxy_user_header).",
-    ),
-    Setting(
-        "allow_anonymous",
-        False,
-        boolean,
-        "With auth = 'none': also answer requests from other computers (anyone who reaches "
-        "the dashboard sees every device). Off: only this computer (loopback) is answered, "
-        "whatever server runs the app; `serve --allow-anonymous` turns it on.",
-    ),
-    Setting(
-        "allowed_hosts",
-        (),
-        string_list,
-        "Host names (and addresses) the dashboard may be reached by, as typed in the "
-        "browser, e.g. ['dashboard.example.com']; '*' allows any. Loopback names "
-        "(localhost, 127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else "
-        "is answered unless listed (a defence against DNS rebinding); with sign-in, any "
-        "host is answered until this is set.",
-    ),
-    Setting(
-        "users_file",
-        "",
-        str,
-        "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). "
-        "Empty: `users.json` beside the config file; a relative path is relative to the "
-        "config file's folder.",
-    ),
-    Setting(
-        "secret_key",
-        "",
-        str,
-        "Key that signs session cookies (auth = 'users'), at least 32 characters. Empty: a "
-        "random key per process (sign-ins end at restart); required when "
-        "shared_deployment is on or COMANAGE_WORKERS > 1.",
-    ),
-    Setting("session_hours", 12, int, "How long a sign-in lasts (auth = 'users')."),
-    Setting(
-        "secure_cookies",
-        False,
-        boolean,
-        "Mark the session cookie Secure (send it over HTTPS only): turn on when users "
-        "reach the dashboard through HTTPS.",
-    ),
-    Setting(
-        "shared_deployment",
-        False,
-        boolean,
-        "Several processes or hosts serve the same dashboard: secret_key becomes "
-        "mandatory so that every process accepts every session.",
-    ),
-    Setting(
-        "proxy_user_header",
-        "",
-        str,
-        "For auth = 'proxy': the request header holding the signed-in user's name, set by "
-        "the proxy (e.g. X-Remote-User).",
-    ),
-    Setting(
-        "trusted_proxies",
-        (),
-        string_list,
-        "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
-        "header is believed only from these, every other client is refused. For auth = "
-        "'users' behind a TLS proxy: requests from these addresses are attributed to the "
-        "client in their X-Forwarded-For header (for the sign-in throttle and the log).",
-    ),
-    Setting(
-        "status_labels",
-        "entra",
-        str,
-        "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) "
-        "or 'azure' (the older hybrid Azure AD-joined).",
-    ),
-    Setting(
-        "client_inactive_days",
-        14,
-        int,
-        "A last policy request older than this many days counts as an inactive client.",
-    ),
-    Setting(
-        "stuck_days",
-        14,
-        int,
-        "A device scheduled, enrolling or pending user sign in for more than this many "
-        "days (according to history) is flagged 'Enrollment stuck'.",
-    ),
-    Setting(
-        "history_url",
-        "",
-        str,
-        "Where snapshots over time are kept: a SQLite file path or any SQLAlchemy URL "
-        "(e.g. postgresql+psycopg://host/db). Empty: `history.sqlite` beside the config "
-        "file. 'off': no history.",
-    ),
-    Setting(
-        "history_days",
-        3650,
-        int,
-        "Days of daily aggregates (trends, week-over-week figures) kept in history.",
-    ),
-    Setting(
-        "device_history_days",
-        120,
-        int,
-        "Days of per-device states (what changed, time in state) kept in history.",
-    ),
-    Setting("query_timeout_seconds", 300, int, "Time limit for each SQL query."),
-    Setting(
-        "cache_dir",
-        "",
-        str,
-        "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
-        "`.comanage-cache` beside the config file.",
-    ),
-    Setting(
-        "shared_cache",
-        "",
-        str,
-        "Where the worker processes share computed summaries and trends (Flask-Caching). "
-        "Empty: files in the `flask-cache` folder of the warm-start cache (mode 0700); a "
-        "`redis://` or `rediss://` URL (password in the URL, never logged; needs the "
-        "redis package): a Redis server; 'off': each process computes its own.",
-    ),
-    Setting(
-        "browser",
-        "",
-        str,
-        "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or "
-        "a name on the PATH). Empty: the usual install places (chromium, "
-        "chromium-browser, google-chrome, microsoft-edge; on Windows Edge, then Chrome).",
-    ),
-)
-_BY_NAME = {s.name: s for s in SETTINGS}
+def setting(default: T, kind: Callable[[Any], object], help: str) -> T:
+    """Declare a scalar setting (a field of ``Settings``): its default, how a value from a
+    file, the environment or the command line is read (``kind``), and its help text."""
+    return field(default=default, metadata={"kind": kind, "help": help})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -285,13 +133,6 @@ class Workload:
     pilot_collections: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Collection:
-    collection_id: str
-    name: str = ""
-
-
-PAPERS = ("A4", "Letter")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 
@@ -407,18 +248,211 @@ def _mail_settings(raw: object, where: str) -> MailSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, typed. The scalar settings below are also the command's options
+    and environment variables (``SETTINGS``): a config file's value, overridden by
+    ``COMANAGE_<NAME>``, overridden by the command line."""
+
     sources: tuple[Source, ...]
     workloads: dict[str, Workload] = field(default_factory=dict)
     collections: tuple[str, ...] = ()
     config_path: Path | None = None
-    values: dict[str, object] = field(default_factory=dict)
     report: ReportSettings = field(default_factory=lambda: ReportSettings())
     intune: IntuneSettings | None = None
-
-    def __getattr__(self, name: str):
-        if name in _BY_NAME:
-            return self.values.get(name, _BY_NAME[name].default)
-        raise AttributeError(name)
+    organisation: str = setting(
+        "",
+        str,
+        "Organisation name shown in the header and the report.",
+    )
+    as_of: str = setting(
+        "",
+        str,
+        (
+            "Pin the data's 'as of' time (ISO 8601). Empty: the time of each load. The bundled "
+            "sample pins it so that its ages (days since last policy request) never drift."
+        ),
+    )
+    refresh_minutes: int = setting(
+        60,
+        int,
+        "Minutes between background data refreshes.",
+    )
+    stale_after_hours: int = setting(
+        24,
+        int,
+        (
+            "The header warns when the data on screen was loaded from the sources longer ago than"
+            " this many hours (refreshes failing, or a cache nobody refreshes); 0: never."
+        ),
+    )
+    host: str = setting(
+        "127.0.0.1",
+        str,
+        "Address `serve` binds (loopback by default).",
+    )
+    port: int = setting(
+        8050,
+        int,
+        "Port `serve` listens on.",
+    )
+    auth: str = setting(
+        "none",
+        str,
+        (
+            "Who may open the dashboard: 'none' (no sign-in: this computer only, unless "
+            "allow_anonymous), 'users' (sign-in page, accounts managed with `comanage-dashboard "
+            "user`) or 'proxy' (a trusted reverse proxy, e.g. IIS with Windows authentication, "
+            "names the user in proxy_user_header)."
+        ),
+    )
+    allow_anonymous: bool = setting(
+        False,
+        boolean,
+        (
+            "With auth = 'none': also answer requests from other computers (anyone who reaches "
+            "the dashboard sees every device). Off: only this computer (loopback) is answered, "
+            "whatever server runs the app; `serve --allow-anonymous` turns it on."
+        ),
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        string_list,
+        (
+            "Host names (and addresses) the dashboard may be reached by, as typed in the browser,"
+            " e.g. ['dashboard.example.com']; '*' allows any. Loopback names (localhost, "
+            "127.0.0.1, [::1]) are always allowed. With auth = 'none' nothing else is answered "
+            "unless listed (a defence against DNS rebinding); with sign-in, any host is answered "
+            "until this is set."
+        ),
+    )
+    users_file: str = setting(
+        "",
+        str,
+        (
+            "The accounts file for auth = 'users' (JSON, salted scrypt hashes, mode 0600). Empty:"
+            " `users.json` beside the config file; a relative path is relative to the config "
+            "file's folder."
+        ),
+    )
+    secret_key: str = setting(
+        "",
+        str,
+        (
+            "Key that signs session cookies (auth = 'users'), at least 32 characters. Empty: a "
+            "random key per process (sign-ins end at restart); required when shared_deployment is"
+            " on or COMANAGE_WORKERS > 1."
+        ),
+    )
+    session_hours: int = setting(
+        12,
+        int,
+        "How long a sign-in lasts (auth = 'users').",
+    )
+    secure_cookies: bool = setting(
+        False,
+        boolean,
+        (
+            "Mark the session cookie Secure (send it over HTTPS only): turn on when users reach "
+            "the dashboard through HTTPS."
+        ),
+    )
+    shared_deployment: bool = setting(
+        False,
+        boolean,
+        (
+            "Several processes or hosts serve the same dashboard: secret_key becomes mandatory so"
+            " that every process accepts every session."
+        ),
+    )
+    proxy_user_header: str = setting(
+        "",
+        str,
+        (
+            "For auth = 'proxy': the request header holding the signed-in user's name, set by the"
+            " proxy (e.g. X-Remote-User)."
+        ),
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        string_list,
+        (
+            "For auth = 'proxy': addresses or networks (CIDR) of the reverse proxies; the user "
+            "header is believed only from these, every other client is refused. For auth = "
+            "'users' behind a TLS proxy: requests from these addresses are attributed to the "
+            "client in their X-Forwarded-For header (for the sign-in throttle and the log)."
+        ),
+    )
+    status_labels: str = setting(
+        "entra",
+        str,
+        (
+            "Wording of the enrollment-status labels: 'entra' (Microsoft Entra hybrid joined) or "
+            "'azure' (the older hybrid Azure AD-joined)."
+        ),
+    )
+    client_inactive_days: int = setting(
+        14,
+        int,
+        "A last policy request older than this many days counts as an inactive client.",
+    )
+    stuck_days: int = setting(
+        14,
+        int,
+        (
+            "A device scheduled, enrolling or pending user sign in for more than this many days "
+            "(according to history) is flagged 'Enrollment stuck'."
+        ),
+    )
+    history_url: str = setting(
+        "",
+        str,
+        (
+            "Where snapshots over time are kept: a SQLite file path or any SQLAlchemy URL (e.g. "
+            "postgresql+psycopg://host/db). Empty: `history.sqlite` beside the config file. "
+            "'off': no history."
+        ),
+    )
+    history_days: int = setting(
+        3650,
+        int,
+        "Days of daily aggregates (trends, week-over-week figures) kept in history.",
+    )
+    device_history_days: int = setting(
+        120,
+        int,
+        "Days of per-device states (what changed, time in state) kept in history.",
+    )
+    query_timeout_seconds: int = setting(
+        300,
+        int,
+        "Time limit for each SQL query.",
+    )
+    cache_dir: str = setting(
+        "",
+        str,
+        (
+            "Folder of the warm-start cache (Parquet) shared by restarts and workers. Empty: "
+            "`.comanage-cache` beside the config file."
+        ),
+    )
+    shared_cache: str = setting(
+        "",
+        str,
+        (
+            "Where the worker processes share computed summaries and trends (Flask-Caching). "
+            "Empty: files in the `flask-cache` folder of the warm-start cache (mode 0700); a "
+            "`redis://` or `rediss://` URL (password in the URL, never logged; needs the redis "
+            "package): a Redis server; 'off': each process computes its own."
+        ),
+    )
+    browser: str = setting(
+        "",
+        str,
+        (
+            "The Chromium, Chrome or Microsoft Edge that `report` drives headless (a path, or a "
+            "name on the PATH). Empty: the usual install places (chromium, chromium-browser, "
+            "google-chrome, microsoft-edge; on Windows Edge, then Chrome)."
+        ),
+    )
 
     @property
     def bundled_sample(self) -> bool:
@@ -449,11 +483,23 @@ class Settings:
         return tuple(seen)
 
     def with_values(self, **overrides: object) -> Settings:
-        values = dict(self.values)
-        for name, value in overrides.items():
-            if value is not None:
-                values[name] = _coerce(_BY_NAME[name], value, "command line")
-        return replace(self, values=values)
+        """These settings with ``overrides`` (None: unchanged) checked and applied."""
+        values = {
+            name: _coerce(_BY_NAME[name], value, "command line")
+            for name, value in overrides.items()
+            if value is not None
+        }
+        return replace(self, **values)  # type: ignore[arg-type]
+
+
+# The scalar settings, in declaration order: one ``Setting`` per field declared with
+# ``setting`` (the command's options, the environment variables and the README's table).
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.default, f.metadata["kind"], f.metadata["help"])
+    for f in fields(Settings)
+    if "help" in f.metadata
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def _coerce(setting: Setting, value: object, where: str) -> object:
@@ -508,7 +554,7 @@ def settings_from_dict(
     if unknown:
         raise SettingsError(f"{where}: unknown setting {unknown[0]!r}")
 
-    values = {}
+    values: dict[str, object] = {}
     for setting in SETTINGS:
         if setting.name in raw:
             values[setting.name] = _coerce(setting, raw[setting.name], where)
@@ -592,8 +638,8 @@ def settings_from_dict(
         workloads=workloads,
         collections=collections,
         config_path=path,
-        values=values,
         report=report_settings(raw.get("report"), where, base),
+        **values,  # type: ignore[arg-type]
     )
 
 

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.report.capture import chromium, serving, wait_for_dash  # noqa: E402
+from dashboard.service.store import EstateStore  # noqa: E402
 from dashboard.settings import SettingsError, load_settings  # noqa: E402
-from dashboard.store import EstateStore  # noqa: E402
 from dashboard.web.app import create_app  # noqa: E402
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from dashboard.data.contract import DEVICE_COLUMNS, parse_devices
-from dashboard.model.attention import Thresholds, evaluate, readiness_failure
-from dashboard.model.states import classify
+from dashboard.model.attention import Thresholds
+from dashboard.model.pipeline import Parameters, PreviousStates, derive
+from dashboard.service.store import EstateStore
 
 # A healthy co-managed Windows 11 23H2 hybrid-joined workstation.
 DEFAULTS = {
@@ -55,20 +56,31 @@ def classified(
     stages: dict[str, str] | None = None,
     inactive_days: int = 14,
     as_of: pd.Timestamp = AS_OF,
+    previous: dict[str, PreviousStates] | None = None,
+    site: str | None = None,
+    rids: list[int] | None = None,
 ) -> pd.DataFrame:
-    """Parse, classify and evaluate attention, like a load does."""
+    """Parse, then derive (``model.pipeline``) like a load does. ``previous``: the history's
+    states (time in state); ``site`` and ``rids`` replace every device's site and the
+    ResourceIDs."""
     typed = parse_devices(raw_frame(devices)).frame
     # The site: a device's SiteCode when given (as a load does), else PS1.
     sites = typed.pop("SiteCode").astype("object").fillna("PS1") if "SiteCode" in typed else "PS1"
-    typed.insert(0, "site", sites)
+    typed.insert(0, "site", site or sites)
+    if rids is not None:
+        typed["ResourceID"] = np.asarray(rids, dtype=np.int64)
     members = {}
     for key, rows in (pilots or {}).items():
         mask = np.zeros(len(typed), dtype=bool)
         mask[rows] = True
         members[key] = mask
-    out = classify(typed, members, stages or {})
-    out["readiness"] = readiness_failure(out)
-    return evaluate(out, Thresholds(inactive_days), as_of)
+    parameters = Parameters(
+        as_of=as_of,
+        thresholds=Thresholds(inactive_days),
+        pilot_members=members,
+        stages=stages or {},
+    )
+    return derive(typed, parameters, previous)
 
 
 def one(device: dict, **kwargs) -> pd.Series:
@@ -77,7 +89,6 @@ def one(device: dict, **kwargs) -> pd.Series:
 
 def loaded_store(settings, **options):
     """An ``EstateStore`` with its data loaded (the test fails with the reason otherwise)."""
-    from dashboard.store import EstateStore
 
     store = EstateStore(settings, **options)
     assert store.refresh(), store.status().error

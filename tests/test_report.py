@@ -23,8 +23,8 @@ from dashboard.model.trends import metrics_from_summary
 from dashboard.report import ReportError
 from dashboard.report import capture as browser_module
 from dashboard.report.figures import parse_week, week_of, weekly_figures
+from dashboard.service.store import EstateStore
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
-from dashboard.store import EstateStore
 from tests.factories import loaded_store
 from tests.helpers import free_port, run_cli
 from tests.web.estate_factory import HTML_DETAIL, write_estate

@@ -31,6 +31,7 @@ from ..private import open_private, private_folder, write_private
 from ..settings import Settings
 from .estate import Estate, SourceReport
 from .intune_source import IntuneRecords
+from .sql_source import redact
 
 POINTER = "current.json"
 LOCK = "refresh.lock"
@@ -49,8 +50,6 @@ def cache_folder(settings: Settings) -> Path:
 
 def fingerprint(settings: Settings) -> str:
     """What the classified estate depends on; secrets (passwords) are not part of it."""
-    from .sql_source import redact
-
     shape = {
         "version": __version__,
         "sources": [

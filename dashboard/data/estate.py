@@ -1,4 +1,6 @@
-"""Loading an estate: every configured source read, validated, combined and classified.
+"""Loading an estate: every configured source read, validated and combined, then derived.
+
+Reading and validating is this module's; what the rows mean is ``model.pipeline.derive``'s.
 
 An ``Estate`` is immutable once built; a refresh builds a new one and swaps it in, so readers
 never see half a load. It keeps its provenance (sources, rows read, rows dropped and why,
@@ -9,19 +11,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from ..model.attention import Thresholds, evaluate, readiness_failure
+from ..model.attention import Thresholds
 from ..model.device_query import sort_key, text_rank
-from ..model.intune import intune_only_rows, reconcile
-from ..model.states import classify
+from ..model.intune import intune_only_rows
+from ..model.pipeline import Parameters, PreviousStates, derive, snapshot_day
+from ..model.snapshot import Snapshot, take_snapshot
+from ..model.summary_types import IntuneFigures
 from ..settings import Settings, Source
 from .contract import (
     MEMBERSHIP_COLUMNS,
@@ -34,7 +40,8 @@ from .contract import (
     whole_numbers,
 )
 from .csv_source import fetch_csv
-from .intune_source import IntuneRecords
+from .intune_source import IntuneError, IntuneRecords, load_intune
+from .sql_source import SourceError, fetch_odbc, fetch_sql, odbc_password, redact
 
 
 class LoadError(Exception):
@@ -93,7 +100,7 @@ class Estate:
             return np.zeros(0, dtype=np.int64)
         return intune_only_rows(self.devices, self.intune.frame)
 
-    def intune_figures(self) -> dict | None:
+    def intune_figures(self) -> IntuneFigures | None:
         """The Intune source's own figures for ``summarize`` (None without a source)."""
         if self.intune is None or "intune_state" not in self.devices.columns:
             return None
@@ -156,6 +163,16 @@ class Estate:
             self.name_ranks = text_rank(self.devices["Name"])
         return self.name_ranks
 
+    def snapshot(self, collections: Iterable[str] = ()) -> Snapshot:
+        """The history snapshot of this estate: each site, and each site x each of
+        ``collections`` (the trend filter's)."""
+        collections = list(dict.fromkeys(collections))
+        scopes = {
+            site: {"": self.mask(site)} | {c: self.mask(site, c) for c in collections}
+            for site in self.sites
+        }
+        return take_snapshot(self.devices, self.data_as_of, scopes, self.intune_figures())
+
     def device_collections(self, row: int) -> pd.DataFrame:
         return self.memberships.loc[
             self.memberships["row"] == row, ["CollectionID", "CollectionName"]
@@ -167,10 +184,15 @@ def _problem_lines(file: str, result: ParseResult, extra: list[Problem]) -> list
     return [p.describe(file) for p in problems[:5]]
 
 
-def _load_source(source: Source, collection_ids: list[str], settings: Settings):
+def _load_source(
+    source: Source, collection_ids: list[str], settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame, SourceReport]:
     """(typed devices, memberships, report) for one source."""
     invalid: list[Problem] = []
+    lines: Callable[[], np.ndarray]
     if source.kind == "csv":
+        if source.csv is None:  # the settings never make one (a csv source names its folder)
+            raise LoadError(f"site {source.site}: no csv folder")
         table, memberships = fetch_csv(source.csv)
         raw, file = table.frame, table.path.name
         location = str(source.csv)
@@ -179,11 +201,11 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
             lines()  # also numbers the rows pyarrow skipped
         invalid = [Problem(line, None, None, message) for line, message in table.invalid]
     else:
-        from .sql_source import SourceError, fetch_odbc, fetch_sql, odbc_password, redact
-
         password = os.environ.get(source.password_env) if source.password_env else None
         fetch = fetch_odbc if source.odbc is not None else fetch_sql
         where = source.odbc if source.odbc is not None else source.url
+        if where is None:  # the settings never make one (a SQL source has a URL or odbc)
+            raise LoadError(f"site {source.site}: no url or odbc connection")
         try:
             raw, memberships = fetch(
                 where,
@@ -195,8 +217,10 @@ def _load_source(source: Source, collection_ids: list[str], settings: Settings):
             raise LoadError(f"site {source.site}: {error}") from None
         file, location = "devices.sql result", redact(where, [password, odbc_password(where)])
 
-        def lines() -> np.ndarray:
+        def row_numbers() -> np.ndarray:
             return np.arange(1, len(raw) + 1)
+
+        lines = row_numbers
 
     unit = "line" if source.kind == "csv" else "row"
     result = parse_devices(raw, line_numbers=lines, unit=unit)
@@ -290,8 +314,6 @@ def read_intune(
     error and ``previous`` (the last good records): it never fails the ConfigMgr load."""
     if settings.intune is None:
         return None, None
-    from .intune_source import IntuneError, load_intune
-
     base = settings.config_path.parent if settings.config_path is not None else Path.cwd()
     try:
         records = load_intune(settings.intune, base, now)
@@ -317,19 +339,29 @@ def read_intune(
     return previous, message
 
 
+class StateHistory(Protocol):
+    """What a load reads from the history (``data.history.HistoryStore``)."""
+
+    @property
+    def shown(self) -> str: ...
+
+    def previous_states(
+        self, day: date, sites: Iterable[str] | None = None
+    ) -> dict[str, PreviousStates]: ...
+
+
 def load_estate(
     settings: Settings,
     now: datetime | None = None,
-    history=None,
+    history: StateHistory | None = None,
     previous_intune: IntuneRecords | None = None,
 ) -> Estate:
-    """Read every source, then classify the combined estate once.
+    """Read every source, then derive the combined estate once (``model.pipeline``).
 
-    ``history`` (a ``data.history.HistoryStore``) adds ``state_since``, the first day of each
-    device's current state, before attention is evaluated (the ``stuck`` rule reads it).
-    ``previous_intune``: the last good Intune records, kept when the Intune read fails.
-    Intune's records add the reconciliation columns, also before attention (the Intune
-    rules read them).
+    ``history`` (a ``data.history.HistoryStore``) gives the previous device states, from
+    which the pipeline carries ``state_since`` (the ``stuck`` rule reads it).
+    ``previous_intune``: the last good Intune records, kept when the Intune read fails; the
+    pipeline reconciles the estate with Intune's records (the Intune rules read it).
     """
     collection_ids = list(settings.named_collections)
     typed_parts, member_parts, reports = [], [], []
@@ -380,17 +412,19 @@ def load_estate(
     else:
         as_of = pd.Timestamp((now or datetime.now(UTC)).replace(microsecond=0))
     data_as_of = as_of.isoformat()
-    classified = classify(devices, pilot_members, stages)
-    classified["readiness"] = readiness_failure(classified)
-    if history is not None:
-        _add_state_since(classified, history, data_as_of)
-    if intune is not None:
-        stale_days = settings.intune.stale_days if settings.intune is not None else 7
-        reconciled = reconcile(classified, intune.frame, as_of, stale_days)
-        classified = classified.assign(**dict(reconciled.items()))
-    classified = evaluate(
-        classified, Thresholds(settings.client_inactive_days, settings.stuck_days), as_of
+    parameters = Parameters(
+        as_of=as_of,
+        thresholds=Thresholds(settings.client_inactive_days, settings.stuck_days),
+        pilot_members=pilot_members,
+        stages=stages,
+        intune_stale_days=settings.intune.stale_days if settings.intune is not None else 7,
     )
+    previous = (
+        None
+        if history is None
+        else _previous_states(history, snapshot_day(data_as_of), devices["site"])
+    )
+    classified = derive(devices, parameters, previous, None if intune is None else intune.frame)
     return Estate(
         devices=classified,
         memberships=memberships[["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
@@ -402,26 +436,20 @@ def load_estate(
     )
 
 
-def snapshot_day(data_as_of: str) -> date:
-    """The UTC day of an estate's "data as of" (the day its history snapshot is filed under)."""
-    stamp = datetime.fromisoformat(data_as_of.replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC).date()
-
-
-def _add_state_since(classified: pd.DataFrame, history, data_as_of: str) -> None:
-    """``state_since`` from history; a history that cannot be read is logged, not fatal."""
+def _previous_states(
+    history: StateHistory, day: date, sites: pd.Series
+) -> dict[str, PreviousStates] | None:
+    """The history's states before ``day``; a history that cannot be read is logged, not
+    fatal (the estate then has no time in state)."""
     try:
-        since = history.state_since(classified, snapshot_day(data_as_of))
+        return history.previous_states(day, pd.unique(sites.astype(str)).tolist())
     except Exception as error:
         logging.getLogger(__name__).warning(
             "history: cannot read time in state from %s: %s",
             getattr(history, "shown", history),
             error,
         )
-        return
-    classified["state_since"] = pd.to_datetime(since).as_unit("s")
+        return None
 
 
 __all__ = [
@@ -431,4 +459,5 @@ __all__ = [
     "SourceReport",
     "load_estate",
     "read_intune",
+    "snapshot_day",
 ]

@@ -26,8 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .intune_settings import AUTHORITY_URL, IntuneSettings
-from .intune_source import IntuneError
+from .intune_settings import AUTHORITY_URL, IntuneError, IntuneSettings
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,13 @@ is ``sample_data/history.sqlite``); ``history_url`` names another file or any SQ
 (PostgreSQL for a team). Each data refresh of ``serve`` and each ``comanage-dashboard
 snapshot`` records, for every site of the estate, on the day of its "data as of" (UTC):
 
-- the summary aggregates (``model.summary.summarize`` flattened by
-  ``model.trends.metrics_from_summary``) for the whole site and for the site x each collection
-  of ``[collections] filter``, so trends can be filtered like the overview;
+- the summary aggregates as metrics for the whole site and for the site x each collection of
+  ``[collections] filter``, so trends can be filtered like the overview;
 - a compact state per device, so transitions (newly co-managed, newly failed, fell back) and
   time in state can be computed.
+
+Both come computed in a ``model.snapshot.Snapshot`` (``Estate.snapshot``): the store encodes
+and keeps what it is handed, and hands states back as plain data.
 
 Recording the same site and day again replaces that snapshot, in one transaction with the
 pruning (``history_days`` for aggregates, ``device_history_days`` for device states): a
@@ -39,8 +41,8 @@ The API, for pages and the report (all days are ``datetime.date``):
 
 ``open_history(settings, read_only=False)``
     The configured store, or None (``history_url = "off"``; read-only and no file yet).
-``HistoryStore.record(estate, collections)``
-    Write the estate's snapshots (what ``serve`` and ``snapshot`` do).
+``HistoryStore.record(snapshot)``
+    Write a snapshot, ``estate.snapshot(collections)`` (what ``serve`` and ``snapshot`` do).
 ``HistoryStore.days(site=None, with_devices=False)``
     The snapshot days, oldest first (``with_devices``: only days with device states).
 ``HistoryStore.reference_day(day, min_age_days=7, site=None, with_devices=False)``
@@ -51,14 +53,16 @@ The API, for pages and the report (all days are ``datetime.date``):
 ``HistoryStore.trend(site=None, collection=None, start=None, end=None)``
     One row per day, one column per metric (summed over sites) and ``sites`` (how many sites
     had a snapshot that day); ``model.trends.trend_series`` derives the drawn series.
-``HistoryStore.changes(devices, since_day)``
-    ``{kind: mask over devices}`` for ``model.trends.CHANGE_KINDS``.
+``HistoryStore.states_on(day)``
+    Per site, the stored co-managed / failed state of each device that day:
+    ``model.trends.changes`` turns them into ``{kind: mask over devices}``.
 ``HistoryStore.device_states(day, site=None)``
     The decoded device states of a day.
 ``HistoryStore.timeline(site, resource_id)``
     One device's states, oldest first.
-``HistoryStore.state_since(devices, day)``
-    The first day of each device's current state (the loader adds it before attention).
+``HistoryStore.previous_states(day, sites=None)``
+    Per site, the newest device states before ``day``: ``model.pipeline.derive`` carries
+    time in state from them.
 """
 
 from __future__ import annotations
@@ -80,19 +84,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from ..model.attention import IN_PROGRESS_REASONS, RULES
-from ..model.summary import summarize
-from ..model.trends import (
-    CHANGE_KINDS,
-    carry_since,
-    metrics_from_summary,
-    state_keys,
-    transitions,
+from ..model.attention import RULES
+from ..model.pipeline import (
+    REASON_CODES,
+    STATUS_CODES,
+    PreviousStates,
+    carry_states,
+    encode,
+    snapshot_day,
 )
+from ..model.snapshot import SiteSnapshot, Snapshot
 from ..private import create_private, private_folder
-from ..settings import WORKLOADS, Settings
+from ..settings import WORKLOADS, Settings, _resolve_sqlite
 from ..text import one_line
-from .estate import load_estate, snapshot_day
+from .estate import Estate, load_estate
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +109,7 @@ CONNECT_SECONDS = 10  # PostgreSQL: how long to wait for the server to accept a 
 WRITE_LOCK_KEY = 0x636F6D616E616765  # PostgreSQL: the advisory lock writers take ("comanage")
 DISABLED = ("off", "none", "false", "no", "0")
 
-# Stored codes: the index in these tuples. Append only: never reorder or remove.
-STATUS_CODES = (
-    "",
-    "success_hybrid",
-    "success_aad",
-    "enrolling_hybrid",
-    "enrolling_aad",
-    "failure_hybrid",
-    "failure_aad",
-    "pending_user_sign_in",
-)
-REASON_CODES = (
-    "",
-    "server",
-    "os-too-old",
-    "os-unknown",
-    "no-client",
-    "not-joined",
-    "no-policy",
-    "failed",
-    "pending-sign-in",
-    "scheduled",
-    "enrolling",
-)
-IN_PROGRESS_CODES = tuple(REASON_CODES.index(reason) for reason in IN_PROGRESS_REASONS)
+# Stored codes (``STATUS_CODES``, ``REASON_CODES``): the model's, see ``model.pipeline``.
 WORKLOAD_MASK = sum(bit for bit, _label in WORKLOADS.values())
 
 
@@ -290,17 +271,7 @@ def _has_version_row(conn: sa.Connection) -> bool:
 # -- codes -----------------------------------------------------------------------------------------
 
 
-def _encode(values: pd.Series, table: Sequence[str]) -> np.ndarray:
-    """Category labels to their stored codes (missing -> 0)."""
-    categorical = (
-        values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-    )
-    lookup = np.array(
-        [table.index(c) if c in table else 0 for c in categorical.cat.categories.astype(str)] + [0],
-        dtype=np.int64,
-    )
-    codes = categorical.cat.codes.to_numpy()
-    return lookup[np.where(codes < 0, len(lookup) - 1, codes)]
+_encode = encode
 
 
 def _decode(codes: np.ndarray, table: Sequence[str]) -> np.ndarray:
@@ -319,10 +290,6 @@ def _error_numbers(codes: pd.Series) -> np.ndarray:
     )
     raw = categorical.cat.codes.to_numpy()
     return lookup[np.where(raw < 0, len(lookup) - 1, raw)]
-
-
-def day_number(day: date) -> int:
-    return day.year * 10_000 + day.month * 100 + day.day
 
 
 def number_day(value: int | float | None) -> date | None:
@@ -420,15 +387,6 @@ def _server_engine(url: sa.URL, read_only: bool) -> sa.Engine:
     return engine
 
 
-def site_intune_figures(estate, site: str) -> dict | None:
-    """The Intune figures a site's snapshot files: Intune-only records belong to no site and
-    a day sums its sites, so only the first site files them."""
-    figures = estate.intune_figures()
-    if figures is None or site == estate.sites[0]:
-        return figures
-    return {**figures, "intune_only": 0}
-
-
 class HistoryStore:
     """Snapshots over time in one database (see the module docstring for the API)."""
 
@@ -518,27 +476,21 @@ class HistoryStore:
         raise AssertionError("unreachable")
 
     # -- writing ---------------------------------------------------------------------------------
-    def record(
-        self, estate, collections: Iterable[str] = (), recorded_at: datetime | None = None
-    ) -> list[SnapshotInfo]:
-        """Record the estate's snapshot for each of its sites (replacing that day's).
-
-        ``collections``: the collection scopes to aggregate besides the whole site (the
-        configuration's ``[collections] filter``). Returns what happened per site; a
-        read-only store records nothing.
-        """
+    def record(self, snapshot: Snapshot, recorded_at: datetime | None = None) -> list[SnapshotInfo]:
+        """Record a snapshot (``model.snapshot``), each of its sites replacing that site's
+        snapshot of the day. Returns what happened per site; a read-only store records
+        nothing."""
         if self.read_only:
             return []
         self.ensure_schema()
-        day = snapshot_day(estate.data_as_of)
+        day = snapshot.day
         stamp = (recorded_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         rules = json.dumps([rule.id for rule in RULES])
-        collections = list(dict.fromkeys(collections))
-        parts = [self._site_part(estate, site, collections) for site in estate.sites]
 
         def work(conn: sa.Connection) -> list[SnapshotInfo]:
             infos = [
-                self._write_site(conn, part, day, estate.data_as_of, stamp, rules) for part in parts
+                self._write_site(conn, part, day, snapshot.data_as_of, stamp, rules)
+                for part in snapshot.sites
             ]
             if any(info.written for info in infos):
                 self._prune(conn, day)
@@ -546,44 +498,22 @@ class HistoryStore:
 
         return self._write(work)
 
-    @staticmethod
-    def _site_part(estate, site: str, collections: list[str]) -> dict:
-        devices = estate.devices
-        mask = estate.mask(site)
-        intune = site_intune_figures(estate, site)
-        summary = summarize(devices, [], estate.data_as_of, mask, intune=intune)
-        scopes = {"": metrics_from_summary(summary, errors=True)}
-        for collection in collections:
-            scopes[collection] = metrics_from_summary(
-                summarize(
-                    devices, [], estate.data_as_of, estate.mask(site, collection), intune=intune
-                ),
-                errors=False,
-            )
-        columns = [
-            "ResourceID",
-            "enrollment_status",
-            "reason",
-            "comanaged",
-            "failed",
-            "MDMWorkloads",
-            "error_code",
-            "attention",
-        ]
-        return {
-            "site": site,
-            "devices": int(summary["devices"]),
-            "scopes": scopes,
-            "states": state_arrays(devices.loc[mask, columns]),
-        }
-
     def _write_site(
-        self, conn: sa.Connection, part: dict, day: date, data_as_of: str, stamp: str, rules: str
+        self,
+        conn: sa.Connection,
+        part: SiteSnapshot,
+        day: date,
+        data_as_of: str,
+        stamp: str,
+        rules: str,
     ) -> SnapshotInfo:
-        site, states = part["site"], part["states"]
-        since = self._since(conn, site, day, states["resource_id"], states["reason"])
+        site, states = part.site, state_arrays(part.states)
+        # Time in state carries on from the stored chain, read in this write's transaction.
+        since = carry_states(
+            states["resource_id"], states["reason"], day, self._previous_states(conn, site, day)
+        )
         digest = hashlib.sha256(rules.encode())
-        digest.update(json.dumps(part["scopes"], sort_keys=True).encode())
+        digest.update(json.dumps(part.scopes, sort_keys=True).encode())
         for name in (
             "resource_id",
             "status",
@@ -610,7 +540,7 @@ class HistoryStore:
                     .where(snapshots.c.id == existing.id)
                     .values(data_as_of=data_as_of, recorded_at=stamp)
                 )
-            return SnapshotInfo(site, day, part["devices"], written=False)
+            return SnapshotInfo(site, day, part.devices, written=False)
         if existing is not None:
             for table in (device_states, aggregates):
                 conn.execute(table.delete().where(table.c.snapshot_id == existing.id))
@@ -621,7 +551,7 @@ class HistoryStore:
                 day=day,
                 data_as_of=data_as_of,
                 recorded_at=stamp,
-                devices=part["devices"],
+                devices=part.devices,
                 device_states=len(states["resource_id"]),
                 rules=rules,
                 fingerprint=fingerprint,
@@ -629,7 +559,7 @@ class HistoryStore:
         ).inserted_primary_key[0]
         rows = [
             {"snapshot_id": snapshot_id, "collection": collection, "metric": metric, "value": value}
-            for collection, metrics in part["scopes"].items()
+            for collection, metrics in part.scopes.items()
             for metric, value in sorted(metrics.items())
         ]
         conn.execute(aggregates.insert(), rows)
@@ -647,7 +577,7 @@ class HistoryStore:
             "since": since.tolist(),
         }
         insert_many(conn, device_states, columns)
-        return SnapshotInfo(site, day, part["devices"], written=True)
+        return SnapshotInfo(site, day, part.devices, written=True)
 
     def _previous(self, conn: sa.Connection, site: str, day: date):
         """The site's newest snapshot before ``day`` that still has device states."""
@@ -658,22 +588,13 @@ class HistoryStore:
             .limit(1)
         ).first()
 
-    def _since(
-        self, conn: sa.Connection, site: str, day: date, rids: np.ndarray, reasons: np.ndarray
-    ) -> np.ndarray:
-        keys = state_keys(reasons, IN_PROGRESS_CODES)
+    def _previous_states(self, conn: sa.Connection, site: str, day: date) -> PreviousStates | None:
+        """The site's newest device states before ``day`` (None when there are none)."""
         previous = self._previous(conn, site, day)
         if previous is None:
-            return np.full(len(rids), day_number(day), dtype=np.int64)
+            return None
         stored = self._read_states(conn, previous.id, ("resource_id", "reason", "since"))
-        index = pd.Index(stored["resource_id"]).get_indexer(rids)
-        return carry_since(
-            keys,
-            day_number(day),
-            index,
-            state_keys(stored["reason"], IN_PROGRESS_CODES),
-            stored["since"],
-        )
+        return PreviousStates(stored["resource_id"], stored["reason"], stored["since"])
 
     def _prune(self, conn: sa.Connection, day: date) -> None:
         """Retention: aggregates older than ``history_days``, device states older than
@@ -710,13 +631,6 @@ class HistoryStore:
             for table in (device_states, aggregates):
                 conn.execute(table.delete().where(table.c.snapshot_id == snapshot_id))
             conn.execute(snapshots.delete().where(snapshots.c.id == snapshot_id))
-
-    def prune(self, day: date | None = None) -> None:
-        """Apply retention now (``record`` does it after each write)."""
-        if self.read_only:
-            return
-        self.ensure_schema()
-        self._write(lambda conn: self._prune(conn, day or date.today()))
 
     # -- reading ---------------------------------------------------------------------------------
     @staticmethod
@@ -928,71 +842,41 @@ class HistoryStore:
             )
         return pd.DataFrame(out, columns=columns)
 
-    def changes(self, devices: pd.DataFrame, since_day: date) -> dict[str, np.ndarray]:
-        """Which of ``devices`` (classified: site, ResourceID, comanaged, failed) changed
-        since ``since_day``, per ``CHANGE_KINDS``. Only sites with device states stored that
-        day are compared; the others match no change."""
-        n = len(devices)
-        out = {kind: np.zeros(n, dtype=bool) for kind in CHANGE_KINDS}
+    def states_on(self, day: date) -> dict[str, dict[str, np.ndarray]]:
+        """Per site with device states stored on ``day``: its devices' ``resource_id``,
+        ``comanaged`` and ``failed`` (0/1) as aligned arrays; ``model.trends.changes``
+        compares them with today's devices."""
+        out: dict[str, dict[str, np.ndarray]] = {}
         if not self.ensure_schema():
             return out
-        site_of = devices["site"].astype(str).to_numpy()
         with self.engine.connect() as conn:
             found = conn.execute(
                 sa.select(snapshots.c.id, snapshots.c.site).where(
-                    snapshots.c.day == since_day, snapshots.c.device_states > 0
+                    snapshots.c.day == day, snapshots.c.device_states > 0
                 )
             ).all()
             for snapshot_id, site in found:
-                rows = np.flatnonzero(site_of == site)
-                if not len(rows):
-                    continue
-                stored = self._read_states(
+                out[str(site)] = self._read_states(
                     conn, snapshot_id, ("resource_id", "comanaged", "failed")
                 )
-                index = pd.Index(stored["resource_id"]).get_indexer(
-                    devices["ResourceID"].to_numpy(dtype=np.int64)[rows]
-                )
-                known = index >= 0
-                safe = np.where(known, index, 0)  # device_states > 0: never empty
-                was_comanaged = stored["comanaged"][safe] == 1
-                was_failed = stored["failed"][safe] == 1
-                found_changes = transitions(
-                    devices["comanaged"].to_numpy(dtype=bool)[rows],
-                    devices["failed"].to_numpy(dtype=bool)[rows],
-                    known,
-                    was_comanaged,
-                    was_failed,
-                )
-                for kind, mask in found_changes.items():
-                    out[kind][rows] = mask
         return out
 
-    def state_since(self, devices: pd.DataFrame, day: date) -> np.ndarray:
-        """The first day of each device's current state (``datetime64[D]``), carried from
-        each site's newest snapshot before ``day``; ``day`` itself when unknown."""
-        since = np.full(len(devices), np.datetime64(day, "D"))
+    def previous_states(
+        self, day: date, sites: Iterable[str] | None = None
+    ) -> dict[str, PreviousStates]:
+        """Per site, the newest device states before ``day`` (sites without any are left
+        out): what the model pipeline carries time in state from."""
+        out: dict[str, PreviousStates] = {}
         if not self.ensure_schema():
-            return since
-        site_of = devices["site"].astype(str).to_numpy()
-        rids = devices["ResourceID"].to_numpy(dtype=np.int64)
-        reasons = _encode(devices["reason"], REASON_CODES)
+            return out
         with self.engine.connect() as conn:
-            for site in pd.unique(site_of):
-                rows = np.flatnonzero(site_of == site)
-                numbers = self._since(conn, str(site), day, rids[rows], reasons[rows])
-                since[rows] = _number_dates(numbers)
-        return since
-
-
-def _number_dates(numbers: np.ndarray) -> np.ndarray:
-    numbers = np.asarray(numbers, dtype=np.int64)
-    text = np.char.add(
-        np.char.add((numbers // 10_000).astype(str), "-"),
-        np.char.zfill((numbers // 100 % 100).astype(str), 2),
-    )
-    text = np.char.add(np.char.add(text, "-"), np.char.zfill((numbers % 100).astype(str), 2))
-    return text.astype("datetime64[D]")
+            if sites is None:
+                sites = conn.execute(sa.select(snapshots.c.site).distinct()).scalars().all()
+            for site in sites:
+                states = self._previous_states(conn, str(site), day)
+                if states is not None:
+                    out[str(site)] = states
+        return out
 
 
 def _decoded(site: str, states: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -1064,8 +948,6 @@ def _copy_rows(conn: sa.Connection, table: sa.Table, columns: dict[str, list]) -
 def history_url(settings: Settings) -> str | None:
     """The configured store's URL: ``history_url``, else ``history.sqlite`` beside the config
     file; None when history is off (or there is no config file to sit beside)."""
-    from ..settings import _resolve_sqlite
-
     value = str(settings.history_url or "").strip()
     if value.lower() in DISABLED:
         return None
@@ -1114,13 +996,13 @@ def open_history(settings: Settings, read_only: bool = False) -> HistoryStore | 
 
 
 def recording_loader(
-    loader: Callable[[Settings], object], history: HistoryStore
-) -> Callable[[Settings], object]:
+    loader: Callable[[Settings], Estate], history: HistoryStore
+) -> Callable[[Settings], Estate]:
     """Wrap an estate loader: time in state from ``history`` before attention is evaluated
     (for ``load_estate``), then the snapshot recorded. A history failure is logged and never
     fails the load: serving matters more than history."""
 
-    def load(settings: Settings, **options):
+    def load(settings: Settings, **options) -> Estate:
         if loader is load_estate:
             estate = load_estate(settings, history=history, **options)
         else:
@@ -1128,7 +1010,7 @@ def recording_loader(
         if not history.read_only:
             try:
                 started = time.perf_counter()
-                infos = history.record(estate, settings.collections)
+                infos = history.record(estate.snapshot(settings.collections))
                 log.info(
                     "history: %s in %.1f s",
                     ", ".join(

@@ -35,6 +35,11 @@ _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
+class IntuneError(Exception):
+    """The Intune source cannot be read at all: one line, naming the source, no secret.
+    (Here, beside the settings, so that the file reader and the Graph client share it.)"""
+
+
 class IntuneSettingsError(ValueError):
     """An ``[intune]`` table a user must fix (the caller turns it into a SettingsError)."""
 

@@ -33,7 +33,8 @@ from .contract import (
     text_or_none,
 )
 from .csv_source import CsvTable, _decoded_bytes
-from .intune_settings import IntuneSettings
+from .graph import fetch_managed_devices
+from .intune_settings import IntuneError, IntuneSettings
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "id",
@@ -82,10 +83,6 @@ _NO_ID = "00000000-0000-0000-0000-000000000000"
 # Graph writes DateTimeOffset.MinValue (year 1) for "never"; so do exports of it.
 _NEVER_PREFIX = "0001-01-01"
 _DATE_HINT = "is not a date (expected ISO 8601, e.g. 2026-11-20T13:45:12Z)"
-
-
-class IntuneError(Exception):
-    """The Intune source cannot be read at all: one line, naming the source, no secret."""
 
 
 @dataclass(frozen=True)
@@ -318,8 +315,6 @@ def load_intune(
     secret) when the source cannot be read at all."""
     if settings.file is not None:
         return read_intune_file(Path(base_dir) / settings.file, now=now)
-    from .graph import fetch_managed_devices
-
     return records_from_rows(
         fetch_managed_devices(settings), "Microsoft Graph", now=now, unit="record"
     )

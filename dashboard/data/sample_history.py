@@ -301,7 +301,7 @@ def write_history(
                     intune=week_intune(settings.intune, weeks_devices, as_of, estate.seed, folder),
                 ).with_values(as_of=as_of.strftime("%Y-%m-%dT%H:%M:%SZ"))
                 loaded = load_estate(week_settings, history=history)
-                history.record(loaded, settings.collections, recorded_at=as_of)
+                history.record(loaded.snapshot(settings.collections), recorded_at=as_of)
                 say(
                     f"  history: {as_of:%Y-%m-%d} {len(loaded.devices):,} devices, "
                     f"{int(loaded.devices['comanaged'].sum()):,} co-managed"

@@ -26,11 +26,14 @@ import threading
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 from cachelib.serializers import BaseSerializer
+from flask_caching.backends import FileSystemCache, RedisCache
 
 from ..resting import Resting, reason
+from .sql_source import redact
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +71,11 @@ def is_off(spec: str) -> bool:
 
 def shown(spec: str) -> str:
     """The setting as it may be logged: a Redis URL without its password."""
-    from .sql_source import redact
-
     return redact(spec.strip(), _secrets(spec)) if is_redis(spec) else spec
 
 
 def _secrets(spec: str) -> list[str]:
     """The passwords in a Redis URL: before the host, or as ``?password=``."""
-    from urllib.parse import parse_qs, unquote, urlsplit
-
     try:
         parts = urlsplit(spec.strip())
         found = [unquote(parts.password)] if parts.password else []
@@ -245,7 +244,6 @@ class SharedCache:
 
     # -- the backend -------------------------------------------------------------------------
     def _make_backend(self):
-        from flask_caching.backends import FileSystemCache, RedisCache
 
         if is_redis(self.spec):
             try:
@@ -295,7 +293,6 @@ class SharedCache:
         return backend
 
     def _failed(self, error: BaseException | str) -> None:
-        from .sql_source import redact
 
         why = redact(error if isinstance(error, str) else reason(error), _secrets(self.spec))
         self.health.failed(

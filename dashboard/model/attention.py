@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from ..settings import WORKLOADS
 from .intune import NOT_COMPLIANT
 from .states import W7_8, W10_CURRENT, W10_OLD
+from .summary_types import ReadinessRow
 
 SEVERITIES = ("high", "medium", "low")
 SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
@@ -41,7 +42,8 @@ class Rule:
 
 
 def _flag(devices: pd.DataFrame, column: str) -> np.ndarray:
-    return devices[column].to_numpy(dtype=float) == 1
+    flags: np.ndarray = devices[column].to_numpy(dtype=float) == 1
+    return flags
 
 
 def _inactive(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -> np.ndarray:
@@ -51,7 +53,8 @@ def _inactive(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp
     limit = np.timedelta64(thresholds.client_inactive_days, "D")
     old = ~pd.isna(last).to_numpy() & (age > limit)
     scope = devices["comanaged"].to_numpy() | devices["eligible"].to_numpy()
-    return scope & (explicit | old)
+    inactive: np.ndarray = scope & (explicit | old)
+    return inactive
 
 
 # Enrollment under way: the states the ``stuck`` rule watches (time in state counts them as
@@ -70,7 +73,8 @@ def _stuck(devices: pd.DataFrame, thresholds: Thresholds, as_of: pd.Timestamp) -
     since = pd.to_datetime(devices["state_since"]).dt.normalize()
     days = (pd.Timestamp(as_of).normalize() - since).dt.days.to_numpy(dtype=float)
     in_progress = devices["reason"].isin(IN_PROGRESS_REASONS).to_numpy(dtype=bool)
-    return in_progress & (days > thresholds.stuck_days)
+    stuck: np.ndarray = in_progress & (days > thresholds.stuck_days)
+    return stuck
 
 
 def _workload_lag(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:
@@ -165,7 +169,8 @@ def _duplicate(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.nd
         if "duplicate_of" in devices.columns
         else duplicate_keepers(devices)
     )
-    return keepers != NO_KEEPER
+    duplicates: np.ndarray = keepers != NO_KEEPER
+    return duplicates
 
 
 RULES: tuple[Rule, ...] = (
@@ -464,11 +469,11 @@ def readiness_failure(devices: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical.from_codes(first.astype(np.int16), categories=READINESS_IDS)
 
 
-def readiness_counts(failures: dict[str, int], devices: int) -> list[dict]:
+def readiness_counts(failures: dict[str, int], devices: int) -> list[ReadinessRow]:
     """Per step: devices that reached it, passed it, failed it (``failures``: devices per
     first failed step, out of ``devices``)."""
     remaining = devices
-    rows = []
+    rows: list[ReadinessRow] = []
     for step, label, _fix in READINESS_STEPS:
         failed = int(failures.get(step, 0))
         rows.append(

@@ -24,13 +24,16 @@ OPTIONAL_COLUMNS = {
 }
 
 
-def _naive(as_of) -> pd.Timestamp:
+def _naive(as_of: object) -> pd.Timestamp:
     stamp = pd.Timestamp(as_of)
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
 
 def optional_columns(
-    devices: pd.DataFrame, positions: np.ndarray, as_of, memberships: Mapping[str, np.ndarray]
+    devices: pd.DataFrame,
+    positions: np.ndarray,
+    as_of: object,
+    memberships: Mapping[str, np.ndarray],
 ) -> list[dict]:
     """One dict of optional fields per position (in order).
 
@@ -41,7 +44,7 @@ def optional_columns(
     policy = pd.to_datetime(part["LastPolicyRequest"])
     age = (_naive(as_of) - policy).dt.days  # whole days, NaN when never
     active = pd.to_datetime(part["LastActiveTime"]).dt.strftime("%Y-%m-%d %H:%M")
-    member_of = [[] for _ in range(len(positions))]
+    member_of: list[list[str]] = [[] for _ in range(len(positions))]
     for label, mask in memberships.items():
         for index in np.flatnonzero(np.asarray(mask)[positions]):
             member_of[index].append(label)

@@ -8,8 +8,9 @@ from a request is used as code or SQL. Sorting uses orders computed once per est
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,7 @@ def parse_filter(
     sites: list[str],
     collections: list[str],
     releases: list[str],
-    snapshot_days=(),
+    snapshot_days: Iterable[str] = (),
     intune: bool = False,
 ) -> DeviceFilter:
     """Keep only known parameters with allowed values; say what was rejected and why.
@@ -129,7 +130,7 @@ def parse_filter(
     ``intune``: the estate has an Intune source (else ``intune``, ``compliance`` and the
     Intune attention rules are refused, saying why).
     """
-    allowed: dict[str, object] = {
+    choices: dict[str, Iterable[str]] = {
         "site": sites,
         "collection": collections,
         "os_group": OS_GROUPS,
@@ -150,7 +151,7 @@ def parse_filter(
         "compliance": COMPLIANCE_STATES,
     }
     site_codes = {str(site).casefold(): site for site in sites}
-    allowed = {name: frozenset(values) for name, values in allowed.items()}
+    allowed = {name: frozenset(values) for name, values in choices.items()}
     result = DeviceFilter()
     accepted: dict[str, dict[str, None]] = {}  # insertion-ordered sets: linear time
     for name, raw in query.items():
@@ -216,7 +217,12 @@ def parse_filter(
     return result
 
 
-def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) -> np.ndarray:
+def filter_mask(
+    estate: Any,
+    devices: pd.DataFrame,
+    flt: DeviceFilter,
+    changes: Callable[[str], dict[str, np.ndarray] | None] | None = None,
+) -> np.ndarray:
     """Rows of ``devices`` (the estate's full frame) matching every filter.
 
     ``changes(since)`` gives ``{change kind: mask over devices}`` (the store asks history);
@@ -225,11 +231,11 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) 
     v = flt.values
     mask = np.ones(len(devices), dtype=bool)
 
-    def any_of(column: str, values) -> None:
+    def any_of(column: str, values: Iterable[str]) -> None:
         nonlocal mask
         mask &= devices[column].isin(list(values)).to_numpy(dtype=bool)
 
-    def any_true(columns) -> np.ndarray:
+    def any_true(columns: Iterable[str]) -> np.ndarray:
         hit = np.zeros(len(devices), dtype=bool)
         for column in columns:
             hit |= devices[column].to_numpy(dtype=bool)
@@ -270,9 +276,9 @@ def filter_mask(estate, devices: pd.DataFrame, flt: DeviceFilter, changes=None) 
             wanted |= -1 if rule == "any" else RULE_BITS[rule]
         mask &= (bits & wanted) != 0
     if "comanaged" in v:
-        wanted = {value == "1" for value in v["comanaged"]}
+        states = {value == "1" for value in v["comanaged"]}
         comanaged = devices["comanaged"].to_numpy()
-        mask &= np.isin(comanaged, list(wanted))
+        mask &= np.isin(comanaged, list(states))
     if "client" in v:  # 1: ClientInstalled = 1; 0: anything else (unknown included)
         client = devices["ClientInstalled"].to_numpy(dtype=float) == 1
         mask &= np.isin(client, [value == "1" for value in v["client"]])
@@ -354,12 +360,14 @@ def sort_key(
     if names is None:
         names = text_rank(devices["Name"])
     # lexsort: the last key is the primary one.
-    return np.lexsort((names, -key if descending else key, missing))
+    order: np.ndarray = np.lexsort((names, -key if descending else key, missing))
+    return order
 
 
 def page_rows(order: np.ndarray, mask: np.ndarray, start: int, end: int) -> np.ndarray:
     """Positions of the matching rows on one page, from a precomputed order."""
-    return order[mask[order]][start:end]
+    rows: np.ndarray = order[mask[order]][start:end]
+    return rows
 
 
 NOT_TARGETED = "Not targeted"
@@ -401,14 +409,15 @@ RANKS = {
 }
 
 
-def _mapped(values: pd.Series, function) -> np.ndarray:
+def _mapped(values: pd.Series, function: Callable[[Any], object]) -> np.ndarray:
     """Apply ``function`` once per distinct value (NA included) and spread the result."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     lookup = np.array([function(u) for u in uniques] + [function(None)], dtype=object)
-    return lookup[codes]
+    mapped: np.ndarray = lookup[codes]
+    return mapped
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return (
         ""
         if value is None
@@ -470,7 +479,8 @@ def rows_for(devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra
     """The grid's rows (plain strings, rendered as text) for some device positions."""
     frame = display_frame(devices, positions, wording)
     frame["resource_id"] = frame["resource_id"].astype(int)
-    return frame.to_dict("records")
+    rows: list[dict] = frame.to_dict("records")
+    return rows
 
 
 EXPORT_COLUMNS = {

@@ -214,5 +214,5 @@ def error_table(codes: pd.Series, details: pd.Series) -> list[dict]:
                 "transient": info.transient,
             }
         )
-    rows.sort(key=lambda row: (-row["count"], row["code"]))
+    rows.sort(key=lambda row: (-int(str(row["count"])), str(row["code"])))
     return rows

@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .summary_types import IntuneSummary
+
 RECONCILIATION_STATES = ("agree", "missing", "stale", "not-comanaged-in-intune", "intune-ahead")
 MATCH_KINDS = ("id", "name")
 # Intune's complianceState names, in the order the summary lists them; ``no_record`` is ours:
@@ -338,7 +340,7 @@ def intune_summary(
     dropped: int,
     intune_only: int,
     mask: np.ndarray | None = None,
-) -> dict:
+) -> IntuneSummary:
     """The summary's ``intune`` object. ``devices`` carries the ``reconcile`` columns; ``mask``
     (a site or collection filter) narrows the ConfigMgr-side figures only: ``records``,
     ``windows``, ``dropped`` and ``intune_only`` describe the whole Intune source."""

@@ -7,6 +7,8 @@ same input always gives the same output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -80,10 +82,11 @@ def release_label(build: float) -> str:
 
 def _is_set(values: np.ndarray) -> np.ndarray:
     """A flag counts as set only when it is 1: unknown (NaN) never counts."""
-    return np.asarray(values) == 1
+    flags: np.ndarray = np.asarray(values) == 1
+    return flags
 
 
-def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
+def _categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
     """A categorical straight from integer codes (-1 = missing): building one from a
     million strings costs a second each, from codes nothing."""
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int16), categories=categories)

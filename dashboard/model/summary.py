@@ -6,6 +6,8 @@ the history store and the report all read it, so their numbers cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,7 @@ from .attention import attention_counts, readiness_counts
 from .errors import error_table
 from .intune import intune_summary
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, OS_GROUPS, REASONS
+from .summary_types import IntuneFigures, Summary
 
 
 class _Rows:
@@ -26,7 +29,7 @@ class _Rows:
     def __init__(self, devices: pd.DataFrame, mask: np.ndarray | None):
         self.devices = devices
         self.kept = None if mask is None else np.flatnonzero(mask)
-        self.size = len(devices) if mask is None else len(self.kept)
+        self.size = len(devices) if self.kept is None else len(self.kept)
 
     def values(self, name: str) -> np.ndarray:
         column = self.devices[name]
@@ -35,12 +38,12 @@ class _Rows:
             if isinstance(column.dtype, pd.CategoricalDtype)
             else column.to_numpy()
         )
-        return values if self.kept is None else values.take(self.kept)
+        return np.asarray(values if self.kept is None else values.take(self.kept))
 
     def count(self, name: str) -> int:
         return int(np.count_nonzero(self.values(name)))
 
-    def counts(self, name: str, keys=None) -> dict:
+    def counts(self, name: str, keys: Sequence[str] | None = None) -> dict[str, int]:
         """Rows per category (all of ``keys`` when given, zeros included)."""
         categories = self.devices[name].cat.categories
         slots = self.values(name).astype(np.intp) + 1  # slot 0: missing
@@ -54,8 +57,8 @@ def summarize(
     sources: list[dict],
     data_as_of: str,
     mask: np.ndarray | None = None,
-    intune: dict | None = None,
-) -> dict:
+    intune: IntuneFigures | None = None,
+) -> Summary:
     """The summary of classified devices, or of the rows ``mask`` keeps (a site or
     collection filter).
 
@@ -76,7 +79,7 @@ def summarize(
     }
     failed = devices["failed"].to_numpy()
     failed = np.flatnonzero(failed if mask is None else failed & mask)  # a few rows
-    return {
+    summary: Summary = {
         "devices": rows.size,
         "comanaged": comanaged,
         "os_groups": clients.counts("os_group", OS_GROUPS),
@@ -111,4 +114,7 @@ def summarize(
             }
             for s in sources
         ],
-    } | ({"intune": intune_summary(devices, mask=mask, **intune)} if with_intune else {})
+    }
+    if with_intune and intune is not None:
+        summary["intune"] = intune_summary(devices, mask=mask, **intune)
+    return summary

@@ -23,6 +23,9 @@ lacks the new counts for some of its sites has no OS figures (``summary_from_met
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +33,7 @@ from ..settings import WORKLOADS
 from .attention import IN_PROGRESS_REASONS, READINESS_IDS, shown_rules
 from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES, intune_metrics
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
+from .summary_types import PastSummary, Summary
 
 SEP = "/"
 OS_METRIC = "client_os_groups"  # client devices per OS group (see the module's docstring)
@@ -79,6 +83,40 @@ def transitions(
     }
 
 
+def changes(
+    devices: pd.DataFrame, earlier: Mapping[str, Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Which of ``devices`` (derived: site, ResourceID, comanaged, failed) changed since an
+    earlier day, per ``CHANGE_KINDS``. ``earlier``: per site, that day's stored
+    ``resource_id``, ``comanaged`` and ``failed`` arrays (``HistoryStore.states_on``). Only
+    the sites in ``earlier`` are compared; devices of the others match no change."""
+    n = len(devices)
+    out = {kind: np.zeros(n, dtype=bool) for kind in CHANGE_KINDS}
+    if not earlier or not n:
+        return out
+    site_of = devices["site"].astype(str).to_numpy()
+    rids = devices["ResourceID"].to_numpy(dtype=np.int64)
+    comanaged = devices["comanaged"].to_numpy(dtype=bool)
+    failed = devices["failed"].to_numpy(dtype=bool)
+    for site, stored in earlier.items():
+        rows = np.flatnonzero(site_of == site)
+        if not len(rows) or not len(stored["resource_id"]):
+            continue
+        index = pd.Index(stored["resource_id"]).get_indexer(rids[rows])
+        known = index >= 0
+        safe = np.where(known, index, 0)
+        found = transitions(
+            comanaged[rows],
+            failed[rows],
+            known,
+            stored["comanaged"][safe] == 1,
+            stored["failed"][safe] == 1,
+        )
+        for kind, mask in found.items():
+            out[kind][rows] = mask
+    return out
+
+
 # -- time in state -----------------------------------------------------------------------------
 
 
@@ -121,7 +159,7 @@ KEPT = ("devices", "comanaged")
 INTUNE_MARK = "intune.matched"
 
 
-def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
+def metrics_from_summary(summary: Summary, errors: bool = True) -> dict[str, int]:
     """A summary as ``{metric: count}``, zeros left out (``devices`` and ``comanaged`` always
     kept, so every stored scope has a row per day)."""
     out = {
@@ -130,9 +168,9 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
         "attention_devices": int(summary.get("attention_devices", 0)),
         "without_client": int(summary.get("without_client") or 0),
     }
-    groups = {
+    groups: dict[str, Mapping[str, int]] = {
         OS_METRIC: summary["os_groups"] or {},
-        "funnel": summary["funnel"],
+        "funnel": cast(Mapping[str, int], summary["funnel"]),
         "enrollment_status": summary["enrollment_status"],
         "reasons": summary["not_comanaged_reasons"],
         "attention": summary.get("attention", {}),
@@ -143,8 +181,8 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     for key, authorities in summary["workloads"].items():
         for authority, count in authorities.items():
             out[f"workloads{SEP}{key}{SEP}{authority}"] = int(count)
-    for row in summary.get("readiness", []):
-        out[f"readiness{SEP}{row['step']}"] = int(row["failed"])
+    for step in summary.get("readiness", []):
+        out[f"readiness{SEP}{step['step']}"] = int(step["failed"])
     if errors:
         for row in summary.get("enrollment_errors", []):
             out[f"errors{SEP}{row['code']}"] = int(row["count"])
@@ -155,7 +193,7 @@ def metrics_from_summary(summary: dict, errors: bool = True) -> dict[str, int]:
     return {key: value for key, value in out.items() if value or key in kept}
 
 
-def summary_from_metrics(metrics: dict[str, int]) -> dict:
+def summary_from_metrics(metrics: dict[str, int]) -> PastSummary:
     """A stored day's metrics in the summary's shape, every known key present (zeros filled),
     so functions written for a summary (the overview's tiles) read a past day too.
 
@@ -166,14 +204,16 @@ def summary_from_metrics(metrics: dict[str, int]) -> dict:
     OS groups and the records without the client add up to the devices on any other day).
     """
 
-    def group(name: str, keys) -> dict[str, int]:
+    def group(name: str, keys: Iterable[str]) -> dict[str, int]:
         return {key: int(metrics.get(f"{name}{SEP}{key}", 0)) for key in keys}
 
     prefix = f"errors{SEP}"
     devices = int(metrics.get("devices", 0))
-    os_groups: dict[str, int] | None = group(OS_METRIC, OS_GROUPS)
-    without_client: int | None = int(metrics.get("without_client", 0))
-    if sum(os_groups.values()) + without_client != devices:
+    client_groups = group(OS_METRIC, OS_GROUPS)
+    clients_missing = int(metrics.get("without_client", 0))
+    os_groups: dict[str, int] | None = client_groups
+    without_client: int | None = clients_missing
+    if sum(client_groups.values()) + clients_missing != devices:
         os_groups = without_client = None
     return {
         "devices": devices,

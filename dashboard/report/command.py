@@ -56,8 +56,8 @@ from ..checked_load import UsageError, load_checked
 from ..data.contract import ContractError
 from ..data.estate import LoadError
 from ..data.history import HistoryError, open_history
+from ..service.store import EstateStore
 from ..settings import Settings, SettingsError
-from ..store import EstateStore
 from ..text import one_line
 from ..web.app import create_app
 from . import ReportError

@@ -15,7 +15,7 @@ Sunday, days in UTC like the history's snapshot days):
 Week over week compares the report's day with the newest snapshot at least 7 days older
 (``HistoryStore.reference_day``), as the overview's tiles do. "What changed this week" counts
 devices newly co-managed, newly failed and fallen back since that snapshot (the device list's
-own counts for the current week; ``HistoryStore.changes`` between the two stored days for an
+own counts for the current week; ``model.trends.changes`` between the two stored days for an
 earlier week, scoped to a collection by today's membership, which history does not keep).
 """
 
@@ -30,9 +30,10 @@ import pandas as pd
 from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LABELS
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
+from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
+from ..model.trends import changes as trend_changes
 from ..text import pct
-from ..web.pages.overview import kpi_values
 from ..web.week_changes import change_counts
 from . import ReportError
 
@@ -41,20 +42,6 @@ WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 TOP_RULES = 6
 TOP_ERRORS = 8
 TREND_DAYS = 366  # the report's trend charts: up to a year before its day
-KPI_TITLES = {  # overview tile id -> the report's words
-    "kpi-devices": "Devices",
-    "kpi-comanaged": "Co-managed",
-    "kpi-eligible": "Eligible, not yet co-managed",
-    "kpi-failures": "Enrollment failures",
-    "kpi-attention": "Need attention",
-}
-KPI_METRICS = {
-    "kpi-devices": "devices",
-    "kpi-comanaged": "comanaged",
-    "kpi-eligible": "eligible_not_comanaged",
-    "kpi-failures": "failures",
-    "kpi-attention": "attention_devices",
-}
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
@@ -199,8 +186,8 @@ def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict
             note = "in this report's scope"
         row = {
             "id": tile,
-            "metric": KPI_METRICS[tile],
-            "title": KPI_TITLES[tile],
+            "metric": BY_ID[tile].metric,
+            "title": BY_ID[tile].label,
             "value": int(value),
             "note": note,
             "delta": None,
@@ -222,7 +209,7 @@ def _history_changes(
     states = history.device_states(day, site)
     if states.empty:
         return None
-    masks = history.changes(states, since)
+    masks = trend_changes(states, history.states_on(since))
     keep = np.ones(len(states), dtype=bool)
     if collection and store.estate is not None:  # today's membership (history keeps none)
         estate = store.estate

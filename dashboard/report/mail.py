@@ -30,6 +30,7 @@ from ..labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from ..model.kpis import BY_METRIC
 from ..model.trends import OS_METRIC
 from ..settings import MailSettings
 from ..text import one_line, pct
@@ -48,13 +49,6 @@ SEVERITY_COLORS = {
     "high": ("#D55E00", "#ffffff"),
     "medium": ("#E69F00", INK),
     "low": ("#56B4E9", INK),
-}
-GOOD_WHEN = {
-    "devices": None,
-    "comanaged": "up",
-    "eligible_not_comanaged": "down",
-    "failures": "down",
-    "attention_devices": "down",
 }
 CHANGE_GOOD = {"newly_comanaged": True, "newly_failed": False, "fell_back": False}
 
@@ -150,7 +144,7 @@ def _delta(row: dict) -> str:
     since = day_text(date.fromisoformat(row["since"]))
     if delta == 0:
         return f'<span style="color:{MUTED};">= no change since {e(since)}</span>'
-    good = GOOD_WHEN.get(row["metric"])
+    good = BY_METRIC[row["metric"]].good
     up = delta > 0
     color = MUTED if good is None else (GOOD if (good == "up") == up else BAD)
     arrow = "&#9650;" if up else "&#9660;"

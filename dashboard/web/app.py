@@ -20,12 +20,14 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, dcc, html, no_update
 
+from ..data.history import open_history
+from ..service.store import EstateStore
 from ..settings import Settings
-from ..store import EstateStore
 from . import auth, export, gate, intune_tiles, security
-from .links import parse_query
+from .links import first, parse_query, query_string
 from .pages import device, devices, intune_only, not_found, overview, trends
 from .pages import report as report_page
+from .pages.overview import scope_from_query
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 TITLE = "Co-management"
@@ -211,9 +213,6 @@ def nav_links(
     """(href, active) per navbar link: each carries the site and collection in view, so
     moving between pages keeps the scope. On a device page the scope is the one of the
     list it was opened from (its own ``site`` is the device's, not a scope)."""
-    from .links import first, query_string
-    from .pages.overview import scope_from_query
-
     path = (pathname or "/").rstrip("/") or "/"
     query = parse_query(search)
     if path.startswith(device.PREFIX):
@@ -463,7 +462,6 @@ INDEX_STRING = """<!DOCTYPE html>
     </body>
 </html>"""
 
-
 # Compressed: the scripts and styles (plotly.js alone is 4.8 MB, 1.4 MB compressed) and the
 # callbacks' JSON. Not HTML: the login page carries a form token, and compressing a secret
 # beside text an attacker can influence is what BREACH exploits; the pages are small anyway.
@@ -515,8 +513,6 @@ def compressing_server() -> flask.Flask:
 def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Dash:
     """A new app for these settings; with no store, one is created and started."""
     if store is None:
-        from ..data.history import open_history
-
         store = EstateStore(settings, use_cache=True, history=open_history(settings))
         store.start()
     app = dash.Dash(

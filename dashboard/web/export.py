@@ -16,8 +16,10 @@ from urllib.parse import parse_qs
 import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
+from ..model import intune_list
 from ..model.device_query import EXPORT_COLUMNS, export_chunks
 from ..report.files import safe_filename
+from .pages.intune_only import ordered_rows
 
 ROUTE = "/export/devices.csv"
 INTUNE_ONLY_ROUTE = "/export/intune-only.csv"
@@ -62,8 +64,6 @@ def register(server, store) -> None:
     @server.route(INTUNE_ONLY_ROUTE)
     def export_intune_only():
         """The Intune-only records as CSV, in the list's default order (device name)."""
-        from ..model import intune_list
-        from .pages.intune_only import ordered_rows
 
         estate = store.estate
         if estate is None:

@@ -23,6 +23,7 @@ from ..intune_labels import (
 from ..model.device_query import COMPLIANCE_STATES, INTUNE_STATES
 from . import chart_tables, figures
 from .links import devices_url, devices_url_from_fragment, filter_fragment
+from .scope import checked_filters
 
 INTUNE_ONLY_PATH = "/intune-only"
 GRAPH_ID = "ovw-intune-compliance"
@@ -282,8 +283,6 @@ def compliance_figure(intune: dict | None):
 
 def render(store, settings, site, collection) -> tuple:
     """(tile, source line, donut, donut's alternative) for the overview's filter."""
-    from .pages.overview import checked_filters
-
     site, collection, _notes = checked_filters(store, settings, site, collection)
     summary = store.summary(site, collection)
     intune = None if summary is None else summary.get("intune")
@@ -301,8 +300,6 @@ def render(store, settings, site, collection) -> tuple:
 
 def navigate(click_data, site, collection, store, settings):
     """The device list of a clicked donut segment, or no_update."""
-    from .pages.overview import checked_filters
-
     try:
         fragment = click_data["points"][0]["customdata"]
     except (TypeError, KeyError, IndexError):

@@ -95,10 +95,9 @@ def cards(store, card):
     )
 
 
-def render(store, settings, site, collection, start, end) -> tuple:
-    """(figures, then their alternatives) for the trends page's filter."""
-    from .pages.trends import trend_frame
-
+def render(trend_frame, store, settings, site, collection, start, end) -> tuple:
+    """(figures, then their alternatives) for the trends page's filter; ``trend_frame``:
+    the page's own reading of the history for a filter (one reading for every chart)."""
     frame, message, *_rest = trend_frame(store, settings, site, collection, start, end)
     out = {
         graph_id: figures.empty_figure(message) if frame is None else build(frame)
@@ -115,7 +114,7 @@ def render(store, settings, site, collection, start, end) -> tuple:
     return tuple(out[key] for key in OUTPUTS)
 
 
-def register(app, store, settings) -> dict:
+def register(app, store, settings, trend_frame) -> dict:
     """The charts' callback (it fires only when the cards are on the page)."""
 
     @app.callback(
@@ -128,6 +127,6 @@ def register(app, store, settings) -> dict:
         Input("data-version", "data"),
     )
     def _intune_trends(site, collection, start, end, _version):
-        return render(store, settings, site, collection, start, end)
+        return render(trend_frame, store, settings, site, collection, start, end)
 
     return {"intune_trends": _intune_trends}

@@ -5,8 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 
+import waitress.server
+
+from ..data.history import open_history
+from ..service.store import EstateStore
 from ..settings import Settings
-from ..store import EstateStore
+from .app import create_app
+from .auth import AuthError, is_loopback, preflight
+from .gate import MAX_BODY_BYTES
 
 THREADS = 8
 
@@ -32,8 +38,6 @@ def serve(
     Refreshes are logged (INFO) unless ``quiet``; failures are always logged. A non-loopback
     address without authentication raises ``AuthError`` unless ``allow_anonymous``.
     """
-    from .auth import AuthError, is_loopback, preflight
-
     out = out or sys.stdout
     if allow_anonymous:  # the app itself refuses other computers unless this is set
         settings = settings.with_values(allow_anonymous=True)
@@ -44,10 +48,8 @@ def serve(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    from .app import create_app
 
     host, port = settings.host, settings.port
-    from ..data.history import open_history
 
     store = EstateStore(settings, use_cache=True, history=open_history(settings))
     app = create_app(settings, store)
@@ -71,9 +73,6 @@ def serve(
             dev_tools_disable_version_check=True,
         )  # no call to plotly.com
         return
-    import waitress.server
-
-    from .gate import MAX_BODY_BYTES
 
     server = waitress.server.create_server(
         app.server,

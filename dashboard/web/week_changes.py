@@ -4,7 +4,7 @@ the "What changed" panel (newly co-managed, newly failed, fell back out of co-ma
 "Week ago" is the newest snapshot at least 7 days older than the current data's day
 (``HistoryStore.reference_day``): its stored aggregates for the same site and collection give
 the tiles' earlier values, through the very function that computes the tiles
-(``overview.kpi_values``). The panel's counts are the device list's own counts for
+(``model.kpis``). The panel's counts are the device list's own counts for
 ``/devices?changed=<kind>&since=<day>`` in the same scope (``store.matching``), so a click
 always lands on exactly that many devices.
 """
@@ -16,18 +16,12 @@ from datetime import date
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
+from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_EXPLANATIONS, CHANGE_KINDS, CHANGE_LABELS
 from .figures import COLORS
 from .links import changes_url
+from .scope import checked_filters
 
-# Tile -> which direction is progress (None: neither).
-GOOD_WHEN = {
-    "kpi-devices": None,
-    "kpi-comanaged": "up",
-    "kpi-eligible": "down",
-    "kpi-failures": "down",
-    "kpi-attention": "down",
-}
 CHANGE_GOOD = {"newly_comanaged": True, "newly_failed": False, "fell_back": False}
 
 
@@ -40,8 +34,6 @@ def tile_changes(
 ) -> dict[str, dict]:
     """Tile id -> {delta, previous, day}: the change since the week-ago snapshot for the
     same scope; empty without such a snapshot."""
-    from .pages.overview import kpi_values
-
     if summary is None or getattr(store, "history", None) is None:
         return {}
     day = store.week_ago()
@@ -71,7 +63,7 @@ def change_line(tile_id: str, change: dict | None):
     else:
         up = delta > 0
         arrow, words = ("▲", "up") if up else ("▼", "down")
-        good = GOOD_WHEN.get(tile_id)
+        good = BY_ID[tile_id].good
         tone = (
             "text-secondary"
             if good is None
@@ -112,8 +104,6 @@ def change_counts(store, day: date, site: str | None, collection: str | None) ->
 
 def changes_panel(store, settings, site, collection):
     """The "What changed" card for a (validated) scope."""
-    from .pages.overview import checked_filters
-
     site, collection, _notes = checked_filters(store, settings, site, collection)
     header = [html.H2("What changed", className="h6 mb-0 fw-semibold")]
     if store.estate is None:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..settings import load_settings
+from .app import create_app
+from .auth import preflight
+
 log = logging.getLogger("dashboard.web.wsgi")
 
 _lock = threading.Lock()
@@ -23,10 +27,6 @@ def get_app():
     global _app
     with _lock:
         if _app is None:
-            from ..settings import load_settings
-            from .app import create_app
-            from .auth import preflight
-
             settings = load_settings()
             # The checks `serve` runs: a set-up that must not serve raises here, so the WSGI
             # server fails to start with the reason instead of serving it.

@@ -14,8 +14,8 @@ from dashboard.cli import main
 from dashboard.data.cache import cache_folder
 from dashboard.data.history import open_history, snapshot_day
 from dashboard.report.files import output_folder
+from dashboard.service.store import EstateStore
 from dashboard.settings import QUERIES_DIR, SAMPLE_CONFIG, SAMPLE_DIR, load_settings
-from dashboard.store import EstateStore
 from dashboard.web.auth import users_path
 from tests.factories import loaded_store
 

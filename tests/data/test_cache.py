@@ -8,8 +8,8 @@ import time
 from dashboard.data import cache
 from dashboard.data.estate import load_estate
 from dashboard.model.summary import summarize
+from dashboard.service.store import EstateStore
 from dashboard.settings import settings_from_dict
-from dashboard.store import EstateStore
 
 
 def summary_of(estate):
@@ -81,7 +81,7 @@ def test_second_worker_process_serves_without_opening_the_source(settings, tmp_p
     code = (
         "import json, sys\n"
         "from dashboard.settings import load_settings\n"
-        "from dashboard.store import EstateStore\n"
+        "from dashboard.service.store import EstateStore\n"
         f"store = EstateStore(load_settings({str(settings.config_path)!r}), use_cache=True)\n"
         "assert store.adopt_cache()\n"
         "print(json.dumps(store.summary()))\n"

@@ -26,14 +26,15 @@ from dashboard.data.history import (
     history_url,
     open_history,
     recording_loader,
-    site_intune_figures,
 )
 from dashboard.data.sample_command import main_sample
 from dashboard.model.attention import RULE_BITS
+from dashboard.model.snapshot import site_intune_figures
 from dashboard.model.summary import summarize
+from dashboard.model.trends import changes as changes_since
 from dashboard.model.trends import metrics_from_summary
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings, settings_from_dict
-from dashboard.store import EstateStore
 from tests.factories import classified
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,15 +65,13 @@ def estate_of(
 ) -> Estate:
     """A hand-made estate (``tests/factories``) as of ``day``; ``history`` adds time in
     state like a load does."""
-    frame = classified(devices, as_of=pd.Timestamp(day) + pd.Timedelta(hours=7))
-    if rids is not None:
-        frame["ResourceID"] = np.asarray(rids, dtype=np.int64)
-    frame["site"] = site
-    if history is not None:
-        from dashboard.model.attention import Thresholds, evaluate
-
-        frame["state_since"] = pd.to_datetime(history.state_since(frame, day)).as_unit("s")
-        frame = evaluate(frame, Thresholds(), pd.Timestamp(day) + pd.Timedelta(hours=7))
+    frame = classified(
+        devices,
+        as_of=pd.Timestamp(day) + pd.Timedelta(hours=7),
+        previous=None if history is None else history.previous_states(day),
+        site=site,
+        rids=rids,
+    )
     memberships = pd.DataFrame(
         {
             "site": pd.Series(dtype=str),
@@ -147,7 +146,7 @@ def stored_bytes(url: str):
 
 def test_record_writes_aggregates_and_device_states(store, sample_estate, sample_config):
     settings = load_settings(sample_config)
-    infos = store.record(sample_estate, settings.collections)
+    infos = store.record(sample_estate.snapshot(settings.collections))
     assert [(i.site, i.day, i.written) for i in infos] == [("PS1", DAY, True), ("PS2", DAY, True)]
     assert store.schema_version() == SCHEMA_VERSION
     assert store.days() == [DAY]
@@ -161,7 +160,9 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
                     [],
                     sample_estate.data_as_of,
                     sample_estate.mask(site, collection),
-                    site_intune_figures(sample_estate, site),
+                    site_intune_figures(
+                        sample_estate.intune_figures(), site, sample_estate.sites[0]
+                    ),
                 ),
                 errors=collection is None,
             )
@@ -185,13 +186,13 @@ def test_record_writes_aggregates_and_device_states(store, sample_estate, sample
 def test_same_day_again_replaces_and_identical_content_writes_nothing(history_db):
     store = HistoryStore(history_db)
     first = estate_of([COMANAGED, ENROLLING, FAILED])
-    store.record(first)
+    store.record(first.snapshot())
     before = stored_bytes(history_db)
-    again = store.record(estate_of([COMANAGED, ENROLLING, FAILED]))
+    again = store.record(estate_of([COMANAGED, ENROLLING, FAILED]).snapshot())
     assert [i.written for i in again] == [False]
     assert stored_bytes(history_db) == before  # nothing written at all
     # Different data on the same day: replaced, still one snapshot for (PS1, day).
-    changed = store.record(estate_of([COMANAGED, COMANAGED, FAILED, COMANAGED]))
+    changed = store.record(estate_of([COMANAGED, COMANAGED, FAILED, COMANAGED]).snapshot())
     assert [i.written for i in changed] == [True]
     assert len(store.snapshots()) == 1
     assert rows(store, "device_states") == 4
@@ -199,13 +200,13 @@ def test_same_day_again_replaces_and_identical_content_writes_nothing(history_db
     # A later load of the same data on the same day only updates the time.
     later = estate_of([COMANAGED, COMANAGED, FAILED, COMANAGED])
     later.data_as_of = f"{DAY.isoformat()}T09:30:00+00:00"
-    assert [i.written for i in store.record(later)] == [False]
+    assert [i.written for i in store.record(later.snapshot())] == [False]
     assert store.snapshots()["data_as_of"].tolist() == [later.data_as_of]
     store.close()
 
 
 def test_a_crash_mid_snapshot_leaves_the_previous_one_whole(store, monkeypatch):
-    store.record(estate_of([COMANAGED, ENROLLING, FAILED]))
+    store.record(estate_of([COMANAGED, ENROLLING, FAILED]).snapshot())
     before = (
         store.snapshots().to_dict("records"),
         store.aggregates(DAY),
@@ -220,7 +221,7 @@ def test_a_crash_mid_snapshot_leaves_the_previous_one_whole(store, monkeypatch):
 
     monkeypatch.setattr(history_module, "insert_many", crash_after_first_chunk)
     with pytest.raises(OSError, match="disk full"):
-        store.record(estate_of([COMANAGED, COMANAGED, COMANAGED, COMANAGED, COMANAGED]))
+        store.record(estate_of([COMANAGED, COMANAGED, COMANAGED, COMANAGED, COMANAGED]).snapshot())
     monkeypatch.undo()
     assert (
         store.snapshots().to_dict("records"),
@@ -234,7 +235,7 @@ def test_retention_prunes_aggregates_and_device_states(history_db):
     store = HistoryStore(history_db, history_days=30, device_history_days=10)
     days = [DAY - timedelta(days=7 * w) for w in range(8, -1, -1)]  # 9 weekly snapshots
     for day in days:
-        store.record(estate_of([COMANAGED, ENROLLING], day))
+        store.record(estate_of([COMANAGED, ENROLLING], day).snapshot())
     newest = days[-1]
     assert store.days() == [d for d in days if d >= newest - timedelta(days=30)]
     assert store.days(with_devices=True) == [d for d in days if d >= newest - timedelta(days=10)]
@@ -258,7 +259,7 @@ def test_the_newest_device_states_are_never_pruned(history_db):
     start = DAY - timedelta(days=21)
     for week in range(4):
         day = start + timedelta(days=7 * week)
-        store.record(estate_of([ENROLLING], day, history=store))
+        store.record(estate_of([ENROLLING], day, history=store).snapshot())
     assert store.days(with_devices=True) == [DAY]
     assert store.device_states(DAY)["since"].tolist() == [start]
 
@@ -273,14 +274,14 @@ def test_transitions_between_two_days_are_exact(store):
             [COMANAGED, FAILED, ENROLLING, COMANAGED, PENDING, NO_POLICY],
             week_ago,
             rids=[1, 2, 3, 4, 5, 6],
-        )
+        ).snapshot()
     )
     now = estate_of(
         [COMANAGED, COMANAGED, FAILED, FAILED, PENDING, COMANAGED, FAILED],
         DAY,
         rids=[1, 2, 3, 4, 5, 7, 8],
     )
-    changes = store.changes(now.devices, week_ago)
+    changes = changes_since(now.devices, store.states_on(week_ago))
     found = {kind: set(now.devices["ResourceID"][mask]) for kind, mask in changes.items()}
     assert found == {
         "newly_comanaged": {2, 7},  # 7 is new since: not co-managed then
@@ -288,9 +289,11 @@ def test_transitions_between_two_days_are_exact(store):
         "fell_back": {4},
     }
     # A day without a snapshot compares nothing; another site is not compared.
-    assert not any(mask.any() for mask in store.changes(now.devices, DAY).values())
+    assert not any(mask.any() for mask in changes_since(now.devices, store.states_on(DAY)).values())
     other = estate_of([COMANAGED], DAY, rids=[2], site="PS2")
-    assert not any(mask.any() for mask in store.changes(other.devices, week_ago).values())
+    assert not any(
+        mask.any() for mask in changes_since(other.devices, store.states_on(week_ago)).values()
+    )
 
 
 def test_time_in_state_carries_and_folds_the_in_progress_states(store):
@@ -301,7 +304,7 @@ def test_time_in_state_carries_and_folds_the_in_progress_states(store):
         [PENDING, ENROLLING, FAILED],
     ]  # three weekly snapshots
     for week, devices in enumerate(plan):
-        store.record(estate_of(devices, start + timedelta(days=7 * week), history=store))
+        store.record(estate_of(devices, start + timedelta(days=7 * week), history=store).snapshot())
     now = estate_of([PENDING, ENROLLING, FAILED], DAY, history=store)
     since = pd.to_datetime(now.devices["state_since"]).dt.date.tolist()
     # scheduled -> enrolling -> pending: one run; co-managed -> enrolling: new state.
@@ -323,7 +326,7 @@ def test_an_empty_database_is_migrated(history_db):
         Path(sa.make_url(history_db).database).touch()  # an empty file
     store = HistoryStore(history_db)
     assert store.schema_version() == 0
-    store.record(estate_of([COMANAGED]))
+    store.record(estate_of([COMANAGED]).snapshot())
     assert store.schema_version() == SCHEMA_VERSION
     assert store.days() == [DAY]
 
@@ -371,16 +374,16 @@ def test_an_unversioned_older_store_is_migrated_not_rejected(history_db):
     assert store.aggregates(week_ago) == {"devices": 2, "comanaged": 1}
     assert store.timeline("PS1", 2)["reason"].tolist() == ["enrolling"]
     # New snapshots build on the old ones (an unknown "since" starts today).
-    store.record(estate_of([COMANAGED, ENROLLING], DAY, history=store))
+    store.record(estate_of([COMANAGED, ENROLLING], DAY, history=store).snapshot())
     assert store.days() == [week_ago, DAY]
-    changes = store.changes(estate_of([COMANAGED, COMANAGED]).devices, week_ago)
+    changes = changes_since(estate_of([COMANAGED, COMANAGED]).devices, store.states_on(week_ago))
     assert changes["newly_comanaged"].tolist() == [False, True]
     store.close()
 
 
 def test_migrations_run_in_order_once(history_db, monkeypatch):
     store = HistoryStore(history_db)
-    store.record(estate_of([COMANAGED]))
+    store.record(estate_of([COMANAGED]).snapshot())
     store.close()
     ran = []
 
@@ -399,7 +402,7 @@ def test_migrations_run_in_order_once(history_db, monkeypatch):
 
 def test_a_newer_schema_is_refused(history_db):
     store = HistoryStore(history_db)
-    store.record(estate_of([COMANAGED]))
+    store.record(estate_of([COMANAGED]).snapshot())
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE schema_version SET version = 99"))
     store.close()
@@ -410,11 +413,11 @@ def test_a_newer_schema_is_refused(history_db):
 
 def test_read_only_never_writes(history_db):
     writer = HistoryStore(history_db)
-    writer.record(estate_of([COMANAGED]))
+    writer.record(estate_of([COMANAGED]).snapshot())
     writer.close()
     before = stored_bytes(history_db)
     reader = HistoryStore(history_db, read_only=True)
-    assert reader.record(estate_of([COMANAGED, FAILED])) == []
+    assert reader.record(estate_of([COMANAGED, FAILED]).snapshot()) == []
     assert reader.days() == [DAY]
     # The database itself refuses: even a statement this code never sends fails.
     with pytest.raises(sa.exc.DBAPIError, match=r"read-?only"), reader.engine.begin() as conn:
@@ -426,7 +429,7 @@ def test_read_only_never_writes(history_db):
 def test_values_are_bound_parameters(store):
     """A collection ID or site with quotes round-trips: nothing is pasted into SQL."""
     estate = estate_of([COMANAGED], site="P'S1; DROP TABLE snapshots;--")
-    store.record(estate, collections=["CAS'001"])
+    store.record(estate.snapshot(["CAS'001"]))
     assert store.snapshots()["site"].tolist() == ["P'S1; DROP TABLE snapshots;--"]
     assert store.aggregates(DAY, collection="CAS'001") == {"devices": 0, "comanaged": 0}
 
@@ -451,7 +454,7 @@ WRITER = textwrap.dedent("""
     while not Path(go).exists():
         time.sleep(0.005)
     for _ in range(int(rounds)):
-        store.record(estate, settings.collections)
+        store.record(estate.snapshot(settings.collections))
 """)
 
 
@@ -542,7 +545,7 @@ def test_the_store_records_at_each_refresh_and_a_broken_history_never_breaks_it(
         def record(self, *args, **kwargs):
             raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
-        def state_since(self, *args, **kwargs):
+        def previous_states(self, *args, **kwargs):
             raise OSError("cannot read")
 
     broken = Broken(f"sqlite:///{tmp_path / 'other.sqlite'}")
@@ -608,7 +611,7 @@ def test_postgresql_read_only_keeps_the_urls_own_options(postgres_url):
     engine.dispose()
     url = f"{postgres_url}?options=-csearch_path%3Dteam"
     writer = HistoryStore(url)
-    writer.record(estate_of([COMANAGED]))
+    writer.record(estate_of([COMANAGED]).snapshot())
     writer.close()
     reader = HistoryStore(url, read_only=True)
     assert reader.days() == [DAY]
@@ -630,8 +633,9 @@ def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
     for week, devices in enumerate(plan):
         for store in stores:
             store.record(
-                estate_of(devices, start + timedelta(days=7 * week), history=store),
-                collections=["CAS00102"],
+                estate_of(devices, start + timedelta(days=7 * week), history=store).snapshot(
+                    ["CAS00102"]
+                ),
                 recorded_at=datetime(2026, 11, 23, tzinfo=UTC),
             )
     answers = []
@@ -647,7 +651,7 @@ def test_sqlite_and_postgresql_answer_identically(tmp_path, postgres_url):
                 "days": store.days(with_devices=True),
                 "aggregates": store.aggregates(DAY),
                 "since": now.devices["state_since"],
-                "changes": store.changes(now.devices, DAY - timedelta(days=7)),
+                "changes": changes_since(now.devices, store.states_on(DAY - timedelta(days=7))),
             }
         )
         store.close()

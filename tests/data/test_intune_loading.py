@@ -15,8 +15,8 @@ import pytest
 from dashboard.data import cache
 from dashboard.data.estate import load_estate
 from dashboard.data.history import open_history
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from tests.data.test_graph import record
 from tests.data.test_intune_source import HEADER, ROWS, csv_text
 from tests.graph_server import CLIENT, SECRET, TENANT, GraphServer

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.estate import load_estate
-from dashboard.data.history import HistoryStore, open_history, site_intune_figures
+from dashboard.data.history import HistoryStore, open_history
 from dashboard.data.sample_command import main_sample
+from dashboard.model.snapshot import site_intune_figures
 from dashboard.model.summary import summarize
+from dashboard.model.trends import changes as changes_since
 from dashboard.model.trends import metrics_from_summary, trend_series
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 
@@ -54,7 +56,7 @@ def test_the_last_snapshot_is_what_snapshot_would_record(generated, tmp_path):
     estate = load_estate(settings, history=open_history(settings, read_only=True))
     history = HistoryStore(f"sqlite:///{path}", read_only=True)
     for site in ("PS1", "PS2"):
-        figures = site_intune_figures(estate, site)
+        figures = site_intune_figures(estate.intune_figures(), site, estate.sites[0])
         for collection in (None, "CAS00103"):
             summary = summarize(
                 estate.devices, [], estate.data_as_of, estate.mask(site, collection), figures
@@ -85,7 +87,9 @@ def test_the_journey_is_plausible(generated):
     bad = failures.loc[AS_OF - timedelta(days=63)]
     assert bad == failures.max() and bad > 1.5 * failures.loc[AS_OF - timedelta(days=70)]
     # Each kind of change happened in the last week; some devices got stuck.
-    changes = history.changes(_estate_devices(generated), AS_OF - timedelta(days=7))
+    changes = changes_since(
+        _estate_devices(generated), history.states_on(AS_OF - timedelta(days=7))
+    )
     assert all(mask.sum() > 0 for mask in changes.values())
     assert series["attention_stuck"].iloc[-1] > 0
 

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import redis
 
-import dashboard.store
+import dashboard.service.store
 from dashboard.data import shared_cache
 from dashboard.data.estate import load_estate
 from dashboard.data.history import HistoryStore
 from dashboard.model.summary import summarize
+from dashboard.service.store import EstateStore
 from dashboard.settings import SettingsError, load_settings
-from dashboard.store import EstateStore
 from tests.data.test_csv_source import GOOD, HEADER
 from tests.servers import free_port
 
@@ -32,7 +32,7 @@ def refuse_to_summarize(monkeypatch) -> list:
         attempts.append(args)
         raise AssertionError("computed instead of read from the shared cache")
 
-    monkeypatch.setattr(dashboard.store, "summarize", refuse)
+    monkeypatch.setattr(dashboard.service.store, "summarize", refuse)
     return attempts
 
 
@@ -79,13 +79,13 @@ def test_another_process_reads_the_summary_without_computing_it(shared_settings)
     expected = first.summary(collection="CAS00101")
     code = (
         "import json\n"
-        "import dashboard.store\n"
+        "import dashboard.service.store\n"
         "def refuse(*args, **kwargs):\n"
         "    raise AssertionError('computed instead of read from the shared cache')\n"
-        "dashboard.store.summarize = refuse\n"
+        "dashboard.service.store.summarize = refuse\n"
         "from dashboard.settings import load_settings\n"
         f"settings = load_settings({str(settings.config_path)!r})\n"
-        "store = dashboard.store.EstateStore(settings, use_cache=True)\n"
+        "store = dashboard.service.store.EstateStore(settings, use_cache=True)\n"
         "assert store.adopt_cache()\n"
         "print(json.dumps(store.summary(None, 'CAS00101')))\n"
     )

@@ -24,7 +24,7 @@ from dashboard.data import cache
 from dashboard.data.history import open_history
 from dashboard.model import device_query
 from dashboard.model.device_query import FilterTooLarge, export_chunks, parse_filter
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web import app as web_app
 from dashboard.web import auth, gate
 from dashboard.web.app import create_app

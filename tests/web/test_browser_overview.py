@@ -19,10 +19,11 @@ from dashboard.labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from dashboard.model.kpis import attention_devices
 from dashboard.report.capture import serving, wait_for_dash
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web.app import create_app
-from dashboard.web.pages.overview import GRAPHS, attention_devices
+from dashboard.web.pages.overview import GRAPHS
 
 pytestmark = pytest.mark.browser
 

@@ -9,9 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from dashboard.model.kpis import kpi_values
 from dashboard.model.trends import CHANGE_KINDS, summary_from_metrics
 from dashboard.report.capture import wait_for_dash
-from dashboard.web.pages.overview import GRAPHS, kpi_values
+from dashboard.web.pages.overview import GRAPHS
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,8 @@ import pytest
 
 from dashboard.model.attention import READINESS_IDS, RULES_BY_ID
 from dashboard.model.errors import describe
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from dashboard.web.app import create_app
 from dashboard.web.pages import device, devices
 from tests.factories import loaded_store

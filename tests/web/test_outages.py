@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import store as store_module
 from dashboard.data.sample import generate_estate, write_sqlite
+from dashboard.service import scheduler as store_module
+from dashboard.service.store import EstateStore
 from dashboard.settings import settings_from_dict
-from dashboard.store import EstateStore
 from dashboard.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ from dash import no_update
 
 from dashboard import cli
 from dashboard.labels import FUNNEL_LABELS, enrollment_status_labels
+from dashboard.model.kpis import BY_ID, attention_devices
+from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings
-from dashboard.store import EstateStore
 from dashboard.web import app as web_app
 from dashboard.web import figures
 from dashboard.web.pages import overview
@@ -178,10 +179,7 @@ def test_render_draws_the_summary(factory_store, factory_settings, site, collect
         assert f"{count:,}" in text_of(legend) and group in text_of(legend)
 
     kpis = out["ovw-kpis"]
-    shown = {
-        tile_id: int(by_id(kpis, tile_id).children.replace(",", ""))
-        for tile_id in overview.KPI_TILES
-    }
+    shown = {tile_id: int(by_id(kpis, tile_id).children.replace(",", "")) for tile_id in BY_ID}
     status_counts = summary["enrollment_status"]
     assert shown == {
         "kpi-devices": summary["devices"],
@@ -201,8 +199,8 @@ def test_attention_falls_back_without_the_rules():
     summary = {
         "enrollment_status": {"failure_hybrid": 3, "failure_aad": 1, "pending_user_sign_in": 2}
     }
-    assert overview.attention_devices(summary) == 6
-    assert overview.attention_devices({**summary, "attention_devices": 9}) == 9
+    assert attention_devices(summary) == 6
+    assert attention_devices({**summary, "attention_devices": 9}) == 9
 
 
 def test_error_rows_link_to_the_device_list(factory_store, factory_settings):

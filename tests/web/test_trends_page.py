@@ -10,8 +10,9 @@ import pytest
 from dash import no_update
 
 from dashboard.data.history import HistoryStore
+from dashboard.model import kpis
 from dashboard.model.trends import CHANGE_KINDS, summary_from_metrics
-from dashboard.store import EstateStore
+from dashboard.service.store import EstateStore
 from dashboard.web import trend_figures, week_changes
 from dashboard.web.links import changes_url, trends_search
 from dashboard.web.pages import devices, overview, trends
@@ -210,8 +211,8 @@ def test_week_over_week_tiles_match_history(sample_store, history):
         summary = sample_store.summary(site, collection)
         changes = week_changes.tile_changes(sample_store, summary, site, collection)
         previous = summary_from_metrics(history.aggregates(WEEK_AGO, site, collection))
-        now, then = overview.kpi_values(summary), overview.kpi_values(previous)
-        assert set(changes) == set(overview.KPI_TILES)
+        now, then = kpis.kpi_values(summary), kpis.kpi_values(previous)
+        assert set(changes) == set(kpis.BY_ID)
         for tile in changes:
             assert changes[tile]["day"] == WEEK_AGO
             assert changes[tile]["delta"] == now[tile][0] - then[tile][0], (site, tile)

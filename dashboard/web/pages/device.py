@@ -34,7 +34,9 @@ from ...model.attention import (
 from ...model.errors import LOG_HINTS, describe
 from ...model.states import FUNNEL_STAGES
 from ...settings import WORKLOADS
+from ..links import parse_query
 from ..timeline import history_card
+from .devices import list_query
 
 PREFIX = "/device/"
 _ID_RE = re.compile(r"^\d{1,19}$")
@@ -92,9 +94,6 @@ def _facts(title: str, rows: list[tuple[str, str]], card_id: str | None = None):
 def back_to_list(query: dict) -> str:
     """The list the device was opened from (``list``: that list's query string, cut down to
     the list's own parameters), else the whole list."""
-    from ..links import parse_query
-    from .devices import list_query
-
     lists = query.get("list") or []
     text = list_query(parse_query(lists[-1])) if lists and isinstance(lists[-1], str) else ""
     return "/devices" + (f"?{text}" if text else "")

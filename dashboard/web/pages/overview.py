@@ -19,7 +19,8 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...model.device_query import ONE_SITE
 from ...model.errors import describe
-from ...store import EstateStore
+from ...model.kpis import KPIS, kpi_values
+from ...service.store import EstateStore
 from .. import chart_tables, figures, intune_tiles, panels, week_changes
 from ..links import (
     devices_url,
@@ -27,6 +28,15 @@ from ..links import (
     first,
     overview_search,
     parse_query,
+)
+from ..scope import (
+    checked_filters,
+    collection_label,
+    collection_options,
+    collection_placeholder,
+    options_for,
+    shown_value,
+    site_options,
 )
 
 PATH = "/"
@@ -59,98 +69,9 @@ GRAPH_CATEGORY = {
 }
 ALT_OUTPUTS = tuple(f"{graph_id}-alt" for graph_id in GRAPHS)
 GRAPH_HEIGHT = 330
-MAX_SHOWN_VALUE = 60  # characters of an unknown URL value repeated in the note
 
 
 # -- filters ---------------------------------------------------------------------------------
-
-
-def sites(store: EstateStore, settings) -> list[str]:
-    """The configured sites, then any site code the data itself added (``SiteCode``)."""
-    configured = [source.site for source in settings.sources]
-    extra = [
-        s for s in (store.estate.sites if store.estate is not None else []) if s not in configured
-    ]
-    return configured + sorted(extra)
-
-
-def collection_label(store: EstateStore, collection_id: str) -> str:
-    names = store.estate.collection_names if store.estate is not None else {}
-    name = names.get(collection_id)
-    return f"{name} ({collection_id})" if name else collection_id
-
-
-def site_options(store: EstateStore, settings) -> list[dict]:
-    return [{"label": site, "value": site} for site in sites(store, settings)]
-
-
-def site_has(store: EstateStore, site: str | None, collection_id: str) -> bool:
-    """Whether a collection has members in a site (any site when None)."""
-    if not site or store.estate is None:
-        return True
-    return collection_id in store.estate.site_collections.get(site, set())
-
-
-def collection_options(
-    store: EstateStore, settings, site: str | None = None, selected: str | None = None
-) -> list[dict]:
-    """The configured collections with members in the chosen site (all without one); a
-    chosen collection the site lacks stays listed, saying so."""
-    options = []
-    for cid in settings.collections:
-        if site_has(store, site, cid):
-            options.append({"label": collection_label(store, cid), "value": cid})
-        elif cid == selected:
-            options.append(
-                {"label": f"{collection_label(store, cid)}: no devices in {site}", "value": cid}
-            )
-    return options
-
-
-def collection_placeholder(store: EstateStore, settings, site: str | None) -> str:
-    if site and not any(site_has(store, site, cid) for cid in settings.collections):
-        return f"No configured collection has devices in site {site}"
-    return "All collections"
-
-
-def options_for(store: EstateStore, settings, site, collection) -> tuple:
-    """(site options, collection options, collection placeholder) for the chosen site."""
-    site, _collection, _notes = checked_filters(store, settings, site, None)
-    return (
-        site_options(store, settings),
-        collection_options(store, settings, site, collection),
-        collection_placeholder(store, settings, site),
-    )
-
-
-def checked_filters(
-    store: EstateStore, settings, site, collection
-) -> tuple[str | None, str | None, list[str]]:
-    """(site, collection, notes): unknown or malformed values replaced by None and noted."""
-    notes = []
-    if isinstance(site, str):  # ConfigMgr site codes are case-insensitive: ps1 is PS1
-        site = {known.casefold(): known for known in sites(store, settings)}.get(
-            site.strip().casefold(), site
-        )
-    if site is not None and (not isinstance(site, str) or site not in sites(store, settings)):
-        notes.append(f'Unknown site "{_shown(site)}" ignored: showing all sites.')
-        site = None
-    if collection is not None and (
-        not isinstance(collection, str) or collection not in settings.collections
-    ):
-        notes.append(f'Unknown collection "{_shown(collection)}" ignored: showing all collections.')
-        collection = None
-    if site and collection and not site_has(store, site, collection):
-        notes.append(
-            f"Collection {collection_label(store, collection)} has no devices in "
-            f"site {site}: its members are in other sites."
-        )
-    return site or None, collection or None, notes
-
-
-def _shown(value) -> str:
-    text = str(value)
-    return text if len(text) <= MAX_SHOWN_VALUE else text[:MAX_SHOWN_VALUE] + "..."
 
 
 def one_site(query: dict) -> tuple[str | None, list[str]]:
@@ -158,7 +79,7 @@ def one_site(query: dict) -> tuple[str | None, list[str]]:
     as on the device list and in the export, since these pages show one site at a time."""
     values = [v for v in query.get("site") or [] if isinstance(v, str) and v.strip()]
     if len({v.strip().casefold() for v in values}) > 1:
-        shown = ", ".join(_shown(v) for v in values[:5])
+        shown = ", ".join(shown_value(v) for v in values[:5])
         return None, [f"A {ONE_SITE} ({shown}) is ignored: showing all sites."]
     return (values[0] if values else None), []
 
@@ -410,59 +331,6 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def attention_devices(summary: dict) -> int:
-    """The attention rules' count when the summary has it, else failures + pending sign-in."""
-    if "attention_devices" in summary:
-        return int(summary["attention_devices"])
-    status = summary["enrollment_status"]
-    return status["failure_hybrid"] + status["failure_aad"] + status["pending_user_sign_in"]
-
-
-def kpi_values(summary: dict) -> dict[str, tuple[int, str]]:
-    """Tile id -> (number, the percentage line under it)."""
-    devices, comanaged = summary["devices"], summary["comanaged"]
-    funnel, status = summary["funnel"], summary["enrollment_status"]
-    waiting = funnel["eligible"] - funnel["enrolled"]
-    failures = status["failure_hybrid"] + status["failure_aad"]
-    targeted = sum(status.values())
-    attention = attention_devices(summary)
-    return {
-        "kpi-devices": (devices, "in this view"),
-        "kpi-comanaged": (comanaged, f"{figures.pct(comanaged, devices)} of devices"),
-        "kpi-eligible": (waiting, f"{figures.pct(waiting, funnel['eligible'])} of eligible"),
-        "kpi-failures": (failures, f"{figures.pct(failures, targeted)} of targeted"),
-        "kpi-attention": (attention, f"{figures.pct(attention, devices)} of devices"),
-    }
-
-
-KPI_TILES = {  # id -> (title, explanation, device-list filter)
-    "kpi-devices": ("Devices", "Every device record in this view", {}),
-    "kpi-comanaged": ("Co-managed", "MDM enrolled with co-management policy", {"comanaged": "1"}),
-    "kpi-eligible": (
-        "Eligible, not yet co-managed",
-        "Eligible devices minus enrolled devices (co-management status)",
-        {"funnel": "eligible", "comanaged": "0"},
-    ),
-    "kpi-failures": (
-        "Enrollment failures",
-        "Both Failure slices of the enrollment status",
-        {"enrollment_status": ["failure_hybrid", "failure_aad"]},
-    ),
-    "kpi-attention": (
-        "Need attention",
-        "Devices at least one attention rule flags",
-        {"attention": "any"},
-    ),
-}
-KPI_ACCENT = {
-    "kpi-devices": "ink",
-    "kpi-comanaged": "success",
-    "kpi-eligible": "pilot",
-    "kpi-failures": "failure",
-    "kpi-attention": "pending",
-}
-
-
 def kpi_tiles(
     summary: dict | None, site: str | None, collection: str | None, changes: dict | None = None
 ) -> list:
@@ -470,12 +338,13 @@ def kpi_tiles(
     values = kpi_values(summary) if summary is not None else {}
     changes = changes or {}
     tiles = []
-    for tile_id, (title, explanation, filters) in KPI_TILES.items():
+    for kpi in KPIS:
+        tile_id = kpi.id
         number, note = values.get(tile_id, (None, ""))
         card = dbc.Card(
             dbc.CardBody(
                 [
-                    html.Div(title, className="small text-secondary kpi-title"),
+                    html.Div(kpi.label, className="small text-secondary kpi-title"),
                     html.Div(
                         "-" if number is None else f"{number:,}",
                         id=tile_id,
@@ -486,15 +355,15 @@ def kpi_tiles(
                 ]
             ),
             className="h-100 shadow-sm kpi-card",
-            style={"borderLeft": f"4px solid {figures.COLORS[KPI_ACCENT[tile_id]]}"},
+            style={"borderLeft": f"4px solid {figures.COLORS[kpi.accent]}"},
         )
         tiles.append(
             html.Div(
                 dcc.Link(
                     card,
-                    href=devices_url(filters, site, collection),
+                    href=devices_url(dict(kpi.filters), site, collection),
                     className="text-reset text-decoration-none kpi-link",
-                    title=f"{explanation}: open the device list",
+                    title=f"{kpi.explanation}: open the device list",
                 ),
                 className="col",
             )

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from ... import __version__
+from ...model.kpis import BY_ID
 from ...model.trends import trend_series
 from ...report import figures as weekly
 from .. import figures as charts
@@ -31,7 +32,7 @@ from .. import trend_figures
 from ..links import attention_url, first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line
-from .overview import KPI_ACCENT, checked_filters, one_site
+from .overview import checked_filters, one_site
 
 PATH = weekly.REPORT_PATH
 WIDTH = 1200  # CSS pixels: the PNG's width; the PDF is scaled to fit its paper
@@ -158,7 +159,7 @@ def _kpis(figures: dict):
                 "previous": row["previous"],
                 "day": date.fromisoformat(row["since"]),
             }
-        color = charts.COLORS[KPI_ACCENT[row["id"]]]
+        color = charts.COLORS[BY_ID[row["id"]].accent]
         tiles.append(
             html.Div(
                 [

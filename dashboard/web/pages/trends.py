@@ -19,8 +19,8 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...model.trends import trend_series
 from .. import chart_tables, figures, intune_trends, trend_figures
 from ..links import TRENDS_PATH, first, parse_query, trends_search
+from ..scope import shown_value as _shown
 from .overview import (
-    _shown,
     checked_filters,
     collection_label,
     filter_note,
@@ -373,5 +373,5 @@ def register_callbacks(app, store, settings) -> dict:
         "sync": _sync,
         "render": _render,
         "options": _options,
-        **intune_trends.register(app, store, settings),
+        **intune_trends.register(app, store, settings, trend_frame),
     }
