@@ -350,17 +350,20 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
     )
     return html.Div(
         [
-            # With every location prop given, the component does not write the browser's URL
-            # back on mount, which would run ``_sync`` for nothing: the page is drawn for it.
-            dcc.Location(
-                id="ovw-url",
-                refresh="callback-nav",
-                pathname=pathname,
-                search=search,
-                hash="",
-                href=pathname + search,
-            ),
-            dcc.Location(id="ovw-nav", refresh="callback-nav"),
+            # With every location prop given, a Location does not write the browser's URL
+            # back on mount (for ``ovw-url`` that ran ``_sync`` for nothing, the page being
+            # drawn for that URL; each write is one more update of the whole page).
+            *[
+                dcc.Location(
+                    id=location_id,
+                    refresh="callback-nav",
+                    pathname=pathname,
+                    search=search,
+                    hash="",
+                    href=pathname + search,
+                )
+                for location_id in ("ovw-url", "ovw-nav")
+            ],
             *page_heading("ovw", "Overview", filters, notes, out["ovw-scope"]),
             html.Div(
                 out["ovw-kpis"],
