@@ -114,7 +114,12 @@ def _cell(point: Point | None, site: str | None, collection: str | None, link: b
     return html.Td(dcc.Link(text, href=url, className="chart-table-link"), className="text-end")
 
 
-def chart_table(
+def has_table(fig: go.Figure) -> bool:
+    """Whether the chart has marks to list (an empty chart offers no table view)."""
+    return not empty_message(fig) and bool(points(fig))
+
+
+def data_table(
     fig: go.Figure,
     title: str,
     table_id: str,
@@ -123,7 +128,8 @@ def chart_table(
     link: bool = True,
     category_header: str = "Category",
 ):
-    """A "View as table" disclosure with the chart's data; each count opens its devices.
+    """The chart's data as a table (``table_id``), each count a link to its devices; None
+    when the chart is empty.
 
     One series: a row per category. Several series sharing categories (stacked bars, lines
     over days): a row per category and a column per series. Several series that never share
@@ -167,7 +173,7 @@ def chart_table(
             )
             for p in marks
         ]
-    table = html.Table(
+    return html.Table(
         [
             html.Caption(
                 title + (" (each count opens its device list)" if link else ""),
@@ -179,12 +185,61 @@ def chart_table(
         className="table table-sm mb-0 chart-table caption-top",
         id=table_id,
     )
+
+
+def chart_table(
+    fig: go.Figure,
+    title: str,
+    table_id: str,
+    site: str | None = None,
+    collection: str | None = None,
+    link: bool = True,
+    category_header: str = "Category",
+):
+    """A "View as table" disclosure with the chart's data (see ``data_table``); None when
+    the chart is empty."""
+    table = data_table(fig, title, table_id, site, collection, link, category_header)
+    if table is None:
+        return None
     return html.Details(
         [
             html.Summary("View as table", className="small chart-table-toggle"),
             html.Div(table, className="table-responsive chart-table-scroll"),
         ],
         className="chart-table-view mt-1",
+    )
+
+
+LOADING_TABLE = "Loading the table ..."
+
+
+def loading_body():
+    """What a table view holds until its table arrives."""
+    return html.Div(LOADING_TABLE, className="small text-secondary")
+
+
+def table_view(view_id: str, body=None, hidden: bool = False):
+    """A "View as table" disclosure whose table is sent when it is first opened.
+
+    Every row of every table is a component the browser's Dash renderer must track, and a
+    page full of closed tables slowed the first draw by seconds; so the page sends only the
+    toggle (``<view_id>-toggle``, whose ``n_clicks`` a click or Enter raises) and the
+    server fills ``<view_id>-body`` with ``data_table`` on the first opening.
+    """
+    return html.Details(
+        [
+            html.Summary(
+                "View as table", className="small chart-table-toggle", id=f"{view_id}-toggle"
+            ),
+            html.Div(
+                body if body is not None else loading_body(),
+                id=f"{view_id}-body",
+                className="table-responsive chart-table-scroll",
+            ),
+        ],
+        className="chart-table-view mt-1",
+        id=view_id,
+        hidden=hidden,
     )
 
 

@@ -76,10 +76,29 @@ def stale_banner(estate):
     )
 
 
-def section(store):
-    """The overview's Intune card (filled by ``render``), or None without an Intune source."""
+def section(
+    store,
+    settings,
+    site: str | None = None,
+    collection: str | None = None,
+    pathname: str = "/",
+    search: str = "",
+):
+    """The overview's Intune card drawn for a scope (``render`` redraws it on changes), or
+    None without an Intune source."""
     if not has_intune(store):
         return None
+    tile, source, figure, alternative = render(store, settings, site, collection)
+    # Every location prop given: the Location does not write the URL back on mount (one
+    # more round trip and page update on a first visit).
+    nav = dcc.Location(
+        id="ovw-intune-nav",
+        refresh="callback-nav",
+        pathname=pathname,
+        search=search,
+        hash="",
+        href=pathname + search,
+    )
     return dbc.Card(
         [
             dbc.CardHeader(
@@ -95,16 +114,19 @@ def section(store):
             ),
             dbc.CardBody(
                 [
-                    dcc.Location(id="ovw-intune-nav", refresh="callback-nav"),
+                    nav,
                     dbc.Row(
                         [
                             dbc.Col(
                                 [
                                     html.Div(
+                                        tile,
                                         id="ovw-intune-tile",
                                         className="row row-cols-2 row-cols-md-3 g-2",
                                     ),
-                                    html.Div(id="ovw-intune-source", className="small mt-2"),
+                                    html.Div(
+                                        source, id="ovw-intune-source", className="small mt-2"
+                                    ),
                                 ],
                                 lg=6,
                             ),
@@ -118,9 +140,9 @@ def section(store):
                                             responsive=True,
                                             style={"height": f"{GRAPH_HEIGHT}px"},
                                             className="ovw-graph clickable-graph",
-                                            figure=figures.empty_figure("Loading ..."),
+                                            figure=figure,
                                         ),
-                                        html.Div(id=f"{GRAPH_ID}-alt"),
+                                        html.Div(alternative, id=f"{GRAPH_ID}-alt"),
                                     ],
                                     role="figure",
                                     **{"aria-label": GRAPH_TITLE},
@@ -322,6 +344,7 @@ def register(app, store, settings) -> dict:
         Input("ovw-site", "value"),
         Input("ovw-collection", "value"),
         Input("data-version", "data"),
+        prevent_initial_call=True,  # the layout draws the first scope
     )
     def _intune_render(site, collection, _version):
         return render(store, settings, site, collection)

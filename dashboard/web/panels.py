@@ -348,9 +348,35 @@ def _with_thresholds(text: str, inactive_days: int, stuck_days: int) -> str:
     )
 
 
-def definitions_panel(settings) -> object:
+def definitions_panel(settings, lazy: bool = False) -> object:
     """Every attention rule and every prerequisite in words, reachable without a mouse (the
-    panels' row titles are hover-only), and why the two "inactive" counts differ."""
+    panels' row titles are hover-only), and why the two "inactive" counts differ.
+
+    ``lazy``: the panel holds only its toggle (``ovw-definitions-toggle``) and an empty
+    ``ovw-definitions-body`` that the page fills with ``definitions_body`` when it is first
+    opened (what most visits never do should not slow every first draw).
+    """
+    body = (
+        html.Div("Loading ...", className="small text-secondary mt-1")
+        if lazy
+        else definitions_body(settings)
+    )
+    return html.Details(
+        [
+            html.Summary(
+                "What these mean: the rules and the prerequisites",
+                className="fw-semibold definitions-toggle",
+                id="ovw-definitions-toggle",
+            ),
+            html.Div(body, id="ovw-definitions-body"),
+        ],
+        className="card shadow-sm p-3 definitions",
+        id="ovw-definitions",
+    )
+
+
+def definitions_body(settings):
+    """The definitions panel's content (see ``definitions_panel``)."""
     days = getattr(settings, "client_inactive_days", 14)
     stuck = getattr(settings, "stuck_days", 14)
     rules = html.Dl(
@@ -430,34 +456,22 @@ def definitions_panel(settings) -> object:
             ),
         ]
     )
-    return html.Details(
+    return html.Div(
         [
-            html.Summary(
-                "What these mean: the rules and the prerequisites",
-                className="fw-semibold definitions-toggle",
-            ),
+            html.Div([html.H3("Attention rules", className="h6"), rules], className="col-lg-6"),
             html.Div(
                 [
-                    html.Div(
-                        [html.H3("Attention rules", className="h6"), rules], className="col-lg-6"
+                    html.H3("Co-management prerequisites, in order", className="h6"),
+                    html.P(
+                        "Each step checks only the devices that passed the step before; "
+                        "a failed count lists the devices stopped at that step.",
+                        className="text-secondary small mb-1",
                     ),
-                    html.Div(
-                        [
-                            html.H3("Co-management prerequisites, in order", className="h6"),
-                            html.P(
-                                "Each step checks only the devices that passed the step before; "
-                                "a failed count lists the devices stopped at that step.",
-                                className="text-secondary small mb-1",
-                            ),
-                            steps,
-                            inactive,
-                        ],
-                        className="col-lg-6",
-                    ),
+                    steps,
+                    inactive,
                 ],
-                className="row g-3 mt-1 small",
+                className="col-lg-6",
             ),
         ],
-        className="card shadow-sm p-3 definitions",
-        id="ovw-definitions",
+        className="row g-3 mt-1 small",
     )

@@ -200,6 +200,7 @@ def register(app, store, settings) -> dict:
         Input("ovw-site", "value"),
         Input("ovw-collection", "value"),
         Input("data-version", "data"),
+        prevent_initial_call=True,  # the page's layout draws it for the first visit
     )
     def _changes(site, collection, _version):
         return changes_panel(store, settings, site, collection)

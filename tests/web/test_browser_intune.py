@@ -17,9 +17,9 @@ import math
 from urllib.parse import urlsplit
 
 import pytest
-from dashboard.web.browser import wait_for_dash
 
 from dashboard.intune_labels import COMPLIANCE_LABELS
+from dashboard.report.capture import wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
 from tests.web.test_browser_a11y import serious_violations, tab_to
 

@@ -21,6 +21,7 @@ from dashboard.model.intune import reconcile
 from dashboard.model.intune_list import display_frame, export_chunks, sort_order
 from dashboard.web import chart_tables, intune_tiles, intune_trends
 from dashboard.web.links import devices_url, devices_url_from_fragment, parse_query
+from dashboard.web.pages import trends
 from tests.factories import AS_OF, classified
 from tests.model.test_intune import GUID, OTHER, intune
 
@@ -364,7 +365,9 @@ def test_intune_only_export_and_gate(sample_settings, sample_store):
 
 
 def test_trend_charts_on_the_sample_history(sample_store, sample_settings):
-    figs = intune_trends.render(sample_store, sample_settings, None, None, None, None)
+    figs = intune_trends.render(
+        trends.trend_frame, sample_store, sample_settings, None, None, None, None
+    )
     reconciliation, compliance = figs[0], figs[1]
     agree = next(trace for trace in reconciliation.data if trace.name == "Agree")
     assert len(agree.x) > 1 and max(agree.y) > 0
@@ -374,9 +377,9 @@ def test_trend_charts_on_the_sample_history(sample_store, sample_settings):
 
 
 def test_without_intune_the_pages_add_nothing(factory_store, factory_settings):
-    from dashboard.web.pages import intune_only, overview, trends
+    from dashboard.web.pages import intune_only, overview
 
-    assert intune_tiles.section(factory_store) is None
+    assert intune_tiles.section(factory_store, factory_settings) is None
     assert "ovw-intune" not in str(overview.layout(factory_store, factory_settings, "/", {}))
     assert "trd-intune" not in str(trends.layout(factory_store, factory_settings, "/trends", {}))
     assert "intune-only-none" in str(

@@ -28,6 +28,7 @@ from ..links import (
     first,
     overview_search,
     parse_query,
+    query_string,
 )
 from ..scope import (
     checked_filters,
@@ -67,7 +68,11 @@ GRAPH_CATEGORY = {
     "ovw-workloads": "Workload",
     "ovw-reasons": "Reason",
 }
-ALT_OUTPUTS = tuple(f"{graph_id}-alt" for graph_id in GRAPHS)
+# Per chart: its text alternative, whether it offers a table view (not when empty), and the
+# table view's content (sent only once the view was opened: see ``chart_tables.table_view``).
+SUMMARY_OUTPUTS = tuple(f"{graph_id}-summary" for graph_id in GRAPHS)
+VIEW_OUTPUTS = tuple(f"{graph_id}-view" for graph_id in GRAPHS)
+BODY_OUTPUTS = tuple(f"{graph_id}-view-body" for graph_id in GRAPHS)
 GRAPH_HEIGHT = 330
 
 
@@ -161,20 +166,34 @@ def _card(title: str, subtitle: str, body, class_name: str = ""):
     )
 
 
-def _graph(graph_id: str, height: int = GRAPH_HEIGHT):
+def _graph(graph_id: str, out: dict, height: int = GRAPH_HEIGHT):
     """A clickable chart inside a figure landmark, with its text alternative and its
-    "View as table" (``<graph_id>-alt``, rendered with the chart)."""
+    "View as table" (``<graph_id>-alt``), drawn from ``render``'s output ``out``."""
     return html.Div(
         [
             dcc.Graph(
                 id=graph_id,
                 config=figures.GRAPH_CONFIG,
                 responsive=True,
-                style={"height": f"{height}px"},
+                style=out.get(f"{graph_id}-style", {"height": f"{height}px"}),
                 className="ovw-graph clickable-graph",
-                figure=figures.empty_figure("Loading ..."),
+                figure=out[graph_id],
             ),
-            html.Div(id=f"{graph_id}-alt"),
+            html.Div(
+                [
+                    html.P(
+                        out[f"{graph_id}-summary"],
+                        id=f"{graph_id}-summary",
+                        className="visually-hidden chart-summary",
+                    ),
+                    chart_tables.table_view(
+                        f"{graph_id}-view",
+                        out[f"{graph_id}-view-body"],
+                        hidden=out[f"{graph_id}-view"],
+                    ),
+                ],
+                id=f"{graph_id}-alt",
+            ),
         ],
         role="figure",
         **{"aria-label": GRAPH_TITLES[graph_id]},
@@ -219,7 +238,7 @@ def scope_dropdowns(prefix: str, store: EstateStore, settings, site, collection)
     ]
 
 
-def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
+def page_heading(prefix: str, title: str, controls, notes: list[str], scope=None) -> list:
     """Title with its scope line (``<prefix>-scope``), the filter controls beside it, and the
     note about ignored URL values (``<prefix>-filter-note``) below."""
     return [
@@ -228,7 +247,7 @@ def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
                 html.Div(
                     [
                         html.H1(title, className="h4 mb-0"),
-                        html.Div(id=f"{prefix}-scope", className="small text-secondary"),
+                        html.Div(scope, id=f"{prefix}-scope", className="small text-secondary"),
                     ]
                 ),
                 controls,
@@ -240,28 +259,52 @@ def page_heading(prefix: str, title: str, controls, notes: list[str]) -> list:
 
 
 def layout(store: EstateStore, settings, pathname: str, query: dict):
+    """The page, drawn for the URL's scope: the first visit needs no further round trip
+    (the callbacks below run on changes only)."""
     site, collection, notes = scope_from_query(store, settings, query)
+    out = render(store, settings, site, collection)
+    text = query_string([(key, value) for key, values in query.items() for value in values])
+    search = f"?{text}" if text else ""
     filters = html.Div(
         scope_dropdowns("ovw", store, settings, site, collection),
         className="d-flex flex-wrap gap-3 align-items-end",
     )
     return html.Div(
         [
-            dcc.Location(id="ovw-url", refresh="callback-nav"),
-            dcc.Location(id="ovw-nav", refresh="callback-nav"),
-            *page_heading("ovw", "Overview", filters, notes),
+            # With every location prop given, a Location does not write the browser's URL
+            # back on mount (for ``ovw-url`` that ran ``_sync`` for nothing, the page being
+            # drawn for that URL; each write is one more update of the whole page).
+            *[
+                dcc.Location(
+                    id=location_id,
+                    refresh="callback-nav",
+                    pathname=pathname,
+                    search=search,
+                    hash="",
+                    href=pathname + search,
+                )
+                for location_id in ("ovw-url", "ovw-nav")
+            ],
+            *page_heading("ovw", "Overview", filters, notes, out["ovw-scope"]),
             html.Div(
-                id="ovw-kpis", className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 mb-3"
+                out["ovw-kpis"],
+                id="ovw-kpis",
+                className="row row-cols-2 row-cols-md-3 row-cols-xl-5 g-3 mb-3",
             ),
-            html.Div(id="ovw-changes", className="mb-3"),  # week_changes: "What changed"
-            intune_tiles.section(store),  # None without an Intune source
+            html.Div(  # week_changes: "What changed"
+                week_changes.changes_panel(store, settings, site, collection),
+                id="ovw-changes",
+                className="mb-3",
+            ),
+            # None without an Intune source; drawn for the scope like the rest of the page
+            intune_tiles.section(store, settings, site, collection, pathname, search),
             dbc.Row(
                 [
                     dbc.Col(
                         _card(
                             "Needs attention",
                             "Devices each rule flags, by severity (what each rule means: below)",
-                            html.Div(id="ovw-attention"),
+                            html.Div(out["ovw-attention"], id="ovw-attention"),
                         ),
                         lg=6,
                     ),
@@ -269,14 +312,14 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
                         _card(
                             "Co-management prerequisites",
                             "Each check in order, on the devices that passed the one before",
-                            html.Div(id="ovw-readiness"),
+                            html.Div(out["ovw-readiness"], id="ovw-readiness"),
                         ),
                         lg=6,
                     ),
                 ],
                 className="g-3 mb-3",
             ),
-            html.Div(panels.definitions_panel(settings), className="mb-3"),
+            html.Div(panels.definitions_panel(settings, lazy=True), className="mb-3"),
             dbc.Row(
                 [
                     dbc.Col(
@@ -286,12 +329,16 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
                                 [
                                     dbc.Col(
                                         [
-                                            _graph("ovw-os-groups", height=250),
-                                            html.Div(id="ovw-os-table", className="mt-2"),
+                                            _graph("ovw-os-groups", out, height=250),
+                                            html.Div(
+                                                out["ovw-os-table"],
+                                                id="ovw-os-table",
+                                                className="mt-2",
+                                            ),
                                         ],
                                         lg=4,
                                     ),
-                                    dbc.Col(_graph("ovw-os-releases"), lg=8),
+                                    dbc.Col(_graph("ovw-os-releases", out), lg=8),
                                 ],
                                 className="g-3",
                             ),
@@ -303,22 +350,28 @@ def layout(store: EstateStore, settings, pathname: str, query: dict):
             ),
             dbc.Row(
                 [
-                    dbc.Col(_card(*figures.HEADINGS["funnel"], _graph("ovw-funnel")), lg=6),
-                    dbc.Col(_card(*figures.HEADINGS["status"], _graph("ovw-status")), lg=6),
-                ],
-                className="g-3 mb-3",
-            ),
-            dbc.Row(
-                [
-                    dbc.Col(_card(*figures.HEADINGS["workloads"], _graph("ovw-workloads")), lg=7),
-                    dbc.Col(_card(*figures.HEADINGS["reasons"], _graph("ovw-reasons")), lg=5),
+                    dbc.Col(_card(*figures.HEADINGS["funnel"], _graph("ovw-funnel", out)), lg=6),
+                    dbc.Col(_card(*figures.HEADINGS["status"], _graph("ovw-status", out)), lg=6),
                 ],
                 className="g-3 mb-3",
             ),
             dbc.Row(
                 [
                     dbc.Col(
-                        _card(*figures.HEADINGS["errors"], html.Div(id="ovw-errors")), width=12
+                        _card(*figures.HEADINGS["workloads"], _graph("ovw-workloads", out)), lg=7
+                    ),
+                    dbc.Col(_card(*figures.HEADINGS["reasons"], _graph("ovw-reasons", out)), lg=5),
+                ],
+                className="g-3 mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        _card(
+                            *figures.HEADINGS["errors"],
+                            html.Div(out["ovw-errors"], id="ovw-errors"),
+                        ),
+                        width=12,
                     ),
                 ],
                 className="g-3 mb-3",
@@ -520,12 +573,33 @@ RENDER_OUTPUTS = (
     "ovw-scope",
     "ovw-attention",
     "ovw-readiness",
-    *ALT_OUTPUTS,
+    *SUMMARY_OUTPUTS,
+    *VIEW_OUTPUTS,
+    *BODY_OUTPUTS,
 )
 
 
-def render(store: EstateStore, settings, site, collection) -> dict:
-    """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``)."""
+def view_table(fig, graph_id: str, site: str | None, collection: str | None):
+    """A chart's "View as table" content: its data table, or why there is none."""
+    table = chart_tables.data_table(
+        fig,
+        GRAPH_TITLES[graph_id],
+        f"{graph_id}-table",
+        site,
+        collection,
+        category_header=GRAPH_CATEGORY[graph_id],
+    )
+    if table is None:
+        return html.Div(chart_tables.empty_message(fig) or "No data", className="small")
+    return table
+
+
+def render(store: EstateStore, settings, site, collection, opened=()) -> dict:
+    """Every output of the page for a filter, by component id (see ``RENDER_OUTPUTS``).
+
+    ``opened``: the charts whose table view was opened; their tables are drawn, the others
+    are sent when first opened (``open_table``).
+    """
     site, collection, _notes = checked_filters(store, settings, site, collection)
     summary = store.summary(site, collection)
     out: dict = {
@@ -542,27 +616,35 @@ def render(store: EstateStore, settings, site, collection) -> dict:
         message = "No data loaded" if store.status().error else "Loading data ..."
         for graph_id in GRAPHS:
             out[graph_id] = figures.empty_figure(message)
-            out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
-                out[graph_id], GRAPH_TITLES[graph_id], f"{graph_id}-table"
-            )
         out["ovw-os-releases-style"] = {"height": f"{GRAPH_HEIGHT}px"}
-        return out
-    for graph_id, build in GRAPHS.items():
-        out[graph_id] = build(summary, settings)
-    for graph_id in GRAPHS:
-        out[f"{graph_id}-alt"] = chart_tables.chart_alternative(
-            out[graph_id],
-            GRAPH_TITLES[graph_id],
-            f"{graph_id}-table",
-            site,
-            collection,
-            category_header=GRAPH_CATEGORY[graph_id],
+    else:
+        for graph_id, build in GRAPHS.items():
+            out[graph_id] = build(summary, settings)
+        height = (
+            max(GRAPH_HEIGHT, figures.release_height(summary))
+            if summary["devices"]
+            else GRAPH_HEIGHT
         )
-    height = (
-        max(GRAPH_HEIGHT, figures.release_height(summary)) if summary["devices"] else GRAPH_HEIGHT
-    )
-    out["ovw-os-releases-style"] = {"height": f"{height}px"}
+        out["ovw-os-releases-style"] = {"height": f"{height}px"}
+    for graph_id in GRAPHS:
+        fig = out[graph_id]
+        out[f"{graph_id}-summary"] = chart_tables.chart_summary(fig, GRAPH_TITLES[graph_id])
+        out[f"{graph_id}-view"] = not chart_tables.has_table(fig)
+        out[f"{graph_id}-view-body"] = (
+            view_table(fig, graph_id, site, collection)
+            if graph_id in opened
+            else chart_tables.loading_body()
+        )
     return out
+
+
+def open_table(store: EstateStore, settings, graph_id: str, site, collection):
+    """The table view of one chart, sent when it is first opened."""
+    site, collection, _notes = checked_filters(store, settings, site, collection)
+    summary = store.summary(site, collection)
+    if summary is None:
+        return html.Div("No data loaded", className="small")
+    return view_table(GRAPHS[graph_id](summary, settings), graph_id, site, collection)
 
 
 def navigate(click_data, site, collection, store: EstateStore, settings):
@@ -578,6 +660,13 @@ def navigate(click_data, site, collection, store: EstateStore, settings):
     return url if url is not None else no_update
 
 
+def opening(n_clicks) -> bool:
+    """Whether a click on a closed-at-first disclosure's toggle opened it (odd clicks do).
+    Its content is sent at every opening: a response Dash dropped for a quick second click
+    is sent again at the next one."""
+    return isinstance(n_clicks, int) and n_clicks % 2 == 1
+
+
 def register_callbacks(app, store: EstateStore, settings) -> dict:
     @app.callback(
         Output("ovw-url", "search"),
@@ -588,6 +677,7 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
         Input("ovw-site", "value"),
         Input("ovw-collection", "value"),
         State("ovw-url", "pathname"),
+        prevent_initial_call=True,  # the layout holds the URL's values and note
     )
     def _sync(search, site, collection, pathname):
         return sync_filters(store, settings, ctx.triggered_id, search, site, collection, pathname)
@@ -603,14 +693,46 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
         Output("ovw-scope", "children"),
         Output("ovw-attention", "children"),
         Output("ovw-readiness", "children"),
-        *[Output(alt_id, "children") for alt_id in ALT_OUTPUTS],
+        *[Output(summary_id, "children") for summary_id in SUMMARY_OUTPUTS],
+        *[Output(view_id, "hidden") for view_id in VIEW_OUTPUTS],
+        *[Output(body_id, "children") for body_id in BODY_OUTPUTS],
         Input("ovw-site", "value"),
         Input("ovw-collection", "value"),
         Input("data-version", "data"),
+        *[State(f"{view_id}-toggle", "n_clicks") for view_id in VIEW_OUTPUTS],
+        prevent_initial_call=True,  # the layout is drawn with the same outputs
     )
-    def _render(site, collection, _version):
-        out = render(store, settings, site, collection)
+    def _render(site, collection, _version, *clicks):
+        opened = [graph_id for graph_id, n in zip(graph_ids, clicks, strict=True) if n]
+        out = render(store, settings, site, collection, opened)
         return tuple(out[key] for key in RENDER_OUTPUTS)
+
+    def table_callback(graph_id: str):
+        # One callback per chart: Dash drops a pending response when the same callback runs
+        # again, so a shared one lost the tables opened in quick succession.
+        @app.callback(
+            Output(f"{graph_id}-view-body", "children", allow_duplicate=True),
+            Input(f"{graph_id}-view-toggle", "n_clicks"),
+            State("ovw-site", "value"),
+            State("ovw-collection", "value"),
+            prevent_initial_call=True,
+        )
+        def _open_table(n_clicks, site, collection):
+            if not opening(n_clicks):
+                return no_update
+            return open_table(store, settings, graph_id, site, collection)
+
+        return _open_table
+
+    open_tables = {graph_id: table_callback(graph_id) for graph_id in graph_ids}
+
+    @app.callback(
+        Output("ovw-definitions-body", "children"),
+        Input("ovw-definitions-toggle", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def _definitions(n_clicks):
+        return panels.definitions_body(settings) if opening(n_clicks) else no_update
 
     @app.callback(
         Output("ovw-nav", "href"),
@@ -638,6 +760,8 @@ def register_callbacks(app, store: EstateStore, settings) -> dict:
     return {
         "sync": _sync,
         "render": _render,
+        "open_tables": open_tables,
+        "definitions": _definitions,
         "navigate": _navigate,
         "options": _options,
         **week_changes.register(app, store, settings),

@@ -1,0 +1,142 @@
+"""The overview's first visit (issue 12: drawn in at most 1.5 s on loopback).
+
+The browser's Dash renderer re-checks every component of the page on every store update, so
+the first draw costs (components on the page) x (callback round trips). The page is drawn by
+its layout for the URL's scope with no callback after the router's; each chart's table view
+and the definitions panel are sent when first opened; plotly.js is fetched from the start.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from dashboard.report.capture import wait_for_dash
+from dashboard.web import panels
+from dashboard.web.app import create_app
+from dashboard.web.pages import overview
+from dashboard.web.pages.overview import GRAPHS
+from tests.web.test_browser_overview import choose
+
+PLOTLY_JS = "/_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+def walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if child is not None and not isinstance(child, str | int | float):
+            yield from walk(child)
+
+
+def ids(tree) -> set:
+    return {getattr(c, "id", None) for c in walk(tree)} - {None}
+
+
+# -- the layout holds the page -----------------------------------------------------------------
+
+
+def test_layout_is_drawn_for_the_url_scope(factory_store, factory_settings):
+    page = overview.layout(factory_store, factory_settings, "/", {"site": ["PS2"]})
+    out = overview.render(factory_store, factory_settings, "PS2", None)
+    found = {c.id: c for c in walk(page) if getattr(c, "id", None)}
+    assert found["ovw-scope"].children == out["ovw-scope"]
+    assert found["ovw-scope"].children.startswith(f"{factory_store.summary('PS2')['devices']:,}")
+    for graph_id in GRAPHS:
+        assert found[graph_id].figure == out[graph_id]
+        assert found[f"{graph_id}-summary"].children == out[f"{graph_id}-summary"]
+    tiles = found["ovw-kpis"].children
+    assert all("site=PS2" in tile.children.href for tile in tiles)
+    assert found["ovw-changes"].children is not None
+
+
+def test_table_views_and_definitions_are_sent_when_opened(factory_store, factory_settings):
+    page = overview.layout(factory_store, factory_settings, "/", {})
+    present = ids(page)
+    for graph_id in GRAPHS:
+        assert f"{graph_id}-view-toggle" in present
+        assert f"{graph_id}-table" not in present
+    assert "ovw-definitions-toggle" in present
+    assert "ovw-definitions-rules" not in present
+    assert "ovw-definitions-rules" in ids(panels.definitions_body(factory_settings))
+    # an opened table: its links carry the page's scope, like a click on the chart
+    table = overview.open_table(factory_store, factory_settings, "ovw-reasons", "PS1", None)
+    hrefs = [c.href for c in walk(table) if getattr(c, "href", None)]
+    assert table.id == "ovw-reasons-table"
+    assert hrefs and all(parse_qs(urlsplit(h).query)["site"] == ["PS1"] for h in hrefs)
+    # a re-render keeps the opened tables (only) current
+    out = overview.render(factory_store, factory_settings, "PS2", None, opened=["ovw-funnel"])
+    assert out["ovw-funnel-view-body"].id == "ovw-funnel-table"
+    assert "ovw-reasons-table" not in ids(out["ovw-reasons-view-body"])
+
+
+def test_content_is_sent_at_every_opening():
+    assert [overview.opening(n) for n in (None, 0, 1, 2, 3)] == [False, False, True, False, True]
+
+
+def test_plotly_is_preloaded_only_where_charts_are(factory_store, factory_settings):
+    client = create_app(factory_settings, factory_store).server.test_client()
+    for path, charts in (("/", True), ("/trends?site=PS1", True), ("/devices", False)):
+        html = client.get(path).get_data(as_text=True)
+        head = html.split("</head>")[0]
+        assert (f'<link rel="preload" href="{PLOTLY_JS}" as="script">' in head) is charts, path
+
+
+# -- in the browser ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_first_visit_needs_no_round_trip_after_the_router(page, sample_server):
+    outputs: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outputs.append(json.loads(r.post_data)["output"])
+            if "/_dash-update-component" in r.url
+            else None
+        ),
+    )
+    page.goto(sample_server + "/?site=PS1")
+    wait_for_dash(page, graphs=len(GRAPHS))
+    page.wait_for_timeout(500)  # a late callback would be sent by now
+    assert "page.children" in outputs
+    assert [o for o in outputs if o != "page.children" and "nav-" not in o] == []
+    assert page.inner_text("#kpi-devices") != "-"
+    assert "site PS1" in page.inner_text("#ovw-scope")
+    requests = [urlsplit(url).path for url in page.watch.requests]
+    assert requests.count(PLOTLY_JS) == 1  # preloaded, then taken from the cache
+    assert requests.index(PLOTLY_JS) < requests.index("/_dash-layout")
+    assert page.watch.errors == []
+
+
+@pytest.mark.browser
+def test_an_open_table_follows_the_filter(page, sample_server):
+    page.goto(sample_server + "/")
+    wait_for_dash(page, graphs=len(GRAPHS))
+    assert page.locator("#ovw-reasons-view").inner_text().strip() == "View as table"
+    page.click("#ovw-reasons-view summary")
+    page.wait_for_selector("#ovw-reasons-table a")
+    choose(page, "ovw-site", "PS2")
+    page.wait_for_selector("#ovw-reasons-table a[href*='site=PS2']", state="attached")
+    wait_for_dash(page)
+    hrefs = page.locator("#ovw-reasons-table a").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))"
+    )
+    assert hrefs and all(parse_qs(urlsplit(h).query).get("site") == ["PS2"] for h in hrefs)
+    assert page.locator("#ovw-funnel-table").count() == 0  # never opened: never sent
+    # closed and opened again: the table stays while it is sent again
+    page.click("#ovw-reasons-view summary")
+    page.click("#ovw-reasons-view summary")
+    assert page.locator("#ovw-reasons-table a[href*='site=PS2']").count() == len(hrefs)
+
+
+@pytest.mark.browser
+def test_tables_opened_in_quick_succession_all_arrive(page, sample_server):
+    page.goto(sample_server + "/")
+    wait_for_dash(page, graphs=len(GRAPHS))
+    for toggle in page.locator(".chart-table-view:not([hidden]) summary").all():
+        toggle.click()
+    for graph_id in GRAPHS:
+        page.wait_for_selector(f"#{graph_id}-table a", state="attached")
