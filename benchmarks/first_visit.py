@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from dashboard.web.browser import chromium
+    from dashboard.report.capture import chromium
 
     server = None
     base = args.url.rstrip("/") if args.url else None

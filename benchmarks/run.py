@@ -50,7 +50,8 @@ def median_time(function, repeat: int) -> tuple[float, object]:
 def ensure_estate(devices: int, with_sqlite: bool) -> Path:
     """The estate's folder: CSV exports, SQLite replicas and HISTORY_WEEKS weekly snapshots
     in history.sqlite (what the trends page and the week-over-week tiles read)."""
-    from dashboard.data.sample import generate_estate, main_sample
+    from dashboard.data.sample import generate_estate
+    from dashboard.data.sample_command import main_sample
     from dashboard.data.sample_history import write_history
 
     folder = HERE / "data" / str(devices)

@@ -52,7 +52,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .data.sample import main_sample
+    from .data.sample_command import main_sample
 
     # A new user's sample shows duplicate records too, as real site databases hold them.
     main_sample(
@@ -107,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import run
+    from .report.command import run
 
     return run(_settings(args), args)
 

@@ -23,6 +23,7 @@ import numpy as np
 from .data.estate import Estate, load_estate
 from .model.summary import summarize
 from .settings import Settings
+from .text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ class EstateStore:
         try:
             return self._cached(version, ("history", *key), compute, shared=shared)
         except Exception as error:
-            log.warning("history: %s: %s", key[0], _one_line(error))
+            log.warning("history: %s: %s", key[0], one_line(error, 500))
             return default
 
     def current_day(self):
@@ -317,7 +318,7 @@ class EstateStore:
         try:
             return self.history.timeline(site, resource_id)
         except Exception as error:
-            log.warning("history: timeline: %s", _one_line(error))
+            log.warning("history: timeline: %s", one_line(error, 500))
             return None
 
     # -- refreshing ----------------------------------------------------------------------
@@ -429,7 +430,7 @@ class EstateStore:
                     return False
             except Exception as error:  # keep serving the last good data, say why
                 now = datetime.now(UTC)
-                self._error = _without_secrets(_one_line(error), self.settings)
+                self._error = _without_secrets(one_line(error, 500), self.settings)
                 self._last_failure = now
                 self._stale_since = self._stale_since or now
                 self._failures += 1
@@ -538,11 +539,6 @@ class EstateStore:
                 return False
             time.sleep(0.05)
         return self._estate is not None
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:500]
 
 
 def _without_secrets(text: str, settings: Settings) -> str:

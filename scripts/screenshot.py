@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dashboard.report.capture import chromium, serving, wait_for_dash  # noqa: E402
 from dashboard.settings import SettingsError, load_settings  # noqa: E402
 from dashboard.store import EstateStore  # noqa: E402
 from dashboard.web.app import create_app  # noqa: E402
-from dashboard.web.browser import chromium, serving, wait_for_dash  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
-"""The settings table for the README, from the one declaration in dashboard/settings.py.
+"""The settings table of docs/configuration.md, from the one declaration in
+dashboard/settings.py.
 
 python scripts/settings_table.py            # print it
-python scripts/settings_table.py --readme   # write it into README.md between the markers
+python scripts/settings_table.py --write    # into docs/configuration.md, between the markers
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,19 +26,25 @@ def table() -> str:
     return "\n".join(lines)
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CONFIGURATION = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 START, END = "<!-- settings-table -->", "<!-- /settings-table -->"
 
 
-def update_readme() -> None:
-    text = README.read_text()
+def update_configuration() -> None:
+    text = CONFIGURATION.read_text()
     before, rest = text.split(START, 1)
     _old, after = rest.split(END, 1)
-    README.write_text(f"{before}{START}\n{table()}\n{END}{after}")
+    CONFIGURATION.write_text(f"{before}{START}\n{table()}\n{END}{after}")
 
 
 if __name__ == "__main__":
-    if "--readme" in sys.argv:
-        update_readme()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the table into docs/configuration.md between its markers",
+    )
+    if parser.parse_args().write:
+        update_configuration()
     else:
         print(table())

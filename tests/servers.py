@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.helpers import free_port
+
 INSTALL = "apt-get install redis-server postgresql"
 START_SECONDS = 60  # bounds only: every wait polls for readiness
 PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")  # Debian's, then PGDG's
@@ -26,12 +28,6 @@ PG_SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")  # Debian's, then 
 
 class ServerMissing(RuntimeError):
     """A server program is not installed."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, chars: int = 3000) -> str:

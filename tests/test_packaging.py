@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -25,6 +24,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -287,19 +288,13 @@ def test_report_from_the_wheel_writes_to_the_user_folder(installed):
     installed.assert_package_untouched()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status, response.read().decode()
 
 
 def test_serve_from_the_wheel_answers_and_writes_only_to_the_user_folder(installed):
-    port = _free_port()
+    port = free_port()
     cache = installed.cache_home / "comanage-dashboard" / "sample" / ".comanage-cache"
     server = subprocess.Popen(
         [str(installed.command), "serve", "--port", str(port)],

@@ -7,13 +7,8 @@ how to install one. The SMTP server is aiosmtpd on loopback, started by the test
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
-import socket
-import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 from html.parser import HTMLParser
@@ -25,34 +20,17 @@ import pytest
 from dashboard import cli
 from dashboard.data.history import open_history, snapshot_day
 from dashboard.model.trends import metrics_from_summary
+from dashboard.report import ReportError
+from dashboard.report import capture as browser_module
+from dashboard.report.figures import parse_week, week_of, weekly_figures
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
 from dashboard.store import EstateStore
-from dashboard.web import browser as browser_module
-from dashboard.web.weekly import ReportError, parse_week, week_of, weekly_figures
 from tests.factories import loaded_store
-
-sys.path.insert(0, str(Path(__file__).parent / "web"))
-from estate_factory import HTML_DETAIL, write_estate
+from tests.helpers import free_port, run_cli
+from tests.web.estate_factory import HTML_DETAIL, write_estate
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Pass-for-test"  # the SMTP and dashboard test password
-
-
-def run_cli(*args: str, env: dict | None = None, drop: tuple[str, ...] = (), timeout: int = 300):
-    environment = {k: v for k, v in os.environ.items() if k not in drop}
-    environment.update(env or {})
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-        env=environment,
-    )
-    done.seconds = time.perf_counter() - started
-    return done
 
 
 def assert_one_line_error(done, code: int) -> str:
@@ -111,12 +89,6 @@ def cli_summary(config: Path, *extra: str) -> dict:
 
 def sample_week() -> str:
     return week_of(snapshot_day(load_settings(SAMPLE_CONFIG).as_of))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the report on the bundled sample ------------------------------------------------------
@@ -284,7 +256,7 @@ def test_earlier_week_os_figures_are_client_devices_or_left_out(sample_store, tm
     import shutil
     import sqlite3
 
-    from dashboard.report_summary import summary_html
+    from dashboard.report.mail import summary_html
 
     settings, store = sample_store
     monday, _sunday = parse_week(week_of(snapshot_day(settings.as_of)))
@@ -496,8 +468,7 @@ def test_hostile_text_is_escaped_in_the_html_summary(tmp_path, monkeypatch, caps
 
 
 def test_output_names_cannot_leave_the_folder(tmp_path):
-    from dashboard.report import file_name
-    from dashboard.web.security import safe_output_path
+    from dashboard.report.files import file_name, safe_output_path
 
     assert file_name("2026-W48", "png") == "co-management-2026-W48.png"
     for week in ("../../etc/passwd", "..\\..\\x", "CON", "a/b"):
@@ -603,7 +574,7 @@ def test_mail_without_mail_settings_exits_2(tmp_path):
 
 
 def test_private_app_answers_only_its_token(sample_store):
-    from dashboard.report import TOKEN_HEADER, private_app
+    from dashboard.report.command import TOKEN_HEADER, private_app
 
     settings, store = sample_store
     settings = settings.with_values(auth="users", secret_key="k" * 40)
@@ -631,7 +602,7 @@ def test_report_page_is_routed_but_not_in_the_navbar(sample_store):
 
 
 def test_pdf_scale_fits_the_paper():
-    from dashboard.report import PAGE_WIDTH, pdf_options
+    from dashboard.report.capture import PAGE_WIDTH, pdf_options
 
     for paper, width_mm in (("A4", 210), ("Letter", 215.9)):
         options = pdf_options(paper)
@@ -812,9 +783,9 @@ def test_starttls_required_but_not_offered_is_refused(tmp_path):
 
 
 def test_smtp_module_is_what_sends():
-    from dashboard import report
+    from dashboard.report import mail
 
-    assert report.smtplib is smtplib
+    assert mail.smtplib is smtplib
 
 
 # -- auth: the in-process app, and --url of a protected dashboard --------------------------
@@ -823,9 +794,9 @@ def test_smtp_module_is_what_sends():
 @pytest.fixture(scope="module")
 def protected_dashboard(tmp_path_factory):
     """The factory estate served with auth = "users" (an account ``reporter``)."""
+    from dashboard.report.capture import serving
     from dashboard.web.app import create_app
     from dashboard.web.auth import UserFile
-    from dashboard.web.browser import serving
 
     folder = tmp_path_factory.mktemp("protected")
     config = write_estate(folder, devices=300, seed=9)
@@ -908,19 +879,18 @@ def test_url_report_signs_in_and_uses_the_servers_figures(tmp_path, protected_da
 def test_report_page_is_static_print_friendly_and_error_free(sample_store):
     from playwright.sync_api import sync_playwright
 
-    from dashboard.web.app import create_app
-    from dashboard.web.browser import (
-        BrowserMissing,
+    from dashboard.report.capture import (
         chromium,
         chromium_path,
         serving,
         wait_for_dash,
     )
+    from dashboard.web.app import create_app
 
     settings, store = sample_store
     try:
         executable = chromium_path()
-    except BrowserMissing as error:
+    except ReportError as error:
         pytest.fail(f"browser tests need Chromium: {error}", pytrace=False)
     errors: list[str] = []
     with (

@@ -36,7 +36,6 @@ SELECT = (
     "enrolledDateTime,operatingSystem,osVersion,userPrincipalName"
 )
 PATH = "/v1.0/deviceManagement/managedDevices"
-PAGE_SIZE = 999  # Graph caps a page lower for this list; asking for more costs nothing
 MAX_WAIT_SECONDS = 60  # longest single Retry-After honoured; longer ones wait this long
 DEFAULT_WAIT_SECONDS = 5  # a 429/503 without Retry-After
 SOURCE = "Microsoft Graph"
@@ -227,7 +226,8 @@ def fetch_managed_devices(
         token = _token(settings, session, credential, deadline - clock())
         secrets.append(token)
         origin = urlsplit(settings.graph_url)
-        url: str | None = f"{settings.graph_url}{PATH}?$select={SELECT}&$top={PAGE_SIZE}"
+        # No $top: the list's documentation names no paging options; Graph picks the page size.
+        url: str | None = f"{settings.graph_url}{PATH}?$select={SELECT}"
         rows: list[dict] = []
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         while url is not None:

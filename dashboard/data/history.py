@@ -91,6 +91,7 @@ from ..model.trends import (
 )
 from ..private import create_private, private_folder
 from ..settings import WORKLOADS, Settings
+from ..text import one_line
 from .estate import load_estate, snapshot_day
 
 log = logging.getLogger(__name__)
@@ -1138,17 +1139,12 @@ def recording_loader(
                 )
             except Exception as error:
                 log.warning(
-                    "history: cannot record the snapshot in %s: %s", history.shown, _one_line(error)
+                    "history: cannot record the snapshot in %s: %s", history.shown, one_line(error)
                 )
         return estate
 
     load.history = history  # type: ignore[attr-defined]
     return load
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:300]
 
 
 __all__ = [

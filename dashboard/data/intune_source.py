@@ -1,5 +1,5 @@
-"""Intune's managed-device records: read, validated and normalised (the Intune side of the
-definitions, README "Intune").
+"""Intune's managed-device records: read, validated and normalised (docs/definitions.md §8;
+setting up the source: docs/intune.md).
 
 Records come from an export (CSV as ``Get-MgDeviceManagementManagedDevice -All | Export-Csv``
 writes it, or JSON: a list of records or Graph's ``{"value": [...]}``) or from Microsoft Graph
@@ -266,18 +266,18 @@ def records_from_rows(
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
         )
 
-    def text(value: object) -> str | None:
-        return None if value is None else str(value)
+    def column(name: str) -> pd.Series:
+        if name not in keys:
+            return pd.Series([None] * len(rows), dtype="str")
+        key = keys[name]
+        values = [row.get(key) for row in rows]
+        try:  # mostly text already: Arrow takes the list as it is
+            array = pa.array(values, type=pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers (enums written as numbers)
+            array = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        return pd.Series(pd.array(array, dtype="str"))
 
-    raw = pd.DataFrame(
-        {
-            name: pd.Series(
-                [text(row.get(keys[name])) for row in rows] if name in keys else [None] * len(rows),
-                dtype="str",
-            )
-            for name in COLUMNS
-        }
-    )
+    raw = pd.DataFrame({name: column(name) for name in COLUMNS})
     return normalise(raw, source, unit=unit, now=now)
 
 

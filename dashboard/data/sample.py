@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -80,7 +79,6 @@ VIEW_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "v_FullCollectionMembership": (("CollectionID", "TEXT"), ("ResourceID", "INTEGER")),
     "v_Collection": (("CollectionID", "TEXT"), ("Name", "TEXT")),
 }
-VIEWS = tuple(VIEW_COLUMNS)
 
 ALL_SYSTEMS = "SMS00001"
 AUTO_ENROLLMENT = "CAS00100"
@@ -366,6 +364,12 @@ def _site_counts(devices: int, sites: int) -> np.ndarray:
 # --------------------------------------------------------------------------- generation
 
 
+class _Draft(SimpleNamespace):
+    """An estate being generated: its arrays (one value per device record) and frames, filled
+    in part by part. Every part draws from the one random generator ``rng`` in turn; the order
+    of the parts, and of the draws inside each, is what makes a seed give the same estate."""
+
+
 def generate_estate(
     devices: int,
     seed: int,
@@ -389,8 +393,39 @@ def generate_estate(
     as_of_ms = int(as_of.timestamp() * 1000)
     rng = np.random.default_rng(seed)
     n = int(devices)
+    d = _Draft(rng=rng, n=n, as_of_ms=as_of_ms, sites=sites, windows11_share=windows11_share)
 
-    # ---- who is who ---------------------------------------------------------------------
+    _who_is_who(d)
+    _operating_system(d)
+    _names_and_locations(d)
+    _joins_and_domains(d)
+    _clients(d)
+    _client_health(d)
+    _collections(d)
+    _enrollment(d)
+    _workloads(d)
+    _status_codes(d)
+    _obsolete_twins(d)
+    _resource_ids(d)
+    _system_view(d)
+    _inventory_view(d)
+    _comanagement_view(d)
+    _health_view(d)
+    _memberships(d)
+    _split_by_site(d)
+
+    estate = SampleEstate(
+        seed=seed, as_of=as_of, sites=sites, tables=d.tables, windows11_share=windows11_share
+    )
+    if duplicates:
+        add_duplicates(estate)
+    return estate
+
+
+def _who_is_who(d: _Draft) -> None:
+    """Which site each device is in, what kind of machine it is, whether it has the
+    client or was only discovered."""
+    rng, n, sites = d.rng, d.n, d.sites
     site = np.repeat(np.arange(len(sites)), _site_counts(n, len(sites)))
     kind = rng.choice(len(KIND_SHARES), size=n, p=KIND_SHARES)
     workstation = kind <= LEGACY
@@ -398,28 +433,44 @@ def generate_estate(
     u = rng.random(n)
     has_client = np.where(kind == SERVER, u < 0.95, u < 0.965) & (kind != UNKNOWN)
     discovery = ~has_client & ((rng.random(n) < 0.6) | (kind == UNKNOWN))
+    d.site = site
+    d.kind = kind
+    d.workstation = workstation
+    d.nt10_ws = nt10_ws
+    d.has_client = has_client
+    d.discovery = discovery
 
-    # ---- operating system ---------------------------------------------------------------
-    win11 = rng.random(n) < windows11_share
+
+def _operating_system(d: _Draft) -> None:
+    """Windows version and build per device (Windows 11 for ``windows11_share`` of the
+    modern ones), the OS name as discovery records it, and the build string."""
+    rng, n = d.rng, d.n
+    win11 = rng.random(n) < d.windows11_share
     b11 = np.array([b for b, _ in WIN11_BUILDS])[_choice(rng, WIN11_BUILDS, n)]
     b10 = np.array([b for b, _ in WIN10_BUILDS])[_choice(rng, WIN10_BUILDS, n)]
     bold = np.array([b for b, _ in OLD_WIN10_BUILDS])[_choice(rng, OLD_WIN10_BUILDS, n)]
     legacy = np.array([v for v, _ in LEGACY_OS])[_choice(rng, LEGACY_OS, n)]
     server = np.array([v for v, _ in SERVER_OS])[_choice(rng, SERVER_OS, n)]
     major = np.select(
-        [nt10_ws, kind == LEGACY, kind == SERVER], [10, legacy[:, 0], server[:, 0]], 0
+        [d.nt10_ws, d.kind == LEGACY, d.kind == SERVER], [10, legacy[:, 0], server[:, 0]], 0
     )
-    minor = np.select([kind == LEGACY, kind == SERVER], [legacy[:, 1], server[:, 1]], 0)
+    minor = np.select([d.kind == LEGACY, d.kind == SERVER], [legacy[:, 1], server[:, 1]], 0)
     build = np.select(
-        [(kind == MODERN) & win11, kind == MODERN, kind == OLD10, kind == LEGACY, kind == SERVER],
+        [
+            (d.kind == MODERN) & win11,
+            d.kind == MODERN,
+            d.kind == OLD10,
+            d.kind == LEGACY,
+            d.kind == SERVER,
+        ],
         [b11, b10, bold, legacy[:, 2], server[:, 2]],
         0,
     )
-    domain_controller = (kind == SERVER) & (rng.random(n) < 0.08)
-    product_type = np.select([workstation, domain_controller, kind == SERVER], [1, 2, 3], 0)
-    tablet = (kind == MODERN) & (rng.random(n) < 0.01)
+    domain_controller = (d.kind == SERVER) & (rng.random(n) < 0.08)
+    product_type = np.select([d.workstation, domain_controller, d.kind == SERVER], [1, 2, 3], 0)
+    tablet = (d.kind == MODERN) & (rng.random(n) < 0.01)
     os_kind = np.select(
-        [workstation & ~tablet, tablet, domain_controller, kind == SERVER], [0, 1, 2, 3], 4
+        [d.workstation & ~tablet, tablet, domain_controller, d.kind == SERVER], [0, 1, 2, 3], 4
     )
     os_templates = (
         "Microsoft Windows NT Workstation {}.{}",
@@ -439,14 +490,24 @@ def generate_estate(
     uniq, inverse = np.unique(triple, return_inverse=True)
     build01_all = _lookup(inverse, [f"{t // 10**8}.{(t // 10**6) % 100}.{t % 10**6}" for t in uniq])
     build01_null = np.where(
-        has_client,
+        d.has_client,
         rng.random(n) < 0.10,
-        np.where(discovery, rng.random(n) < 0.5, rng.random(n) < 0.2),
+        np.where(d.discovery, rng.random(n) < 0.5, rng.random(n) < 0.2),
     )
-    build01_null |= kind == UNKNOWN
+    build01_null |= d.kind == UNKNOWN
     build01 = np.where(build01_null, None, build01_all)
+    d.major = major
+    d.minor = minor
+    d.build = build
+    d.domain_controller = domain_controller
+    d.product_type = product_type
+    d.operating_system = operating_system
+    d.build01 = build01
 
-    # ---- names, domains, locations ------------------------------------------------------
+
+def _names_and_locations(d: _Draft) -> None:
+    """Locations by site and unique names such as ``LON-LT-001004``."""
+    rng, n, workstation, site, kind, sites = d.rng, d.n, d.workstation, d.site, d.kind, d.sites
     site_locations = [
         (LOCATIONS[(2 * i) % len(LOCATIONS)], LOCATIONS[(2 * i + 1) % len(LOCATIONS)])
         for i in range(len(sites))
@@ -468,7 +529,13 @@ def generate_estate(
     digits = pd.Series(number).astype(str)
     padded = np.where(width == 6, digits.str.zfill(6), digits.str.zfill(4))
     name = (group + "-" + padded).to_numpy(dtype=object)
+    d.location = location
+    d.name = name
 
+
+def _joins_and_domains(d: _Draft) -> None:
+    """How devices are joined (hybrid, Entra ID, not joined), their domain and Entra device ID."""
+    rng, n, has_client, nt10_ws, kind = d.rng, d.n, d.has_client, d.nt10_ws, d.kind
     join = np.where(
         has_client & nt10_ws, _choice(rng, [(j, s) for j, s in enumerate(JOIN_SHARES)], n), -1
     )
@@ -478,15 +545,27 @@ def generate_estate(
     domain = np.where(join == ENTRA, "WORKGROUP", domain)
     domain = np.where((kind == UNKNOWN) & (rng.random(n) < 0.5), None, domain)
     aad_device_id = np.where((join == HYBRID) | (join == ENTRA), _guids(rng, n), None)
+    d.join = join
+    d.domain = domain
+    d.aad_device_id = aad_device_id
 
+
+def _clients(d: _Draft) -> None:
+    """The Configuration Manager client version of each device with a client."""
+    rng, n, has_client, minor, kind, major = d.rng, d.n, d.has_client, d.minor, d.kind, d.major
     client_version = _lookup(_choice(rng, CLIENT_VERSIONS, n), [v for v, _ in CLIENT_VERSIONS])
     client_version = np.where(
         (kind == LEGACY) & (major == 6) & (minor == 1), LEGACY_CLIENT, client_version
     )
     client_version = np.where(has_client, client_version, None)
     new_client = np.isin(client_version, NEW_CLIENT)
+    d.client_version = client_version
+    d.new_client = new_client
 
-    # ---- client health ------------------------------------------------------------------
+
+def _client_health(d: _Draft) -> None:
+    """Client health: active or not, last policy request, last activity, evaluation result."""
+    rng, n, has_client, as_of_ms = d.rng, d.n, d.has_client, d.as_of_ms
     has_health = has_client & (rng.random(n) < 0.985)
     active = rng.random(n) < 0.905
     policy_age = np.where(
@@ -503,8 +582,18 @@ def generate_estate(
     last_active = _sql_datetime(as_of_ms - active_age)
     policy_known = rng.random(n) >= 0.003
     health_result = _lookup(_choice(rng, ((7, 0.93), (6, 0.04), (3, 0.03)), n), (7, 6, 3))
+    d.has_health = has_health
+    d.active = active
+    d.policy_age = policy_age
+    d.last_policy = last_policy
+    d.last_active = last_active
+    d.policy_known = policy_known
+    d.health_result = health_result
 
-    # ---- collections --------------------------------------------------------------------
+
+def _collections(d: _Draft) -> None:
+    """Membership of the auto-enrollment collection and the workloads' pilot collections."""
+    rng, n, nt10_ws, kind, join = d.rng, d.n, d.nt10_ws, d.kind, d.join
     auto_share = np.where(kind == OLD10, 0.12, np.where(join == NOT_JOINED, 0.3, 0.95))
     in_auto = nt10_ws & (rng.random(n) < auto_share)
     pilot_u = rng.random(n)
@@ -512,11 +601,20 @@ def generate_estate(
     in_apps = in_auto & (pilot_u < 0.16)
     in_wu = in_auto & (pilot_u < 0.07)
     in_compliance = in_auto & (rng.random(n) < 0.05)
+    d.in_auto = in_auto
+    d.in_office = in_office
+    d.in_apps = in_apps
+    d.in_wu = in_wu
+    d.in_compliance = in_compliance
 
-    # ---- co-management state ------------------------------------------------------------
-    policy_p = np.where(active & has_health, 0.985, 0.7)
-    policy = in_auto & has_client & (rng.random(n) < policy_p)
-    group_index = np.select([kind == OLD10, join == ENTRA, join == NOT_JOINED], [3, 1, 2], 0)
+
+def _enrollment(d: _Draft) -> None:
+    """Co-management state: the policy, each enrollment's outcome, devices enrolled in
+    Intune without the policy, and leftover rows."""
+    rng, n = d.rng, d.n
+    policy_p = np.where(d.active & d.has_health, 0.985, 0.7)
+    policy = d.in_auto & d.has_client & (rng.random(n) < policy_p)
+    group_index = np.select([d.kind == OLD10, d.join == ENTRA, d.join == NOT_JOINED], [3, 1, 2], 0)
     outcome = np.empty(n, dtype=np.int64)
     for index, shares in enumerate(
         (
@@ -532,39 +630,65 @@ def generate_estate(
     # Enrolled in Intune directly, without the co-management policy (targeted, not comanaged).
     mdm_only = (
         ~policy
-        & has_client
-        & (kind == MODERN)
-        & ((join == HYBRID) | (join == ENTRA))
+        & d.has_client
+        & (d.kind == MODERN)
+        & ((d.join == HYBRID) | (d.join == ENTRA))
         & (rng.random(n) < 0.004)
     )
     zero_row = (
         ~policy
         & ~mdm_only
-        & has_client
-        & np.where(kind == SERVER, rng.random(n) < 0.3, nt10_ws & (rng.random(n) < 0.45))
+        & d.has_client
+        & np.where(d.kind == SERVER, rng.random(n) < 0.3, d.nt10_ws & (rng.random(n) < 0.45))
     )
     has_row = policy | mdm_only | zero_row
-    stale_failure = zero_row & nt10_ws & (rng.random(n) < 0.02)
+    stale_failure = zero_row & d.nt10_ws & (rng.random(n) < 0.02)
 
     success = outcome == SUCCESS
     failed = (outcome == FAILED) | stale_failure
     pending = outcome == PENDING
     enrolling = outcome == ENROLLING
+    d.policy = policy
+    d.group_index = group_index
+    d.mdm_only = mdm_only
+    d.has_row = has_row
+    d.stale_failure = stale_failure
+    d.success = success
+    d.failed = failed
+    d.pending = pending
+    d.enrolling = enrolling
 
+
+def _workloads(d: _Draft) -> None:
+    """The workload bitmask of each device (which workloads Intune manages)."""
+    rng, n = d.rng, d.n
     # workload bitmask
     lag = 0.06
     bits = np.ones(n, dtype=np.int64)
     bits |= np.where(rng.random(n) < 0.97, 2, 0)
-    bits |= np.where(in_office & (rng.random(n) >= lag), 128, 0)
-    bits |= np.where(in_apps & (rng.random(n) >= lag), 64, 0)
-    bits |= np.where(in_wu & (rng.random(n) >= lag), 16, 0)
-    bits |= np.where(new_client & (rng.random(n) < 0.7), 8192, 0)
+    bits |= np.where(d.in_office & (rng.random(n) >= lag), 128, 0)
+    bits |= np.where(d.in_apps & (rng.random(n) >= lag), 64, 0)
+    bits |= np.where(d.in_wu & (rng.random(n) >= lag), 16, 0)
+    bits |= np.where(d.new_client & (rng.random(n) < 0.7), 8192, 0)
     bits |= np.where(rng.random(n) < 0.12, 4096, 0)
     waiting = _lookup(_choice(rng, ((8193, 0.4), (1, 0.2), (-1, 0.4)), n), (8193, 1, -1))
     waiting = waiting.astype(np.int64)
     zero_workloads = np.where(rng.random(n) < 0.3, 0, -1)
-    workloads = np.select([success, policy, mdm_only], [bits, waiting, -1], zero_workloads)
+    workloads = np.select([d.success, d.policy, d.mdm_only], [bits, waiting, -1], zero_workloads)
+    d.workloads = workloads
 
+
+def _status_codes(d: _Draft) -> None:
+    """Enrollment status codes and error details, in exact shares (largest remainder) so
+    that their ranking holds in any sample."""
+    rng, n, stale_failure, failed, success, group_index = (
+        d.rng,
+        d.n,
+        d.stale_failure,
+        d.failed,
+        d.success,
+        d.group_index,
+    )
     # status codes: exact shares (largest remainder) so that the ranking holds in any sample
     code_value = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
@@ -587,13 +711,24 @@ def generate_estate(
     code_number = np.where(code_present, code_value, 0).astype(np.int64)
     signed = (code_number >= 2**31) & (rng.random(n) < 0.7)
     code_number = np.where(signed, code_number - 2**32, code_number)
+    d.detail = detail
+    d.code_present = code_present
+    d.code_number = code_number
 
-    # ---- obsolete duplicates -------------------------------------------------------------
+
+def _obsolete_twins(d: _Draft) -> None:
+    """Which devices also have an older, obsolete record (a reinstalled machine)."""
+    rng, n, has_client, nt10_ws = d.rng, d.n, d.has_client, d.nt10_ws
     twin = has_client & nt10_ws & (rng.random(n) < 0.012)
     twin_of = np.flatnonzero(twin)
     t = len(twin_of)
+    d.twin_of = twin_of
+    d.t = t
 
-    # ---- resource IDs ---------------------------------------------------------------------
+
+def _resource_ids(d: _Draft) -> None:
+    """ResourceIDs per site, with gaps; of a pair the obsolete record has the lower ID."""
+    rng, n, site, t, sites, twin_of = d.rng, d.n, d.site, d.t, d.sites, d.twin_of
     record_site = np.concatenate([site, site[twin_of]])
     rid = np.empty(n + t, dtype=np.int64)
     for s in range(len(sites)):
@@ -606,140 +741,164 @@ def generate_estate(
     low = np.minimum(device_rid[twin_of], twin_rid)
     high = np.maximum(device_rid[twin_of], twin_rid)
     device_rid[twin_of], twin_rid = high, low
+    d.record_site = record_site
+    d.device_rid = device_rid
+    d.twin_rid = twin_rid
 
-    # ---- assemble the views ---------------------------------------------------------------
-    obsolete = np.where(discovery, -1, 0)
-    client0 = np.where(has_client, 1, np.where(discovery, -1, 0))
+
+def _system_view(d: _Draft) -> None:
+    """``v_R_System``: one row per record, obsolete twins included."""
+    rng = d.rng
+    obsolete = np.where(d.discovery, -1, 0)
+    client0 = np.where(d.has_client, 1, np.where(d.discovery, -1, 0))
     active0 = np.where(
-        has_client, (active & has_health).astype(np.int64), np.where(discovery, -1, 0)
+        d.has_client, (d.active & d.has_health).astype(np.int64), np.where(d.discovery, -1, 0)
     )
-    twin_versions = _lookup(rng.integers(0, 2, t), ("5.00.9088.1007", "5.00.9078.1006"))
-    older = np.searchsorted(UPGRADE_CHAIN, build[twin_of])
+    twin_versions = _lookup(rng.integers(0, 2, d.t), ("5.00.9088.1007", "5.00.9078.1006"))
+    older = np.searchsorted(UPGRADE_CHAIN, d.build[d.twin_of])
     chain_known = (older < len(UPGRADE_CHAIN)) & (
-        np.asarray(UPGRADE_CHAIN)[np.minimum(older, len(UPGRADE_CHAIN) - 1)] == build[twin_of]
+        np.asarray(UPGRADE_CHAIN)[np.minimum(older, len(UPGRADE_CHAIN) - 1)] == d.build[d.twin_of]
     )
     twin_build = np.where(
         chain_known & (older > 0),
         np.asarray(UPGRADE_CHAIN)[np.clip(older - 1, 0, len(UPGRADE_CHAIN) - 1)],
-        build[twin_of],
+        d.build[d.twin_of],
     )
     twin_build01 = np.array([f"10.0.{b}" for b in twin_build], dtype=object)
-    twin_aad = np.where(rng.random(t) < 0.5, _guids(rng, t), None)
+    twin_aad = np.where(rng.random(d.t) < 0.5, _guids(rng, d.t), None)
 
     system = pd.DataFrame(
         {
-            "ResourceID": np.concatenate([device_rid, twin_rid]),
-            "Name0": _text_col(np.concatenate([name, name[twin_of]])),
-            "Resource_Domain_OR_Workgr0": _text_col(np.concatenate([domain, domain[twin_of]])),
+            "ResourceID": np.concatenate([d.device_rid, d.twin_rid]),
+            "Name0": _text_col(np.concatenate([d.name, d.name[d.twin_of]])),
+            "Resource_Domain_OR_Workgr0": _text_col(
+                np.concatenate([d.domain, d.domain[d.twin_of]])
+            ),
             "Operating_System_Name_and0": _text_col(
-                np.concatenate([operating_system, operating_system[twin_of]])
+                np.concatenate([d.operating_system, d.operating_system[d.twin_of]])
             ),
-            "Build01": _text_col(np.concatenate([build01, twin_build01])),
+            "Build01": _text_col(np.concatenate([d.build01, twin_build01])),
             "Client0": _int_col(
-                np.concatenate([client0, np.ones(t, np.int64)]),
-                np.concatenate([client0 >= 0, np.ones(t, bool)]),
+                np.concatenate([client0, np.ones(d.t, np.int64)]),
+                np.concatenate([client0 >= 0, np.ones(d.t, bool)]),
             ),
-            "Client_Version0": _text_col(np.concatenate([client_version, twin_versions])),
+            "Client_Version0": _text_col(np.concatenate([d.client_version, twin_versions])),
             "Active0": _int_col(
-                np.concatenate([active0, np.zeros(t, np.int64)]),
-                np.concatenate([active0 >= 0, np.ones(t, bool)]),
+                np.concatenate([active0, np.zeros(d.t, np.int64)]),
+                np.concatenate([active0 >= 0, np.ones(d.t, bool)]),
             ),
             "Obsolete0": _int_col(
-                np.concatenate([obsolete, np.ones(t, np.int64)]),
-                np.concatenate([obsolete >= 0, np.ones(t, bool)]),
+                np.concatenate([obsolete, np.ones(d.t, np.int64)]),
+                np.concatenate([obsolete >= 0, np.ones(d.t, bool)]),
             ),
-            "AADDeviceID": _text_col(np.concatenate([aad_device_id, twin_aad])),
+            "AADDeviceID": _text_col(np.concatenate([d.aad_device_id, twin_aad])),
         }
     )
+    d.twin_build = twin_build
+    d.system = system
 
+
+def _inventory_view(d: _Draft) -> None:
+    """``v_GS_OPERATING_SYSTEM``: 1-3 hardware inventory rows per inventoried device, the
+    older ones with the builds the device had before its upgrades."""
+    rng, n = d.rng, d.n
     # hardware inventory: 1-3 rows per inventoried device, newest first in time only
-    has_inventory = has_client & (rng.random(n) < 0.97)
+    has_inventory = d.has_client & (rng.random(n) < 0.97)
     inv_devices = np.flatnonzero(has_inventory)
     rows_per = 1 + (rng.random(len(inv_devices)) > 0.6) + (rng.random(len(inv_devices)) > 0.9)
     inv_of = np.repeat(inv_devices, rows_per)
     starts = np.repeat(np.cumsum(rows_per) - rows_per, rows_per)
     rank = np.arange(len(inv_of)) - starts
     newest_age = np.where(
-        active[inv_of],
+        d.active[inv_of],
         rng.uniform(0.1 * DAY_MS, 7 * DAY_MS, len(inv_of)),
-        policy_age[inv_of] + rng.uniform(0, 3 * DAY_MS, len(inv_of)),
+        d.policy_age[inv_of] + rng.uniform(0, 3 * DAY_MS, len(inv_of)),
     )
     step = rng.uniform(30 * DAY_MS, 55 * DAY_MS, len(inv_of))
-    inv_stamp = _sql_datetime(as_of_ms - newest_age - rank * step)
-    inv_build = build[inv_of]
+    inv_stamp = _sql_datetime(d.as_of_ms - newest_age - rank * step)
+    inv_build = d.build[inv_of]
     position = np.searchsorted(UPGRADE_CHAIN, inv_build)
     in_chain = (position < len(UPGRADE_CHAIN)) & (
         np.asarray(UPGRADE_CHAIN)[np.minimum(position, len(UPGRADE_CHAIN) - 1)] == inv_build
     )
     chain = np.asarray(UPGRADE_CHAIN)
     inv_build = np.where(
-        in_chain & (kind[inv_of] != SERVER),
+        in_chain & (d.kind[inv_of] != SERVER),
         chain[np.clip(position - rank, 0, len(chain) - 1)],
         inv_build,
     )
     # obsolete records keep one old inventory row each
-    twin_stamp = _sql_datetime(as_of_ms - rng.uniform(120 * DAY_MS, 400 * DAY_MS, t))
+    twin_stamp = _sql_datetime(d.as_of_ms - rng.uniform(120 * DAY_MS, 400 * DAY_MS, d.t))
     inventory = pd.DataFrame(
         {
-            "ResourceID": np.concatenate([device_rid[inv_of], twin_rid]),
+            "ResourceID": np.concatenate([d.device_rid[inv_of], d.twin_rid]),
             "Caption0": _text_col(
                 np.concatenate(
                     [
                         _captions(
-                            kind[inv_of],
-                            major[inv_of],
-                            minor[inv_of],
+                            d.kind[inv_of],
+                            d.major[inv_of],
+                            d.minor[inv_of],
                             inv_build,
-                            domain_controller[inv_of],
+                            d.domain_controller[inv_of],
                         ),
                         _captions(
-                            kind[twin_of],
-                            major[twin_of],
-                            minor[twin_of],
-                            twin_build,
-                            domain_controller[twin_of],
+                            d.kind[d.twin_of],
+                            d.major[d.twin_of],
+                            d.minor[d.twin_of],
+                            d.twin_build,
+                            d.domain_controller[d.twin_of],
                         ),
                     ]
                 )
             ),
             "BuildNumber0": _text_col(
-                np.concatenate([inv_build, twin_build]).astype(str).astype(object)
+                np.concatenate([inv_build, d.twin_build]).astype(str).astype(object)
             ),
-            "ProductType0": np.concatenate([product_type[inv_of], product_type[twin_of]]),
+            "ProductType0": np.concatenate([d.product_type[inv_of], d.product_type[d.twin_of]]),
             "TimeStamp": _date_col(np.concatenate([inv_stamp, twin_stamp])),
         }
     )
     inventory = inventory.iloc[rng.permutation(len(inventory))].reset_index(drop=True)
+    d.inventory = inventory
 
+
+def _comanagement_view(d: _Draft) -> None:
+    """``v_ClientCoManagementState``: the co-management rows."""
+    rng = d.rng
     # co-management rows
-    cm = np.flatnonzero(has_row)
-    joined_known = join[cm] >= 0
-    twin_cm = twin_of[rng.random(t) < 0.5]
-    comanaged_flag = success | mdm_only
+    cm = np.flatnonzero(d.has_row)
+    joined_known = d.join[cm] >= 0
+    twin_cm = d.twin_of[rng.random(d.t) < 0.5]
+    comanaged_flag = d.success | d.mdm_only
     comgmt = pd.DataFrame(
         {
-            "ResourceID": np.concatenate([device_rid[cm], _twin_rids(twin_rid, twin_of, twin_cm)]),
+            "ResourceID": np.concatenate(
+                [d.device_rid[cm], _twin_rids(d.twin_rid, d.twin_of, twin_cm)]
+            ),
             "MDMEnrolled": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
-            "ComgmtPolicyPresent": _int_col(np.concatenate([policy[cm], np.ones(len(twin_cm))])),
+            "ComgmtPolicyPresent": _int_col(np.concatenate([d.policy[cm], np.ones(len(twin_cm))])),
             "MDMProvisioned": _int_col(
-                np.concatenate([success[cm] & (rng.random(len(cm)) < 0.96), np.ones(len(twin_cm))]),
                 np.concatenate(
-                    [success[cm] | (rng.random(len(cm)) >= 0.1), np.ones(len(twin_cm), bool)]
+                    [d.success[cm] & (rng.random(len(cm)) < 0.96), np.ones(len(twin_cm))]
+                ),
+                np.concatenate(
+                    [d.success[cm] | (rng.random(len(cm)) >= 0.1), np.ones(len(twin_cm), bool)]
                 ),
             ),
             "Authority": _int_col(np.concatenate([comanaged_flag[cm], np.ones(len(twin_cm))])),
             "MDMWorkloads": _int_col(
-                np.concatenate([workloads[cm], np.full(len(twin_cm), 8195)]),
-                np.concatenate([workloads[cm] >= 0, np.ones(len(twin_cm), bool)]),
+                np.concatenate([d.workloads[cm], np.full(len(twin_cm), 8195)]),
+                np.concatenate([d.workloads[cm] >= 0, np.ones(len(twin_cm), bool)]),
             ),
             "HybridAADJoined": _int_col(
-                np.concatenate([join[cm] == HYBRID, np.ones(len(twin_cm))]),
+                np.concatenate([d.join[cm] == HYBRID, np.ones(len(twin_cm))]),
                 np.concatenate(
                     [joined_known | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
                 ),
             ),
             "AADJoined": _int_col(
-                np.concatenate([join[cm] == ENTRA, np.zeros(len(twin_cm))]),
+                np.concatenate([d.join[cm] == ENTRA, np.zeros(len(twin_cm))]),
                 np.concatenate(
                     [joined_known | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
                 ),
@@ -748,7 +907,7 @@ def generate_estate(
                 np.concatenate(
                     [
                         np.select(
-                            [success[cm], enrolling[cm], policy[cm]],
+                            [d.success[cm], d.enrolling[cm], d.policy[cm]],
                             [rng.random(len(cm)) < 0.7, rng.random(len(cm)) < 0.8, True],
                             False,
                         ),
@@ -756,71 +915,89 @@ def generate_estate(
                     ]
                 ),
                 np.concatenate(
-                    [policy[cm] | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
+                    [d.policy[cm] | (rng.random(len(cm)) < 0.5), np.ones(len(twin_cm), bool)]
                 ),
             ),
             "PendingLogon": _int_col(
-                np.concatenate([pending[cm], np.zeros(len(twin_cm))]),
+                np.concatenate([d.pending[cm], np.zeros(len(twin_cm))]),
                 np.concatenate(
                     [
-                        policy[cm] | mdm_only[cm] | (rng.random(len(cm)) < 0.5),
+                        d.policy[cm] | d.mdm_only[cm] | (rng.random(len(cm)) < 0.5),
                         np.ones(len(twin_cm), bool),
                     ]
                 ),
             ),
             "EnrollmentFailed": _int_col(
-                np.concatenate([failed[cm], np.zeros(len(twin_cm))]),
+                np.concatenate([d.failed[cm], np.zeros(len(twin_cm))]),
                 np.concatenate(
                     [
-                        policy[cm] | mdm_only[cm] | stale_failure[cm] | (rng.random(len(cm)) < 0.5),
+                        d.policy[cm]
+                        | d.mdm_only[cm]
+                        | d.stale_failure[cm]
+                        | (rng.random(len(cm)) < 0.5),
                         np.ones(len(twin_cm), bool),
                     ]
                 ),
             ),
             "EnrollmentStatusCode": _int_col(
-                np.concatenate([code_number[cm], np.zeros(len(twin_cm))]),
-                np.concatenate([code_present[cm], np.ones(len(twin_cm), bool)]),
+                np.concatenate([d.code_number[cm], np.zeros(len(twin_cm))]),
+                np.concatenate([d.code_present[cm], np.ones(len(twin_cm), bool)]),
             ),
             "EnrollmentErrorDetail": _text_col(
-                np.concatenate([detail[cm], np.full(len(twin_cm), None, dtype=object)])
+                np.concatenate([d.detail[cm], np.full(len(twin_cm), None, dtype=object)])
             ),
         }
     )
+    d.comgmt = comgmt
 
+
+def _health_view(d: _Draft) -> None:
+    """``v_CH_ClientSummary``: the client health rows."""
+    rng = d.rng
     # client health rows
-    ch = np.flatnonzero(has_health)
-    twin_ch_age = rng.uniform(60 * DAY_MS, 300 * DAY_MS, t)
+    ch = np.flatnonzero(d.has_health)
+    twin_ch_age = rng.uniform(60 * DAY_MS, 300 * DAY_MS, d.t)
     health = pd.DataFrame(
         {
-            "ResourceID": np.concatenate([device_rid[ch], twin_rid]),
-            "ClientActiveStatus": _int_col(np.concatenate([active[ch], np.zeros(t)])),
+            "ResourceID": np.concatenate([d.device_rid[ch], d.twin_rid]),
+            "ClientActiveStatus": _int_col(np.concatenate([d.active[ch], np.zeros(d.t)])),
             "LastPolicyRequest": _date_col(
-                np.concatenate([last_policy[ch], _sql_datetime(as_of_ms - twin_ch_age)]),
-                np.concatenate([policy_known[ch], np.ones(t, bool)]),
+                np.concatenate([d.last_policy[ch], _sql_datetime(d.as_of_ms - twin_ch_age)]),
+                np.concatenate([d.policy_known[ch], np.ones(d.t, bool)]),
             ),
             "LastActiveTime": _date_col(
-                np.concatenate([last_active[ch], _sql_datetime(as_of_ms - twin_ch_age - HOUR_MS)])
+                np.concatenate(
+                    [d.last_active[ch], _sql_datetime(d.as_of_ms - twin_ch_age - HOUR_MS)]
+                )
             ),
             "LastHealthEvaluationResult": _int_col(
-                np.concatenate([health_result[ch].astype(np.int64), np.full(t, 7)])
+                np.concatenate([d.health_result[ch].astype(np.int64), np.full(d.t, 7)])
             ),
         }
     )
+    d.health = health
 
+
+def _memberships(d: _Draft) -> None:
+    """Collection members (non-obsolete records only), by collection ID."""
+    n = d.n
     # memberships (non-obsolete records only; ResourceIDs of the record's own site)
     members = {
         ALL_SYSTEMS: np.ones(n, dtype=bool),
-        AUTO_ENROLLMENT: in_auto,
-        "CAS00101": in_compliance,
-        "CAS00102": in_office,
-        "CAS00103": in_apps,
-        "CAS00104": in_wu,
+        AUTO_ENROLLMENT: d.in_auto,
+        "CAS00101": d.in_compliance,
+        "CAS00102": d.in_office,
+        "CAS00103": d.in_apps,
+        "CAS00104": d.in_wu,
     }
     for loc, collection_id in LOCATION_COLLECTIONS.items():
-        members[collection_id] = workstation & (location == loc)
+        members[collection_id] = d.workstation & (d.location == loc)
+    d.members = members
 
-    # ---- split by site ---------------------------------------------------------------------
-    rid_site = pd.Series(record_site, index=np.concatenate([device_rid, twin_rid]))
+
+def _split_by_site(d: _Draft) -> None:
+    """The views of each site: its records, collection memberships and the collections."""
+    rid_site = pd.Series(d.record_site, index=np.concatenate([d.device_rid, d.twin_rid]))
     tables: dict[str, dict[str, pd.DataFrame]] = {}
     collection_frame = pd.DataFrame(
         {
@@ -828,13 +1005,13 @@ def generate_estate(
             "Name": _text_col(np.array([nm for _, nm in COLLECTIONS], dtype=object)),
         }
     )
-    for s, code in enumerate(sites):
+    for s, code in enumerate(d.sites):
         views: dict[str, pd.DataFrame] = {}
         for view, frame in (
-            ("v_R_System", system),
-            ("v_GS_OPERATING_SYSTEM", inventory),
-            ("v_ClientCoManagementState", comgmt),
-            ("v_CH_ClientSummary", health),
+            ("v_R_System", d.system),
+            ("v_GS_OPERATING_SYSTEM", d.inventory),
+            ("v_ClientCoManagementState", d.comgmt),
+            ("v_CH_ClientSummary", d.health),
         ):
             mine = rid_site.reindex(frame["ResourceID"].to_numpy()).to_numpy() == s
             part = frame.loc[mine].reset_index(drop=True)
@@ -843,8 +1020,8 @@ def generate_estate(
             views[view] = part
         parts = []
         for collection_id, _ in COLLECTIONS:
-            chosen = members[collection_id] & (site == s)
-            ids = np.sort(device_rid[chosen])
+            chosen = d.members[collection_id] & (d.site == s)
+            ids = np.sort(d.device_rid[chosen])
             parts.append(
                 pd.DataFrame(
                     {
@@ -856,13 +1033,7 @@ def generate_estate(
         views["v_FullCollectionMembership"] = pd.concat(parts, ignore_index=True)
         views["v_Collection"] = collection_frame.copy()
         tables[code] = views
-
-    estate = SampleEstate(
-        seed=seed, as_of=as_of, sites=sites, tables=tables, windows11_share=windows11_share
-    )
-    if duplicates:
-        add_duplicates(estate)
-    return estate
+    d.tables = tables
 
 
 # Names other tests and the documentation show: never given a duplicate.
@@ -1517,74 +1688,3 @@ def write_config(
     path = out_dir / filename
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
-
-
-# --------------------------------------------------------------------------- CLI hook
-
-
-def main_sample(
-    devices: int,
-    seed: int,
-    out: str | Path,
-    sqlite: str | Path | None = None,
-    as_of: datetime | str | None = None,
-    quiet: bool = False,
-    history_weeks: int = 0,
-    duplicates: bool = False,
-) -> Path:
-    """``comanage-dashboard sample``: CSV exports + ``comanage.toml`` (reading them) in
-    ``out``; with ``sqlite``, also the SQLite replicas and ``comanage-sqlite.toml`` (reading
-    those through ``queries/*.sql``); with ``history_weeks``, ``history.sqlite``: that many
-    weekly snapshots ending at ``as_of`` (``data.sample_history``). ``as_of`` (datetime or
-    ISO 8601 text) defaults to the current hour, UTC; give it for byte-identical output.
-    ``duplicates``: add a few duplicate records per site (``add_duplicates``), as real site
-    databases hold (the ``sample`` command does). Returns ``comanage.toml``'s path.
-    """
-
-    def say(message: str) -> None:
-        if not quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    from .sample_intune import write_intune
-
-    if as_of is None:
-        as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    started = time.perf_counter()
-    estate = generate_estate(devices, seed, as_of, duplicates=duplicates)
-    extra = sum(len(ids) for ids in estate.duplicates.values())
-    say(
-        f"generated {devices:,} devices over {', '.join(estate.sites)} (seed {seed}, as of "
-        f"{estate.as_of:%Y-%m-%dT%H:%M:%SZ})"
-        + (f" and {extra} duplicate records" if extra else "")
-        + f" in {time.perf_counter() - started:.1f} s"
-    )
-    step = time.perf_counter()
-    folders = write_csv(estate, out)
-    say(
-        f"wrote CSV exports to {', '.join(str(f) for f in folders.values())} in "
-        f"{time.perf_counter() - step:.1f} s"
-    )
-    files = None
-    if sqlite is not None:
-        step = time.perf_counter()
-        files = write_sqlite(estate, sqlite)
-        say(
-            f"wrote SQLite replicas {', '.join(str(f) for f in files.values())} in "
-            f"{time.perf_counter() - step:.1f} s"
-        )
-    config = write_config(estate, out)
-    say(f"wrote {config}")
-    say(f"wrote {write_intune(estate, config)} (Intune's records, [intune] in {config.name})")
-    if files is not None:
-        say(f"wrote {write_config(estate, out, files, filename='comanage-sqlite.toml')}")
-    if history_weeks > 0:
-        from .sample_history import write_history
-
-        step = time.perf_counter()
-        history = write_history(estate, config, history_weeks, say=say)
-        say(
-            f"wrote {history} ({history_weeks} weekly snapshots) in "
-            f"{time.perf_counter() - step:.1f} s"
-        )
-    say(f"done in {time.perf_counter() - started:.1f} s")
-    return config

@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 from flask import Response, request, stream_with_context
 
 from ..model.device_query import EXPORT_COLUMNS, export_chunks
+from ..report.files import safe_filename
 
 ROUTE = "/export/devices.csv"
 
@@ -42,8 +43,6 @@ def export_name(flt, stamp: str) -> str:
     values, so that two exports of different lists do not look alike. Only letters, digits
     and ``. _ -`` survive (``safe_filename``): a filter value cannot break the
     Content-Disposition header or name a path."""
-    from .security import safe_filename
-
     values = [*flt.values.get("site", ()), *flt.values.get("collection", ())]
     values += [value for name, value in flt.pairs() if name not in ("site", "collection")]
     scope = safe_filename("-".join(values), default="", max_length=MAX_SCOPE_NAME)

@@ -22,6 +22,7 @@ from ..labels import (
     enrollment_status_labels,
 )
 from ..model.states import MIN_BUILD, OS_GROUPS, WINDOWS10_RELEASES
+from ..text import pct
 from .links import filter_fragment
 
 # Okabe-Ito, by meaning. Defined once: pages and the report use these names.
@@ -182,10 +183,6 @@ def text_on(background: str) -> str:
     on them is 9.2:1 and 5.4:1)."""
     white, black = "#FFFFFF", "#000000"
     return white if contrast(white, background) >= contrast(black, background) else black
-
-
-def pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
 BASE_LAYOUT = {

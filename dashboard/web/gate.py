@@ -21,6 +21,7 @@ nothing else), so load balancers can probe it by address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -30,9 +31,10 @@ from flask import Response, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..model.device_query import FilterTooLarge
+from ..report import ReportError
+from ..report.figures import REPORT_PATH, parse_week
 from ..settings import Settings
 from .security import HEALTH_PATH
-from .weekly import REPORT_PATH, ReportError, parse_week
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +112,24 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear, fas
 def json_depth(raw: bytes) -> int:
     """The deepest nesting of ``[`` and ``{`` in JSON text (strings skipped), in C speed:
     checked before parsing, so a deep body never reaches the recursive parser."""
-    text = np.frombuffer(_JSON_STRING.sub(b"", raw), dtype=np.uint8)
-    if not len(text):
+    return _depth(_JSON_STRING.sub(b"", raw))
+
+
+def json_too_deep(raw: bytes, limit: int) -> bool:
+    """Does the JSON text nest deeper than ``limit``? A body with no more opening brackets
+    than ``limit`` cannot (that is every callback Dash sends: a count costs microseconds,
+    where the exact depth's array work costs ten times more on every request)."""
+    text = _JSON_STRING.sub(b"", raw)
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    return _depth(text) > limit
+
+
+def _depth(text: bytes) -> int:
+    array = np.frombuffer(text, dtype=np.uint8)
+    if not len(array):
         return 0
-    step = np.isin(text, _OPEN).astype(np.int32) - np.isin(text, _CLOSE).astype(np.int32)
+    step = np.isin(array, _OPEN).astype(np.int32) - np.isin(array, _CLOSE).astype(np.int32)
     return int(np.cumsum(step).max())
 
 
@@ -128,6 +144,15 @@ def install(app, settings: Settings) -> None:
     anonymous = settings.auth == "none"
     allow_anonymous = bool(settings.allow_anonymous)
 
+    # The same few Host headers and peers arrive on every request: each is decided once
+    # (address parsing is most of the check's cost). Bounded: a client choosing new values
+    # only pushes out old ones.
+    @functools.lru_cache(maxsize=256)
+    def host_ok(host: str) -> bool:
+        return allowed_host(host, settings, names)
+
+    peer_ok = functools.lru_cache(maxsize=256)(loopback_peer)
+
     @server.before_request
     def _gate():
         length = request.content_length
@@ -136,7 +161,7 @@ def install(app, settings: Settings) -> None:
         if request.path == HEALTH_PATH:
             return None
         host = request.host
-        if not allowed_host(host, settings, names):
+        if not host_ok(host):
             log.warning(
                 "refused a request for host %r from %s (not in allowed_hosts)",
                 host[:100],
@@ -147,7 +172,7 @@ def install(app, settings: Settings) -> None:
                 "Unknown host name: this dashboard answers only the names in "
                 "its allowed_hosts setting.",
             )
-        if anonymous and not allow_anonymous and not loopback_peer(request.remote_addr):
+        if anonymous and not allow_anonymous and not peer_ok(request.remote_addr):
             log.warning(
                 "refused a request from %s: auth is 'none' and allow_anonymous is off",
                 request.remote_addr,
@@ -163,7 +188,7 @@ def install(app, settings: Settings) -> None:
             except ReportError as error:
                 return _text(400, f"Bad request: {error}")
         if request.method == "POST" and request.mimetype == "application/json":
-            if json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+            if json_too_deep(request.get_data(cache=True), MAX_JSON_DEPTH):
                 return _text(400, "Malformed request: JSON nested too deeply.")
             try:
                 request.get_json()  # cached: Dash reads the same parsed body

@@ -40,7 +40,6 @@ from ..model.attention import READINESS_IDS, RULES_BY_ID, SEVERITIES
 from ..model.trends import CHANGE_KINDS
 
 DEVICES_PATH = "/devices"
-OVERVIEW_PATH = "/"
 SCOPE_KEYS = ("site", "collection")
 FILTER_KEYS = (
     "os_group",

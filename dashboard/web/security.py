@@ -1,4 +1,4 @@
-"""Web security for every response: headers, a strict Content-Security-Policy, safe paths.
+"""Web security for every response: headers, a strict Content-Security-Policy, a health check.
 
 ``install(app, settings)`` adds, on ``app.server`` (Flask):
 
@@ -18,16 +18,9 @@
 Styles: plotly.js and AG Grid inject ``<style>`` elements at run time (AG Grid's theming,
 plotly's modebar and hover styles), so ``style-src`` keeps ``'unsafe-inline'``; CSS cannot run
 script, and every other directive stays strict.
-
-``safe_output_path(folder, name)`` is for anything that writes a file whose name is built from
-input (reports, exports): the result is always directly inside ``folder``.
 """
 
 from __future__ import annotations
-
-import re
-import unicodedata
-from pathlib import Path
 
 from flask import Response, request
 
@@ -128,63 +121,3 @@ def install(app, settings=None) -> None:
         return response
 
     app.csp_policy = policy  # for tests
-
-
-# -- file names built from input ---------------------------------------------------------
-
-_WINDOWS_RESERVED = {
-    "con",
-    "prn",
-    "aux",
-    "nul",
-    *(f"com{i}" for i in range(1, 10)),
-    *(f"lpt{i}" for i in range(1, 10)),
-}
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
-MAX_NAME = 150
-
-
-class UnsafePathError(ValueError):
-    """A file name that could leave its folder or is not valid on Windows."""
-
-
-def safe_filename(text: str, default: str = "report", max_length: int = MAX_NAME) -> str:
-    """A file name built from free text: letters, digits, ``. _ -`` only (others become ``-``).
-
-    For names derived from user input (an organisation, a collection name, a date); the
-    result always passes ``safe_output_path``.
-    """
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-_ ")
-    text = re.sub(r"\.{2,}", ".", text)[:max_length].strip(".-_ ")
-    if not text or text.split(".")[0].lower() in _WINDOWS_RESERVED:
-        return default
-    return text
-
-
-def safe_output_path(folder: str | Path, name: str) -> Path:
-    """``folder / name``, refusing any ``name`` that is not one plain file name.
-
-    Refused (``UnsafePathError``): empty names, ``.``/``..``, path separators (``/`` or
-    ``\\``), drive letters and other characters Windows forbids, control characters,
-    names ending in a dot or a space, reserved device names (``CON``, ``NUL.txt``, ...),
-    over-long names, and a result that resolves outside ``folder`` (a symbolic link
-    already there). ``folder`` itself is trusted (it comes from the configuration).
-    """
-    if not isinstance(name, str) or not name:
-        raise UnsafePathError("empty file name")
-    if len(name) > MAX_NAME:
-        raise UnsafePathError(f"file name longer than {MAX_NAME} characters")
-    if name in (".", "..") or _UNSAFE_CHARS.search(name):
-        raise UnsafePathError(f"not a plain file name: {name!r}")
-    if name[-1] in ". " or name[0] == " ":
-        raise UnsafePathError(
-            f"file name starts with a space or ends with a dot or a space: {name!r}"
-        )
-    if name.split(".")[0].strip().lower() in _WINDOWS_RESERVED:
-        raise UnsafePathError(f"reserved device name on Windows: {name!r}")
-    base = Path(folder).resolve()
-    target = (base / name).resolve()
-    if target.parent != base:
-        raise UnsafePathError(f"{name!r} would leave {base}")
-    return target

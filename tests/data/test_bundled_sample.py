@@ -13,7 +13,7 @@ from dashboard import settings as settings_module
 from dashboard.cli import main
 from dashboard.data.cache import cache_folder
 from dashboard.data.history import open_history, snapshot_day
-from dashboard.report import output_folder
+from dashboard.report.files import output_folder
 from dashboard.settings import QUERIES_DIR, SAMPLE_CONFIG, SAMPLE_DIR, load_settings
 from dashboard.store import EstateStore
 from dashboard.web.auth import users_path

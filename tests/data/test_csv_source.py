@@ -2,8 +2,6 @@
 
 import codecs
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from dashboard.data.contract import DEVICE_COLUMNS
 from dashboard.data.estate import load_estate
 from dashboard.settings import settings_from_dict
+from tests.helpers import run_cli
 
 HEADER = ",".join(DEVICE_COLUMNS)
 GOOD = (
@@ -131,12 +130,6 @@ def test_collections_membership(tmp_path):
     assert estate.mask(collection="SMS00001").sum() == 2
     assert estate.mask() is None
     assert estate.collection_names["CAS00101"] == "Pilot"
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 def config_for(tmp_path, text, encoding="utf-8") -> Path:

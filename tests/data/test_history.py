@@ -28,15 +28,13 @@ from dashboard.data.history import (
     recording_loader,
     site_intune_figures,
 )
-from dashboard.data.sample import main_sample
+from dashboard.data.sample_command import main_sample
 from dashboard.model.attention import RULE_BITS
 from dashboard.model.summary import summarize
 from dashboard.model.trends import metrics_from_summary
 from dashboard.settings import load_settings, settings_from_dict
 from dashboard.store import EstateStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from factories import classified
+from tests.factories import classified
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 23)

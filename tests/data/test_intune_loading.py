@@ -5,6 +5,7 @@ to a second worker, and reported by the ``summary`` command."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -13,9 +14,12 @@ import pytest
 
 from dashboard.data import cache
 from dashboard.data.estate import load_estate
+from dashboard.data.history import open_history
 from dashboard.settings import load_settings
 from dashboard.store import EstateStore
+from tests.data.test_graph import record
 from tests.data.test_intune_source import HEADER, ROWS, csv_text
+from tests.graph_server import CLIENT, SECRET, TENANT, GraphServer
 
 BROKEN = HEADER.replace('"ComplianceState",', "") + "\n"  # a required column missing
 
@@ -52,8 +56,11 @@ def test_a_failed_intune_read_keeps_the_configmgr_side(intune_settings, tmp_path
     assert estate.intune_error.endswith("intune.csv: missing required column complianceState")
 
 
-def test_the_store_keeps_the_last_good_records(intune_settings, tmp_path):
-    store = EstateStore(intune_settings)
+@pytest.mark.parametrize("with_history", [False, True])
+def test_the_store_keeps_the_last_good_records(intune_settings, tmp_path, with_history):
+    """Also through the history-recording loader ``serve`` uses."""
+    history = open_history(intune_settings) if with_history else None
+    store = EstateStore(intune_settings, history=history)
     assert store.refresh()
     good = store.estate.intune
     assert store.estate.intune_error is None
@@ -130,3 +137,42 @@ def test_summary_command_warns_of_dropped_intune_rows(intune_settings):
     assert done.returncode == 0, done.stderr
     assert "warning: Intune (intune.csv): dropped 1 of 6 rows" in done.stderr
     assert 'warning:   intune.csv line 4: lastSyncDateTime "yesterday"' in done.stderr
+
+
+@pytest.fixture
+def graph(tmp_path_factory):
+    server = GraphServer(tmp_path_factory.mktemp("graph")).start()
+    server.records = [record(n) for n in range(5)]
+    yield server
+    server.stop()
+
+
+def test_graph_errors_reach_the_estate_without_the_secret(settings, graph, monkeypatch, caplog):
+    """What the banner shows and what the log says, through the whole load."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("COMANAGE_INTUNE_SECRET", SECRET)
+    config = settings.config_path
+    config.write_text(
+        config.read_text()
+        + f'[intune]\ntenant_id = "{TENANT}"\nclient_id = "{CLIENT}"\n'
+        + 'client_secret_env = "COMANAGE_INTUNE_SECRET"\n'
+        + f'graph_url = "{graph.url}"\nauthority_url = "{graph.url}"\n'
+        + f'ca_bundle = "{graph.ca_file}"\n'
+    )
+    graph_settings = load_settings(config)
+    estate = load_estate(graph_settings)
+    assert (estate.intune.source, estate.intune.windows, estate.intune_error) == (
+        "Microsoft Graph",
+        5,
+        None,
+    )
+    graph.forbidden = True
+    failed = load_estate(graph_settings, previous_intune=estate.intune)
+    assert failed.intune is estate.intune
+    assert failed.intune_error.startswith("Microsoft Graph: permission missing (403")
+    monkeypatch.setenv("COMANAGE_INTUNE_SECRET", SECRET[::-1])  # a wrong secret
+    failed = load_estate(graph_settings)
+    assert "AADSTS7000215" in failed.intune_error
+    for secret in [SECRET, SECRET[::-1], *graph.tokens]:
+        assert secret not in failed.intune_error
+        assert secret not in caplog.text

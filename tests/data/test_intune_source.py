@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -343,12 +342,13 @@ def test_settings_errors(table, message):
     assert str(caught.value).startswith("/cfg/comanage.toml: intune")
 
 
-# -- speed -----------------------------------------------------------------------------------
+# -- many rows -----------------------------------------------------------------------------------
 
 
-def test_a_million_records_read_in_seconds(tmp_path):
-    """Vectorised: a million records (Graph's date form, mixed agents) in a few seconds."""
-    n = 1_000_000
+def test_a_large_file_of_mixed_rows_reads_whole(tmp_path):
+    """Many records of Graph's date form and mixed agents: every row read, the Windows ones
+    kept (the speed at a million records is measured by benchmarks/run.py, not here)."""
+    n = 50_000
     rng = np.random.default_rng(1)
     agents = np.array(["configurationManagerClientMdm", "mdm", "10", "8"])
     systems = np.array(["Windows", "Windows", "Windows", "iOS"])
@@ -366,11 +366,10 @@ def test_a_million_records_read_in_seconds(tmp_path):
     )
     path = tmp_path / "intune.csv"
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
-    # CPU time (every thread's), not wall time: the test machine is shared.
-    start, wall = time.process_time(), time.perf_counter()
     records = read_intune_file(path, now=NOW)
-    seconds, wall = time.process_time() - start, time.perf_counter() - wall
     assert records.records == n
-    assert records.windows == int((frame["operatingSystem"] == "Windows").sum())
-    print(f"read {n} records: {seconds:.2f} s CPU, {wall:.2f} s wall")
-    assert seconds < 6, f"{seconds:.1f} s CPU for a million records"
+    assert records.dropped == 0
+    windows = frame["operatingSystem"] == "Windows"
+    assert records.windows == int(windows.sum())
+    comanaged = frame["managementAgent"].isin(["configurationManagerClientMdm", "10"])
+    assert int(records.frame["comanaged"].sum()) == int((comanaged & windows).sum())

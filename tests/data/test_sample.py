@@ -16,12 +16,12 @@ from dashboard.data.sample import (
     COLLECTIONS,
     SAMPLE_WORKLOADS,
     generate_estate,
-    main_sample,
     sqlite_paths,
     write_config,
     write_csv,
     write_sqlite,
 )
+from dashboard.data.sample_command import main_sample
 from dashboard.data.sql_source import fetch_sql
 from dashboard.settings import WORKLOADS, load_settings
 

@@ -13,7 +13,7 @@ import pytest
 
 from dashboard.data.estate import load_estate
 from dashboard.data.history import HistoryStore, open_history, site_intune_figures
-from dashboard.data.sample import main_sample
+from dashboard.data.sample_command import main_sample
 from dashboard.model.summary import summarize
 from dashboard.model.trends import metrics_from_summary, trend_series
 from dashboard.settings import SAMPLE_CONFIG, load_settings

@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.data.estate import load_estate
 from dashboard.data.intune_source import read_intune_file
-from dashboard.data.sample import main_sample
+from dashboard.data.sample_command import main_sample
 from dashboard.model.intune import COMPLIANCE_STATES, RECONCILIATION_STATES
 from dashboard.model.summary import summarize
 from dashboard.settings import SAMPLE_DIR, load_settings

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,9 +17,7 @@ from dashboard.model.trends import (
     transitions,
     trend_series,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from factories import AS_OF, classified
+from tests.factories import AS_OF, classified
 
 ENROLLING = {"MDMEnrolled": "0", "EnrollmentScheduled": "0"}
 SCHEDULED = {"MDMEnrolled": "0", "EnrollmentScheduled": "1"}

@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 
 from dashboard.data.history import open_history
+from dashboard.report import ReportError
+from dashboard.report.capture import chromium, serving
 from dashboard.settings import SAMPLE_CONFIG, load_settings
 from dashboard.web.app import create_app
-from dashboard.web.browser import BrowserMissing, chromium, serving
 from tests.factories import loaded_store
-
-sys.path.insert(0, str(Path(__file__).parent))
-from estate_factory import write_estate
+from tests.web.estate_factory import write_estate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +55,7 @@ def sample_config(tmp_path_factory) -> Path:
         return Path(os.environ["COMANAGE_TEST_CONFIG"]).resolve()
     if SAMPLE_CONFIG.exists():
         return SAMPLE_CONFIG
-    from dashboard.data.sample import main_sample
+    from dashboard.data.sample_command import main_sample
 
     return main_sample(
         devices=3000,
@@ -140,7 +139,7 @@ def browser():
         try:
             with chromium(playwright) as launched:
                 yield launched
-        except BrowserMissing as error:
+        except ReportError as error:
             pytest.fail(f"browser tests need Chromium: {error}", pytrace=False)
 
 

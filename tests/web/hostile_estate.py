@@ -9,9 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from estate_factory import write_estate
-
 from dashboard.data.contract import DEVICE_COLUMNS
+from tests.web.estate_factory import write_estate
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 XSS_DETAIL = "<script>alert(1)</script>"

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from dashboard.web import app as web_app
 from dashboard.web import auth, gate
 from dashboard.web.app import create_app
 from dashboard.web.export import stream_csv
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -258,7 +258,7 @@ def test_failures_from_one_address_grow_the_delay(
 ):
     app, client = users_client(factory_settings, factory_store, users_file)
     clock = [1_000_000.0]
-    monkeypatch.setattr(auth.time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
     for _ in range(auth.PER_USER_AND_ADDRESS.free):
         assert sign_in(client, "wrong password").status_code == 401
     refused = sign_in(client)  # even the right password waits now ...
@@ -440,12 +440,6 @@ def test_the_csv_download_has_no_formula_cell(factory_store):
 
 
 # -- 8. --debug never serves the Werkzeug console -------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, str]:

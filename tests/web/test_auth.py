@@ -4,6 +4,7 @@ the Flask test client; ``test_browser_security.py`` signs in with Chromium)."""
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import logging
@@ -12,6 +13,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ from dashboard import cli
 from dashboard.settings import SettingsError, load_settings
 from dashboard.web import auth
 from dashboard.web.app import create_app
+from dashboard.web.auth import state as auth_state
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -140,23 +144,10 @@ def test_users_file_defaults_beside_the_config(factory_settings, tmp_path):
 # -- the `user` command ------------------------------------------------------------------------
 
 
-def run_cli(args, stdin="", env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_user_command_add_list_remove(factory_config, tmp_path):
     env = {"COMANAGE_USERS_FILE": str(tmp_path / "users.json")}
     done = run_cli(
-        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        *("user", "add", "alice", "--password-stdin", "--config", str(factory_config)),
         stdin=PASSWORD + "\n",
         env=env,
     )
@@ -164,14 +155,14 @@ def test_user_command_add_list_remove(factory_config, tmp_path):
     assert PASSWORD not in done.stdout + done.stderr
     assert "added alice" in done.stderr
     again = run_cli(
-        ["user", "add", "alice", "--password-stdin", "--config", str(factory_config)],
+        *("user", "add", "alice", "--password-stdin", "--config", str(factory_config)),
         stdin=PASSWORD + "\n",
         env=env,
     )
     assert again.returncode == 2 and "already exists" in again.stderr
-    listed = run_cli(["user", "list", "--config", str(factory_config)], env=env)
+    listed = run_cli("user", "list", "--config", str(factory_config), env=env)
     assert listed.returncode == 0 and listed.stdout.startswith("alice\t")
-    removed = run_cli(["user", "remove", "alice", "--config", str(factory_config)], env=env)
+    removed = run_cli("user", "remove", "alice", "--config", str(factory_config), env=env)
     assert removed.returncode == 0, removed.stderr
     assert auth.UserFile(tmp_path / "users.json").users() == {}
 
@@ -188,7 +179,7 @@ def test_user_add_prompts_twice_on_a_terminal(factory_settings, tmp_path, monkey
             return True
 
     answers = iter([PASSWORD, PASSWORD])
-    monkeypatch.setattr(auth.getpass, "getpass", lambda prompt, stream=None: next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt, stream=None: next(answers))
     settings = factory_settings.with_values(users_file=str(tmp_path / "u.json"))
     assert auth.user_command(settings, "add", "bob", stdin=Terminal(), stderr=io.StringIO()) == 0
     answers = iter([PASSWORD, PASSWORD + "x"])
@@ -428,7 +419,7 @@ def test_sign_in_needs_the_form_token(client):
 def frozen_clock(monkeypatch, at: float = 1_000_000.0) -> None:
     """Stop the clock: the throttle's delays are seconds, a slow test machine must not
     outlast them."""
-    monkeypatch.setattr(auth.time, "time", lambda: at)
+    monkeypatch.setattr(time, "time", lambda: at)
 
 
 def test_failed_attempts_are_limited_per_user(client, monkeypatch):
@@ -491,8 +482,8 @@ def test_a_new_password_ends_old_sessions(client, users_file):
 
 def test_sessions_expire(client, users_app, monkeypatch):
     sign_in(client)
-    later = auth.time.time() + users_app.auth.settings.session_hours * 3600 + 5
-    monkeypatch.setattr(auth.time, "time", lambda: later)
+    later = time.time() + users_app.auth.settings.session_hours * 3600 + 5
+    monkeypatch.setattr(time, "time", lambda: later)
     assert client.get("/_dash-layout").status_code == 401
 
 
@@ -652,7 +643,7 @@ def test_expired_and_surplus_rows_are_pruned(tmp_path, monkeypatch):
     assert [row[1] for row in stored_rows(path, "failures")] == [200, 203, 204, 205, 206]
 
     revoked = auth.Revoked(state=path)
-    now = auth.time.time()
+    now = time.time()
     revoked.add("gone", now - 1)  # expired (a cookie older than session_hours)
     revoked.add("kept", now + 3600)
     assert [row[1] for row in stored_rows(path, "revoked")] == [now + 3600]
@@ -673,7 +664,7 @@ def test_an_unusable_state_file_falls_back_to_memory(
         path.mkdir()  # like a read-only folder: the file cannot be created
     else:
         path.write_bytes(b"this is not a SQLite file at all" * 100)
-    monkeypatch.setattr(auth, "STATE_RETRY_SECONDS", 0)  # no rest: every use tries again
+    monkeypatch.setattr(auth_state, "STATE_RETRY_SECONDS", 0)  # no rest: every use tries again
     frozen_clock(monkeypatch)
     with caplog.at_level(logging.DEBUG, logger="dashboard.web.auth"):
         app = create_app(users_settings, factory_store)  # no crash
@@ -699,8 +690,8 @@ def test_a_locked_state_file_falls_back_after_its_timeout(tmp_path, caplog, monk
     import sqlite3
 
     path = tmp_path / "state.sqlite"
-    monkeypatch.setattr(auth, "STATE_TIMEOUT_SECONDS", 0.1)
-    monkeypatch.setattr(auth, "STATE_RETRY_SECONDS", 0)
+    monkeypatch.setattr(auth_state, "STATE_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(auth_state, "STATE_RETRY_SECONDS", 0)
     limiter = auth.FailureLimiter(state=path)
     revoked = auth.Revoked(state=limiter.state)
     limiter.fail("user:a")
@@ -709,7 +700,7 @@ def test_a_locked_state_file_falls_back_after_its_timeout(tmp_path, caplog, monk
     try:
         with caplog.at_level(logging.INFO, logger="dashboard.web.auth"):
             limiter.fail("user:a")
-            revoked.add("sid-1", auth.time.time() + 60)
+            revoked.add("sid-1", time.time() + 60)
             assert limiter.blocked_for("user:a", 2) > 0  # this process's count
             assert "sid-1" in revoked
             assert len(sign_in_state_warnings(caplog)) == 1
@@ -741,7 +732,7 @@ print("sid-1" in Revoked(state), "sid-2" in Revoked(state), state.health.failing
 def test_separate_processes_share_the_state(tmp_path):
     path = tmp_path / "users.json.sign-in.sqlite"
     state = auth.SignInState(path, secret=SECRET)
-    auth.Revoked(state).add("sid-1", auth.time.time() + 3600)
+    auth.Revoked(state).add("sid-1", time.time() + 3600)
     limiter = auth.FailureLimiter(state=state)
     limiter.fail("addr:192.0.2.7")
     children = [

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
+from dashboard.report.capture import serving, wait_for_dash
 from dashboard.web import auth
 from dashboard.web.app import create_app
-from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
 from dashboard.web.trend_figures import FIGURES
 from tests.factories import loaded_store

@@ -22,7 +22,7 @@ from test_browser_overview import choose, open_overview, path_and_query
 from dashboard.labels import REASON_LABELS, enrollment_status_labels, join_type_label
 from dashboard.model.attention import RULES_BY_ID
 from dashboard.model.states import ENROLLMENT_STATUSES, REASONS
-from dashboard.web.browser import wait_for_dash
+from dashboard.report.capture import wait_for_dash
 from dashboard.web.pages import devices
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from test_browser_overview import choose, number, wait_for_devices
 
-from dashboard.web.browser import wait_for_dash
+from dashboard.report.capture import wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
 
 pytestmark = pytest.mark.browser

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.report.capture import serving, wait_for_dash
 from dashboard.settings import load_settings
 from dashboard.web import auth
 from dashboard.web.app import create_app
-from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
 from tests.factories import loaded_store
 

@@ -19,9 +19,9 @@ from dashboard.labels import (
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
+from dashboard.report.capture import serving, wait_for_dash
 from dashboard.store import EstateStore
 from dashboard.web.app import create_app
-from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS, attention_devices
 
 pytestmark = pytest.mark.browser

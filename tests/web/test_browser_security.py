@@ -10,14 +10,14 @@ from __future__ import annotations
 from urllib.parse import quote, urlsplit
 
 import pytest
-from hostile_estate import QUOTE_NAME, XSS_DETAIL, XSS_ID, XSS_NAME, write_hostile_estate
 
+from dashboard.report.capture import serving, wait_for_dash
 from dashboard.settings import load_settings
 from dashboard.web import auth
 from dashboard.web.app import create_app
-from dashboard.web.browser import serving, wait_for_dash
 from dashboard.web.pages.overview import GRAPHS
 from tests.factories import loaded_store
+from tests.web.hostile_estate import QUOTE_NAME, XSS_DETAIL, XSS_ID, XSS_NAME, write_hostile_estate
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dashboard.model.trends import CHANGE_KINDS, summary_from_metrics
-from dashboard.web.browser import wait_for_dash
+from dashboard.report.capture import wait_for_dash
 from dashboard.web.pages.overview import GRAPHS, kpi_values
 
 pytestmark = pytest.mark.browser

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +20,7 @@ from dashboard.store import EstateStore
 from dashboard.web.app import create_app
 from dashboard.web.pages import device, devices
 from tests.factories import loaded_store
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_overview_callbacks import by_id, text_of, walk
+from tests.helpers import by_id, text_of, walk
 
 FORMULA_NAMES = ('=HYPERLINK("http://x","y")', "+SUM(1,2)", "-2+3", "@cmd")
 

@@ -19,40 +19,9 @@ from dashboard.store import EstateStore
 from dashboard.web import app as web_app
 from dashboard.web import figures
 from dashboard.web.pages import overview
+from tests.helpers import by_id, text_of, walk
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def walk(component):
-    """Every component in a tree (children lists, single children, strings skipped)."""
-    if component is None or isinstance(component, str | int | float):
-        return
-    if isinstance(component, list | tuple):
-        for item in component:
-            yield from walk(item)
-        return
-    yield component
-    yield from walk(getattr(component, "children", None))
-
-
-def by_id(tree, component_id):
-    return next(c for c in walk(tree) if getattr(c, "id", None) == component_id)
-
-
-def text_of(tree) -> str:
-    parts = []
-
-    def collect(node):
-        if isinstance(node, str | int | float):
-            parts.append(str(node))
-        elif isinstance(node, list | tuple):
-            for item in node:
-                collect(item)
-        elif node is not None:
-            collect(getattr(node, "children", None))
-
-    collect(tree)
-    return " ".join(parts)
 
 
 # -- filters -----------------------------------------------------------------------------------

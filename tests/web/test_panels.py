@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,7 @@ from dashboard.model.attention import READINESS_STEPS, RULES, shown_rules
 from dashboard.model.summary import summarize
 from dashboard.web import figures, panels
 from dashboard.web.pages import overview
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_overview_callbacks import by_id, text_of, walk
+from tests.helpers import by_id, text_of, walk
 
 
 def rows_with(tree, attribute: str) -> dict:

@@ -14,7 +14,15 @@ import re
 from pathlib import Path
 
 import pytest
-from hostile_estate import (
+
+from dashboard.report.files import UnsafePathError, safe_filename, safe_output_path
+from dashboard.settings import load_settings
+from dashboard.web import security
+from dashboard.web.app import create_app, route
+from dashboard.web.links import parse_query
+from dashboard.web.pages import devices, overview
+from tests.factories import loaded_store
+from tests.web.hostile_estate import (
     FORMULA_NAME,
     QUOTE_ID,
     QUOTE_NAME,
@@ -23,14 +31,6 @@ from hostile_estate import (
     XSS_NAME,
     write_hostile_estate,
 )
-
-from dashboard.settings import load_settings
-from dashboard.web import security
-from dashboard.web.app import create_app, route
-from dashboard.web.links import parse_query
-from dashboard.web.pages import devices, overview
-from dashboard.web.security import UnsafePathError, safe_filename, safe_output_path
-from tests.factories import loaded_store
 
 ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "' OR 1=1 --"

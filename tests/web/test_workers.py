@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from estate_factory import write_estate  # tests/web is on sys.path (conftest)
 
 from dashboard.data.history import snapshots
 from tests.servers import free_port
+from tests.web.estate_factory import write_estate
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2

@@ -6,9 +6,10 @@ Not in the navbar. Everything is drawn at layout time (no callback), the charts 
 shell's navbar and status header are hidden on this page (``assets/70-report.css``), which
 also holds the print rules (backgrounds printed, sections not split across pages).
 
-The figures come from ``weekly.weekly_figures`` (the week's semantics are described there);
-they are also embedded as JSON text in ``#report-data`` so that a report made from a running
-dashboard (``report --url``) writes its e-mail summary from exactly the numbers on the page.
+The figures come from the report package (``report.figures.weekly_figures``, where the week's
+semantics are described); they are also embedded as JSON text in ``#report-data`` so that a
+report made from a running dashboard (``report --url``) writes its e-mail summary from exactly
+the numbers on the page.
 ``#report[data-graphs]`` says how many charts the page draws (the command waits for them);
 ``#report[data-error]`` carries the reason when there is nothing to show. Every text from
 the site database (collection names, error details) is rendered as text, never as markup.
@@ -24,8 +25,9 @@ from dash import dcc, html
 
 from ... import __version__
 from ...model.trends import trend_series
+from ...report import figures as weekly
 from .. import figures as charts
-from .. import trend_figures, weekly
+from .. import trend_figures
 from ..links import attention_url, first
 from ..panels import SEVERITY_LABELS
 from ..week_changes import CHANGE_GOOD, change_line

@@ -31,6 +31,10 @@ from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LA
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
+from ..text import pct
+from ..web.pages.overview import kpi_values
+from ..web.week_changes import change_counts
+from . import ReportError
 
 TITLE = "Co-management weekly report"
 WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -54,10 +58,6 @@ KPI_METRICS = {
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
-
-
-class ReportError(Exception):
-    """A report that cannot be made as asked (unknown week, no data): one line, exit 2."""
 
 
 # -- ISO weeks ---------------------------------------------------------------------------------
@@ -191,8 +191,6 @@ def _data_as_of(history, day: date, site: str | None) -> str:
 
 
 def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict]:
-    from .pages.overview import kpi_values
-
     now = kpi_values(summary)
     then = kpi_values(previous) if previous is not None else None
     rows = []
@@ -274,8 +272,6 @@ def weekly_figures(
 
     Raises ``ReportError`` when there is no data for that week.
     """
-    from .week_changes import change_counts
-
     if store.estate is None:
         raise ReportError("no data loaded")
     current = store.current_day()
@@ -381,10 +377,6 @@ def trend_frame(store, figures: dict) -> pd.DataFrame | None:
 # -- plain text (the e-mail's text part) -------------------------------------------------------
 
 
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "-"
-
-
 def delta_text(row: dict) -> str:
     if row.get("delta") is None:
         return ""
@@ -415,14 +407,14 @@ def plain_text(figures: dict) -> str:
     funnel = summary["funnel"]
     lines += ["", "Co-management status"]
     lines += [
-        f"  {FUNNEL_LABELS[k]:<30} {v:>10,}  {_pct(v, funnel['eligible'])}"
+        f"  {FUNNEL_LABELS[k]:<30} {v:>10,}  {pct(v, funnel['eligible'])}"
         for k, v in funnel.items()
     ]
     lines += ["", "Workloads moved to Intune (Pilot Intune + Intune, of co-managed)"]
     for key, counts in summary["workloads"].items():
         moved = counts["pilot_intune"] + counts["intune"]
         lines.append(
-            f"  {WORKLOAD_LABELS[key]:<30} {moved:>10,}  {_pct(moved, summary['comanaged'])}"
+            f"  {WORKLOAD_LABELS[key]:<30} {moved:>10,}  {pct(moved, summary['comanaged'])}"
         )
     if figures["attention"]:
         lines += ["", "Top attention rules"]

@@ -1,28 +1,42 @@
-"""The weekly report's HTML summary: an e-mail body (``co-management-<week>.html``).
+"""The weekly report's e-mail: its HTML summary (``co-management-<week>.html``) and sending it.
 
-Built from the figures of ``web.weekly.weekly_figures`` (what the report page shows): the
-same figures as ``comanage-dashboard summary`` for the report's scope, the week-over-week
-changes and the top attention rules. Made for mail clients: inline styles only (no
+The summary is built from the figures of ``figures.weekly_figures`` (what the report page
+shows): the same figures as ``comanage-dashboard summary`` for the report's scope, the
+week-over-week changes and the top attention rules. Made for mail clients: inline styles only (no
 ``<style>``, no class), tables for layout, no script, no image, no link to anything outside
 the message. Every value is escaped with ``html.escape`` (collection names and error details
 come from the site database). Each figure's cell carries ``data-metric`` (the history's
 metric name, ``model.trends``) so scripts and tests can read the numbers back.
+
+``--mail`` sends it as the body (with a plain-text part) and the PNG and PDF as attachments,
+through ``[report.mail]`` (``smtplib``, STARTTLS by default); the password is never shown.
 """
 
 from __future__ import annotations
 
+import os
+import smtplib
+import ssl
 from datetime import date
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from html import escape
+from pathlib import Path
 
-from .labels import (
+from ..labels import (
     AUTHORITY_LABELS,
     FUNNEL_LABELS,
     REASON_LABELS,
     WORKLOAD_LABELS,
     enrollment_status_labels,
 )
-from .model.trends import OS_METRIC
-from .web.weekly import TOP_RULES, day_text, time_text
+from ..model.trends import OS_METRIC
+from ..settings import MailSettings
+from ..text import one_line, pct
+from . import ReportError
+from .figures import TOP_RULES, day_text, time_text
+
+SMTP_TIMEOUT_SECONDS = 60
 
 FONT = "'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
 INK = "#212529"
@@ -54,10 +68,6 @@ NUM = TD + "text-align:right;white-space:nowrap;font-variant-numeric:tabular-num
 
 def e(value: object) -> str:
     return escape(str(value), quote=True)
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
 def _heading(text: str) -> str:
@@ -92,7 +102,7 @@ def _count_rows(items: list[tuple[str, str, int]], whole: int) -> list[str]:
     return [
         f'<tr><td style="{TD}">{e(label)}</td>'
         f'<td style="{NUM}" data-metric="{e(metric)}">{count:,}</td>'
-        f'<td style="{NUM}color:{MUTED};">{e(_pct(count, whole))}</td></tr>'
+        f'<td style="{NUM}color:{MUTED};">{e(pct(count, whole))}</td></tr>'
         for metric, label, count in items
     ]
 
@@ -198,7 +208,7 @@ def _workloads(summary: dict) -> str:
         cells = "".join(
             f'<td style="{NUM}" data-metric="{e(f"workloads/{key}/{authority}")}">'
             f'{counts[authority]:,} <span style="color:{MUTED};">'
-            f"({e(_pct(counts[authority], comanaged))})</span></td>"
+            f"({e(pct(counts[authority], comanaged))})</span></td>"
             for authority in authorities
         )
         rows.append(f'<tr><td style="{TD}">{e(WORKLOAD_LABELS[key])}</td>{cells}</tr>')
@@ -223,7 +233,7 @@ def _attention(figures: dict) -> str:
             f'<td style="{TD}font-weight:600;">{e(row["title"])}</td>'
             f'<td style="{NUM}" data-metric="{e("attention/" + row["id"])}">'
             f"{row['count']:,}</td>"
-            f'<td style="{NUM}color:{MUTED};">{e(_pct(row["count"], devices))}</td>'
+            f'<td style="{NUM}color:{MUTED};">{e(pct(row["count"], devices))}</td>'
             f'<td style="{TD}font-size:12px;">{e(row["fix"])}</td></tr>'
         )
     return _table(
@@ -248,7 +258,7 @@ def _errors(figures: dict) -> str:
     out = [
         f'<tr><td style="{TD}font-family:Consolas,monospace;">{e(row["code"])}</td>'
         f'<td style="{NUM}" data-metric="{e("errors/" + row["code"])}">{row["count"]:,}</td>'
-        f'<td style="{NUM}color:{MUTED};">{e(_pct(row["count"], total))}</td>'
+        f'<td style="{NUM}color:{MUTED};">{e(pct(row["count"], total))}</td>'
         f'<td style="{TD}">{e(row["description"])}</td>'
         f'<td style="{TD}font-size:12px;">{e(row["fix"])}</td></tr>'
         for row in rows
@@ -352,3 +362,81 @@ def summary_html(figures: dict) -> str:
         f'<div style="max-width:760px;margin:0 auto;padding:20px 24px;background:#ffffff;'
         f'font-family:{FONT};color:{INK};">\n{body}\n</div>\n</body></html>\n'
     )
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+def subject(figures: dict) -> str:
+    parts = [f"{figures['title']} {figures['week']}"]
+    if figures.get("organisation"):
+        parts.append(figures["organisation"])
+    scope = figures.get("scope") or {}
+    if scope.get("site") or scope.get("collection"):
+        parts.append(scope["text"])
+    return " ".join(" – ".join(parts).split())  # one line: no header injection
+
+
+def mail_message(
+    mail: MailSettings, figures: dict, html_body: str, text_body: str, attachments: dict[str, Path]
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = subject(figures)
+    message["From"] = mail.sender
+    message["To"] = ", ".join(mail.to)
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=mail.sender.rpartition("@")[2] or None)
+    message.set_content(text_body)
+    message.add_alternative(html_body, subtype="html")
+    kinds = {"png": ("image", "png"), "pdf": ("application", "pdf")}
+    for fmt, path in attachments.items():
+        maintype, subtype = kinds[fmt]
+        message.add_attachment(
+            path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+        )
+    return message
+
+
+def send_mail(mail: MailSettings, message: EmailMessage, environ=None) -> None:
+    """Send through ``[report.mail]``; the password (from ``password_env``) is never shown."""
+    environ = os.environ if environ is None else environ
+    password = None
+    if mail.user:
+        password = environ.get(mail.password_env)
+        if not password:
+            raise ReportError(
+                f"report.mail.password_env names {mail.password_env}, which is "
+                "not set: put the mail password in that environment variable"
+            )
+    where = f"{mail.host}:{mail.port}"
+    try:
+        with smtplib.SMTP(mail.host, mail.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            smtp.ehlo()
+            if mail.starttls:
+                if not smtp.has_extn("starttls"):
+                    raise ReportError(
+                        f"the mail server {where} does not offer STARTTLS (set "
+                        "starttls = false only for a trusted internal relay)",
+                        exit_code=1,
+                    )
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if mail.user:
+                smtp.login(mail.user, password)
+            refused = smtp.send_message(message)
+    except smtplib.SMTPAuthenticationError:
+        raise ReportError(
+            f"the mail server {where} refused the sign-in of {mail.user!r}", exit_code=1
+        ) from None
+    except smtplib.SMTPRecipientsRefused as error:
+        raise ReportError(
+            f"the mail server {where} refused every recipient: {', '.join(error.recipients)}",
+            exit_code=1,
+        ) from None
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
+        text = one_line(error)
+        if password:
+            text = text.replace(password, "***")
+        raise ReportError(f"cannot send the report through {where}: {text}", exit_code=1) from None
+    if refused:
+        raise ReportError(f"the mail server {where} refused: {', '.join(refused)}", exit_code=1)
