@@ -4,7 +4,7 @@ Pure: ``reconcile`` takes the classified ConfigMgr frame and Intune's Windows re
 frame an Intune source yields, Graph property names) and returns the columns the pipeline adds
 to the device frame; ``intune_only_rows`` finds Intune's co-managed records that no ConfigMgr
 record matches; ``intune_summary`` counts them for the summary's ``intune`` object. The rules
-(README, "ConfigMgr and Intune"):
+(docs/usage.md, "ConfigMgr and Intune"):
 
 - A ConfigMgr record and an Intune record match when their Entra device IDs are equal (GUIDs
   compared ignoring case and braces; the all-zero GUID is no ID). Several Intune records with
