@@ -296,6 +296,18 @@ def test_weeks_without_data_are_refused(sample_store):
         weekly_figures(store, settings, "2001-W01")
 
 
+def test_without_history_only_the_current_week_is_reported():
+    settings = load_settings(SAMPLE_CONFIG)
+    store = loaded_store(settings)  # no history store
+    figures = weekly_figures(store, settings)
+    assert figures["source"] == "current" and figures["kpis"][0]["delta"] is None
+    assert "History is off: no week-over-week figures or trends." in figures["notes"]
+    monday, _sunday = parse_week(figures["week"])
+    earlier = week_of(monday - timedelta(days=7))
+    with pytest.raises(ReportError, match=f"no data for {earlier}: history is off"):
+        weekly_figures(store, settings, earlier)
+
+
 def test_cli_refuses_an_unknown_week_with_exit_2(tmp_path):
     done = run_cli(
         "report",

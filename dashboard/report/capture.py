@@ -16,15 +16,20 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from html import escape
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import waitress.server
+from dash import Dash
 
 from ..text import one_line
 from . import ReportError
+
+if TYPE_CHECKING:  # playwright is a test extra, imported only when a report draws
+    from playwright.sync_api import Browser, Page, Playwright, Response
 
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -86,7 +91,7 @@ def _executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def _expand(path: str, environ) -> str | None:
+def _expand(path: str, environ: Mapping[str, str]) -> str | None:
     """``%Name%`` from ``environ`` (Windows places); None when a variable is not set."""
 
     def value(name: str) -> str:
@@ -108,7 +113,7 @@ def _expand(path: str, environ) -> str | None:
     return out + rest
 
 
-def chromium_path(configured: str | None = None, environ=None) -> str:
+def chromium_path(configured: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The Chromium, Chrome or Edge to drive; raises ``ReportError`` saying how to get one.
 
     ``configured`` (the ``browser`` setting, which ``COMANAGE_BROWSER`` already overrides)
@@ -141,7 +146,9 @@ def chromium_path(configured: str | None = None, environ=None) -> str:
 
 
 @contextmanager
-def chromium(playwright, executable: str | None = None, extra_args=()) -> Iterator:
+def chromium(
+    playwright: Playwright, executable: str | None = None, extra_args: Iterable[str] = ()
+) -> Iterator[Browser]:
     """A headless Chromium (playwright sync API), closed on exit; ``executable``: an
     already found browser (default ``chromium_path()``).
 
@@ -160,7 +167,7 @@ def chromium(playwright, executable: str | None = None, extra_args=()) -> Iterat
 
 
 @contextmanager
-def serving(app, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> Iterator[str]:
+def serving(app: Dash, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> Iterator[str]:
     """Serve a Dash app on waitress in a daemon thread; yields its base URL (``http://...:N``).
 
     Port 0 picks a free port, so parallel runs do not collide.
@@ -177,7 +184,7 @@ def serving(app, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> It
         thread.join(timeout=5)
 
 
-def wait_for_dash(page, graphs: int = 0, timeout: float = 30_000) -> None:
+def wait_for_dash(page: Page, graphs: int = 0, timeout: float = 30_000) -> None:
     """Wait until Dash has rendered and no callback is pending (and ``graphs`` plots drew)."""
     page.wait_for_selector("#page", timeout=timeout)
     # Predicates are arrow functions: a bare expression that playwright has to poll is run
@@ -195,7 +202,7 @@ def wait_for_dash(page, graphs: int = 0, timeout: float = 30_000) -> None:
 # -- capturing the report page -----------------------------------------------------------------
 
 
-def pdf_options(paper: str, footer: str = "") -> dict:
+def pdf_options(paper: str, footer: str = "") -> dict[str, Any]:
     """page.pdf options: the paper, its margins, the scale that fits the page's width, and a
     footer line (``footer``, then "page N of M")."""
     width_mm, _height = PAPERS_MM[paper]
@@ -224,7 +231,7 @@ def pdf_options(paper: str, footer: str = "") -> dict:
     }
 
 
-def _sign_in(page, base: str, user: str, password: str, path: str) -> None:
+def _sign_in(page: Page, base: str, user: str, password: str, path: str) -> None:
     page.goto(f"{base}/login?next={quote(path, safe='')}")
     if not page.query_selector("#login-form"):
         return  # no sign-in page: the dashboard does not use accounts
@@ -236,7 +243,7 @@ def _sign_in(page, base: str, user: str, password: str, path: str) -> None:
         raise ReportError(f"the dashboard at {base} refused the sign-in of {user!r}")
 
 
-def _check_response(response, page, base: str) -> None:
+def _check_response(response: Response | None, page: Page, base: str) -> None:
     status = response.status if response is not None else 0
     if urlsplit(page.url).path.endswith("/login"):
         raise ReportError(
@@ -268,9 +275,9 @@ def capture(
     headers: dict[str, str] | None = None,
     user: str | None = None,
     password: str | None = None,
-    timings: dict | None = None,
+    timings: dict[str, float] | None = None,
     extra_args: tuple[str, ...] = (),
-) -> tuple[dict, bytes | None, bytes | None]:
+) -> tuple[dict[str, Any], bytes | None, bytes | None]:
     """(figures, png, pdf) of the report page at ``base + path``."""
     # playwright is a test extra: only a report that draws PNG or PDF needs it
     from playwright.sync_api import Error as PlaywrightError
@@ -313,7 +320,7 @@ def capture(
                 timeout=RENDER_TIMEOUT_MS,
             )
             page.evaluate("() => document.fonts.ready.then(() => true)")
-            figures = json.loads(page.text_content("#report-data") or "{}")
+            figures: dict[str, Any] = json.loads(page.text_content("#report-data") or "{}")
             timings["page render"] = time.perf_counter() - step
             if "png" in formats:
                 step = time.perf_counter()

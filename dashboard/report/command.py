@@ -46,10 +46,13 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import dash
 from flask import Response, request
 
 from ..checked_load import UsageError, load_checked
@@ -73,7 +76,7 @@ FORMATS = ("png", "pdf", "html")
 class Outcome:
     files: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    figures: dict | None = None
+    figures: dict[str, Any] | None = None
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -130,13 +133,13 @@ def report_path(week: str | None, site: str | None, collection: str | None) -> s
 # -- the in-process app ------------------------------------------------------------------------
 
 
-def private_app(settings: Settings, store, token: str):
+def private_app(settings: Settings, store: EstateStore, token: str) -> dash.Dash:
     """The dashboard app for this run only: no sign-in, but every request must carry the
     run's token (the report's browser sends it; any other local client gets 403)."""
     app = create_app(settings.with_values(auth="none"), store)
 
     @app.server.before_request
-    def _only_this_report():
+    def _only_this_report() -> Response | None:
         if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
             return Response(
                 "This server only serves one report run.\n", status=403, mimetype="text/plain"
@@ -146,7 +149,7 @@ def private_app(settings: Settings, store, token: str):
     return app
 
 
-def _load_store(settings: Settings, args: argparse.Namespace):
+def _load_store(settings: Settings, args: argparse.Namespace) -> EstateStore:
     history = open_history(settings, read_only=True)
     estate = load_checked(settings, args, history)
     store = EstateStore(settings, loader=lambda _settings: estate, history=history)
@@ -159,7 +162,9 @@ def _load_store(settings: Settings, args: argparse.Namespace):
 
 
 def make_report(
-    settings: Settings, args: argparse.Namespace, progress=lambda message: None
+    settings: Settings,
+    args: argparse.Namespace,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> Outcome:
     """Write the asked files (and send the mail); raises ReportError."""
     outcome = Outcome()
@@ -178,7 +183,7 @@ def make_report(
             raise ReportError(
                 f"--user needs the password in the environment variable {PASSWORD_ENV}"
             )
-    mail = settings.report.mail
+    mail = settings.report.mail if args.mail else None
     if args.mail and mail is None:
         raise ReportError("--mail needs a [report.mail] table in the config file (host, from, to)")
     paper = getattr(args, "paper", None) or settings.report.paper
@@ -187,14 +192,14 @@ def make_report(
     executable = chromium_path(settings.browser) if needs_browser else None
 
     started = time.perf_counter()
-    store = None
+    store: EstateStore | None = None
     if not url:
         store = _load_store(settings, args)
         timings["load"] = time.perf_counter() - started
     path = report_path(week, getattr(args, "site", None), getattr(args, "collection", None))
 
     png = pdf = None
-    if needs_browser:
+    if executable is not None:  # found exactly when a browser is needed
         if store is not None:
             step = time.perf_counter()
             # Fail before starting a browser when the week has no data.
@@ -218,6 +223,7 @@ def make_report(
                     timings=timings,
                 )
         else:
+            assert url is not None  # nothing was loaded here: the report comes from --url
             progress(f"rendering {url}{path} in {Path(executable).name} ...")
             # Integrated Windows authentication (a proxy such as IIS asking for Negotiate or
             # NTLM) is allowed for the dashboard's host only.
@@ -235,6 +241,8 @@ def make_report(
                 extra_args=(f"--auth-server-allowlist={host}",),
             )
     else:
+        # Without a browser there is no --url either: the data was loaded here.
+        assert store is not None
         step = time.perf_counter()
         figures = weekly_figures(store, settings, week, args.site, args.collection)
         timings["figures"] = time.perf_counter() - step
@@ -250,13 +258,19 @@ def make_report(
     }
     scope = figures.get("scope") or {}
     for fmt in formats:
+        content = contents[fmt]
+        # capture draws every asked image format; the HTML is made above when asked
+        assert content is not None
         name = file_name(week, fmt, scope.get("site"), scope.get("collection"))
-        outcome.files[fmt] = write_report_file(folder, name, contents[fmt])
+        outcome.files[fmt] = write_report_file(folder, name, content)
     timings["write"] = time.perf_counter() - step
 
-    if args.mail:
+    if mail is not None:
         step = time.perf_counter()
-        attachments = {fmt: outcome.files[fmt] for fmt in ("png", "pdf") if fmt in outcome.files}
+        assert html_body is not None  # made above for --mail
+        attachments: dict[str, Path] = {
+            fmt: outcome.files[fmt] for fmt in ("png", "pdf") if fmt in outcome.files
+        }
         message = mail_message(mail, figures, html_body, plain_text(figures), attachments)
         progress(f"sending to {', '.join(mail.to)} through {mail.host}:{mail.port} ...")
         send_mail(mail, message)
@@ -287,8 +301,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     for path in outcome.files.values():
         print(path)
-    if args.mail:
-        progress(f"mailed to {', '.join(settings.report.mail.to)}")
+    mail = settings.report.mail
+    if args.mail and mail is not None:  # make_report refuses --mail without [report.mail]
+        progress(f"mailed to {', '.join(mail.to)}")
     progress(
         "timings: "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in outcome.timings.items())

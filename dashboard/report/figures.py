@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
 
+from ..data.history import HistoryStore
 from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LABELS
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
 from ..model.kpis import BY_ID, kpi_values
+from ..model.summary_types import ErrorRow, IntuneSummary, PastSummary, SourceRow, Summary
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
 from ..model.trends import changes as trend_changes
+from ..service.store import EstateStore
+from ..settings import Settings
 from ..text import pct
 from ..web.week_changes import change_counts
 from . import ReportError
@@ -45,6 +50,56 @@ TREND_DAYS = 366  # the report's trend charts: up to a year before its day
 
 
 REPORT_PATH = "/report"  # the page that draws the report (web/pages/report.py)
+
+
+class HistorySummary(TypedDict):
+    """A stored day as the report shows it: ``PastSummary`` with the enrollment errors as
+    rows (described by code) and the keys history does not keep left empty."""
+
+    devices: int
+    comanaged: int
+    os_groups: dict[str, int] | None
+    without_client: int | None
+    funnel: dict[str, int]
+    enrollment_status: dict[str, int]
+    workloads: dict[str, dict[str, int]]
+    not_comanaged_reasons: dict[str, int]
+    attention: dict[str, int]
+    attention_devices: int
+    readiness: dict[str, int]
+    enrollment_errors: list[ErrorRow]
+    intune: NotRequired[IntuneSummary]
+    os_releases: dict[str, int]
+    sources: list[SourceRow]
+    data_as_of: NotRequired[str]
+
+
+class ReportErrorRow(TypedDict):
+    code: str
+    description: str
+    count: int
+    fix: str
+    transient: bool
+
+
+class AttentionRow(TypedDict):
+    id: str
+    title: str
+    severity: str
+    count: int
+    explanation: str
+    fix: str
+
+
+class KpiRow(TypedDict):
+    id: str
+    metric: str
+    title: str
+    value: int
+    note: str
+    delta: int | None
+    previous: int | None
+    since: str | None
 
 
 # -- ISO weeks ---------------------------------------------------------------------------------
@@ -97,7 +152,7 @@ def time_text(value: str | None) -> str:
 # -- the figures -------------------------------------------------------------------------------
 
 
-def _scope(store, site: str | None, collection: str | None) -> dict:
+def _scope(store: EstateStore, site: str | None, collection: str | None) -> dict[str, Any]:
     names = store.estate.collection_names if store.estate is not None else {}
     name = names.get(collection) if collection else None
     parts = [
@@ -114,16 +169,18 @@ def _scope(store, site: str | None, collection: str | None) -> dict:
     }
 
 
-def _error_rows(summary: dict) -> list[dict]:
+def _error_rows(summary: Summary | PastSummary | HistorySummary) -> list[ReportErrorRow]:
     """The summary's enrollment errors with each fix (``describe``), largest first."""
-    errors = summary["enrollment_errors"]
-    if isinstance(errors, dict):  # a stored day: {code: count}
-        errors = [
+    stored = summary["enrollment_errors"]
+    if isinstance(stored, dict):  # a stored day: {code: count}
+        errors: list[ErrorRow] = [
             {"code": code, "description": describe(code).description, "count": count}
-            for code, count in errors.items()
+            for code, count in stored.items()
             if count
         ]
-    rows = []
+    else:
+        errors = stored
+    rows: list[ReportErrorRow] = []
     for error in errors:
         info = describe(error["code"], error["description"])
         rows.append(
@@ -139,9 +196,9 @@ def _error_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def _attention_rows(summary: dict) -> list[dict]:
+def _attention_rows(summary: Summary | HistorySummary) -> list[AttentionRow]:
     counts = summary.get("attention") or {}
-    rows = [
+    rows: list[AttentionRow] = [
         {
             "id": rule.id,
             "title": rule.title,
@@ -157,34 +214,43 @@ def _attention_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def _past_summary(history, day: date, site: str | None, collection: str | None) -> dict | None:
+def _past_summary(
+    history: HistoryStore, day: date, site: str | None, collection: str | None
+) -> HistorySummary | None:
     metrics = history.aggregates(day, site, collection)
     if metrics is None:
         return None
-    summary = summary_from_metrics(metrics)
-    summary["enrollment_errors"] = [
-        {"code": row["code"], "description": row["description"], "count": row["count"]}
-        for row in _error_rows(summary)
-    ]
-    summary["os_releases"] = {}
-    summary["sources"] = []
-    return summary
+    past = summary_from_metrics(metrics)
+    # The stored day's own keys, in their order (its Intune figures too, when it has them).
+    return {
+        **past,
+        "enrollment_errors": [
+            {"code": row["code"], "description": row["description"], "count": row["count"]}
+            for row in _error_rows(past)
+        ],
+        "os_releases": {},
+        "sources": [],
+    }
 
 
-def _data_as_of(history, day: date, site: str | None) -> str:
+def _data_as_of(history: HistoryStore, day: date, site: str | None) -> str:
     frame = history.snapshots(site)
     values = frame.loc[frame["day"] == day, "data_as_of"] if not frame.empty else []
-    return max(values) if len(values) else f"{day.isoformat()}T00:00:00+00:00"
+    return str(max(values)) if len(values) else f"{day.isoformat()}T00:00:00+00:00"
 
 
-def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict]:
+def _kpis(
+    summary: Summary | HistorySummary,
+    previous: PastSummary | HistorySummary | None,
+    since: date | None,
+) -> list[KpiRow]:
     now = kpi_values(summary)
     then = kpi_values(previous) if previous is not None else None
-    rows = []
+    rows: list[KpiRow] = []
     for tile, (value, note) in now.items():
         if tile == "kpi-devices":
             note = "in this report's scope"
-        row = {
+        row: KpiRow = {
             "id": tile,
             "metric": BY_ID[tile].metric,
             "title": BY_ID[tile].label,
@@ -195,17 +261,22 @@ def _kpis(summary: dict, previous: dict | None, since: date | None) -> list[dict
             "since": since.isoformat() if since and then else None,
         }
         if then is not None:
-            row["previous"] = int(then[tile][0])
-            row["delta"] = int(value) - row["previous"]
+            past = int(then[tile][0])
+            row["previous"] = past
+            row["delta"] = int(value) - past
         rows.append(row)
     return rows
 
 
 def _history_changes(
-    store, day: date, since: date, site: str | None, collection: str | None
+    store: EstateStore,
+    history: HistoryStore,
+    day: date,
+    since: date,
+    site: str | None,
+    collection: str | None,
 ) -> dict[str, int] | None:
     """Changes between two stored days, in the report's scope."""
-    history = store.history
     states = history.device_states(day, site)
     if states.empty:
         return None
@@ -226,13 +297,9 @@ def _history_changes(
     return {kind: int(np.count_nonzero(masks[kind] & keep)) for kind in CHANGE_KINDS}
 
 
-def _pick_day(store, monday: date, sunday: date, site: str | None, collection: str | None) -> date:
-    history = store.history
-    if history is None:
-        raise ReportError(
-            f"no data for {week_of(monday)}: history is off, so only the "
-            "current week can be reported"
-        )
+def _pick_day(
+    history: HistoryStore, monday: date, sunday: date, site: str | None, collection: str | None
+) -> date:
     days = [d for d in history.days(site) if monday <= d <= sunday]
     for day in reversed(days):
         if history.aggregates(day, site, collection) is not None:
@@ -248,29 +315,33 @@ def _pick_day(store, monday: date, sunday: date, site: str | None, collection: s
 
 
 def weekly_figures(
-    store,
-    settings,
+    store: EstateStore,
+    settings: Settings,
     week: str | None = None,
     site: str | None = None,
     collection: str | None = None,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The report's figures for a week and scope (site and collection already validated).
 
     Raises ``ReportError`` when there is no data for that week.
     """
-    if store.estate is None:
-        raise ReportError("no data loaded")
     current = store.current_day()
+    if store.estate is None or current is None:
+        raise ReportError("no data loaded")
     if week in (None, ""):
         week = week_of(current)
     monday, sunday = parse_week(week)
     week = week_of(monday)
     notes: list[str] = []
     history = store.history
+    summary: Summary | HistorySummary | None
+    previous: PastSummary | HistorySummary | None
     if monday <= current <= sunday:
         source, day = "current", current
         summary = store.summary(site, collection)
+        if summary is None:  # the data went away since the check above
+            raise ReportError("no data loaded")
         data_as_of = summary["data_as_of"]
         since = store.week_ago()  # as the overview's tiles (week_changes.tile_changes)
         previous = store.past_summary(since, site, collection) if since else None
@@ -287,8 +358,14 @@ def weekly_figures(
         )
     else:
         source = "history"
-        day = _pick_day(store, monday, sunday, site, collection)
+        if history is None:
+            raise ReportError(
+                f"no data for {week}: history is off, so only the current week can be reported"
+            )
+        day = _pick_day(history, monday, sunday, site, collection)
         summary = _past_summary(history, day, site, collection)
+        if summary is None:  # the snapshot went away since _pick_day found it
+            raise ReportError(f"no snapshot in {week} any more: try again")
         data_as_of = _data_as_of(history, day, site)
         summary["data_as_of"] = data_as_of
         since = history.reference_day(day, 7, site=site)
@@ -296,7 +373,7 @@ def weekly_figures(
         kpis = _kpis(summary, previous, since if previous is not None else None)
         changed_since = history.reference_day(day, 7, site=site, with_devices=True)
         counts = (
-            _history_changes(store, day, changed_since, site, collection)
+            _history_changes(store, history, day, changed_since, site, collection)
             if changed_since is not None
             else None
         )
@@ -331,7 +408,7 @@ def weekly_figures(
         "kpis": kpis,
         "reference_day": since.isoformat() if since and previous is not None else None,
         "changes": None
-        if counts is None
+        if counts is None or changed_since is None
         else {
             "since": changed_since.isoformat(),
             "items": [
@@ -347,7 +424,7 @@ def weekly_figures(
     }
 
 
-def trend_frame(store, figures: dict) -> pd.DataFrame | None:
+def trend_frame(store: EstateStore, figures: dict[str, Any]) -> pd.DataFrame | None:
     """The history's daily aggregates for the report's scope, up to its day (a year at
     most), or None without history."""
     scope = figures["scope"]

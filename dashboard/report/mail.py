@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
+from collections.abc import Mapping
 from datetime import date
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -391,7 +392,9 @@ def mail_message(
     return message
 
 
-def send_mail(mail: MailSettings, message: EmailMessage, environ=None) -> None:
+def send_mail(
+    mail: MailSettings, message: EmailMessage, environ: Mapping[str, str] | None = None
+) -> None:
     """Send through ``[report.mail]``; the password (from ``password_env``) is never shown."""
     environ = os.environ if environ is None else environ
     password = None
@@ -415,7 +418,7 @@ def send_mail(mail: MailSettings, message: EmailMessage, environ=None) -> None:
                     )
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
-            if mail.user:
+            if password is not None:  # read (and checked) above exactly when mail.user is set
                 smtp.login(mail.user, password)
             refused = smtp.send_message(message)
     except smtplib.SMTPAuthenticationError:
