@@ -181,7 +181,7 @@ def history(tmp_path):
 
 def test_history_keeps_the_intune_counts_per_snapshot(history):
     e = estate(True)
-    history.record(e)
+    history.record(e.snapshot())
     frame = history.trend()
     assert frame["intune.reconciliation.missing"].iloc[-1] == 1
     assert frame["intune.reconciliation.intune-ahead"].iloc[-1] == 1
@@ -198,7 +198,7 @@ def test_history_keeps_the_intune_counts_per_snapshot(history):
 
 
 def test_history_without_intune_has_no_intune_metrics(history):
-    history.record(estate(False))
+    history.record(estate(False).snapshot())
     frame = history.trend()
     assert not [c for c in frame.columns if c.startswith("intune.")]
     assert "intune" not in summary_from_metrics(history.aggregates(date(2026, 11, 23)))

@@ -44,8 +44,19 @@ def test_intune_records_load_with_the_sources(settings, intune_settings):
     assert estate.intune_error is None
     assert (estate.intune.records, estate.intune.dropped, estate.intune.windows) == (6, 1, 4)
     assert estate.intune.source == "intune.csv"
-    # The ConfigMgr side is the same with or without Intune.
-    pd.testing.assert_frame_equal(estate.devices, load_estate(settings).devices)
+    # The ConfigMgr side is the same with or without Intune: Intune only adds its own
+    # columns and its rules' bits (the attention columns).
+    alone = load_estate(settings).devices
+    kept = [c for c in alone.columns if c not in ("attention", "severity", "severity_rank")]
+    pd.testing.assert_frame_equal(estate.devices[kept], alone[kept])
+    added = set(estate.devices.columns) - set(alone.columns)
+    assert added == {
+        "intune_state",
+        "intune_match",
+        "intune_row",
+        "intune_compliance",
+        "authority_mismatch",
+    }
 
 
 def test_a_failed_intune_read_keeps_the_configmgr_side(intune_settings, tmp_path):

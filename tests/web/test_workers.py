@@ -328,7 +328,7 @@ def test_two_gunicorn_workers_share_the_cache_and_the_history(deployment):
     loads = re.findall(r"^(\d+) dashboard\.data\.history INFO history: (.*)$", log, re.M)
     assert len(loads) == 1, log
     assert "PS1 2026-11-20 recorded" in loads[0][1] and "PS2 2026-11-20 recorded" in loads[0][1]
-    swapped = set(re.findall(r"^(\d+) dashboard\.store INFO refreshed: ", log, re.M))
+    swapped = set(re.findall(r"^(\d+) dashboard\.service\.store INFO refreshed: ", log, re.M))
     assert {int(pid) for pid in swapped} == set(layouts), log
     assert "refresh failed" not in log and "shared cache" not in log, log
     engine = sa.create_engine(deployment.history_url)
