@@ -1,4 +1,4 @@
-"""The export contract (domain.md §5) and the rules for reading its raw values (§4).
+"""The export contract (docs/definitions.md §5) and the rules for reading its raw values (§4).
 
 Both sources (CSV exports and SQL through ``queries/*.sql``) hand this module a table of raw
 text, one column per contract column; it returns typed columns and the rows it had to drop.

@@ -1,4 +1,4 @@
-"""Reading CSV exports of ``queries/*.sql`` (the export contract, domain.md §5).
+"""Reading CSV exports of ``queries/*.sql`` (the export contract, docs/definitions.md §5).
 
 Real exports come from SSMS, ``Invoke-Sqlcmd | Export-Csv`` and Excel: UTF-8 with or without a
 byte-order mark, UTF-16 from Windows PowerShell, Windows-1252 from SSMS on Western European

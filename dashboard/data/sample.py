@@ -1,10 +1,10 @@
 """The sample estate: a plausible Configuration Manager hierarchy, generated from a seed.
 
 :func:`generate_estate` builds, per site, the site-database views that ``queries/*.sql`` read
-(domain.md §2), with their real column names and their traps: several inventory rows per
+(docs/definitions.md §2), with their real column names and their traps: several inventory rows per
 device, obsolete duplicate records, ``Obsolete0`` NULL on discovery-only records, devices with
 no co-management or client-health row, NULL ``MDMWorkloads``, status codes stored signed,
-high bits in the workload bitmask. The mix follows domain.md §7.
+high bits in the workload bitmask. The mix follows docs/definitions.md §7.
 
 From it, :func:`write_csv` writes the CSV exports (``<SITE>/devices.csv`` and
 ``collections.csv``: what the queries return, written with the textual variety of real
@@ -96,7 +96,7 @@ COLLECTIONS: tuple[tuple[str, str], ...] = (
 LOCATION_COLLECTIONS = {"LON": "CAS00110", "MAN": "CAS00111", "NYC": "CAS00112"}
 LOCATIONS = ("LON", "MAN", "NYC", "TOR", "SYD", "BER")
 
-# Workload configuration of the sample (settings.WORKLOADS keys), domain.md §7: compliance
+# Workload configuration of the sample (settings.WORKLOADS keys), docs/definitions.md §7: compliance
 # moved to Intune, Office apps / client apps / Windows Update piloted, the rest ConfigMgr.
 SAMPLE_WORKLOADS: dict[str, tuple[str, str | None]] = {
     "compliance_policies": ("intune", "CAS00101"),
@@ -109,8 +109,9 @@ SAMPLE_WORKLOADS: dict[str, tuple[str, str | None]] = {
 }
 
 # Enrollment failures: (code, weight, EnrollmentErrorDetail). The first four lead, in this
-# order (domain.md §7); the rest of the §6 catalogue follows, then codes the catalogue does
-# not know (with a detail text, or none), and failures that reported no code (None).
+# order (docs/definitions.md §7); the rest of the §6 catalogue follows, then codes the
+# catalogue does not know (with a detail text, or none), and failures that reported no code
+# (None).
 FAILURE_CODES: tuple[tuple[int | None, float, str | None], ...] = (
     (0x8018002A, 20.0, None),
     (0x80180002, 14.0, None),
@@ -216,7 +217,7 @@ CLIENT_VERSIONS = (
 NEW_CLIENT = ("5.00.9128.1000", "5.00.9128.1024", "5.00.9122.1000")
 LEGACY_CLIENT = "5.00.9058.1047"
 
-# Device kinds and their shares (domain.md §7).
+# Device kinds and their shares (docs/definitions.md §7).
 MODERN, OLD10, LEGACY, SERVER, UNKNOWN = range(5)
 KIND_SHARES = (0.8855, 0.03, 0.015, 0.065, 0.0045)
 # Join state of client workstations on NT 10.0.
@@ -238,7 +239,7 @@ ORGANISATION = "Contoso (sample)"
 
 @dataclass
 class SampleEstate:
-    """Per site, the raw view tables (domain.md §2 names) as DataFrames."""
+    """Per site, the raw view tables (docs/definitions.md §2 names) as DataFrames."""
 
     seed: int
     as_of: datetime  # timezone-aware, UTC

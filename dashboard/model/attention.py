@@ -160,7 +160,8 @@ def duplicate_keepers(devices: pd.DataFrame) -> np.ndarray:
 def _state_is(devices: pd.DataFrame, state: str) -> np.ndarray:
     if "intune_state" not in devices.columns:
         return np.zeros(len(devices), dtype=bool)
-    return (devices["intune_state"] == state).to_numpy(dtype=bool)
+    hit: np.ndarray = (devices["intune_state"] == state).to_numpy(dtype=bool)
+    return hit
 
 
 def _duplicate(devices: pd.DataFrame, _t: Thresholds, _a: pd.Timestamp) -> np.ndarray:

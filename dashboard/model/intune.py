@@ -109,10 +109,10 @@ def _id_codes(left: pa.Array, right: pa.Array) -> tuple[np.ndarray, np.ndarray, 
     """``_codes`` for normalised GUIDs: well-formed ones are read as 128-bit numbers and
     hashed to 64 bits (a million IDs in tens of milliseconds, where hashing the text takes
     about a second); any other text, or a hash collision, takes the text path."""
-    words = [_guid_words(left), _guid_words(right)]
-    if words[0] is None or words[1] is None:
+    left_words, right_words = _guid_words(left), _guid_words(right)
+    if left_words is None or right_words is None:
         return _codes(left, right)
-    both = np.concatenate(words)
+    both: np.ndarray = np.concatenate([left_words, right_words])
     valid = np.concatenate([a.is_valid().to_numpy(zero_copy_only=False) for a in (left, right)])
     with np.errstate(over="ignore"):
         hashed = both[:, 0] ^ (both[:, 1] * _MIX)
@@ -151,7 +151,8 @@ def _naive_utc(as_of: pd.Timestamp) -> np.datetime64:
     stamp = pd.Timestamp(as_of)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.to_datetime64().astype("datetime64[us]")
+    naive: np.datetime64 = stamp.to_datetime64().astype("datetime64[us]")
+    return naive
 
 
 def _match(
@@ -228,9 +229,11 @@ def _match(
 
 
 def _intune_comanaged(intune: pd.DataFrame) -> np.ndarray:
-    if "comanaged" in intune.columns:
-        return intune["comanaged"].to_numpy(dtype=bool)
-    return intune["managementAgent"].isin(COMANAGED_AGENTS).to_numpy(dtype=bool)
+    column = intune["comanaged"] if "comanaged" in intune.columns else None
+    if column is None:
+        column = intune["managementAgent"].isin(COMANAGED_AGENTS)
+    flags: np.ndarray = column.to_numpy(dtype=bool)
+    return flags
 
 
 def _compliance_codes(intune: pd.DataFrame) -> np.ndarray:
@@ -347,7 +350,7 @@ def intune_summary(
     kept = None if mask is None else np.flatnonzero(mask)
 
     def values(name: str) -> np.ndarray:
-        array = devices[name].to_numpy()
+        array: np.ndarray = devices[name].to_numpy()
         return array if kept is None else array[kept]
 
     has = values("intune_row") >= 0
@@ -369,7 +372,7 @@ def intune_summary(
     }
 
 
-def intune_metrics(intune: dict) -> dict[str, int]:
+def intune_metrics(intune: IntuneSummary) -> dict[str, int]:
     """The summary's ``intune`` object as history metrics (names in ``METRICS``)."""
     out = {f"intune.reconciliation.{k}": v for k, v in intune["reconciliation"].items()}
     out |= {f"intune.compliance.{k}": v for k, v in intune["compliance"].items()}

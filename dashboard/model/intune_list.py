@@ -60,16 +60,18 @@ def sort_order(frame: pd.DataFrame, rows: np.ndarray, column: str, descending: b
 
 
 def _text(values: pd.Series) -> np.ndarray:
-    return values.astype("object").where(values.notna(), "").astype(str).to_numpy()
+    text: np.ndarray = values.astype("object").where(values.notna(), "").astype(str).to_numpy()
+    return text
 
 
-def _label(labels: dict, value) -> str:
+def _label(labels: dict[str, str], value: object) -> str:
     """A value in words (an unknown one as written; none is blank)."""
-    return "" if value is None else labels.get(value, str(value))
+    return "" if value is None else labels.get(str(value), str(value))
 
 
 def _when(values: pd.Series, never: str) -> np.ndarray:
-    return values.dt.strftime("%Y-%m-%d %H:%M").fillna(never).to_numpy()
+    text: np.ndarray = values.dt.strftime("%Y-%m-%d %H:%M").fillna(never).to_numpy()
+    return text
 
 
 def display_frame(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
@@ -94,7 +96,7 @@ def display_frame(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 def rows_for(frame: pd.DataFrame, positions: np.ndarray) -> list[dict]:
     """The grid's rows (plain text, keyed by the Intune device ID and row)."""
     shown = display_frame(frame, positions)
-    rows = shown.to_dict("records")
+    rows: list[dict] = shown.to_dict("records")
     for row, position in zip(rows, shown.index, strict=True):
         row["key"] = f"{position}:{row['intune_id']}"
     return rows

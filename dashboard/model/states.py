@@ -1,4 +1,4 @@
-"""The co-management state model (domain.md §4), vectorised over the whole estate.
+"""The co-management state model (docs/definitions.md §4), vectorised over the whole estate.
 
 ``classify`` takes typed device rows (``dashboard.data.contract.parse_devices``) and returns
 them with the derived columns every chart, filter and rule reads. It is pure: no I/O, the

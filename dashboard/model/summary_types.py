@@ -77,6 +77,17 @@ class Summary(TypedDict):
     intune: NotRequired[IntuneSummary]  # only with an Intune source
 
 
+class PastIntune(TypedDict):
+    """A stored day's ``intune`` object: the source's own ``records``, ``windows`` and
+    ``dropped`` are not stored."""
+
+    matched: int
+    reconciliation: dict[str, int]
+    intune_only: int
+    compliance: dict[str, int]
+    authority_mismatch: int
+
+
 class PastSummary(TypedDict):
     """A stored day: every known key present (zeros filled). ``enrollment_errors`` is
     ``{code: count}`` and ``readiness`` ``{step: devices failing it first}``; ``os_groups``
@@ -94,6 +105,7 @@ class PastSummary(TypedDict):
     attention_devices: int
     readiness: dict[str, int]
     enrollment_errors: dict[str, int]
+    intune: NotRequired[PastIntune]  # a day that had an Intune source
 
 
 __all__ = [
@@ -101,6 +113,7 @@ __all__ = [
     "Funnel",
     "IntuneFigures",
     "IntuneSummary",
+    "PastIntune",
     "PastSummary",
     "ReadinessRow",
     "SourceRow",

@@ -33,7 +33,7 @@ from ..settings import WORKLOADS
 from .attention import IN_PROGRESS_REASONS, READINESS_IDS, shown_rules
 from .intune import COMPLIANCE_STATES, RECONCILIATION_STATES, intune_metrics
 from .states import AUTHORITIES, ENROLLMENT_STATUSES, FUNNEL_STAGES, OS_GROUPS, REASONS
-from .summary_types import PastSummary, Summary
+from .summary_types import PastIntune, PastSummary, Summary
 
 SEP = "/"
 OS_METRIC = "client_os_groups"  # client devices per OS group (see the module's docstring)
@@ -215,7 +215,7 @@ def summary_from_metrics(metrics: dict[str, int]) -> PastSummary:
     without_client: int | None = clients_missing
     if sum(client_groups.values()) + clients_missing != devices:
         os_groups = without_client = None
-    return {
+    past: PastSummary = {
         "devices": devices,
         "comanaged": int(metrics.get("comanaged", 0)),
         "os_groups": os_groups,
@@ -232,10 +232,13 @@ def summary_from_metrics(metrics: dict[str, int]) -> PastSummary:
             for key, value in metrics.items()
             if key.startswith(prefix)
         },
-    } | ({"intune": _intune_from_metrics(metrics)} if INTUNE_MARK in metrics else {})
+    }
+    if INTUNE_MARK in metrics:
+        past["intune"] = _intune_from_metrics(metrics)
+    return past
 
 
-def _intune_from_metrics(metrics: dict[str, int]) -> dict:
+def _intune_from_metrics(metrics: dict[str, int]) -> PastIntune:
     """The stored part of a day's ``intune`` object (the source's own ``records``,
     ``windows`` and ``dropped`` are not stored)."""
 

@@ -33,7 +33,7 @@ from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LA
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
 from ..model.kpis import BY_ID, kpi_values
-from ..model.summary_types import ErrorRow, IntuneSummary, PastSummary, SourceRow, Summary
+from ..model.summary_types import ErrorRow, PastIntune, PastSummary, SourceRow, Summary
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
 from ..model.trends import changes as trend_changes
 from ..service.store import EstateStore
@@ -68,7 +68,7 @@ class HistorySummary(TypedDict):
     attention_devices: int
     readiness: dict[str, int]
     enrollment_errors: list[ErrorRow]
-    intune: NotRequired[IntuneSummary]
+    intune: NotRequired[PastIntune]
     os_releases: dict[str, int]
     sources: list[SourceRow]
     data_as_of: NotRequired[str]

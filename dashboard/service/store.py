@@ -49,7 +49,7 @@ class EstateStore:
     def __init__(
         self,
         settings: Settings,
-        loader: Callable[[Settings], Estate] = load_estate,
+        loader: Callable[..., Estate] = load_estate,  # load_estate's signature
         use_cache: bool = False,
         history: HistoryStore | None = None,
     ) -> None:

@@ -1,4 +1,4 @@
-"""Reading raw values (domain.md §4): flags, numbers, codes, builds, dates, bad rows."""
+"""Reading raw values (docs/definitions.md §4): flags, numbers, codes, builds, dates, bad rows."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""dashboard.data.sample: deterministic, the domain.md §7 mix, the messy parts of real site
-databases, and CSV exports that say exactly what the queries say on the replicas."""
+"""dashboard.data.sample: deterministic, the docs/definitions.md §7 mix, the messy parts of
+real site databases, and CSV exports that say exactly what the queries say on the replicas."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def os_groups(frame: pd.DataFrame) -> pd.Series:
-    """domain.md §4 OS group, written out independently of dashboard.model."""
+    """docs/definitions.md §4 OS group, written out independently of dashboard.model."""
     name = frame["OperatingSystem"].astype("str").fillna("").str.lower()
     product = frame["ProductType"]
     server = product.isin([2, 3]) | (product.isna() & name.str.contains("server"))

@@ -1,5 +1,5 @@
 """Property tests of the state model (issue 7): on random estates, every count the tiles show
-adds up the way domain.md §4 says, whatever the flags, builds and pilot set-up.
+adds up the way docs/definitions.md §4 says, whatever the flags, builds and pilot set-up.
 
 Kept quick for CI (``FUZZ_EXAMPLES``, 200 by default); ``benchmarks/fuzz.py`` runs many more.
 """

@@ -1,4 +1,4 @@
-"""The state model of domain.md §4, rule by rule, with its edges."""
+"""The state model of docs/definitions.md §4, rule by rule, with its edges."""
 
 import pytest
 
