@@ -137,6 +137,7 @@ def run_user(
                     value("ovw-collection", "value", collection),
                     value("data-version", "data", 1),
                 ],
+                plan["render_state"],
             ),
         )
         # The device list, one page with a random filter and sort.
@@ -298,9 +299,10 @@ def main() -> int:
         wait_until_loaded(port, args.workers, server)  # the header shows "Data as of"
         probe = Client(port)
         deps = json.loads(probe.request("GET", "/_dash-dependencies")[1])
-        plan["render_output"] = next(
-            d["output"] for d in deps if "ovw-kpis.children" in d["output"]
-        )
+        render = next(d for d in deps if "ovw-kpis.children" in d["output"])
+        plan["render_output"] = render["output"]
+        # Its state as a first visit sends it (every "View as table" closed).
+        plan["render_state"] = [value(s["id"], s["property"], None) for s in render["state"]]
         samples: dict[str, list[float]] = {}
         errors: dict[str, int] = {}
         lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .intune_labels import COMPLIANCE_LABELS
 from .labels import (
     AUTHORITY_LABELS,
     FUNNEL_LABELS,
@@ -121,16 +122,7 @@ RECONCILIATION_LABELS = {
     "not-comanaged-in-intune": "Not co-managed in Intune",
     "intune-ahead": "Intune ahead of ConfigMgr",
 }
-COMPLIANCE_TABLE_LABELS = {
-    "compliant": "Compliant",
-    "noncompliant": "Not compliant",
-    "inGracePeriod": "In grace period",
-    "conflict": "Conflict",
-    "error": "Error",
-    "unknown": "Unknown",
-    "configManager": "See ConfigMgr",
-    "no_record": "No current Intune record",
-}
+COMPLIANCE_TABLE_LABELS = {**COMPLIANCE_LABELS, "no_record": "No current Intune record"}
 
 
 def _intune_sections(intune: dict, comanaged: int) -> list[str]:

@@ -255,6 +255,30 @@ def column_chooser():
     )
 
 
+def paged_grid_options(count: int) -> dict:
+    """AG Grid's options for a list paged on the server (the device list, the Intune-only
+    list): ``count`` rows in all, asked for one page-sized block at a time."""
+    return {
+        "pagination": True,
+        "paginationPageSize": PAGE_SIZE,
+        "paginationPageSizeSelector": False,
+        "cacheBlockSize": PAGE_SIZE,
+        "maxBlocksInCache": 5,
+        # the whole count is known: every page exists from the start (a page from the
+        # URL can be opened before the first block arrives)
+        "infiniteInitialRowCount": count,
+        "rowBuffer": 0,
+        # one block at a time: dash-ag-grid answers only the latest request, so a
+        # second concurrent request would leave a block empty
+        "maxConcurrentDatasourceRequests": 1,
+        # cells take focus: the grid is one Tab stop, arrow keys move between
+        # cells and Enter opens a row (assets/87-grid-keys.js); with focus
+        # suppressed, Tab jumped from the header to the pager and no row could be
+        # reached from the keyboard
+        "suppressCellFocus": False,
+    }
+
+
 def _grid(count: int, sort: tuple[str, bool], page: int):
     if count == 0:  # an empty infinite grid shows "1 to ? of more": say it instead
         return html.Div(
@@ -274,26 +298,7 @@ def _grid(count: int, sort: tuple[str, bool], page: int):
         columnDefs=_columns(sort),
         defaultColDef={"sortable": True, "resizable": True, "filter": False},
         rowModelType="infinite",
-        dashGridOptions={
-            "pagination": True,
-            "paginationPageSize": PAGE_SIZE,
-            "paginationPageSizeSelector": False,
-            "cacheBlockSize": PAGE_SIZE,
-            "maxBlocksInCache": 5,
-            # the whole count is known: every page exists from the start (a page from the
-            # URL can be opened before the first block arrives)
-            "infiniteInitialRowCount": count,
-            "rowBuffer": 0,
-            "tooltipShowDelay": 300,
-            # one block at a time: dash-ag-grid answers only the latest request, so a
-            # second concurrent request would leave a block empty
-            "maxConcurrentDatasourceRequests": 1,
-            # cells take focus: the grid is one Tab stop, arrow keys move between
-            # cells and Enter opens a row's device (assets/87-grid-keys.js); with
-            # focus suppressed, Tab jumped from the header to the pager and no device
-            # could be reached from the keyboard
-            "suppressCellFocus": False,
-        },
+        dashGridOptions={**paged_grid_options(count), "tooltipShowDelay": 300},
         paginationGoTo=min(page, last_page) - 1 if page > 1 else None,
         getRowId="params.data.key",
         style={"height": "calc(100vh - 290px)", "minHeight": "420px"},

@@ -16,7 +16,7 @@ import numpy as np
 from dash import Input, Output, html, no_update
 
 from ...model import intune_list
-from .devices import MAX_BLOCK, PAGE_SIZE, grid_request
+from .devices import MAX_BLOCK, PAGE_SIZE, grid_request, paged_grid_options
 
 PATH = "/intune-only"
 EXPORT_PATH = "/export/intune-only.csv"
@@ -119,18 +119,7 @@ def layout(store, settings, pathname: str, query: dict):
             ],
             defaultColDef={"sortable": True, "resizable": True, "filter": False},
             rowModelType="infinite",
-            dashGridOptions={
-                "pagination": True,
-                "paginationPageSize": PAGE_SIZE,
-                "paginationPageSizeSelector": False,
-                "cacheBlockSize": PAGE_SIZE,
-                "maxBlocksInCache": 5,
-                "infiniteInitialRowCount": count,
-                "rowBuffer": 0,
-                # one request at a time: dash-ag-grid answers only the latest
-                "maxConcurrentDatasourceRequests": 1,
-                "suppressCellFocus": False,
-            },
+            dashGridOptions=paged_grid_options(count),
             getRowId="params.data.key",
             style={"height": "calc(100vh - 290px)", "minHeight": "420px"},
             className="ag-theme-alpine",
