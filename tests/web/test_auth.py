@@ -435,11 +435,13 @@ def test_failed_attempts_are_limited_per_user(client, monkeypatch):
 
 def test_failure_limiter_window():
     limiter = auth.FailureLimiter(window=60)
+    three = [("user:a", auth.Throttle(free=3))]
     for _ in range(3):
-        limiter.fail("user:a", now=100)
-    assert limiter.blocked_for("user:a", 3, now=101) == pytest.approx(59)
-    assert limiter.blocked_for("user:a", 3, now=161) == 0
-    assert limiter.blocked_for("user:b", 3, now=101) == 0
+        assert limiter.reserve(three, now=100)[0] == 0
+    wait, reservation = limiter.reserve(three, now=101)  # the fourth waits 5 s after the last
+    assert wait == pytest.approx(4) and reservation is None
+    assert limiter.reserve(three, now=161)[0] == 0  # the window has passed
+    assert limiter.reserve([("user:b", auth.Throttle(free=3))], now=101)[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -582,18 +584,18 @@ def test_a_shared_limiter_counts_like_one_process(tmp_path):
     one = auth.FailureLimiter(window=60)
     a = auth.FailureLimiter(window=60, state=path)
     b = auth.FailureLimiter(window=60, state=auth.SignInState(path))
-    for i, at in enumerate([100, 110, 120, 130, 140]):
-        one.fail("addr:x", now=at)
-        (a, b)[i % 2].fail("addr:x", now=at)
-    for now in (141, 150, 169, 171, 199, 201):
-        for limit in (1, 3, 5, 6):
-            expected = one.blocked_for("addr:x", limit, now=now)
-            assert a.blocked_for("addr:x", limit, now=now) == pytest.approx(expected)
-            assert b.blocked_for("addr:x", limit, now=now) == pytest.approx(expected)
-    assert a.blocked_for("addr:x", 5, now=141) == pytest.approx(19)
+    rules = [("addr:x", auth.Throttle(free=3))]
+    # Attempts alternate between the two workers; each answer is what one process says.
+    for i, now in enumerate([100, 101, 102, 103, 106, 107.5, 110, 117.5, 140, 170]):
+        expected = one.reserve(rules, now=now)[0]
+        got = (a, b)[i % 2].reserve(rules, now=now)[0]
+        assert got == pytest.approx(expected), now
+        assert (b, a)[i % 2].reserve(rules, now=now)[0] == pytest.approx(
+            expected if expected > 0 else one.reserve(rules, now=now)[0]
+        ), now
+    assert a.reserve(rules, now=171)[0] > 0
     a.clear("addr:x")  # a sign-in on A clears the count on B too
-    assert b.blocked_for("addr:x", 1, now=141) == 0
-    assert a.blocked_for("addr:y", 1, now=141) == 0
+    assert b.reserve(rules, now=171)[0] == 0
 
 
 def test_the_state_file_is_private_and_holds_no_names(two_workers, users_settings, caplog):
@@ -627,20 +629,35 @@ def test_an_existing_state_file_is_made_private(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+# A throttle that never makes anyone wait: every attempt is counted as a failure.
+NEVER_WAITS = auth.Throttle(free=10**9)
+
+
+def fail(limiter, key: str, now: float | None = None) -> None:
+    """One failed sign-in for ``key``, as the sign-in counts it (reserved, never forgiven)."""
+    assert limiter.reserve([(key, NEVER_WAITS)], now=now)[0] == 0
+
+
+def blocked(limiter, key: str, limit: int, now: float | None = None) -> bool:
+    """Would an attempt for ``key`` wait, with ``limit`` free failures? (An attempt that may
+    go ahead is counted, as at a sign-in.)"""
+    return limiter.reserve([(key, auth.Throttle(free=limit))], now=now)[0] > 0
+
+
 def test_expired_and_surplus_rows_are_pruned(tmp_path, monkeypatch):
     path = tmp_path / "state.sqlite"
     limiter = auth.FailureLimiter(window=60, state=path)
-    limiter.fail("user:a", now=100)
-    limiter.fail("user:b", now=150)
+    fail(limiter, "user:a", now=100)
+    fail(limiter, "user:b", now=150)
     assert len(stored_rows(path, "failures")) == 2
-    limiter.fail("user:c", now=200)  # the failure at 100 is over (window 60): removed
+    fail(limiter, "user:c", now=200)  # the failure at 100 is over (window 60): removed
     assert [row[1] for row in stored_rows(path, "failures")] == [150, 200]
     monkeypatch.setattr(limiter, "MAX_PER_KEY", 3)
     monkeypatch.setattr(limiter, "MAX_ROWS", 5)
     for at in range(201, 206):
-        limiter.fail("user:d", now=at)  # at most 3 per key ...
+        fail(limiter, "user:d", now=at)  # at most 3 per key ...
     assert [row[1] for row in stored_rows(path, "failures")] == [150, 200, 203, 204, 205]
-    limiter.fail("user:e", now=206)  # ... and at most 5 in all (the oldest go)
+    fail(limiter, "user:e", now=206)  # ... and at most 5 in all (the oldest go)
     assert [row[1] for row in stored_rows(path, "failures")] == [200, 203, 204, 205, 206]
 
     revoked = auth.Revoked(state=path)
@@ -695,14 +712,14 @@ def test_a_locked_state_file_falls_back_after_its_timeout(tmp_path, caplog, monk
     monkeypatch.setattr(auth_state, "STATE_RETRY_SECONDS", 0)
     limiter = auth.FailureLimiter(state=path)
     revoked = auth.Revoked(state=limiter.state)
-    limiter.fail("user:a")
+    fail(limiter, "user:a")
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock too long
     try:
         with caplog.at_level(logging.INFO, logger="dashboard.web.auth"):
-            limiter.fail("user:a")
+            fail(limiter, "user:a")
             revoked.add("sid-1", time.time() + 60)
-            assert limiter.blocked_for("user:a", 2) > 0  # this process's count
+            assert blocked(limiter, "user:a", 2)  # this process's count
             assert "sid-1" in revoked
             assert len(sign_in_state_warnings(caplog)) == 1
             assert "database is locked" in sign_in_state_warnings(caplog)[0]
@@ -710,22 +727,22 @@ def test_a_locked_state_file_falls_back_after_its_timeout(tmp_path, caplog, monk
         holder.execute("ROLLBACK")
         holder.close()
     with caplog.at_level(logging.INFO, logger="dashboard.web.auth"):
-        limiter.fail("user:a")  # works again: the file's two and the one it missed count
+        fail(limiter, "user:a")  # works again: the file's two and the one it missed count
         assert "works again" in caplog.text
     assert len(stored_rows(path, "failures")) == 2
-    assert limiter.blocked_for("user:a", 3) > 0
-    assert auth.FailureLimiter(state=path).blocked_for("user:a", 3) == 0  # another process
-    assert auth.FailureLimiter(state=path).blocked_for("user:a", 2) > 0
+    assert blocked(limiter, "user:a", 3)
+    assert not blocked(auth.FailureLimiter(state=path), "user:a", 3)  # another process
+    assert blocked(auth.FailureLimiter(state=path), "user:a", 2)
     limiter.state.close()
 
 
 CHILD = """
 import sys
-from dashboard.web.auth import FailureLimiter, Revoked, SignInState
+from dashboard.web.auth import FailureLimiter, Revoked, SignInState, Throttle
 state = SignInState(sys.argv[1], secret=sys.argv[2])
 limiter = FailureLimiter(state=state)
 for _ in range(int(sys.argv[3])):
-    limiter.fail("addr:192.0.2.7")
+    limiter.reserve([("addr:192.0.2.7", Throttle(free=10**9))])
 print("sid-1" in Revoked(state), "sid-2" in Revoked(state), state.health.failing)
 """
 
@@ -735,7 +752,7 @@ def test_separate_processes_share_the_state(tmp_path):
     state = auth.SignInState(path, secret=SECRET)
     auth.Revoked(state).add("sid-1", time.time() + 3600)
     limiter = auth.FailureLimiter(state=state)
-    limiter.fail("addr:192.0.2.7")
+    fail(limiter, "addr:192.0.2.7")
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, str(path), SECRET, "6"],
@@ -752,10 +769,11 @@ def test_separate_processes_share_the_state(tmp_path):
         assert out.split() == ["True", "False", "False"], out + err
         assert "sign-in state" not in err
     assert len(stored_rows(path, "failures")) == 1 + 3 * 6
-    assert limiter.blocked_for("addr:192.0.2.7", auth.MAX_FAILURES_PER_ADDRESS) == 0
-    limiter.fail("addr:192.0.2.7")  # the 20th, counted in four processes
-    wait = limiter.blocked_for("addr:192.0.2.7", auth.MAX_FAILURES_PER_ADDRESS)
-    assert 0 < wait <= auth.FAILURE_WINDOW_SECONDS
+    # the 20th attempt may go ahead (and counts): 20 in four processes
+    assert not blocked(limiter, "addr:192.0.2.7", auth.MAX_FAILURES_PER_ADDRESS)
+    assert len(stored_rows(path, "failures")) == 20
+    wait = limiter.reserve([("addr:192.0.2.7", auth.PER_ADDRESS)])[0]  # the 21st waits
+    assert 0 < wait <= auth.PER_ADDRESS.cap
     state.close()
 
 

@@ -240,63 +240,6 @@ class FailureLimiter:
             self._failures.pop(key, None)
         return entries
 
-    def blocked_for(self, key: str, limit: int, now: float | None = None) -> float:
-        """Seconds until ``key`` may try again (0 when it may now)."""
-        now = time.time() if now is None else now
-        limit = max(1, limit)
-        with self._lock:
-            entries = list(self._recent(key, now))
-        times = None
-        if self.state is not None:
-            stored_key = self.state.digest(key)
-            with contextlib.suppress(StateUnavailable):
-                times = [
-                    row[0]
-                    for row in self.state.run(
-                        lambda c: c.execute(
-                            "SELECT at FROM failures WHERE key = ? AND at > ? ORDER BY at DESC "
-                            "LIMIT ?",
-                            (stored_key, now - self.window, limit),
-                        ).fetchall()
-                    )
-                ]
-        if times is None:  # no shared file: this process's failures
-            times = [at for at, _ in entries]
-        else:  # the shared file's, and this process's that the file did not take
-            times += [at for at, stored in entries if not stored]
-        if len(times) < limit:
-            return 0.0
-        times.sort(reverse=True)
-        return max(1.0, times[limit - 1] + self.window - now)
-
-    def fail(self, key: str, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        stored = False
-        if self.state is not None:
-            stored_key = self.state.digest(key)
-
-            def record(c: sqlite3.Connection) -> None:
-                c.execute("DELETE FROM failures WHERE at <= ?", (now - self.window,))
-                c.execute("INSERT INTO failures (key, at) VALUES (?, ?)", (stored_key, now))
-                c.execute(
-                    "DELETE FROM failures WHERE key = ? AND rowid NOT IN (SELECT rowid "
-                    "FROM failures WHERE key = ? ORDER BY at DESC LIMIT ?)",
-                    (stored_key, stored_key, self.MAX_PER_KEY),
-                )
-                c.execute(
-                    "DELETE FROM failures WHERE rowid IN (SELECT rowid FROM failures "
-                    "ORDER BY at DESC LIMIT -1 OFFSET ?)",
-                    (self.MAX_ROWS,),
-                )
-
-            try:
-                self.state.run(record, write=True)
-                stored = True
-            except StateUnavailable:
-                pass
-        with self._lock:
-            self._remember(key, now, stored)
-
     def reserve(
         self, rules: list[tuple[str, Throttle]], now: float | None = None
     ) -> tuple[float, Reservation | None]:
