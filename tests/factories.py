@@ -80,7 +80,7 @@ def classified(
         pilot_members=members,
         stages=stages or {},
     )
-    return derive(typed, parameters, previous)
+    return derive(typed, parameters, previous).devices
 
 
 def one(device: dict, **kwargs) -> pd.Series:

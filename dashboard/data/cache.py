@@ -91,6 +91,8 @@ def write_cache(estate: Estate, folder: Path, key: str) -> Path:
     if intune is not None:
         with open_private(target / "intune.parquet") as handle:
             intune.frame.to_parquet(handle, index=False)
+        with open_private(target / "intune_only.npy") as handle:
+            np.save(handle, estate.intune_only)  # a second worker does not match again
     meta = {
         "intune": None
         if intune is None
@@ -147,11 +149,13 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         memberships = pd.read_parquet(target / "memberships.parquet")
         ranks = target / "name_ranks.npy"
         name_ranks = np.load(ranks) if ranks.exists() else None
-        intune = None
+        intune = intune_only = None
         if meta.get("intune") is not None:
             intune = IntuneRecords(
                 frame=pd.read_parquet(target / "intune.parquet"), **meta["intune"]
             )
+            only = target / "intune_only.npy"
+            intune_only = np.load(only) if only.exists() else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     estate = Estate(
@@ -163,6 +167,7 @@ def read_generation(folder: Path, key: str) -> tuple[Estate, str] | None:
         collection_names=meta["collection_names"],
         intune=intune,
         intune_error=meta.get("intune_error"),
+        found_intune_only=intune_only,
     )
     return estate, target.name
 

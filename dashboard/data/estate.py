@@ -77,6 +77,9 @@ class Estate:
     # last good records (or None): the ConfigMgr side serves either way.
     intune: IntuneRecords | None = field(default=None, repr=False)
     intune_error: str | None = None
+    # The Intune-only rows the pipeline found while matching (None: not known, e.g. an
+    # estate built by hand; ``intune_only`` then matches the two sides itself).
+    found_intune_only: np.ndarray | None = field(default=None, repr=False)
 
     @cached_property
     def sites(self) -> list[str]:
@@ -98,6 +101,8 @@ class Estate:
         (empty without an Intune source); the whole source, whatever the filter."""
         if self.intune is None:
             return np.zeros(0, dtype=np.int64)
+        if self.found_intune_only is not None:
+            return self.found_intune_only
         return intune_only_rows(self.devices, self.intune.frame)
 
     def intune_figures(self) -> IntuneFigures | None:
@@ -113,8 +118,8 @@ class Estate:
 
     def warm(self) -> None:
         """Build what the first requests need, before the estate is served: the device
-        list's default order, every collection's mask and the Intune-only records (about a
-        second at a million records, which every summary reads)."""
+        list's default order, every collection's mask, and the Intune-only records when the
+        pipeline did not hand them over (every summary reads them)."""
         self.sort_order("severity", descending=True)
         self._collection_masks  # noqa: B018 - a cached property: computing it is the point
         self.intune_only  # noqa: B018 - likewise
@@ -424,15 +429,16 @@ def load_estate(
         if history is None
         else _previous_states(history, snapshot_day(data_as_of), devices["site"])
     )
-    classified = derive(devices, parameters, previous, None if intune is None else intune.frame)
+    derived = derive(devices, parameters, previous, None if intune is None else intune.frame)
     return Estate(
-        devices=classified,
+        devices=derived.devices,
         memberships=memberships[["site", "ResourceID", "CollectionID", "CollectionName", "row"]],
         sources=reports,
         data_as_of=data_as_of,
         collection_names=names,
         intune=intune,
         intune_error=intune_error,
+        found_intune_only=derived.intune_only,
     )
 
 

@@ -246,7 +246,16 @@ def _compliance_codes(intune: pd.DataFrame) -> np.ndarray:
 def reconcile(
     devices: pd.DataFrame, intune_frame: pd.DataFrame, as_of: pd.Timestamp, stale_days: int
 ) -> pd.DataFrame:
-    """The Intune columns of each ConfigMgr record, aligned with ``devices``.
+    """The Intune columns of each ConfigMgr record, aligned with ``devices`` (``reconciled``
+    without the Intune-only rows)."""
+    return reconciled(devices, intune_frame, as_of, stale_days)[0]
+
+
+def reconciled(
+    devices: pd.DataFrame, intune_frame: pd.DataFrame, as_of: pd.Timestamp, stale_days: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the Intune columns of each ConfigMgr record, aligned with ``devices``; the Intune-only
+    rows, as ``intune_only_rows``), from one matching of the two sides.
 
     ``intune_state`` (one reconciliation state, first match wins; NA for a record that does not
     claim enrollment and is not ahead), ``intune_match`` (``id``/``name``, NA without a match),
@@ -255,7 +264,7 @@ def reconcile(
     for the others) and ``authority_mismatch``.
     """
     n = len(devices)
-    row, by_name, _matched = _match(devices, intune_frame)
+    row, by_name, matched = _match(devices, intune_frame)
     has = row >= 0
     safe = np.where(has, row, 0)
     take = len(intune_frame) > 0
@@ -301,7 +310,7 @@ def reconcile(
     )
     mismatch = checked & np.where(bit, by_configmgr, ~by_configmgr)
     match = np.where(has, np.where(by_name, 1, 0), -1)
-    return pd.DataFrame(
+    columns = pd.DataFrame(
         {
             "intune_state": pd.Categorical.from_codes(
                 state.astype(np.int16), categories=RECONCILIATION_STATES
@@ -317,13 +326,20 @@ def reconcile(
         },
         index=devices.index,
     )
+    return columns, _only(intune_frame, matched)
 
 
 def intune_only_rows(devices: pd.DataFrame, intune_frame: pd.DataFrame) -> np.ndarray:
     """Rows of ``intune_frame`` that Intune sees as co-managed and that match no ConfigMgr
     record, by ID or by name (stale or not)."""
-    _row, _by_name, matched = _match(devices, intune_frame)
-    return np.flatnonzero(_intune_comanaged(intune_frame) & ~matched)
+    return _only(intune_frame, _match(devices, intune_frame)[2])
+
+
+def _only(intune_frame: pd.DataFrame, matched: np.ndarray) -> np.ndarray:
+    if not len(intune_frame):
+        return np.zeros(0, dtype=np.int64)
+    rows: np.ndarray = np.flatnonzero(_intune_comanaged(intune_frame) & ~matched)
+    return rows
 
 
 def _counts(column: pd.Series, kept: np.ndarray | None, keys: tuple[str, ...]) -> dict[str, int]:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .attention import IN_PROGRESS_REASONS, Thresholds, evaluate, readiness_failure
-from .intune import reconcile
+from .intune import reconciled
 from .states import classify
 from .trends import carry_since, state_keys
 
@@ -161,12 +161,21 @@ def number_dates(numbers: np.ndarray) -> np.ndarray:
     return text.astype("datetime64[D]")
 
 
+@dataclass(frozen=True)
+class Derived:
+    """What ``derive`` returns: the derived device rows, and with an Intune source the rows
+    of its frame that are Intune-only (co-managed there, matching no ConfigMgr record)."""
+
+    devices: pd.DataFrame
+    intune_only: np.ndarray | None = None
+
+
 def derive(
     devices: pd.DataFrame,
     parameters: Parameters,
     previous: Mapping[str, PreviousStates] | None = None,
     intune: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> Derived:
     """The derived estate of validated device rows (one row per device, with ``site``).
 
     ``previous``: the history's states per site (``None``: no history, so no time in state
@@ -178,16 +187,20 @@ def derive(
     if previous is not None:
         since = carried_since(derived, parameters.day, previous)
         derived["state_since"] = pd.to_datetime(since).as_unit("s")
+    intune_only = None
     if intune is not None:
-        reconciled = reconcile(derived, intune, parameters.as_of, parameters.intune_stale_days)
-        derived = derived.assign(**dict(reconciled.items()))
-    return evaluate(derived, parameters.thresholds, parameters.as_of)
+        columns, intune_only = reconciled(
+            derived, intune, parameters.as_of, parameters.intune_stale_days
+        )
+        derived = derived.assign(**dict(columns.items()))
+    return Derived(evaluate(derived, parameters.thresholds, parameters.as_of), intune_only)
 
 
 __all__ = [
     "IN_PROGRESS_CODES",
     "REASON_CODES",
     "STATUS_CODES",
+    "Derived",
     "Parameters",
     "PreviousStates",
     "carried_since",

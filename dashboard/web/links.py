@@ -37,31 +37,12 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs, quote, urlencode
 
 from ..model.attention import READINESS_IDS, RULES_BY_ID, SEVERITIES
-from ..model.device_query import COMPLIANCE_STATES, INTUNE_STATES
+from ..model.device_query import COMPLIANCE_STATES, FILTER_NAMES, INTUNE_STATES
 from ..model.trends import CHANGE_KINDS
 
 DEVICES_PATH = "/devices"
 SCOPE_KEYS = ("site", "collection")
-FILTER_KEYS = (
-    "os_group",
-    "release",
-    "funnel",
-    "enrollment_status",
-    "workload",
-    "authority",
-    "error",
-    "reason",
-    "attention",
-    "severity",
-    "comanaged",
-    "client",
-    "readiness",
-    "q",
-    "changed",
-    "since",
-    "intune",
-    "compliance",
-)
+FILTER_KEYS = tuple(name for name in FILTER_NAMES if name not in SCOPE_KEYS)
 KNOWN_KEYS = FILTER_KEYS + SCOPE_KEYS
 ATTENTION_VALUES = ("any", *RULES_BY_ID)
 CLOSED_VALUES = {  # keys whose values come from a fixed list

@@ -16,6 +16,7 @@ from dashboard.model.intune import (
     intune_only_rows,
     intune_summary,
     reconcile,
+    reconciled,
 )
 from tests.factories import AS_OF, classified
 
@@ -452,3 +453,18 @@ def test_the_fast_id_path_groups_as_the_text_path(left, right):
     assert ((fast < 0) == (text < 0)).all()
     pairs = set(zip(fast[fast >= 0].tolist(), text[text >= 0].tolist(), strict=True))
     assert len(pairs) == len({f for f, _ in pairs}) == len({t for _, t in pairs})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    devices=st.lists(configmgr_records, min_size=1, max_size=8),
+    records=st.lists(intune_records, max_size=8),
+)
+def test_one_matching_gives_the_columns_and_the_intune_only_rows(devices, records):
+    """The pipeline matches once (``reconciled``): the same columns as ``reconcile`` and the
+    same rows as ``intune_only_rows``, which match on their own."""
+    frame = classified(devices)
+    source = intune(records)
+    columns, only = reconciled(frame, source, AS_OF, 7)
+    pd.testing.assert_frame_equal(columns, reconcile(frame, source, AS_OF, 7))
+    assert only.tolist() == intune_only_rows(frame, source).tolist()
