@@ -14,11 +14,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from ..data.history import open_history
 from ..service.store import EstateStore
@@ -60,6 +62,31 @@ def route(store: EstateStore, settings: Settings, pathname: str | None, search: 
     if page is None:
         return not_found.layout(store, settings, pathname or "/", query)
     return page.layout(store, settings, pathname or "/", query)
+
+
+def location_key(pathname: str | None, search: str | None) -> str:
+    """What identifies a drawn page: the path and the query string as the browser shows them."""
+    return (pathname or "/") + (search or "")
+
+
+def referring_location(request: flask.Request) -> tuple[str, str] | None:
+    """The URL of the page that asked for the layout: ``(pathname, search)``, or None.
+
+    The page's own script fetches ``/_dash-layout``, so the request's ``Referer`` is the URL
+    the browser shows: sent in full to the same origin under our ``Referrer-Policy:
+    same-origin``. Another host's (or a missing) Referer gives None: the router callback
+    then draws the page, as after any navigation inside the app.
+    """
+    referer = request.headers.get("Referer")
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return None
+    if parts.netloc != request.host or not parts.path.startswith("/"):
+        return None
+    return parts.path, f"?{parts.query}" if parts.query else ""
 
 
 # -- header: data as of, sources, dropped rows, stale data -----------------------------------
@@ -260,7 +287,15 @@ def navbar(settings: Settings):
     )
 
 
-def shell(store: EstateStore, settings: Settings):
+def shell(store: EstateStore, settings: Settings, location: tuple[str, str] | None = None):
+    """The whole layout; with ``location`` (pathname, search), the page drawn for it.
+
+    Drawn here, the page arrives with the layout: the first visit saves the router's round
+    trip, and Dash's renderer mounts the page as part of the layout rather than as a callback's
+    new children (each of which it announces to every mounted component: quadratic, about
+    0.8 s for the overview's thousand components in Chromium on this machine's 2 cores).
+    """
+    page = route(store, settings, *location) if location else None
     return html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
@@ -273,6 +308,7 @@ def shell(store: EstateStore, settings: Settings):
             dcc.Store(id="data-version", data=store.version),
             dcc.Store(id="status-token", data=status_token(store)),
             dcc.Store(id="refresh-pending"),
+            dcc.Store(id="page-for", data=location_key(*location) if location else None),
             navbar(settings),
             html.Header(
                 dbc.Container(
@@ -295,7 +331,9 @@ def shell(store: EstateStore, settings: Settings):
                 ),
                 className="bg-white border-bottom status-header",
             ),
-            dbc.Container(id="page", fluid=True, className="px-4 py-3 page-width", tag="main"),
+            dbc.Container(
+                page, id="page", fluid=True, className="px-4 py-3 page-width", tag="main"
+            ),
         ]
     )
 
@@ -466,12 +504,29 @@ INDEX_STRING = """<!DOCTYPE html>
 # Pages that draw plotly charts (the device list and the device page draw none).
 CHART_PAGES = (overview, trends, report_page)
 PLOTLY_JS = "_dash-component-suites/plotly/package_data/plotly.min.js"  # dash-renderer's URL
+# plotly.js with only the traces drawn here (scripts/plotly_bundle/ builds it; see
+# docs/development.md): 1.2 MB against the full bundle's 4.8 MB, a quarter of the download and
+# of the time the browser takes to run it before the first chart is drawn.
+PLOTLY_BUNDLE = Path(__file__).resolve().parent / "vendor" / "plotly-comanage.min.js"
+
+
+def serve_plotly(app: dash.Dash) -> None:
+    """Serve the partial plotly.js where Dash's charts fetch plotly.js (``PLOTLY_JS``): a
+    fully static rule, which Werkzeug matches before Dash's component-suite rule, so every
+    chart of every page uses it and the full bundle is never sent."""
+    data = PLOTLY_BUNDLE.read_bytes()
+
+    @app.server.route(app.config.routes_pathname_prefix + PLOTLY_JS)
+    def _plotly():
+        response = flask.Response(data, mimetype="text/javascript")
+        response.add_etag()  # as Dash serves a file without a fingerprint: revalidated
+        return response.make_conditional(flask.request)
 
 
 class DashboardDash(dash.Dash):
     """Dash, with plotly.js fetched from the start on the pages that draw charts.
 
-    Dash loads plotly.js (1.4 MB compressed) only once the first chart is in the page, that
+    Dash loads plotly.js (0.4 MB compressed) only once the first chart is in the page, that
     is after the layout and the router's round trips: the largest download of a first visit
     started last. A ``preload`` hint in the page's head fetches it beside the other scripts;
     the chart's own request for it then finds it in the browser's cache.
@@ -485,7 +540,7 @@ class DashboardDash(dash.Dash):
         return super().interpolate_index(**kwargs)
 
 
-# Compressed: the scripts and styles (plotly.js alone is 4.8 MB, 1.4 MB compressed) and the
+# Compressed: the scripts and styles (plotly.js alone is 1.2 MB, 0.4 MB compressed) and the
 # callbacks' JSON. Not HTML: the login page carries a form token, and compressing a secret
 # beside text an attacker can influence is what BREACH exploits; the pages are small anyway.
 COMPRESSED_TYPES = [
@@ -553,12 +608,23 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
         index_string=INDEX_STRING,
     )
-    app.layout = lambda: shell(store, settings)
+    app.layout = lambda: shell(
+        store, settings, referring_location(flask.request) if flask.has_request_context() else None
+    )
     app.store = store  # for `serve` and tests
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
-    def _route(pathname, search):
-        return route(store, settings, pathname, search)
+    @app.callback(
+        Output("page", "children"),
+        Output("page-for", "data"),
+        Input("url", "pathname"),
+        State("url", "search"),
+        State("page-for", "data"),
+    )
+    def _route(pathname, search, drawn_for):
+        key = location_key(pathname, search)
+        if key == drawn_for:  # the layout came with this page drawn
+            raise PreventUpdate
+        return route(store, settings, pathname, search), key
 
     @app.callback(
         *[Output(nav_id(page), prop) for page in NAV_PAGES for prop in ("href", "active")],
@@ -610,6 +676,7 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
 
     for page in PAGES:
         page.register_callbacks(app, store, settings)
+    serve_plotly(app)
     export.register(app.server, store)
     gate.install(app, settings)  # body size, Host, anonymous peers, malformed JSON: first
     security.install(app, settings)  # headers and CSP on every response, /healthz

@@ -1,19 +1,24 @@
 """The overview's first visit (issue 12: drawn in at most 1.5 s on loopback).
 
 The browser's Dash renderer re-checks every component of the page on every store update, so
-the first draw costs (components on the page) x (callback round trips). The page is drawn by
-its layout for the URL's scope with no callback after the router's; each chart's table view
-and the definitions panel are sent when first opened; plotly.js is fetched from the start.
+the first draw costs (components on the page) x (callback round trips), and a callback's new
+children cost (components)^2 (each announces itself to all). The page comes drawn in the
+layout, for the URL the layout was asked from, so no callback draws it; each chart's table
+view and the definitions panel are sent when first opened; plotly.js, with only the traces
+drawn here, is fetched from the start.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
+import plotly.offline
 import pytest
 
 from dashboard.report.capture import wait_for_dash
+from dashboard.web import app as web_app
 from dashboard.web import panels
 from dashboard.web.app import create_app
 from dashboard.web.pages import overview
@@ -84,16 +89,121 @@ def test_plotly_is_preloaded_only_where_charts_are(factory_store, factory_settin
         assert (f'<link rel="preload" href="{PLOTLY_JS}" as="script">' in head) is charts, path
 
 
+def layout_ids(client, referer: str | None) -> set[str]:
+    headers = {"Referer": referer} if referer else {}
+    response = client.get("/_dash-layout", headers=headers)
+    assert response.status_code == 200
+    return set(re.findall(r'"id": ?"([^"]+)"', response.get_data(as_text=True)))
+
+
+def test_the_layout_comes_with_the_page_it_was_asked_from(factory_store, factory_settings):
+    client = create_app(factory_settings, factory_store).server.test_client()
+    drawn = layout_ids(client, "http://localhost/?site=PS2")
+    assert {"overview", "ovw-scope", *GRAPHS} <= drawn
+    assert layout_ids(client, "http://localhost/devices?site=PS2") >= {"devices-grid"}
+    # no Referer, another host's, or not a page's: the router callback draws the page
+    for referer in (None, "http://evil.example/?site=PS2", "about:blank"):
+        assert "overview" not in layout_ids(client, referer), referer
+    layout = client.get(
+        "/_dash-layout", headers={"Referer": "http://localhost/?site=PS2"}
+    ).get_json()
+    found = [layout]
+    while found:  # the page's key: the router leaves this page as it is
+        node = found.pop()
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == "page-for":
+                assert node["props"]["data"] == "/?site=PS2"
+                break
+            found.extend(node.values())
+        elif isinstance(node, list):
+            found.extend(node)
+    else:
+        raise AssertionError("no page-for store in the layout")
+
+
+def test_the_router_draws_only_what_the_layout_did_not(factory_store, factory_settings):
+    app = create_app(factory_settings, factory_store)
+    client = app.server.test_client()
+
+    def route(pathname, search, drawn_for):
+        body = {
+            "output": "..page.children...page-for.data..",
+            "outputs": [
+                {"id": "page", "property": "children"},
+                {"id": "page-for", "property": "data"},
+            ],
+            "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
+            "changedPropIds": ["url.pathname"],
+            "state": [
+                {"id": "url", "property": "search", "value": search},
+                {"id": "page-for", "property": "data", "value": drawn_for},
+            ],
+        }
+        return client.post("/_dash-update-component", json=body)
+
+    assert route("/", "?site=PS2", "/?site=PS2").status_code == 204  # drawn by the layout
+    moved = route("/devices", "", "/?site=PS2")
+    assert moved.status_code == 200
+    assert moved.get_json()["response"]["page-for"]["data"] == "/devices"
+    assert route("/", "?site=PS2", None).status_code == 200  # no Referer: drawn here
+    assert web_app.location_key("/", "") == "/"
+
+
+# -- the partial plotly.js -------------------------------------------------------------------
+
+
+def bundle_text() -> str:
+    return web_app.PLOTLY_BUNDLE.read_text(encoding="utf-8")
+
+
+def test_the_plotly_bundle_is_the_version_plotly_py_draws_for():
+    banner = re.match(r"/\*! plotly\.js v(\S+) ", bundle_text())
+    assert banner is not None
+    assert banner.group(1) == plotly.offline.get_plotlyjs_version()
+
+
+def figure_traces(tree) -> set[str]:
+    types = set()
+    for component in walk(tree):
+        figure = getattr(component, "figure", None)
+        if figure is not None:
+            data = figure["data"] if isinstance(figure, dict) else figure.data
+            types |= {t["type"] if isinstance(t, dict) else t.type for t in data}
+    return types
+
+
+def test_the_plotly_bundle_holds_every_trace_the_pages_draw(sample_store, sample_settings):
+    registered = set(re.findall(r'moduleType:"trace",name:"(\w+)"', bundle_text()))
+    drawn = set()
+    for path in ("/", "/trends", "/report"):
+        drawn |= figure_traces(web_app.route(sample_store, sample_settings, path, ""))
+    assert drawn >= {"bar", "pie", "funnel", "scatter"}  # what the pages draw today
+    assert drawn <= registered
+
+
+def test_plotly_is_served_from_the_partial_bundle(factory_store, factory_settings):
+    client = create_app(factory_settings, factory_store).server.test_client()
+    response = client.get(PLOTLY_JS, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert len(response.data) < 500_000  # the full bundle: 1.4 MB compressed
+    again = client.get(
+        PLOTLY_JS,
+        headers={"Accept-Encoding": "gzip", "If-None-Match": response.headers["ETag"]},
+    )
+    assert again.status_code == 304  # a repeat visit revalidates, as for Dash's own files
+
+
 # -- in the browser ----------------------------------------------------------------------------
 
 
 @pytest.mark.browser
-def test_first_visit_needs_no_round_trip_after_the_router(page, sample_server):
-    outputs: list[str] = []
+def test_first_visit_needs_no_round_trip_after_the_layout(page, sample_server):
+    outputs: list[tuple[str, int]] = []
     page.on(
-        "request",
+        "response",
         lambda r: (
-            outputs.append(json.loads(r.post_data)["output"])
+            outputs.append((json.loads(r.request.post_data)["output"], r.status))
             if "/_dash-update-component" in r.url
             else None
         ),
@@ -101,8 +211,9 @@ def test_first_visit_needs_no_round_trip_after_the_router(page, sample_server):
     page.goto(sample_server + "/?site=PS1")
     wait_for_dash(page, graphs=len(GRAPHS))
     page.wait_for_timeout(500)  # a late callback would be sent by now
-    assert "page.children" in outputs
-    assert [o for o in outputs if o != "page.children" and "nav-" not in o] == []
+    routed = [status for output, status in outputs if "page.children" in output]
+    assert routed == [204]  # the layout came with the page: the router leaves it
+    assert [o for o, _ in outputs if "page.children" not in o and "nav-" not in o] == []
     assert page.inner_text("#kpi-devices") != "-"
     assert "site PS1" in page.inner_text("#ovw-scope")
     requests = [urlsplit(url).path for url in page.watch.requests]
