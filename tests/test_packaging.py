@@ -179,8 +179,8 @@ def installed(tmp_path_factory) -> Installed:
 
 
 def _shipped() -> dict[str, bytes]:
-    """What the checkout says must ship: the query files and the sample estate, by their
-    names inside the package."""
+    """What the checkout says must ship: the query files, the sample estate and the vendored
+    scripts, by their names inside the package."""
     files = {
         f"dashboard/queries/{p.name}": p.read_bytes() for p in (ROOT / "queries").glob("*.sql")
     }
@@ -191,6 +191,8 @@ def _shipped() -> dict[str, bytes]:
         *sorted(sample.glob("*/*.csv")),
     ]:
         files[f"dashboard/sample_data/{path.relative_to(sample).as_posix()}"] = path.read_bytes()
+    for path in (ROOT / "dashboard" / "web" / "vendor").iterdir():
+        files[path.relative_to(ROOT).as_posix()] = path.read_bytes()
     return files
 
 
@@ -227,6 +229,8 @@ def test_the_sdist_carries_the_top_level_folders_and_builds_the_same_wheel(insta
         "pyproject.toml",
         "README.md",
         "dashboard/web/assets/BOOTSTRAP-LICENSE.txt",
+        "dashboard/web/vendor/plotly-comanage.min.js",
+        "dashboard/web/vendor/PLOTLY-LICENSE.txt",
     ):
         assert name in members, name
     with zipfile.ZipFile(installed.wheel) as a, zipfile.ZipFile(installed.sdist_wheel) as b:
@@ -241,10 +245,13 @@ def test_the_metadata_declares_the_licence(installed):
         text = wheel.read(meta).decode()
         licences = [n for n in wheel.namelist() if ".dist-info/licenses/" in n]
     assert "License-Expression: MIT" in text
-    assert "License-File: dashboard/web/assets/BOOTSTRAP-LICENSE.txt" in text
-    assert licences == [
-        f"{meta.rsplit('/', 1)[0]}/licenses/dashboard/web/assets/BOOTSTRAP-LICENSE.txt"
+    bundled = [
+        "dashboard/web/assets/BOOTSTRAP-LICENSE.txt",
+        "dashboard/web/vendor/PLOTLY-LICENSE.txt",
     ]
+    for name in bundled:
+        assert f"License-File: {name}" in text
+    assert sorted(licences) == [f"{meta.rsplit('/', 1)[0]}/licenses/{name}" for name in bundled]
 
 
 def test_summary_from_the_wheel_equals_the_checkouts(installed):
