@@ -75,3 +75,21 @@ def text_of(tree) -> str:
 
     collect(tree)
     return " ".join(parts)
+
+
+def router_request(pathname: str, search: str = "", drawn_for: str | None = None) -> dict:
+    """The router callback's body as the browser POSTs it: the URL, and the page the app
+    holds (``drawn_for``, ``page-for``'s data: the same URL means the layout drew it)."""
+    return {
+        "output": "..page.children...page-for.data..",
+        "outputs": [
+            {"id": "page", "property": "children"},
+            {"id": "page-for", "property": "data"},
+        ],
+        "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
+        "changedPropIds": ["url.pathname"],
+        "state": [
+            {"id": "url", "property": "search", "value": search},
+            {"id": "page-for", "property": "data", "value": drawn_for},
+        ],
+    }

@@ -130,6 +130,14 @@ class EstateStore:
             shared=True,
         )
 
+    def memo(self, key: tuple, compute: Callable[[], T]) -> T:
+        """A result drawn from the current estate alone (the same for every user who asks),
+        computed once per loaded estate in this process; before any data, computed each time."""
+        estate, version = self._current()
+        if estate is None:
+            return compute()
+        return self._cached(version, key, compute)
+
     def _current(self) -> tuple[Estate | None, int]:
         with self._lock:
             return self._estate, self._version

@@ -12,7 +12,9 @@
   is on; so a no-auth configuration served through ``waitress-serve`` or ``gunicorn`` on a
   public address shows nothing;
 - JSON bodies (Dash's callbacks) parsed once here: malformed or absurdly nested JSON is a
-  400 with a short reason instead of a server error.
+  400 with a short reason instead of a server error, and so is a callback request that
+  names no callback of this app or carries the wrong number of inputs or states (a page
+  left open across an upgrade sends its old callbacks; Dash itself would fail with a 500).
 
 ``BadInput`` (and a filter with too many values) raised by any route or callback becomes a
 400 with its one-line reason. ``/healthz`` answers every host and peer (it says ``ok`` and
@@ -137,6 +139,23 @@ _OPEN = np.frombuffer(b"[{", dtype=np.uint8)
 _CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
 
 
+CALLBACK_PATH = "/_dash-update-component"
+
+
+def callback_problem(callback_map: dict, body) -> str | None:
+    """What is wrong with a callback request's shape for this app, or None."""
+    if not isinstance(body, dict):
+        return "a callback request is a JSON object."
+    declared = callback_map.get(body.get("output")) if isinstance(body.get("output"), str) else None
+    if declared is None:
+        return "no such callback in this dashboard (reload the page)."
+    for part in ("inputs", "state"):
+        sent = body.get(part, [])
+        if not isinstance(sent, list) or len(sent) != len(declared[part]):
+            return f"the callback's {part} do not match this dashboard (reload the page)."
+    return None
+
+
 def install(app, settings: Settings) -> None:
     server = app.server
     server.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # bodies without Content-Length
@@ -191,9 +210,13 @@ def install(app, settings: Settings) -> None:
             if json_too_deep(request.get_data(cache=True), MAX_JSON_DEPTH):
                 return _text(400, "Malformed request: JSON nested too deeply.")
             try:
-                request.get_json()  # cached: Dash reads the same parsed body
+                body = request.get_json()  # cached: Dash reads the same parsed body
             except (BadRequest, RecursionError):
                 return _text(400, "Malformed request: the body is not valid JSON.")
+            if request.path.endswith(CALLBACK_PATH):
+                problem = callback_problem(app.callback_map, body)
+                if problem:
+                    return _text(400, f"Malformed request: {problem}")
         return None
 
     @server.errorhandler(RequestEntityTooLarge)

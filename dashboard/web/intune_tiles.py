@@ -304,8 +304,15 @@ def compliance_figure(intune: dict | None):
 
 
 def render(store, settings, site, collection) -> tuple:
-    """(tile, source line, donut, donut's alternative) for the overview's filter."""
+    """(tile, source line, donut, donut's alternative) for the overview's filter: the same
+    for everyone until the data changes, so drawn once per loaded estate and scope."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
+    return store.memo(
+        ("intune-tiles", site, collection), lambda: _render_scope(store, site, collection)
+    )
+
+
+def _render_scope(store, site, collection) -> tuple:
     summary = store.summary(site, collection)
     intune = None if summary is None else summary.get("intune")
     fig = compliance_figure(intune)

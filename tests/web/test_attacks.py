@@ -29,7 +29,7 @@ from dashboard.web import app as web_app
 from dashboard.web import auth, gate
 from dashboard.web.app import create_app
 from dashboard.web.export import stream_csv
-from tests.helpers import free_port
+from tests.helpers import free_port, router_request
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -56,11 +56,7 @@ def rows_request(request, pairs=()) -> dict:
     )
 
 
-ROUTER = callback(
-    "page.children",
-    [{"id": "url", "property": "pathname", "value": "/"}],
-    [{"id": "url", "property": "search", "value": ""}],
-)
+ROUTER = router_request("/")
 
 
 @pytest.fixture
@@ -611,11 +607,7 @@ def test_deep_json_gets_400(client):
 
 
 def test_a_week_beyond_the_calendar_is_a_reason_not_a_crash(client):
-    body = callback(
-        "page.children",
-        [{"id": "url", "property": "pathname", "value": "/report"}],
-        [{"id": "url", "property": "search", "value": "?week=9999-W52"}],
-    )
+    body = router_request("/report", "?week=9999-W52")
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200
     assert "9999-W52 is not a week of 9999" in response.get_data(as_text=True)

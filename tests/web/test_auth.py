@@ -23,19 +23,13 @@ from dashboard.settings import SettingsError, load_settings
 from dashboard.web import auth
 from dashboard.web.app import create_app
 from dashboard.web.auth import state as auth_state
-from tests.helpers import run_cli
+from tests.helpers import router_request, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 SECRET = "s" * 48
 DASH_ROUTES = ("/_dash-layout", "/_dash-dependencies")
-CALLBACK = {
-    "output": "page.children",
-    "outputs": {"id": "page", "property": "children"},
-    "inputs": [{"id": "url", "property": "pathname", "value": "/"}],
-    "changedPropIds": ["url.pathname"],
-    "state": [{"id": "url", "property": "search", "value": ""}],
-}
+CALLBACK = router_request("/")
 
 
 # -- fixtures ----------------------------------------------------------------------------------

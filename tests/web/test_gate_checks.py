@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dashboard.web import gate
 from dashboard.web.app import create_app
+from tests.helpers import router_request
 
 LIMIT = gate.MAX_JSON_DEPTH
 
@@ -48,13 +49,7 @@ def test_a_callback_body_costs_no_array_work(factory_settings, factory_store, mo
     the gate's 130 us per request. Without numpy here, Dash's bodies must still be answered,
     and a deep body still refused."""
     client = create_app(factory_settings, factory_store).server.test_client()
-    body = {
-        "output": "page.children",
-        "outputs": {"id": "page", "property": "children"},
-        "inputs": [{"id": "url", "property": "pathname", "value": "/devices"}],
-        "changedPropIds": ["url.pathname"],
-        "state": [{"id": "url", "property": "search", "value": "?attention=any"}],
-    }
+    body = router_request("/devices", "?attention=any")
     monkeypatch.setattr(gate, "np", None)
     assert client.post("/_dash-update-component", json=body).status_code == 200
     monkeypatch.undo()
@@ -81,3 +76,25 @@ def test_remembered_host_and_peer_decisions_stay_right(factory_settings, factory
         host = f"evil{index}.example"
         assert client.get("/_dash-dependencies", headers={"Host": host}).status_code == 400
     assert client.get("/_dash-dependencies", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_a_callback_this_app_does_not_have_is_a_reason_not_a_crash(factory_settings, factory_store):
+    """A page left open across an upgrade sends the callbacks it knew: Dash would answer
+    500 (KeyError, IndexError); the gate says what is wrong."""
+    client = create_app(factory_settings, factory_store).server.test_client()
+    current = router_request("/devices")
+    assert client.post("/_dash-update-component", json=current).status_code == 200
+    old_router = dict(current, output="page.children", state=current["state"][:1])
+    unknown = dict(current, output="nowhere.children")
+    short = dict(current, state=current["state"][:1])
+    extra = dict(current, inputs=current["inputs"] * 2)
+    for body, reason in (
+        (old_router, "no such callback"),
+        (unknown, "no such callback"),
+        (short, "state do not match"),
+        (extra, "inputs do not match"),
+        (["not", "an", "object"], "a JSON object"),
+    ):
+        response = client.post("/_dash-update-component", json=body)
+        assert response.status_code == 400, body
+        assert reason in response.get_data(as_text=True)

@@ -20,7 +20,7 @@ from dashboard.settings import load_settings
 from dashboard.web import app as web_app
 from dashboard.web import figures
 from dashboard.web.pages import overview
-from tests.helpers import by_id, text_of, walk
+from tests.helpers import by_id, router_request, text_of, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,10 +223,29 @@ def test_no_devices_message_everywhere(factory_store, factory_settings, monkeypa
 
     empty = summarize(estate.devices.iloc[0:0], [], estate.data_as_of)
     monkeypatch.setattr(factory_store, "summary", lambda site=None, collection=None: empty)
+    # drawn afresh (not the page this store drew for its real data, which it keeps)
+    monkeypatch.setattr(factory_store, "memo", lambda _key, compute: compute())
     out = overview.render(factory_store, factory_settings, None, None)
     for graph_id in overview.GRAPHS:
         assert out[graph_id].layout.meta["empty"] == figures.NO_DEVICES
     assert text_of(out["ovw-errors"]) == figures.NO_DEVICES
+
+
+def test_a_scope_is_drawn_once_per_loaded_estate(factory_settings):
+    store = EstateStore(factory_settings)
+    store.refresh()
+    first = overview.render(store, factory_settings, "PS1", None)
+    opened = overview.render(store, factory_settings, "PS1", None, opened=["ovw-funnel"])
+    again = overview.render(store, factory_settings, "PS1", None)
+    assert again["ovw-funnel"] is first["ovw-funnel"]  # drawn once: the same figure
+    assert opened["ovw-funnel-view-body"].id == "ovw-funnel-table"
+    assert again["ovw-funnel-view-body"] is first["ovw-funnel-view-body"]  # not the table
+    assert overview.render(store, factory_settings, "PS2", None)["ovw-scope"] != first["ovw-scope"]
+    store.refresh()  # new data: drawn again
+    assert (
+        overview.render(store, factory_settings, "PS1", None)["ovw-funnel"]
+        is not (first["ovw-funnel"])
+    )
 
 
 def test_render_before_the_first_load(factory_settings):
@@ -387,13 +406,7 @@ def test_two_apps_in_one_process(factory_settings, factory_store):
 def test_router_callback_over_http(factory_settings, factory_store):
     app = web_app.create_app(factory_settings, factory_store)
     client = app.server.test_client()
-    body = {
-        "output": "page.children",
-        "outputs": {"id": "page", "property": "children"},
-        "inputs": [{"id": "url", "property": "pathname", "value": "/nowhere"}],
-        "changedPropIds": ["url.pathname"],
-        "state": [{"id": "url", "property": "search", "value": ""}],
-    }
+    body = router_request("/nowhere")
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200
     assert "Page not found" in response.get_data(as_text=True)

@@ -22,6 +22,7 @@ from dashboard.web.app import create_app, route
 from dashboard.web.links import parse_query
 from dashboard.web.pages import devices, overview
 from tests.factories import loaded_store
+from tests.helpers import router_request
 from tests.web.hostile_estate import (
     FORMULA_NAME,
     QUOTE_ID,
@@ -87,13 +88,7 @@ def no_raw_html(tree) -> None:
 
 # -- headers -----------------------------------------------------------------------------------
 
-CALLBACK = {
-    "output": "page.children",
-    "outputs": {"id": "page", "property": "children"},
-    "inputs": [{"id": "url", "property": "pathname", "value": "/devices"}],
-    "changedPropIds": ["url.pathname"],
-    "state": [{"id": "url", "property": "search", "value": ""}],
-}
+CALLBACK = router_request("/devices")
 
 
 def every_kind_of_response(client):
@@ -264,11 +259,7 @@ def test_hostile_text_stays_inert_in_the_export(client):
 
 
 def test_device_callback_response_is_json_not_markup(client):
-    body = dict(
-        CALLBACK,
-        inputs=[{"id": "url", "property": "pathname", "value": f"/device/{XSS_ID}"}],
-        state=[{"id": "url", "property": "search", "value": "?site=PS1"}],
-    )
+    body = router_request(f"/device/{XSS_ID}", "?site=PS1")
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.json  # parsed as data; the name is a string value inside it

@@ -601,6 +601,20 @@ def render(store: EstateStore, settings, site, collection, opened=()) -> dict:
     are sent when first opened (``open_table``).
     """
     site, collection, _notes = checked_filters(store, settings, site, collection)
+    # The same for everyone who looks at this scope until the data changes: drawn once per
+    # loaded estate (each first visit and each change of filter would draw it again).
+    out = dict(
+        store.memo(
+            ("overview", site, collection), lambda: _render_scope(store, settings, site, collection)
+        )
+    )
+    for graph_id in opened:
+        out[f"{graph_id}-view-body"] = view_table(out[graph_id], graph_id, site, collection)
+    return out
+
+
+def _render_scope(store: EstateStore, settings, site, collection) -> dict:
+    """``render`` with every table view closed."""
     summary = store.summary(site, collection)
     out: dict = {
         "ovw-kpis": kpi_tiles(
@@ -630,11 +644,7 @@ def render(store: EstateStore, settings, site, collection, opened=()) -> dict:
         fig = out[graph_id]
         out[f"{graph_id}-summary"] = chart_tables.chart_summary(fig, GRAPH_TITLES[graph_id])
         out[f"{graph_id}-view"] = not chart_tables.has_table(fig)
-        out[f"{graph_id}-view-body"] = (
-            view_table(fig, graph_id, site, collection)
-            if graph_id in opened
-            else chart_tables.loading_body()
-        )
+        out[f"{graph_id}-view-body"] = chart_tables.loading_body()
     return out
 
 
