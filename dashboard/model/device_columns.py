@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .device_query import take
+
 # field -> header, in the chooser's order
 OPTIONAL_COLUMNS = {
     "collections": "Collections",
@@ -40,7 +42,7 @@ def optional_columns(
     ``memberships``: collection label -> boolean mask over ``devices`` (its member rows).
     """
     positions = np.asarray(positions, dtype=np.int64)
-    part = devices.iloc[positions]
+    part = take(devices, positions, ("LastPolicyRequest", "LastActiveTime", "Domain", "os_group"))
     policy = pd.to_datetime(part["LastPolicyRequest"])
     age = (_naive(as_of) - policy).dt.days  # whole days, NaN when never
     active = pd.to_datetime(part["LastActiveTime"]).dt.strftime("%Y-%m-%d %H:%M")

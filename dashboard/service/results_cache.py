@@ -17,18 +17,24 @@ from ..data import shared_cache
 from ..data.shared_cache import SharedCache
 
 CACHE_SIZE = 64  # summaries and device-filter masks of the current estate
+DRAWN_SIZE = 128  # parts of pages drawn per scope (a few per site x collection viewed)
 
 T = TypeVar("T")
 
 
 class ResultsCache:
     def __init__(
-        self, shared: SharedCache | None = None, config_key: str = "", history_id: str = ""
+        self,
+        shared: SharedCache | None = None,
+        config_key: str = "",
+        history_id: str = "",
+        size: int = CACHE_SIZE,
     ):
         """``shared``: the cache every worker shares (None: this process only);
         ``config_key``: the configuration's fingerprint; ``history_id``: which history store
-        the results read from history come from."""
+        the results read from history come from; ``size``: results kept (least recent out)."""
         self.shared = shared
+        self.size = size
         self._config_key = config_key
         self._history_id = history_id
         self._lock = threading.Lock()
@@ -70,7 +76,7 @@ class ResultsCache:
                 self.shared.set(shared_key, value)
         with self._lock:
             self._values[local_key] = value
-            while len(self._values) > CACHE_SIZE:
+            while len(self._values) > self.size:
                 self._values.popitem(last=False)
         return cast(T, value)
 
@@ -87,4 +93,4 @@ class ResultsCache:
         )
 
 
-__all__ = ["CACHE_SIZE", "ResultsCache"]
+__all__ = ["CACHE_SIZE", "DRAWN_SIZE", "ResultsCache"]

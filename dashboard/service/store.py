@@ -37,7 +37,7 @@ from ..model.trends import changes as trend_changes
 from ..model.trends import summary_from_metrics
 from ..settings import Settings
 from ..text import one_line
-from .results_cache import ResultsCache
+from .results_cache import DRAWN_SIZE, ResultsCache
 from .scheduler import RefreshStatus, Scheduler
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,9 @@ class EstateStore:
             ).hexdigest()[:12]
         )
         self._cache = ResultsCache(shared, self._cache_key, history_id)
+        # Pages' parts drawn per scope (``memo``): apart, so that the device-filter masks
+        # (an estate's length each) and the pages do not push each other out.
+        self._drawn = ResultsCache(size=DRAWN_SIZE)
         self._estate: Estate | None = None
         self._version = 0
         self._generation: str | None = None  # the current estate's cache generation
@@ -136,7 +139,7 @@ class EstateStore:
         estate, version = self._current()
         if estate is None:
             return compute()
-        return self._cached(version, key, compute)
+        return self._drawn.get(version, key, compute)
 
     def _current(self) -> tuple[Estate | None, int]:
         with self._lock:
@@ -373,6 +376,7 @@ class EstateStore:
             self._generation = generation
             self._loaded_at = loaded
             self._cache.clear()
+            self._drawn.clear()
         self.scheduler.succeeded()
         log.info("refreshed: %s devices, data as of %s", len(estate.devices), estate.data_as_of)
 

@@ -103,8 +103,16 @@ def change_counts(store, day: date, site: str | None, collection: str | None) ->
 
 
 def changes_panel(store, settings, site, collection):
-    """The "What changed" card for a (validated) scope."""
+    """The "What changed" card for a (validated) scope: the same for everyone until the data
+    changes, so drawn once per loaded estate and scope."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
+    return store.memo(
+        ("changes-panel", site, collection),
+        lambda: _changes_panel(store, settings, site, collection),
+    )
+
+
+def _changes_panel(store, settings, site, collection):
     header = [html.H2("What changed", className="h6 mb-0 fw-semibold")]
     if store.estate is None:
         return None
