@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .device_query import take
+from .device_query import column_labels, minutes_text, text_of
 
 # field -> header, in the chooser's order
 OPTIONAL_COLUMNS = {
@@ -42,28 +42,17 @@ def optional_columns(
     ``memberships``: collection label -> boolean mask over ``devices`` (its member rows).
     """
     positions = np.asarray(positions, dtype=np.int64)
-    part = take(devices, positions, ("LastPolicyRequest", "LastActiveTime", "Domain", "os_group"))
-    policy = pd.to_datetime(part["LastPolicyRequest"])
-    age = (_naive(as_of) - policy).dt.days  # whole days, NaN when never
-    active = pd.to_datetime(part["LastActiveTime"]).dt.strftime("%Y-%m-%d %H:%M")
+    policy = devices["LastPolicyRequest"].iloc[positions]
+    age = (_naive(as_of) - pd.to_datetime(policy)).dt.days  # whole days, NaN when never
     member_of: list[list[str]] = [[] for _ in range(len(positions))]
     for label, mask in memberships.items():
         for index in np.flatnonzero(np.asarray(mask)[positions]):
             member_of[index].append(label)
-    return [
-        {
-            "collections": ", ".join(labels),
-            "domain": "" if pd.isna(domain) else str(domain),
-            "os_group": str(group),
-            "last_active": "" if pd.isna(last) else last,
-            "policy_age_days": None if pd.isna(days) else int(days),
-        }
-        for labels, domain, group, last, days in zip(
-            member_of,
-            part["Domain"].astype("object"),
-            part["os_group"].astype("object"),
-            active.astype("object"),
-            age,
-            strict=True,
-        )
-    ]
+    columns = {
+        "collections": [", ".join(labels) for labels in member_of],
+        "domain": column_labels(devices["Domain"], positions, text_of).tolist(),
+        "os_group": column_labels(devices["os_group"], positions).tolist(),
+        "last_active": minutes_text(devices["LastActiveTime"], positions).tolist(),
+        "policy_age_days": [None if pd.isna(days) else int(days) for days in age.tolist()],
+    }
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]

@@ -417,7 +417,7 @@ def _mapped(values: pd.Series, function: Callable[[Any], object]) -> np.ndarray:
     return mapped
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
     return (
         ""
         if value is None
@@ -428,74 +428,100 @@ def _text(value: object) -> str:
     )
 
 
-def take(devices: pd.DataFrame, positions: np.ndarray, columns: Iterable[str]) -> pd.DataFrame:
-    """Some columns of some rows: a page of the list reads a dozen of the estate's ~70
-    columns, and taking them all (Arrow strings one by one) was most of a page's cost."""
-    return devices.iloc[positions, [devices.columns.get_loc(column) for column in columns]]
+def column_labels(
+    column: pd.Series, positions: np.ndarray, function: Callable[[Any], object] = str
+) -> np.ndarray:
+    """A column's values at ``positions`` in words: ``function`` once per category (``None``
+    for a missing value), then plain numpy indexing of the category codes. A page of the list
+    reads a dozen columns this way with one small conversion each: pandas' and Arrow's own
+    conversions hand the interpreter lock back and forth many times per column, and under load
+    every hand-back waits its turn behind the other requests' threads."""
+    values = column.array
+    if not isinstance(values, pd.Categorical):
+        return _mapped(column.iloc[positions], function)
+    categories = values.categories.to_numpy(dtype=object)
+    lookup = np.array([*(function(c) for c in categories), function(None)], dtype=object)
+    labels: np.ndarray = lookup[values.codes[positions]]  # code -1 (missing): the last entry
+    return labels
 
 
-# The estate's columns ``display_frame`` reads.
-DISPLAY_SOURCES = (
-    "ResourceID",
-    "Name",
-    "site",
-    "Domain",
-    "os_group",
-    "os_release",
-    "joined",
-    "join_type",
-    "enrollment_status",
-    "reason",
-    "error_code",
-    "EnrollmentErrorDetail",
-    "ClientActive",
-    "LastPolicyRequest",
-    "severity",
-    "attention",
-)
+def _unique_mapped(keys: np.ndarray, function: Callable[[Any], object]) -> np.ndarray:
+    """``function`` once per distinct key, spread over the keys (numpy only)."""
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    mapped: np.ndarray = np.array([function(key) for key in distinct.tolist()], dtype=object)
+    return mapped[inverse]
+
+
+def _error_descriptions(devices: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    """Each error's description, which depends on the code and on the detail ConfigMgr
+    recorded with it (``describe``): once per distinct pair on the page."""
+    codes = column_labels(devices["error_code"], positions, lambda code: code)
+    details = column_labels(
+        devices["EnrollmentErrorDetail"], positions, lambda d: "" if d is None else d
+    )
+    pairs = [(code, detail) for code, detail in zip(codes.tolist(), details.tolist(), strict=True)]
+    lookup = {pair: "" if pair[0] is None else describe(*pair).description for pair in set(pairs)}
+    return np.array([lookup[pair] for pair in pairs], dtype=object)
+
+
+def minutes_text(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """``2026-11-20 07:00`` for each timestamp at ``positions``, blank when there is none."""
+    stamps = values.to_numpy()[positions]
+    if not np.issubdtype(stamps.dtype, np.datetime64):  # time-zone aware: pandas formats it
+        text: np.ndarray = (
+            values.iloc[positions].dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy()
+        )
+        return text
+    return np.array(
+        [
+            "" if text == "NaT" else text.replace("T", " ")
+            for text in np.datetime_as_string(stamps, unit="m").tolist()
+        ],
+        dtype=object,
+    )
 
 
 def display_columns(
     devices: pd.DataFrame, positions: np.ndarray, wording: str = "entra"
 ) -> dict[str, np.ndarray]:
     """The list's columns as plain text for some device positions (vectorised), by name."""
-    part = take(devices, positions, DISPLAY_SOURCES)
+    positions = np.asarray(positions, dtype=np.int64)
     statuses = enrollment_status_labels(wording)
-    codes = part["error_code"].astype("object")
-    pairs = codes.astype("str") + "\x00" + part["EnrollmentErrorDetail"].astype("str").fillna("")
-    described = _mapped(
-        pairs.where(codes.notna(), None),
-        lambda pair: "" if pair is None else describe(*pair.split("\x00", 1)).description,
-    )
-    fixes = _mapped(codes, lambda code: "" if code is None else describe(code).fix)
-    last = part["LastPolicyRequest"]
+    active = devices["ClientActive"].to_numpy(dtype=float, na_value=np.nan)[positions]
     return {
-        "resource_id": part["ResourceID"].to_numpy(),
-        "name": part["Name"].astype("str").fillna("").to_numpy(),
-        "site": part["site"].astype("str").to_numpy(),
-        "domain": part["Domain"].astype("str").fillna("").to_numpy(),
-        "os_group": part["os_group"].astype("str").to_numpy(),
-        "release": part["os_release"].astype("str").to_numpy(),
+        "resource_id": devices["ResourceID"].to_numpy()[positions],
+        "name": devices["Name"].iloc[positions].to_numpy(dtype=object, na_value=""),
+        "site": column_labels(devices["site"], positions),
+        "domain": column_labels(devices["Domain"], positions, text_of),
+        "os_group": column_labels(devices["os_group"], positions),
+        "release": column_labels(devices["os_release"], positions),
         "join_type": np.where(
-            part["joined"].to_numpy(),
-            _mapped(part["join_type"], lambda j: join_type_label(j, wording)),
+            devices["joined"].to_numpy(dtype=bool)[positions],
+            column_labels(devices["join_type"], positions, lambda j: join_type_label(j, wording)),
             "Not joined",
         ),
-        "state": _mapped(
-            part["enrollment_status"],
+        "state": column_labels(
+            devices["enrollment_status"],
+            positions,
             lambda s: statuses.get(s, NOT_TARGETED) if s else NOT_TARGETED,
         ),
-        "reason": _mapped(part["reason"], lambda r: REASON_LABELS.get(r, "") if r else ""),
-        "error_code": _mapped(codes, lambda c: c or ""),
-        "error": described,
-        "error_fix": fixes,
-        "client_active": _mapped(
-            part["ClientActive"],
-            lambda f: "" if f is None or f != f else ("yes" if f == 1 else "no"),
+        "reason": column_labels(
+            devices["reason"], positions, lambda r: REASON_LABELS.get(r, "") if r else ""
         ),
-        "last_policy_request": last.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(),
-        "severity": part["severity"].astype("object").fillna("").to_numpy(),
-        "attention": _mapped(part["attention"], lambda m: ", ".join(rule_ids(int(m or 0)))),
+        "error_code": column_labels(devices["error_code"], positions, lambda c: c or ""),
+        "error": _error_descriptions(devices, positions),
+        "error_fix": column_labels(
+            devices["error_code"], positions, lambda c: "" if c is None else describe(c).fix
+        ),
+        "client_active": np.where(np.isnan(active), "", np.where(active == 1, "yes", "no")).astype(
+            object
+        ),
+        "last_policy_request": minutes_text(devices["LastPolicyRequest"], positions),
+        "severity": column_labels(devices["severity"], positions, text_of),
+        "attention": _unique_mapped(
+            devices["attention"].to_numpy()[positions],
+            lambda m: ", ".join(rule_ids(int(m or 0))),
+        ),
     }
 
 

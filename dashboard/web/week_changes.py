@@ -18,6 +18,7 @@ from dash import Input, Output, dcc, html
 
 from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_EXPLANATIONS, CHANGE_KINDS, CHANGE_LABELS
+from .encode_once import encoded_once
 from .figures import COLORS
 from .links import changes_url
 from .scope import checked_filters
@@ -108,7 +109,7 @@ def changes_panel(store, settings, site, collection):
     site, collection, _notes = checked_filters(store, settings, site, collection)
     return store.memo(
         ("changes-panel", site, collection),
-        lambda: _changes_panel(store, settings, site, collection),
+        lambda: encoded_once(_changes_panel(store, settings, site, collection)),
     )
 
 

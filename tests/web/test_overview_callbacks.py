@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dash import no_update
+from dash._utils import to_json
 
 from dashboard import cli
 from dashboard.labels import FUNNEL_LABELS, enrollment_status_labels
@@ -19,6 +20,7 @@ from dashboard.service.store import EstateStore
 from dashboard.settings import load_settings
 from dashboard.web import app as web_app
 from dashboard.web import figures
+from dashboard.web.encode_once import encoded_once
 from dashboard.web.pages import overview
 from tests.helpers import by_id, router_request, text_of, walk
 
@@ -246,6 +248,21 @@ def test_a_scope_is_drawn_once_per_loaded_estate(factory_settings):
         overview.render(store, factory_settings, "PS1", None)["ovw-funnel"]
         is not (first["ovw-funnel"])
     )
+
+
+def test_parts_drawn_once_are_sent_as_dash_would_encode_them(factory_settings):
+    store = EstateStore(factory_settings)
+    store.refresh()
+    out = overview.render(store, factory_settings, "PS1", None)
+    fresh = overview._render_scope(store, factory_settings, "PS1", None)
+    for key, value in fresh.items():
+        if key.endswith("-view-body"):
+            continue
+        assert to_json(out[key]) == to_json(value), key  # the same JSON, made once
+    errors = out["ovw-errors"]
+    assert errors.to_plotly_json() is errors.to_plotly_json()
+    assert by_id(errors, "ovw-errors-table") is not None  # still components to Python
+    assert isinstance(encoded_once(["text", None]), list)
 
 
 def test_render_before_the_first_load(factory_settings):

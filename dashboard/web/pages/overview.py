@@ -22,6 +22,7 @@ from ...model.errors import describe
 from ...model.kpis import KPIS, kpi_values
 from ...service.store import EstateStore
 from .. import chart_tables, figures, intune_tiles, panels, week_changes
+from ..encode_once import encoded_once
 from ..links import (
     devices_url,
     devices_url_from_fragment,
@@ -645,7 +646,7 @@ def _render_scope(store: EstateStore, settings, site, collection) -> dict:
         out[f"{graph_id}-summary"] = chart_tables.chart_summary(fig, GRAPH_TITLES[graph_id])
         out[f"{graph_id}-view"] = not chart_tables.has_table(fig)
         out[f"{graph_id}-view-body"] = chart_tables.loading_body()
-    return out
+    return {key: encoded_once(value) for key, value in out.items()}
 
 
 def open_table(store: EstateStore, settings, graph_id: str, site, collection):
