@@ -23,6 +23,7 @@ from dashboard.web import panels
 from dashboard.web.app import create_app
 from dashboard.web.pages import overview
 from dashboard.web.pages.overview import GRAPHS
+from tests.helpers import router_request
 from tests.web.test_browser_overview import choose
 
 PLOTLY_JS = "/_dash-component-suites/plotly/package_data/plotly.min.js"
@@ -126,19 +127,7 @@ def test_the_router_draws_only_what_the_layout_did_not(factory_store, factory_se
     client = app.server.test_client()
 
     def route(pathname, search, drawn_for):
-        body = {
-            "output": "..page.children...page-for.data..",
-            "outputs": [
-                {"id": "page", "property": "children"},
-                {"id": "page-for", "property": "data"},
-            ],
-            "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
-            "changedPropIds": ["url.pathname"],
-            "state": [
-                {"id": "url", "property": "search", "value": search},
-                {"id": "page-for", "property": "data", "value": drawn_for},
-            ],
-        }
+        body = router_request(pathname, search, drawn_for)
         return client.post("/_dash-update-component", json=body)
 
     assert route("/", "?site=PS2", "/?site=PS2").status_code == 204  # drawn by the layout
