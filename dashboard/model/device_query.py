@@ -466,7 +466,7 @@ def _error_descriptions(devices: pd.DataFrame, positions: np.ndarray) -> np.ndar
 
 def minutes_text(values: pd.Series, positions: np.ndarray) -> np.ndarray:
     """``2026-11-20 07:00`` for each timestamp at ``positions``, blank when there is none."""
-    stamps = values.to_numpy()[positions]
+    stamps = values.iloc[positions].to_numpy()
     if not np.issubdtype(stamps.dtype, np.datetime64):  # time-zone aware: pandas formats it
         text: np.ndarray = (
             values.iloc[positions].dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy()
@@ -487,16 +487,16 @@ def display_columns(
     """The list's columns as plain text for some device positions (vectorised), by name."""
     positions = np.asarray(positions, dtype=np.int64)
     statuses = enrollment_status_labels(wording)
-    active = devices["ClientActive"].to_numpy(dtype=float, na_value=np.nan)[positions]
+    active = devices["ClientActive"].iloc[positions].to_numpy(dtype=float, na_value=np.nan)
     return {
-        "resource_id": devices["ResourceID"].to_numpy()[positions],
+        "resource_id": devices["ResourceID"].iloc[positions].to_numpy(),
         "name": devices["Name"].iloc[positions].to_numpy(dtype=object, na_value=""),
         "site": column_labels(devices["site"], positions),
         "domain": column_labels(devices["Domain"], positions, text_of),
         "os_group": column_labels(devices["os_group"], positions),
         "release": column_labels(devices["os_release"], positions),
         "join_type": np.where(
-            devices["joined"].to_numpy(dtype=bool)[positions],
+            devices["joined"].iloc[positions].to_numpy(dtype=bool),
             column_labels(devices["join_type"], positions, lambda j: join_type_label(j, wording)),
             "Not joined",
         ),
@@ -519,7 +519,7 @@ def display_columns(
         "last_policy_request": minutes_text(devices["LastPolicyRequest"], positions),
         "severity": column_labels(devices["severity"], positions, text_of),
         "attention": _unique_mapped(
-            devices["attention"].to_numpy()[positions],
+            devices["attention"].iloc[positions].to_numpy(),
             lambda m: ", ".join(rule_ids(int(m or 0))),
         ),
     }
