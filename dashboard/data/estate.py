@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from ..model import intune_list
 from ..model.attention import Thresholds
 from ..model.device_query import sort_key, text_rank
 from ..model.intune import intune_only_rows
@@ -159,6 +160,20 @@ class Estate:
         if order is None:
             order = self._orders[key] = sort_key(
                 self.devices, column, descending, names=self.ranked_names()
+            )
+        return order
+
+    def intune_only_order(self, column: str, descending: bool = False) -> np.ndarray:
+        """The Intune-only records (rows of Intune's frame) in the order of a sortable column
+        of their list, computed once per estate; empty without an Intune source."""
+        if self.intune is None:
+            return np.zeros(0, dtype=np.int64)
+        key = f"intune-only:{column}:{'desc' if descending else 'asc'}"
+        order = self._orders.get(key)
+        if order is None:
+            rows = np.asarray(self.intune_only, dtype=np.int64)
+            order = self._orders[key] = intune_list.sort_order(
+                self.intune.frame, rows, column, descending
             )
         return order
 

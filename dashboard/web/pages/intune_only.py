@@ -8,8 +8,6 @@ infinite row model: the server sorts and slices, the browser holds one block at 
 
 from __future__ import annotations
 
-import threading
-
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -34,31 +32,6 @@ COLUMNS = [
 ]
 
 
-class _Cache:
-    """The Intune-only rows' sort orders for the current estate (one estate kept:
-    a refresh replaces the estate object, and the next request recomputes)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._estate = None
-        self._items: dict = {}
-
-    def get(self, estate, key, compute):
-        with self._lock:
-            if self._estate is not estate:
-                self._estate, self._items = estate, {}
-            if key in self._items:
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            if self._estate is estate:
-                self._items[key] = value
-        return value
-
-
-_CACHE = _Cache()
-
-
 def intune_only_rows(estate) -> np.ndarray | None:
     """Rows of the Intune frame that are Intune-only; None without an Intune source."""
     if estate is None or estate.intune is None:
@@ -67,17 +40,14 @@ def intune_only_rows(estate) -> np.ndarray | None:
 
 
 def ordered_rows(estate, column: str, descending: bool) -> np.ndarray | None:
-    """The Intune-only rows in a grid column's order (unknown columns: by name)."""
-    rows = intune_only_rows(estate)
-    if rows is None:
+    """The Intune-only rows in a grid column's order (unknown columns: by name); None
+    without an Intune source."""
+    if estate is None or estate.intune is None:
         return None
     if column not in intune_list.SORTABLE:
         column, descending = intune_list.DEFAULT_SORT
-    return _CACHE.get(
-        estate,
-        ("order", column, descending),
-        lambda: intune_list.sort_order(estate.intune.frame, rows, column, descending),
-    )
+    order: np.ndarray = estate.intune_only_order(column, descending)
+    return order
 
 
 def count_text(count: int) -> str:
