@@ -38,7 +38,7 @@ POLL_BUSY_MS = 2_000  # while a refresh runs (or was just requested)
 PENDING_SECONDS = 120  # after "Refresh now", poll fast until the store reacts, at most this
 
 # The router's registry, in navbar order. The lead adds pages here.
-# report and intune_only: not in the navbar (the overview's Intune tile links to the latter)
+# report: not in the navbar; intune_only: there only with an Intune source (``nav_pages``)
 PAGES = [overview, trends, devices, device, report_page, intune_only]
 
 
@@ -230,6 +230,12 @@ def data_alerts(store: EstateStore) -> list:
 NAV_PAGES = [page for page in PAGES if getattr(page, "NAV_LABEL", None)]
 
 
+def nav_pages(settings: Settings) -> list:
+    """The navbar's pages for these settings (the Intune-only list with an Intune source)."""
+    intune = settings.intune is not None
+    return [p for p in NAV_PAGES if intune or not getattr(p, "NAV_NEEDS_INTUNE", False)]
+
+
 def nav_id(page) -> str:
     return "nav-" + (page.PATH.strip("/") or "overview")
 
@@ -246,7 +252,13 @@ def nav_links(
         query = parse_query(first(query, "list") or "")
     site, collection, _notes = scope_from_query(store, settings, query)
     scope = query_string([("site", site or ""), ("collection", collection or "")])
-    return [(page.PATH + (f"?{scope}" if scope else ""), path == page.PATH) for page in NAV_PAGES]
+    return [
+        (
+            page.PATH + (f"?{scope}" if scope and getattr(page, "NAV_SCOPED", True) else ""),
+            path == page.PATH,
+        )
+        for page in nav_pages(settings)
+    ]
 
 
 def old_data_warning(store: EstateStore, now: datetime | None = None) -> str | None:
@@ -268,7 +280,7 @@ def old_data_warning(store: EstateStore, now: datetime | None = None) -> str | N
 def navbar(settings: Settings):
     links = [
         dbc.NavItem(dbc.NavLink(page.NAV_LABEL, href=page.PATH, id=nav_id(page)))
-        for page in NAV_PAGES
+        for page in nav_pages(settings)
     ]
     brand = TITLE + (f" · {settings.organisation}" if settings.organisation else "")
     return dbc.Navbar(
@@ -627,7 +639,11 @@ def create_app(settings: Settings, store: EstateStore | None = None) -> dash.Das
         return route(store, settings, pathname, search), key
 
     @app.callback(
-        *[Output(nav_id(page), prop) for page in NAV_PAGES for prop in ("href", "active")],
+        *[
+            Output(nav_id(page), prop)
+            for page in nav_pages(settings)
+            for prop in ("href", "active")
+        ],
         Input("url", "pathname"),
         Input("url", "search"),
     )

@@ -201,6 +201,7 @@ def test_ux03_navbar_links_keep_site_and_collection(page, sample_server):
     assert nav_href(page, "Trends") == f"/trends?{scope}"
     assert nav_href(page, "Devices") == f"/devices?{scope}"
     assert nav_href(page, "Overview") == f"/?{scope}"
+    assert nav_href(page, "Intune only") == "/intune-only"  # the whole Intune source: no scope
 
     page.locator("nav .nav-link", has_text="Devices").click()
     page.wait_for_url(f"**/devices?{scope}")

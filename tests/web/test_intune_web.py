@@ -19,9 +19,10 @@ from dashboard.model.device_query import (
 )
 from dashboard.model.intune import reconcile
 from dashboard.model.intune_list import display_frame, export_chunks, sort_order
+from dashboard.web import app as web_app
 from dashboard.web import chart_tables, intune_tiles, intune_trends
 from dashboard.web.links import devices_url, devices_url_from_fragment, parse_query
-from dashboard.web.pages import trends
+from dashboard.web.pages import intune_only, trends
 from tests.factories import AS_OF, classified
 from tests.model.test_intune import GUID, OTHER, intune
 
@@ -386,3 +387,17 @@ def test_without_intune_the_pages_add_nothing(factory_store, factory_settings):
         intune_only.layout(factory_store, factory_settings, "/intune-only", {})
     )
     assert "intune" not in factory_store.summary()
+
+
+def test_the_intune_only_list_is_in_the_navbar_with_an_intune_source(
+    sample_store, sample_settings, factory_store, factory_settings
+):
+    assert sample_settings.intune is not None and factory_settings.intune is None
+    with_source = web_app.nav_links(sample_store, sample_settings, "/intune-only", "?site=PS1")
+    assert [page.NAV_LABEL for page in web_app.nav_pages(sample_settings)][-1] == "Intune only"
+    # the list is the whole Intune source: its link carries no site or collection
+    assert with_source[-1] == (intune_only.PATH, True)
+    assert all(href.endswith("site=PS1") for href, _active in with_source[:-1])
+    assert intune_only not in web_app.nav_pages(factory_settings)
+    links = web_app.nav_links(factory_store, factory_settings, "/", "")
+    assert len(links) == len(web_app.nav_pages(factory_settings)) == 3

@@ -6,7 +6,9 @@ A page module exposes:
     The path it serves (``"/devices"``). A page whose paths vary instead defines
     ``matches(pathname: str) -> bool`` (for example ``/device/<site>/<resource_id>``).
 ``NAV_LABEL`` (optional)
-    When set, the navbar shows a link to ``PATH`` with this label, in ``PAGES`` order.
+    When set, the navbar shows a link to ``PATH`` with this label, in ``PAGES`` order; the
+    link carries the site and collection in view unless ``NAV_SCOPED = False``, and shows
+    only with an Intune source when ``NAV_NEEDS_INTUNE = True``.
 ``layout(store, settings, pathname, query) -> component``
     Builds the page from the store's *current* estate (``store.estate``,
     ``store.summary(site, collection)``); never reads a file or a database. ``query`` is

@@ -17,6 +17,9 @@ from ...model import intune_list
 from .devices import MAX_BLOCK, PAGE_SIZE, grid_request, paged_grid_options
 
 PATH = "/intune-only"
+NAV_LABEL = "Intune only"
+NAV_SCOPED = False  # the list is the whole Intune source: no site or collection applies
+NAV_NEEDS_INTUNE = True
 EXPORT_PATH = "/export/intune-only.csv"
 
 COLUMNS = [
