@@ -15,3 +15,8 @@ def one_line(error: BaseException | str, limit: int = 300) -> str:
 def pct(part: int, whole: int) -> str:
     """``part`` as a percentage of ``whole`` (``"12.5 %"``), ``"-"`` when there is no whole."""
     return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def change_text(delta: int | None) -> str:
+    """``+12`` or ``-3``; blank without a figure to compare with."""
+    return "" if delta is None else f"{delta:+,}"

@@ -6,6 +6,7 @@ how to install one. The SMTP server is aiosmtpd on loopback, started by the test
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import smtplib
@@ -22,11 +23,12 @@ from dashboard.data.history import open_history, snapshot_day
 from dashboard.model.trends import metrics_from_summary
 from dashboard.report import ReportError
 from dashboard.report import capture as browser_module
-from dashboard.report.figures import parse_week, week_of, weekly_figures
+from dashboard.report.figures import parse_week, plain_text, week_of, weekly_figures
 from dashboard.service.store import EstateStore
 from dashboard.settings import SAMPLE_CONFIG, SettingsError, load_settings, settings_from_dict
+from dashboard.web.pages import report as report_page
 from tests.factories import loaded_store
-from tests.helpers import free_port, run_cli
+from tests.helpers import by_id, free_port, run_cli, walk
 from tests.web.estate_factory import HTML_DETAIL, write_estate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,9 +173,9 @@ def test_html_summary_has_the_summary_figures_and_no_script(sample_report):
     expected.update({f"os_releases/{k}": v for k, v in summary["os_releases"].items()})
     shown = {key: number(value) for key, value in cells.metrics.items()}
     for key, value in expected.items():
-        if key.startswith(("readiness/", "attention/", "intune.")):
-            # not in `summary`'s table; attention: the top rules only; the Intune counts are
-            # on the overview, not in the report
+        if key.startswith(("readiness/", "attention/")) or key == "intune.matched":
+            # not in `summary`'s table; attention: the top rules only; the matched count is
+            # the overview's
             continue
         assert shown.get(key) == value, key
     for key, value in shown.items():  # zeros are shown too, and every shown number is right
@@ -294,6 +296,32 @@ def test_weeks_without_data_are_refused(sample_store):
         weekly_figures(store, settings, "2099-W01")
     with pytest.raises(ReportError, match="no snapshot in 2001-W01"):
         weekly_figures(store, settings, "2001-W01")
+
+
+def test_the_intune_side_is_reported_with_its_week_over_week_change(sample_store):
+    settings, store = sample_store
+    figures = weekly_figures(store, settings)
+    intune = store.summary()["intune"]
+    then = store.past_summary(store.week_ago())["intune"]
+    shown = {row["id"]: row for row in figures["intune"]["reconciliation"]}
+    for state, count in intune["reconciliation"].items():
+        assert shown[state]["count"] == count
+        assert shown[state]["delta"] == count - then["reconciliation"][state]
+    assert shown["intune-only"]["count"] == intune["intune_only"]
+    compliance = {row["id"]: row["count"] for row in figures["intune"]["compliance"]}
+    assert compliance == intune["compliance"]
+    assert figures["intune"]["authority_mismatch"]["count"] == intune["authority_mismatch"]
+    text = plain_text(figures)
+    assert "ConfigMgr and Intune" in text and f"{intune['reconciliation']['agree']:,}" in text
+    page = report_page.build(store, settings, None, None, None)
+    assert by_id(page, "rpt-intune") is not None and by_id(page, "rpt-compliance") is not None
+    # without an Intune source: no Intune figures and no section
+    plain = dataclasses.replace(settings, intune=None)
+    without = loaded_store(plain)
+    assert weekly_figures(without, plain)["intune"] is None
+    assert "rpt-sec-intune" not in {
+        getattr(c, "id", None) for c in walk(report_page.build(without, plain, None, None, None))
+    }
 
 
 def test_without_history_only_the_current_week_is_reported():

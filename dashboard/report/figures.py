@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.history import HistoryStore
+from ..intune_labels import COMPLIANCE_LABELS, INTUNE_ONLY_LABEL, INTUNE_STATE_LABELS
 from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LABELS
 from ..model.attention import RULES, SEVERITY_RANK
 from ..model.errors import describe
+from ..model.intune import RECONCILIATION_STATES
 from ..model.kpis import BY_ID, kpi_values
 from ..model.summary_types import ErrorRow, PastIntune, PastSummary, SourceRow, Summary
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
@@ -89,6 +91,20 @@ class AttentionRow(TypedDict):
     count: int
     explanation: str
     fix: str
+
+
+class IntuneRow(TypedDict):
+    id: str  # a reconciliation or compliance state, "intune-only" or "authority-mismatch"
+    metric: str  # the history's metric name (model.trends)
+    label: str
+    count: int
+    delta: int | None  # against the week-ago day, when that day had an Intune source
+
+
+class IntuneFiguresRow(TypedDict):
+    reconciliation: list[IntuneRow]
+    compliance: list[IntuneRow]
+    authority_mismatch: IntuneRow
 
 
 class KpiRow(TypedDict):
@@ -212,6 +228,65 @@ def _attention_rows(summary: Summary | HistorySummary) -> list[AttentionRow]:
     rows = [row for row in rows if row["count"]]
     rows.sort(key=lambda row: (-row["count"], -SEVERITY_RANK[row["severity"]], row["id"]))
     return rows
+
+
+def _intune_rows(
+    summary: Summary | HistorySummary,
+    previous: PastSummary | HistorySummary | None,
+) -> IntuneFiguresRow | None:
+    """The scope's ConfigMgr records against Intune's (docs/definitions.md §8) and the
+    compliance of its co-managed devices, each with its change since the week-ago day; None
+    without an Intune source."""
+    intune = summary.get("intune")
+    if not intune:
+        return None
+    past = previous.get("intune") if previous is not None else None
+
+    def row(key: str, metric: str, label: str, now: int, before: int | None) -> IntuneRow:
+        delta = None if before is None else int(now) - int(before)
+        return {"id": key, "metric": metric, "label": label, "count": int(now), "delta": delta}
+
+    reconciliation = [
+        row(
+            state,
+            f"intune.reconciliation.{state}",
+            INTUNE_STATE_LABELS[state],
+            intune["reconciliation"].get(state, 0),
+            None if past is None else past["reconciliation"].get(state, 0),
+        )
+        for state in RECONCILIATION_STATES
+    ]
+    reconciliation.append(
+        row(
+            "intune-only",
+            "intune.intune_only",
+            INTUNE_ONLY_LABEL,
+            intune["intune_only"],
+            None if past is None else past["intune_only"],
+        )
+    )
+    compliance = [
+        row(
+            state,
+            f"intune.compliance.{state}",
+            label,
+            intune["compliance"].get(state, 0),
+            None if past is None else past["compliance"].get(state, 0),
+        )
+        for state, label in COMPLIANCE_LABELS.items()
+    ]
+    mismatch = row(
+        "authority-mismatch",
+        "intune.authority_mismatch",
+        "Compliance authority mismatch",
+        intune["authority_mismatch"],
+        None if past is None else past["authority_mismatch"],
+    )
+    return {
+        "reconciliation": reconciliation,
+        "compliance": compliance,
+        "authority_mismatch": mismatch,
+    }
 
 
 def _past_summary(
@@ -417,6 +492,7 @@ def weekly_figures(
             ],
         },
         "attention": _attention_rows(summary),
+        "intune": _intune_rows(summary, previous),
         "errors": errors,
         "errors_total": sum(row["count"] for row in errors),
         "errors_unavailable": errors_unavailable,
@@ -447,6 +523,14 @@ def delta_text(row: dict) -> str:
     delta = row["delta"]
     since = day_text(date.fromisoformat(row["since"]))
     return f"no change since {since}" if delta == 0 else f"{delta:+,} since {since}"
+
+
+def _intune_lines(rows: list[IntuneRow]) -> list[str]:
+    return [
+        f"  {row['label']:<30} {row['count']:>10,}"
+        + ("" if row["delta"] is None else f"  ({row['delta']:+,} in a week)")
+        for row in rows
+    ]
 
 
 def plain_text(figures: dict) -> str:
@@ -486,6 +570,12 @@ def plain_text(figures: dict) -> str:
             f"  {row['title']:<30} {row['count']:>10,}  {row['severity']}"
             for row in figures["attention"][:TOP_RULES]
         ]
+    intune = figures.get("intune")
+    if intune:
+        lines += ["", "ConfigMgr and Intune"]
+        lines += _intune_lines([*intune["reconciliation"], intune["authority_mismatch"]])
+        lines += ["", "Intune compliance of co-managed devices"]
+        lines += _intune_lines(intune["compliance"])
     if figures["errors"]:
         lines += ["", "Top enrollment errors"]
         lines += [

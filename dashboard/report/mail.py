@@ -34,7 +34,7 @@ from ..labels import (
 from ..model.kpis import BY_METRIC
 from ..model.trends import OS_METRIC
 from ..settings import MailSettings
-from ..text import one_line, pct
+from ..text import change_text, one_line, pct
 from . import ReportError
 from .figures import TOP_RULES, day_text, time_text
 
@@ -270,6 +270,32 @@ def _errors(figures: dict) -> str:
     )
 
 
+def _intune(figures: dict) -> list[str]:
+    """The ConfigMgr-and-Intune tables (nothing without an Intune source)."""
+    intune = figures.get("intune")
+    if not intune:
+        return []
+
+    def rows(items: list[dict]) -> list[str]:
+        return [
+            f'<tr><td style="{TD}">{e(row["label"])}</td>'
+            f'<td style="{NUM}" data-metric="{e(row["metric"])}">{row["count"]:,}</td>'
+            f'<td style="{NUM}color:{MUTED};">{e(change_text(row["delta"]))}</td></tr>'
+            for row in items
+        ]
+
+    head = [("Devices", True), ("Change in a week", True)]
+    return [
+        _heading("ConfigMgr and Intune"),
+        _table(
+            [("ConfigMgr record against Intune's", False), *head],
+            rows([*intune["reconciliation"], intune["authority_mismatch"]]),
+        ),
+        _heading("Intune compliance of co-managed devices"),
+        _table([("Compliance", False), *head], rows(intune["compliance"])),
+    ]
+
+
 def summary_html(figures: dict) -> str:
     """The e-mail body for a report's figures (a whole HTML document)."""
     summary = figures["summary"]
@@ -316,6 +342,7 @@ def summary_html(figures: dict) -> str:
         ),
         _heading("Workload transition (co-managed devices)"),
         _workloads(summary),
+        *_intune(figures),
         _heading("Top attention rules"),
         _attention(figures),
         _heading("Enrollment errors"),

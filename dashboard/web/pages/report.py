@@ -27,6 +27,7 @@ from ... import __version__
 from ...model.kpis import BY_ID
 from ...model.trends import trend_series
 from ...report import figures as weekly
+from ...text import change_text
 from .. import figures as charts
 from .. import trend_figures
 from ..links import attention_url, first
@@ -333,6 +334,64 @@ def _attention_table(figures: dict):
     return html.Table([head, html.Tbody(body)], className="rpt-table", id="rpt-attention")
 
 
+def _intune_table(table_id: str, caption: str, rows: list[dict], since: str | None):
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th(caption),
+                html.Th("Devices", className="text-end"),
+                html.Th(
+                    "Change in a week" if since else "Change",
+                    className="text-end",
+                    title=f"Since {since}" if since else "No week-ago day with Intune figures",
+                ),
+            ]
+        )
+    )
+    body = [
+        html.Tr(
+            [
+                html.Td(row["label"]),
+                html.Td(
+                    f"{row['count']:,}", className="text-end rpt-num", **{"data-id": row["id"]}
+                ),
+                html.Td(change_text(row["delta"]), className="text-end rpt-num"),
+            ]
+        )
+        for row in rows
+    ]
+    return html.Table([head, html.Tbody(body)], className="rpt-table", id=table_id)
+
+
+def _intune(figures: dict) -> list:
+    """The ConfigMgr-and-Intune tables, or nothing without an Intune source."""
+    intune = figures.get("intune")
+    if not intune:
+        return []
+    since = figures["reference_day"]
+    has_change = any(row["delta"] is not None for row in intune["reconciliation"])
+    since = since if has_change else None
+    return [
+        html.Div(
+            [
+                _intune_table(
+                    "rpt-intune",
+                    "ConfigMgr record against Intune's",
+                    [*intune["reconciliation"], intune["authority_mismatch"]],
+                    since,
+                ),
+                _intune_table(
+                    "rpt-compliance",
+                    "Intune compliance (co-managed devices)",
+                    intune["compliance"],
+                    since,
+                ),
+            ],
+            className="rpt-intune",
+        )
+    ]
+
+
 def _errors_table(figures: dict):
     rows = figures["errors"][: weekly.TOP_ERRORS]
     if figures.get("errors_unavailable"):
@@ -461,6 +520,15 @@ def build(
                 else "Co-management on " + weekly.day_text(date.fromisoformat(figures["day"])),
                 overview,
             ),
+            _section(
+                "rpt-sec-intune",
+                "ConfigMgr and Intune",
+                _intune(figures),
+                note="Each ConfigMgr record against Intune's record of it, and the compliance "
+                "Intune reports for co-managed devices",
+            )
+            if figures.get("intune")
+            else None,
             _section("rpt-sec-trends", "Trends", trends, note=trend_note),
             _section(
                 "rpt-sec-attention",
