@@ -23,6 +23,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from ..data.history import open_history
+from ..model.device_query import FilterTooLarge
 from ..service.store import EstateStore
 from ..settings import Settings
 from . import auth, export, gate, intune_tiles, security
@@ -307,7 +308,10 @@ def shell(store: EstateStore, settings: Settings, location: tuple[str, str] | No
     new children (each of which it announces to every mounted component: quadratic, about
     0.8 s for the overview's thousand components in Chromium on this machine's 2 cores).
     """
-    page = route(store, settings, *location) if location else None
+    try:
+        page = route(store, settings, *location) if location else None
+    except (gate.BadInput, FilterTooLarge):  # the router answers it: 400 with the reason,
+        location, page = None, None  # under the header, not a layout that fails to load
     return html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),

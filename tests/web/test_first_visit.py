@@ -105,6 +105,10 @@ def test_the_layout_comes_with_the_page_it_was_asked_from(factory_store, factory
     # no Referer, another host's, or not a page's: the router callback draws the page
     for referer in (None, "http://evil.example/?site=PS2", "about:blank"):
         assert "overview" not in layout_ids(client, referer), referer
+    # a URL the pages refuse (too many filter values): the layout still loads, without the
+    # page, and the router says why (400), as for any navigation
+    crowded = "http://localhost/devices?" + "&".join(f"error=0x{i:08X}" for i in range(600))
+    assert "devices-grid" not in layout_ids(client, crowded)
     layout = client.get(
         "/_dash-layout", headers={"Referer": "http://localhost/?site=PS2"}
     ).get_json()
