@@ -302,6 +302,7 @@ def run(devices: int, repeat: int, with_sqlite: bool, sources_only: bool = False
 
         def overview(scope=scope):
             store._cache.clear()  # no cached summary: the server's full work
+            store._drawn.clear()  # nor the page drawn for this scope (EstateStore.memo)
             return overview_page.render(store, settings, None, scope)
 
         seconds, _ = median_time(overview, 5)
