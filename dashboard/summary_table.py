@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .intune_labels import COMPLIANCE_LABELS
+from .intune_labels import COMPLIANCE_LABELS, INTUNE_ONLY_LABEL, INTUNE_STATE_LABELS
 from .labels import (
     AUTHORITY_LABELS,
     FUNNEL_LABELS,
@@ -115,16 +115,6 @@ def format_table(summary: dict, settings: Settings) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-RECONCILIATION_LABELS = {
-    "agree": "Agree (co-managed on both sides)",
-    "missing": "Missing in Intune",
-    "stale": "Intune record stale",
-    "not-comanaged-in-intune": "Not co-managed in Intune",
-    "intune-ahead": "Intune ahead of ConfigMgr",
-}
-COMPLIANCE_TABLE_LABELS = {**COMPLIANCE_LABELS, "no_record": "No current Intune record"}
-
-
 def _intune_sections(intune: dict, comanaged: int) -> list[str]:
     """The ``intune`` object: the source, the reconciliation and the compliance counts."""
     matched = intune["matched"]
@@ -139,13 +129,13 @@ def _intune_sections(intune: dict, comanaged: int) -> list[str]:
     claimed = sum(reconciliation.values()) - reconciliation["intune-ahead"]
     lines += _section(
         "ConfigMgr and Intune (% of records claiming enrollment)",
-        [(RECONCILIATION_LABELS[k], v) for k, v in reconciliation.items()]
-        + [("Intune only (no ConfigMgr record)", intune["intune_only"])],
+        [(INTUNE_STATE_LABELS[k], v) for k, v in reconciliation.items()]
+        + [(INTUNE_ONLY_LABEL, intune["intune_only"])],
         claimed,
     )
     lines += _section(
         "Intune compliance (% of co-managed)",
-        [(COMPLIANCE_TABLE_LABELS[k], v) for k, v in intune["compliance"].items()]
+        [(COMPLIANCE_LABELS[k], v) for k, v in intune["compliance"].items()]
         + [("Compliance authority mismatch", intune["authority_mismatch"])],
         comanaged,
     )
