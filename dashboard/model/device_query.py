@@ -409,7 +409,7 @@ RANKS = {
 }
 
 
-def _mapped(values: pd.Series, function: Callable[[Any], object]) -> np.ndarray:
+def _mapped(values: pd.Series | np.ndarray, function: Callable[[Any], object]) -> np.ndarray:
     """Apply ``function`` once per distinct value (NA included) and spread the result."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     lookup = np.array([function(u) for u in uniques] + [function(None)], dtype=object)
@@ -445,32 +445,29 @@ def column_labels(
     return labels
 
 
-def _unique_mapped(keys: np.ndarray, function: Callable[[Any], object]) -> np.ndarray:
-    """``function`` once per distinct key, spread over the keys (numpy only)."""
-    distinct, inverse = np.unique(keys, return_inverse=True)
-    mapped: np.ndarray = np.array([function(key) for key in distinct.tolist()], dtype=object)
-    return mapped[inverse]
-
-
-def _error_descriptions(devices: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
-    """Each error's description, which depends on the code and on the detail ConfigMgr
-    recorded with it (``describe``): once per distinct pair on the page."""
-    codes = column_labels(devices["error_code"], positions, lambda code: code)
+def _error_columns(devices: pd.DataFrame, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """The error code, its description (which depends on the detail ConfigMgr recorded with
+    it) and its fix, by column name: ``describe`` once per distinct code or pair on the page."""
+    codes = column_labels(devices["error_code"], positions, lambda code: code).tolist()
     details = column_labels(
         devices["EnrollmentErrorDetail"], positions, lambda d: "" if d is None else d
-    )
-    pairs = [(code, detail) for code, detail in zip(codes.tolist(), details.tolist(), strict=True)]
-    lookup = {pair: "" if pair[0] is None else describe(*pair).description for pair in set(pairs)}
-    return np.array([lookup[pair] for pair in pairs], dtype=object)
+    ).tolist()
+    pairs = list(zip(codes, details, strict=True))
+    described = {pair: describe(*pair).description for pair in set(pairs) if pair[0] is not None}
+    fixes = {code: describe(code).fix for code in set(codes) if code is not None}
+    return {
+        "error_code": np.array([code or "" for code in codes], dtype=object),
+        "error": np.array([described.get(pair, "") for pair in pairs], dtype=object),
+        "error_fix": np.array([fixes.get(code, "") for code in codes], dtype=object),
+    }
 
 
 def minutes_text(values: pd.Series, positions: np.ndarray) -> np.ndarray:
     """``2026-11-20 07:00`` for each timestamp at ``positions``, blank when there is none."""
-    stamps = values.iloc[positions].to_numpy()
+    part = values.iloc[positions]
+    stamps = part.to_numpy()
     if not np.issubdtype(stamps.dtype, np.datetime64):  # time-zone aware: pandas formats it
-        text: np.ndarray = (
-            values.iloc[positions].dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy()
-        )
+        text: np.ndarray = part.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy()
         return text
     return np.array(
         [
@@ -508,17 +505,13 @@ def display_columns(
         "reason": column_labels(
             devices["reason"], positions, lambda r: REASON_LABELS.get(r, "") if r else ""
         ),
-        "error_code": column_labels(devices["error_code"], positions, lambda c: c or ""),
-        "error": _error_descriptions(devices, positions),
-        "error_fix": column_labels(
-            devices["error_code"], positions, lambda c: "" if c is None else describe(c).fix
-        ),
+        **_error_columns(devices, positions),
         "client_active": np.where(np.isnan(active), "", np.where(active == 1, "yes", "no")).astype(
             object
         ),
         "last_policy_request": minutes_text(devices["LastPolicyRequest"], positions),
         "severity": column_labels(devices["severity"], positions, text_of),
-        "attention": _unique_mapped(
+        "attention": _mapped(
             devices["attention"].iloc[positions].to_numpy(),
             lambda m: ", ".join(rule_ids(int(m or 0))),
         ),

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .summary_types import IntuneSummary
+from .summary_types import IntuneSummary, PastIntune
 
 RECONCILIATION_STATES = ("agree", "missing", "stale", "not-comanaged-in-intune", "intune-ahead")
 MATCH_KINDS = ("id", "name")
@@ -388,8 +388,9 @@ def intune_summary(
     }
 
 
-def intune_metrics(intune: IntuneSummary) -> dict[str, int]:
-    """The summary's ``intune`` object as history metrics (names in ``METRICS``)."""
+def intune_metrics(intune: IntuneSummary | PastIntune) -> dict[str, int]:
+    """The summary's ``intune`` object (or a stored day's) as history metrics (names in
+    ``METRICS``)."""
     out = {f"intune.reconciliation.{k}": v for k, v in intune["reconciliation"].items()}
     out |= {f"intune.compliance.{k}": v for k, v in intune["compliance"].items()}
     out["intune.intune_only"] = intune["intune_only"]

@@ -31,16 +31,16 @@ import pandas as pd
 from ..data.history import HistoryStore
 from ..intune_labels import COMPLIANCE_LABELS, INTUNE_ONLY_LABEL, INTUNE_STATE_LABELS
 from ..labels import AUTHORITY_LABELS, FUNNEL_LABELS, REASON_LABELS, WORKLOAD_LABELS
-from ..model.attention import RULES, SEVERITY_RANK
+from ..model.attention import RULES, RULES_BY_ID, SEVERITY_RANK
 from ..model.errors import describe
-from ..model.intune import RECONCILIATION_STATES
+from ..model.intune import RECONCILIATION_STATES, intune_metrics
 from ..model.kpis import BY_ID, kpi_values
 from ..model.summary_types import ErrorRow, PastIntune, PastSummary, SourceRow, Summary
 from ..model.trends import CHANGE_KINDS, CHANGE_LABELS, summary_from_metrics
 from ..model.trends import changes as trend_changes
 from ..service.store import EstateStore
 from ..settings import Settings
-from ..text import pct
+from ..text import change_text, pct
 from ..web.week_changes import change_counts
 from . import ReportError
 
@@ -241,51 +241,30 @@ def _intune_rows(
     if not intune:
         return None
     past = previous.get("intune") if previous is not None else None
+    now = intune_metrics(intune)
+    then = intune_metrics(past) if past is not None else None
 
-    def row(key: str, metric: str, label: str, now: int, before: int | None) -> IntuneRow:
-        delta = None if before is None else int(now) - int(before)
-        return {"id": key, "metric": metric, "label": label, "count": int(now), "delta": delta}
+    def row(key: str, metric: str, label: str) -> IntuneRow:
+        count = int(now.get(metric, 0))
+        delta = None if then is None else count - int(then.get(metric, 0))
+        return {"id": key, "metric": metric, "label": label, "count": count, "delta": delta}
 
     reconciliation = [
-        row(
-            state,
-            f"intune.reconciliation.{state}",
-            INTUNE_STATE_LABELS[state],
-            intune["reconciliation"].get(state, 0),
-            None if past is None else past["reconciliation"].get(state, 0),
-        )
+        row(state, f"intune.reconciliation.{state}", INTUNE_STATE_LABELS[state])
         for state in RECONCILIATION_STATES
     ]
-    reconciliation.append(
-        row(
-            "intune-only",
-            "intune.intune_only",
-            INTUNE_ONLY_LABEL,
-            intune["intune_only"],
-            None if past is None else past["intune_only"],
-        )
-    )
-    compliance = [
-        row(
-            state,
-            f"intune.compliance.{state}",
-            label,
-            intune["compliance"].get(state, 0),
-            None if past is None else past["compliance"].get(state, 0),
-        )
-        for state, label in COMPLIANCE_LABELS.items()
-    ]
-    mismatch = row(
-        "authority-mismatch",
-        "intune.authority_mismatch",
-        "Compliance authority mismatch",
-        intune["authority_mismatch"],
-        None if past is None else past["authority_mismatch"],
-    )
+    reconciliation.append(row("intune-only", "intune.intune_only", INTUNE_ONLY_LABEL))
     return {
         "reconciliation": reconciliation,
-        "compliance": compliance,
-        "authority_mismatch": mismatch,
+        "compliance": [
+            row(state, f"intune.compliance.{state}", label)
+            for state, label in COMPLIANCE_LABELS.items()
+        ],
+        "authority_mismatch": row(
+            "authority-mismatch",
+            "intune.authority_mismatch",
+            RULES_BY_ID["authority-mismatch"].title,
+        ),
     }
 
 
@@ -528,7 +507,7 @@ def delta_text(row: dict) -> str:
 def _intune_lines(rows: list[IntuneRow]) -> list[str]:
     return [
         f"  {row['label']:<30} {row['count']:>10,}"
-        + ("" if row["delta"] is None else f"  ({row['delta']:+,} in a week)")
+        + ("" if row["delta"] is None else f"  ({change_text(row['delta'])} in a week)")
         for row in rows
     ]
 

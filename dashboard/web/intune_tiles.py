@@ -22,7 +22,7 @@ from ..intune_labels import (
 )
 from ..model.device_query import COMPLIANCE_STATES, INTUNE_STATES
 from . import chart_tables, figures
-from .encode_once import encoded_once
+from .encode_once import drawn_once
 from .links import devices_url, devices_url_from_fragment, filter_fragment
 from .scope import checked_filters
 
@@ -308,9 +308,8 @@ def render(store, settings, site, collection) -> tuple:
     """(tile, source line, donut, donut's alternative) for the overview's filter: the same
     for everyone until the data changes, so drawn once per loaded estate and scope."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
-    return store.memo(
-        ("intune-tiles", site, collection),
-        lambda: encoded_once(_render_scope(store, site, collection)),
+    return drawn_once(
+        store, ("intune-tiles", site, collection), lambda: _render_scope(store, site, collection)
     )
 
 

@@ -18,7 +18,7 @@ from dash import Input, Output, dcc, html
 
 from ..model.kpis import BY_ID, kpi_values
 from ..model.trends import CHANGE_EXPLANATIONS, CHANGE_KINDS, CHANGE_LABELS
-from .encode_once import encoded_once
+from .encode_once import drawn_once
 from .figures import COLORS
 from .links import changes_url
 from .scope import checked_filters
@@ -107,9 +107,10 @@ def changes_panel(store, settings, site, collection):
     """The "What changed" card for a (validated) scope: the same for everyone until the data
     changes, so drawn once per loaded estate and scope."""
     site, collection, _notes = checked_filters(store, settings, site, collection)
-    return store.memo(
+    return drawn_once(
+        store,
         ("changes-panel", site, collection),
-        lambda: encoded_once(_changes_panel(store, settings, site, collection)),
+        lambda: _changes_panel(store, settings, site, collection),
     )
 
 

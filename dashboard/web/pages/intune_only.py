@@ -49,8 +49,7 @@ def ordered_rows(estate, column: str, descending: bool) -> np.ndarray | None:
         return None
     if column not in intune_list.SORTABLE:
         column, descending = intune_list.DEFAULT_SORT
-    order: np.ndarray = estate.intune_only_order(column, descending)
-    return order
+    return estate.intune_only_order(column, descending)
 
 
 def count_text(count: int) -> str:

@@ -22,7 +22,7 @@ from ...model.errors import describe
 from ...model.kpis import KPIS, kpi_values
 from ...service.store import EstateStore
 from .. import chart_tables, figures, intune_tiles, panels, week_changes
-from ..encode_once import encoded_once
+from ..encode_once import drawn_once
 from ..links import (
     devices_url,
     devices_url_from_fragment,
@@ -605,8 +605,10 @@ def render(store: EstateStore, settings, site, collection, opened=()) -> dict:
     # The same for everyone who looks at this scope until the data changes: drawn once per
     # loaded estate (each first visit and each change of filter would draw it again).
     out = dict(
-        store.memo(
-            ("overview", site, collection), lambda: _render_scope(store, settings, site, collection)
+        drawn_once(
+            store,
+            ("overview", site, collection),
+            lambda: _render_scope(store, settings, site, collection),
         )
     )
     for graph_id in opened:
@@ -646,7 +648,7 @@ def _render_scope(store: EstateStore, settings, site, collection) -> dict:
         out[f"{graph_id}-summary"] = chart_tables.chart_summary(fig, GRAPH_TITLES[graph_id])
         out[f"{graph_id}-view"] = not chart_tables.has_table(fig)
         out[f"{graph_id}-view-body"] = chart_tables.loading_body()
-    return {key: encoded_once(value) for key, value in out.items()}
+    return out
 
 
 def open_table(store: EstateStore, settings, graph_id: str, site, collection):
